@@ -11,9 +11,9 @@ import {
   type JumpCondition,
   LDDW_SOURCE_NAMES,
   type LddwSource,
+  lddw,
   type Operand,
   type Register,
-  lddw,
 } from './instruction.js';
 
 const ALU_OPS = new Set(['add', 'sub', 'mul', 'div', 'sdiv', 'or', 'and', 'lsh', 'rsh', 'mod', 'smod', 'xor', 'mov', 'arsh']);
@@ -175,7 +175,9 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
   }
   if (m === 'ja' || m === 'ja32') {
     p.expectOperands(1);
-    return m === 'ja' ? { kind: 'ja', offset: jumpOffset(ops[0]), wide: false } : { kind: 'ja', offset: target(ops[0]), wide: true };
+    return m === 'ja'
+      ? { kind: 'ja', offset: jumpOffset(ops[0]), wide: false }
+      : { kind: 'ja', offset: target(ops[0]), wide: true };
   }
   if (m === 'call') {
     if (ops.length === 1 && ops[0].startsWith('%')) return { kind: 'callx', reg: p.register(ops[0]) };
@@ -193,7 +195,13 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
     if (words.length === 2) {
       const source = LDDW_SOURCES.get(words[0]);
       if (source === undefined) p.fail(`unknown lddw source '${words[0]}'`);
-      return { kind: 'lddw', dst, source, imm: p.imm32(words[1]), nextImm: ops.length === 3 ? p.imm32(ops[2]) : 0 };
+      return {
+        kind: 'lddw',
+        dst,
+        source,
+        imm: p.imm32(words[1]),
+        nextImm: ops.length === 3 ? p.imm32(ops[2]) : 0,
+      };
     }
     if (ops.length !== 2) p.fail('lddw with an immediate takes 2 operands');
     const value = p.integer(ops[1]);
@@ -202,7 +210,8 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
   }
   if (m.startsWith('lock')) {
     const lm = /^lock (fetch )?(\w+?)(32)?$/.exec(m);
-    if (!lm || !ATOMIC_OPS.has(lm[2])) p.fail(ops.length === 0 ? 'Invalid number of operands for lock' : `unknown atomic operation '${m}'`);
+    if (!lm || !ATOMIC_OPS.has(lm[2]))
+      p.fail(ops.length === 0 ? 'Invalid number of operands for lock' : `unknown atomic operation '${m}'`);
     p.expectOperands(2);
     const op = lm[2] as AtomicOp;
     const mem = p.memory(ops[0]);
@@ -221,21 +230,38 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
     p.expectOperands(2);
     if (mm[1] && mm[2] === 'dw') p.fail('there is no sign-extending 64-bit load');
     const mem = p.memory(ops[1]);
-    return { kind: 'load', size: SIZES[mm[2]], signed: mm[1] === 's', dst: p.register(ops[0]), src: mem.reg, offset: mem.offset };
+    return {
+      kind: 'load',
+      size: SIZES[mm[2]],
+      signed: mm[1] === 's',
+      dst: p.register(ops[0]),
+      src: mem.reg,
+      offset: mem.offset,
+    };
   }
   mm = /^(stx?)(b|h|w|dw)$/.exec(m);
   if (mm) {
     p.expectOperands(2);
     const mem = p.memory(ops[0]);
-    const src: Operand =
-      mm[1] === 'stx' ? { kind: 'reg', reg: p.register(ops[1]) } : { kind: 'imm', value: p.imm32(ops[1]) };
-    return { kind: 'store', size: SIZES[mm[2]], dst: mem.reg, offset: mem.offset, src };
+    const src: Operand = mm[1] === 'stx' ? { kind: 'reg', reg: p.register(ops[1]) } : { kind: 'imm', value: p.imm32(ops[1]) };
+    return {
+      kind: 'store',
+      size: SIZES[mm[2]],
+      dst: mem.reg,
+      offset: mem.offset,
+      src,
+    };
   }
   mm = /^(le|be|b?swap)(16|32|64)$/.exec(m);
   if (mm) {
     p.expectOperands(1);
     const order = mm[1] === 'le' ? 'le' : mm[1] === 'be' ? 'be' : 'swap';
-    return { kind: 'endian', order, bits: Number(mm[2]) as 16 | 32 | 64, dst: p.register(ops[0]) };
+    return {
+      kind: 'endian',
+      order,
+      bits: Number(mm[2]) as 16 | 32 | 64,
+      dst: p.register(ops[0]),
+    };
   }
   mm = /^j(\w+?)(32)?$/.exec(m);
   if (mm && JUMP_CONDS.has(mm[1])) {
@@ -252,7 +278,13 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
   mm = /^neg(32|64)?$/.exec(m);
   if (mm) {
     p.expectOperands(1);
-    return { kind: 'alu', width: mm[1] === '32' ? 32 : 64, op: 'neg', dst: p.register(ops[0]), src: { kind: 'imm', value: 0 } };
+    return {
+      kind: 'alu',
+      width: mm[1] === '32' ? 32 : 64,
+      op: 'neg',
+      dst: p.register(ops[0]),
+      src: { kind: 'imm', value: 0 },
+    };
   }
   mm = /^movsx(8|16|32)(32|64)$/.exec(m);
   if (mm) {
@@ -269,7 +301,13 @@ function assembleLine(src: SourceLine, p: LineParser, target: (text: string) => 
   mm = /^([a-z]+?)(32|64)?$/.exec(m);
   if (mm && ALU_OPS.has(mm[1])) {
     p.expectOperands(2);
-    return { kind: 'alu', width: mm[2] === '32' ? 32 : 64, op: mm[1] as AluOp, dst: p.register(ops[0]), src: p.operand(ops[1]) };
+    return {
+      kind: 'alu',
+      width: mm[2] === '32' ? 32 : 64,
+      op: mm[1] as AluOp,
+      dst: p.register(ops[0]),
+      src: p.operand(ops[1]),
+    };
   }
   return p.fail(`unknown mnemonic '${m}'`);
 }

@@ -22,7 +22,6 @@ import {
   CLASS_ALU64,
   CLASS_JMP,
   CLASS_JMP32,
-  CLASS_LD,
   CLASS_LDX,
   CLASS_ST,
   CLASS_STX,
@@ -53,9 +52,7 @@ const ALU_OP_BY_CODE = new Map<number, keyof typeof ALU_CODES>(
 const JMP_OP_BY_CODE = new Map<number, keyof typeof JMP_CODES>(
   Object.entries(JMP_CODES).map(([k, v]) => [v, k as keyof typeof JMP_CODES]),
 );
-const ATOMIC_OP_BY_CODE = new Map<number, AtomicOp>(
-  Object.entries(ATOMIC_CODES).map(([k, v]) => [v, k as AtomicOp]),
-);
+const ATOMIC_OP_BY_CODE = new Map<number, AtomicOp>(Object.entries(ATOMIC_CODES).map(([k, v]) => [v, k as AtomicOp]));
 
 export function readSlot(bytes: Uint8Array, slot: number): RawSlot {
   const view = new DataView(bytes.buffer, bytes.byteOffset + slot * INSTRUCTION_SIZE_BYTES, INSTRUCTION_SIZE_BYTES);
@@ -120,7 +117,13 @@ function decodeLddw(pc: number, raw: RawSlot, next: RawSlot): Instruction {
   if (next.opcode !== 0 || next.dst !== 0 || next.src !== 0 || next.offset !== 0) {
     throw new DecodeError(pc + 1, 'second slot of lddw must have opcode, registers and offset 0');
   }
-  return { kind: 'lddw', dst: register(pc, raw, 'dst'), source: raw.src as LddwSource, imm: raw.imm, nextImm: next.imm };
+  return {
+    kind: 'lddw',
+    dst: register(pc, raw, 'dst'),
+    source: raw.src as LddwSource,
+    imm: raw.imm,
+    nextImm: next.imm,
+  };
 }
 
 /** Decode one slot that is not an lddw. `pc` only labels errors. */
@@ -176,7 +179,15 @@ function decodeAtomic(pc: number, raw: RawSlot, size: AccessSize): Instruction {
   if (op === undefined || ((op === 'xchg' || op === 'cmpxchg') && !fetch)) {
     reject(pc, raw, `unknown atomic operation 0x${(raw.imm >>> 0).toString(16)}`);
   }
-  return { kind: 'atomic', size, op, fetch, dst: register(pc, raw, 'dst'), src: register(pc, raw, 'src'), offset: raw.offset };
+  return {
+    kind: 'atomic',
+    size,
+    op,
+    fetch,
+    dst: register(pc, raw, 'dst'),
+    src: register(pc, raw, 'src'),
+    offset: raw.offset,
+  };
 }
 
 function decodeAlu(pc: number, raw: RawSlot, width: 32 | 64): Instruction {
@@ -195,7 +206,13 @@ function decodeAlu(pc: number, raw: RawSlot, width: 32 | 64): Instruction {
   if (name === 'neg') {
     if (fromReg) reject(pc, raw, 'neg has no register form');
     requireZero(pc, raw, 'src', 'offset', 'imm');
-    return { kind: 'alu', width, op: 'neg', dst, src: { kind: 'imm', value: 0 } };
+    return {
+      kind: 'alu',
+      width,
+      op: 'neg',
+      dst,
+      src: { kind: 'imm', value: 0 },
+    };
   }
   let op: AluOp = name;
   if (raw.offset !== 0) {
@@ -237,7 +254,11 @@ function decodeJump(pc: number, raw: RawSlot, width: 32 | 64): Instruction {
       }
       requireZero(pc, raw, 'dst', 'offset');
       if (raw.src > 2) reject(pc, raw, `unknown call source ${raw.src}`);
-      return { kind: 'call', target: raw.src === 0 ? 'helper' : raw.src === 1 ? 'local' : 'kfunc', imm: raw.imm };
+      return {
+        kind: 'call',
+        target: raw.src === 0 ? 'helper' : raw.src === 1 ? 'local' : 'kfunc',
+        imm: raw.imm,
+      };
     case 'exit':
       if (width === 32 || raw.opcode !== OP_EXIT) reject(pc, raw, 'unknown exit form');
       requireZero(pc, raw, 'dst', 'src', 'offset', 'imm');
@@ -252,7 +273,14 @@ function decodeJump(pc: number, raw: RawSlot, width: 32 | 64): Instruction {
         requireZero(pc, raw, 'src');
         src = { kind: 'imm', value: raw.imm };
       }
-      return { kind: 'jump', width, cond: name as JumpCondition, dst, src, offset: raw.offset };
+      return {
+        kind: 'jump',
+        width,
+        cond: name as JumpCondition,
+        dst,
+        src,
+        offset: raw.offset,
+      };
     }
   }
 }
@@ -315,7 +343,9 @@ export function encodeInstruction(insn: Instruction): RawSlot[] {
     case 'lddw':
       return [slot(OP_LDDW, insn.dst, insn.source, 0, insn.imm), slot(0, 0, 0, 0, insn.nextImm)];
     case 'load':
-      return [slot(CLASS_LDX | (insn.signed ? MODE_MEMSX : MODE_MEM) | SIZE_FIELD[insn.size], insn.dst, insn.src, insn.offset, 0)];
+      return [
+        slot(CLASS_LDX | (insn.signed ? MODE_MEMSX : MODE_MEM) | SIZE_FIELD[insn.size], insn.dst, insn.src, insn.offset, 0),
+      ];
     case 'store': {
       const o = operand(insn.src);
       const cls = insn.src.kind === 'reg' ? CLASS_STX : CLASS_ST;
@@ -339,6 +369,6 @@ export function encodeProgram(program: Program): Uint8Array {
   const slots = program.flatMap(encodeInstruction);
   const bytes = new Uint8Array(slots.length * INSTRUCTION_SIZE_BYTES);
   const view = new DataView(bytes.buffer);
-  slots.forEach((raw, i) => writeSlot(view, i, raw));
+  for (const [i, raw] of slots.entries()) writeSlot(view, i, raw);
   return bytes;
 }

@@ -2,7 +2,7 @@
  * Text form of instructions, in the syntax of the bpf_conformance suite (`mov32 %r0, 1`,
  * `ldxdw %r0, [%r1+8]`, `lock fetch add32 [%r10-4], %r1`). `assemble(disassemble(p))` is `p`.
  */
-import { type Instruction, LDDW_SOURCE_NAMES, type Operand, type Program, lddwValue } from './instruction.js';
+import { type Instruction, LDDW_SOURCE_NAMES, lddwValue, type Operand, type Program } from './instruction.js';
 
 const SIZE_SUFFIX = { 1: 'b', 2: 'h', 4: 'w', 8: 'dw' } as const;
 

@@ -1,6 +1,19 @@
-export * from './instruction.js';
-export * from './opcodes.js';
-export { decodeProgram, decodeInstruction, encodeInstruction, encodeProgram, readSlot, MAX_PROGRAM_SLOTS } from './codec.js';
-export { disassemble, formatInstruction } from './disasm.js';
 export { assemble } from './asm.js';
-export { layoutProgram, branchTarget, fallsThrough, type ProgramLayout, type FunctionRange } from './layout.js';
+export {
+  decodeInstruction,
+  decodeProgram,
+  encodeInstruction,
+  encodeProgram,
+  MAX_PROGRAM_SLOTS,
+  readSlot,
+} from './codec.js';
+export { disassemble, formatInstruction } from './disasm.js';
+export * from './instruction.js';
+export {
+  branchTarget,
+  type FunctionRange,
+  fallsThrough,
+  layoutProgram,
+  type ProgramLayout,
+} from './layout.js';
+export * from './opcodes.js';

@@ -64,7 +64,11 @@ export type EndianInstruction = {
   readonly dst: Register;
 };
 /** Unconditional jump: `ja` (16-bit offset) or, with `wide`, JA32/gotol (32-bit offset in imm). */
-export type JaInstruction = { readonly kind: 'ja'; readonly offset: number; readonly wide: boolean };
+export type JaInstruction = {
+  readonly kind: 'ja';
+  readonly offset: number;
+  readonly wide: boolean;
+};
 export type JumpInstruction = {
   readonly kind: 'jump';
   readonly width: Width;
@@ -74,9 +78,16 @@ export type JumpInstruction = {
   readonly offset: number;
 };
 /** `helper`: imm is a helper id; `local`: target slot = pc + imm + 1; `kfunc`: imm is a BTF id. */
-export type CallInstruction = { readonly kind: 'call'; readonly target: 'helper' | 'local' | 'kfunc'; readonly imm: number };
+export type CallInstruction = {
+  readonly kind: 'call';
+  readonly target: 'helper' | 'local' | 'kfunc';
+  readonly imm: number;
+};
 /** Call through a register (opcode 0x8d, outside the RFC): the register holds a helper id. */
-export type CallxInstruction = { readonly kind: 'callx'; readonly reg: Register };
+export type CallxInstruction = {
+  readonly kind: 'callx';
+  readonly reg: Register;
+};
 export type ExitInstruction = { readonly kind: 'exit' };
 export type LddwInstruction = {
   readonly kind: 'lddw';
@@ -151,7 +162,10 @@ export function lddwValue(insn: LddwInstruction): bigint {
 }
 
 // Small constructors, so tests and generators read like assembly.
-export const imm = (value: number): Operand => ({ kind: 'imm', value: value | 0 });
+export const imm = (value: number): Operand => ({
+  kind: 'imm',
+  value: value | 0,
+});
 export const reg = (r: Register): Operand => ({ kind: 'reg', reg: r });
 export const alu = (width: Width, op: AluOp, dst: Register, src: Operand): AluInstruction => ({
   kind: 'alu',
@@ -169,10 +183,22 @@ export const jump = (width: Width, cond: JumpCondition, dst: Register, src: Oper
   src,
   offset,
 });
-export const ja = (offset: number, wide = false): JaInstruction => ({ kind: 'ja', offset, wide });
+export const ja = (offset: number, wide = false): JaInstruction => ({
+  kind: 'ja',
+  offset,
+  wide,
+});
 export const exit = (): ExitInstruction => ({ kind: 'exit' });
-export const callHelper = (id: number): CallInstruction => ({ kind: 'call', target: 'helper', imm: id });
-export const callLocal = (offset: number): CallInstruction => ({ kind: 'call', target: 'local', imm: offset });
+export const callHelper = (id: number): CallInstruction => ({
+  kind: 'call',
+  target: 'helper',
+  imm: id,
+});
+export const callLocal = (offset: number): CallInstruction => ({
+  kind: 'call',
+  target: 'local',
+  imm: offset,
+});
 export const lddw = (dst: Register, value: bigint): LddwInstruction => ({
   kind: 'lddw',
   dst,

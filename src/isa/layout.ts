@@ -61,7 +61,10 @@ export function layoutProgram(program: Program): ProgramLayout {
     entries.add(t);
   });
   const sorted = [...entries].sort((a, b) => a - b);
-  const functions = sorted.map((entryPc, k) => ({ entryPc, endPc: sorted[k + 1] ?? slotCount }));
+  const functions = sorted.map((entryPc, k) => ({
+    entryPc,
+    endPc: sorted[k + 1] ?? slotCount,
+  }));
 
   for (const fn of functions) {
     for (let pc = fn.entryPc; pc < fn.endPc; pc++) {
@@ -72,7 +75,8 @@ export function layoutProgram(program: Program): ProgramLayout {
         const t = pc + insn.offset + 1;
         if (t < 0 || t >= slotCount) throw new DecodeError(pc, `jump target ${t} is out of range`);
         if (indexAt[t] < 0) throw new DecodeError(pc, `jump target ${t} is the middle of an lddw`);
-        if (t < fn.entryPc || t >= fn.endPc) throw new DecodeError(pc, `jump target ${t} is outside the function at ${fn.entryPc}`);
+        if (t < fn.entryPc || t >= fn.endPc)
+          throw new DecodeError(pc, `jump target ${t} is outside the function at ${fn.entryPc}`);
       }
     }
     const last = program[indexAt[fn.endPc - 1] >= 0 ? indexAt[fn.endPc - 1] : indexAt[fn.endPc - 2]];

@@ -59,15 +59,32 @@ export const JMP_CODES = {
 } as const;
 
 export const ATOMIC_FETCH = 0x01;
-export const ATOMIC_CODES = { add: 0x00, or: 0x40, and: 0x50, xor: 0xa0, xchg: 0xe0, cmpxchg: 0xf0 } as const;
+export const ATOMIC_CODES = {
+  add: 0x00,
+  or: 0x40,
+  and: 0x50,
+  xor: 0xa0,
+  xchg: 0xe0,
+  cmpxchg: 0xf0,
+} as const;
 
 export const OP_LDDW = CLASS_LD | MODE_IMM | SIZE_DW; // 0x18
 export const OP_CALL = CLASS_JMP | JMP_CODES.call; // 0x85
 export const OP_CALLX = CLASS_JMP | JMP_CODES.call | SRC_X; // 0x8d
 export const OP_EXIT = CLASS_JMP | JMP_CODES.exit; // 0x95
 
-export const SIZE_BYTES: Record<number, 1 | 2 | 4 | 8> = { [SIZE_W]: 4, [SIZE_H]: 2, [SIZE_B]: 1, [SIZE_DW]: 8 };
-export const SIZE_FIELD: Record<1 | 2 | 4 | 8, number> = { 1: SIZE_B, 2: SIZE_H, 4: SIZE_W, 8: SIZE_DW };
+export const SIZE_BYTES: Record<number, 1 | 2 | 4 | 8> = {
+  [SIZE_W]: 4,
+  [SIZE_H]: 2,
+  [SIZE_B]: 1,
+  [SIZE_DW]: 8,
+};
+export const SIZE_FIELD: Record<1 | 2 | 4 | 8, number> = {
+  1: SIZE_B,
+  2: SIZE_H,
+  4: SIZE_W,
+  8: SIZE_DW,
+};
 
 /** Four fields of one 8-byte slot as on the wire (little-endian), with `offset` and `imm` signed. */
 export interface RawSlot {

@@ -1,0 +1,61 @@
+/**
+ * The environment the bpf_conformance suite assumes: r1 points to the test memory, r2 holds its
+ * length, and helper 5 ("unwind") returns its argument or, given 0, stops the program with r0 = 0.
+ */
+import { CONFORMANCE_UNWIND_HELPER_ID, DEFAULT_FUEL } from '../abi/limits.js';
+import { UsageError } from '../errors.js';
+import type { Program } from '../isa/index.js';
+import type { Engine, EngineKind, RunResult } from './engine.js';
+import { createSandbox } from './engine.js';
+import { type Helper, helperTable, ProgramStop } from './helpers.js';
+import { Interpreter } from './interpreter.js';
+import { JitEngine } from './jit/engine.js';
+import { regionAddress } from './memory.js';
+
+export const CONFORMANCE_MEMORY_REGION_ID = 2;
+
+export const unwindHelper: Helper = {
+  id: CONFORMANCE_UNWIND_HELPER_ID,
+  name: 'unwind',
+  fn: (r1) => {
+    if (r1 === 0n) throw new ProgramStop(0n);
+    return r1;
+  },
+};
+
+export const conformanceHelpers = helperTable([unwindHelper]);
+
+export interface ConformanceRun extends RunResult {
+  /** The test memory after the run. */
+  readonly memory: Uint8Array;
+}
+
+/** Parse memory given as hex bytes, with or without spaces between them (`"aa bb"`, `"aabb"`). */
+export function parseHexBytes(text: string): Uint8Array {
+  const clean = text.replace(/\s+/g, '');
+  if (!/^([0-9a-fA-F]{2})*$/.test(clean)) throw new UsageError(`not a sequence of hex bytes: '${text.slice(0, 40)}'`);
+  return Uint8Array.from(Buffer.from(clean, 'hex'));
+}
+
+/** Load `program` on `engine` in the conformance environment and run it once over `memory`. */
+export function createConformanceEngine(program: Program, engine: EngineKind, memorySizeBytes: number) {
+  const memory = createSandbox([{ name: 'mem', sizeBytes: memorySizeBytes, writable: true }]);
+  const options = { helpers: conformanceHelpers, memory };
+  const instance: Engine = engine === 'jit' ? new JitEngine(program, options) : new Interpreter(program, options);
+  return { instance, memory };
+}
+
+export function runConformance(
+  program: Program,
+  memoryBytes: Uint8Array,
+  options: { engine: EngineKind; fuel?: number },
+): ConformanceRun {
+  const { instance, memory } = createConformanceEngine(program, options.engine, memoryBytes.length);
+  memory.bytes(CONFORMANCE_MEMORY_REGION_ID).set(memoryBytes);
+  const args = [regionAddress(CONFORMANCE_MEMORY_REGION_ID, 0), BigInt(memoryBytes.length)];
+  const result = instance.run(args, { fuel: options.fuel ?? DEFAULT_FUEL });
+  return {
+    ...result,
+    memory: memory.bytes(CONFORMANCE_MEMORY_REGION_ID).slice(),
+  };
+}

@@ -1,0 +1,696 @@
+/**
+ * Translation of an eBPF program into a WebAssembly module.
+ *
+ * Each eBPF function (the entry and every local-call target) becomes one Wasm function whose
+ * locals are the registers. Control flow is rebuilt as Wasm blocks and loops from the dominator
+ * tree (Ramsey, "Beyond Relooper", 2022); a function whose graph is irreducible falls back to a
+ * loop around a `br_table` dispatch, which handles any graph. Every memory access is checked
+ * against the sandbox's region table, fuel is charged per basic block exactly as the interpreter
+ * does, and nothing the program does can make Wasm trap: failures call the `fault` import, which
+ * throws the same typed error the interpreter would.
+ */
+import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
+import { blockCosts, blockLeaders } from '../blocks.js';
+import { REGION_TABLE_ENTRY_BYTES } from '../memory.js';
+import { analyzeControlFlow } from './cfg.js';
+import { ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
+
+export const FaultKind = { read: 0, write: 1, fuel: 2, callDepth: 3 } as const;
+
+export interface CompileOptions {
+  readonly maxCallDepth: number;
+  readonly memoryPages: number;
+  readonly stackFrameSizeBytes: number;
+}
+
+export interface CompiledProgram {
+  readonly wasm: Uint8Array<ArrayBuffer>;
+  /** Per eBPF function: whether its control flow was structured (true) or dispatched (false). */
+  readonly structured: readonly boolean[];
+}
+
+// Locals: parameters r1-r5 and r10, then r0, r6-r9 and scratch.
+const REG_LOCAL = [6, 0, 1, 2, 3, 4, 7, 8, 9, 10, 5];
+const L_FUEL = 11;
+const L_ADDR = 12;
+const L_TA = 13;
+const L_TB = 14;
+const L_RID = 15;
+const L_ENTRY = 16;
+const L_LABEL = 17;
+const L_T32 = 18;
+const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32, I32];
+const REGION_ID_MASK = 63;
+
+const G_FUEL = 0;
+const G_DEPTH = 1;
+const F_FAULT = 0;
+const F_HELPER = 1;
+
+type Context = { kind: 'loop' | 'block'; node: number } | { kind: 'if' } | { kind: 'dispatch' };
+
+interface Node {
+  readonly startPc: number;
+  readonly endPc: number;
+  readonly successors: number[];
+  /** Last instruction and its slot. */
+  readonly last: Instruction;
+  readonly lastPc: number;
+}
+
+export function compileProgram(layout: ProgramLayout, options: CompileOptions): CompiledProgram {
+  const mb = new ModuleBuilder();
+  const fnType = mb.type([I64, I64, I64, I64, I64, I64], [I64]);
+  mb.importFunction('env', 'fault', mb.type([I32, I32, I64, I32], []));
+  mb.importFunction('env', 'helper', mb.type([I32, I64, I64, I64, I64, I64, I64], [I64]));
+  mb.importMemory('env', 'memory', options.memoryPages, options.memoryPages);
+  mb.global(I64, true, 0n); // fuel left
+  mb.global(I32, true, 0n); // call depth
+  const firstFn = mb.nextFunctionIndex;
+  const fnIndexAt = new Map(layout.functions.map((f, i) => [f.entryPc, firstFn + i]));
+  const costs = blockCosts(layout);
+  const leaders = blockLeaders(layout);
+  const structured: boolean[] = [];
+  for (const fn of layout.functions) {
+    const compiler = new FunctionCompiler(layout, fn.entryPc, fn.endPc, costs, leaders, fnIndexAt, options);
+    mb.addFunction({
+      type: fnType,
+      locals: DECLARED_LOCALS,
+      code: compiler.compile(),
+    });
+    structured.push(compiler.structured);
+  }
+  mb.exportFunction('entry', firstFn);
+  mb.exportGlobal('fuel', G_FUEL);
+  mb.exportGlobal('depth', G_DEPTH);
+  return { wasm: mb.build(), structured };
+}
+
+class FunctionCompiler {
+  private readonly w = new ByteWriter();
+  private readonly ctx: Context[] = [];
+  private readonly nodes: Node[] = [];
+  private readonly nodeAt = new Map<number, number>();
+  structured = true;
+
+  constructor(
+    private readonly layout: ProgramLayout,
+    entryPc: number,
+    endPc: number,
+    private readonly costs: Int32Array,
+    leaders: Uint8Array,
+    private readonly fnIndexAt: ReadonlyMap<number, number>,
+    private readonly options: CompileOptions,
+  ) {
+    const starts: number[] = [];
+    for (let pc = entryPc; pc < endPc; pc++) if (leaders[pc] || pc === entryPc) starts.push(pc);
+    for (const [i, pc] of starts.entries()) this.nodeAt.set(pc, i);
+    starts.forEach((start, i) => {
+      const end = starts[i + 1] ?? endPc;
+      let lastPc = end - 1;
+      if (layout.indexAt[lastPc] < 0) lastPc--;
+      const last = layout.program[layout.indexAt[lastPc]];
+      const successors: number[] = [];
+      if (last.kind === 'ja') successors.push(this.nodeOf(lastPc + last.offset + 1));
+      else if (last.kind === 'jump') successors.push(this.nodeOf(lastPc + last.offset + 1), this.nodeOf(end));
+      else if (last.kind !== 'exit') successors.push(this.nodeOf(end));
+      this.nodes.push({ startPc: start, endPc: end, successors, last, lastPc });
+    });
+  }
+
+  private nodeOf(pc: number): number {
+    const n = this.nodeAt.get(pc);
+    if (n === undefined) throw new Error(`internal: slot ${pc} does not start a block`);
+    return n;
+  }
+
+  compile(): Uint8Array {
+    const facts = analyzeControlFlow(this.nodes.map((n) => n.successors));
+    const w = this.w;
+    w.byte(Op.global_get).u32(G_FUEL).byte(Op.local_set).u32(L_FUEL);
+    if (facts.reducible) {
+      this.doTree(0, facts);
+    } else {
+      this.structured = false;
+      this.emitDispatch(facts.order);
+    }
+    w.byte(Op.unreachable).byte(Op.end);
+    return w.toBytes();
+  }
+
+  // ---- structured control flow (reducible graphs) ----
+
+  private doTree(x: number, facts: ReturnType<typeof analyzeControlFlow>): void {
+    const mergeChildren = facts.domChildren[x].filter((c) => facts.merge[c]).sort((a, b) => facts.rpo[b] - facts.rpo[a]);
+    if (facts.loopHeader[x]) {
+      this.w.byte(Op.loop).byte(VOID_BLOCK);
+      this.ctx.push({ kind: 'loop', node: x });
+      this.nodeWithin(x, mergeChildren, facts);
+      this.ctx.pop();
+      this.w.byte(Op.end);
+    } else {
+      this.nodeWithin(x, mergeChildren, facts);
+    }
+  }
+
+  private nodeWithin(x: number, followers: number[], facts: ReturnType<typeof analyzeControlFlow>): void {
+    if (followers.length > 0) {
+      const [y, ...rest] = followers;
+      this.w.byte(Op.block).byte(VOID_BLOCK);
+      this.ctx.push({ kind: 'block', node: y });
+      this.nodeWithin(x, rest, facts);
+      this.ctx.pop();
+      this.w.byte(Op.end);
+      this.doTree(y, facts);
+      return;
+    }
+    this.emitNode(x, (target) => this.doBranch(x, target, facts));
+  }
+
+  private doBranch(from: number, to: number, facts: ReturnType<typeof analyzeControlFlow>): void {
+    if (facts.rpo[to] <= facts.rpo[from]) this.br((c) => c.kind === 'loop' && c.node === to);
+    else if (facts.merge[to]) this.br((c) => c.kind === 'block' && c.node === to);
+    else this.doTree(to, facts);
+  }
+
+  private br(match: (c: Context) => boolean): void {
+    for (let i = this.ctx.length - 1; i >= 0; i--) {
+      if (match(this.ctx[i])) {
+        this.w.byte(Op.br).u32(this.ctx.length - 1 - i);
+        return;
+      }
+    }
+    throw new Error('internal: branch target not in scope');
+  }
+
+  // ---- dispatch loop (any graph) ----
+
+  private emitDispatch(order: readonly number[]): void {
+    const w = this.w;
+    const reachable = [...order].sort((a, b) => a - b);
+    w.byte(Op.i32_const).s32(0).byte(Op.local_set).u32(L_LABEL);
+    w.byte(Op.loop).byte(VOID_BLOCK);
+    this.ctx.push({ kind: 'dispatch' });
+    for (let i = 0; i < reachable.length; i++) {
+      w.byte(Op.block).byte(VOID_BLOCK);
+      this.ctx.push({
+        kind: 'block',
+        node: reachable[reachable.length - 1 - i],
+      });
+    }
+    // br_table: label i -> block of node i (blocks nest so the innermost is reachable[0]).
+    w.byte(Op.local_get).u32(L_LABEL).byte(Op.br_table).u32(this.nodes.length);
+    const depthOf = new Map(reachable.map((node, i) => [node, i]));
+    for (let node = 0; node < this.nodes.length; node++) w.u32(depthOf.get(node) ?? 0);
+    w.u32(0);
+    for (const node of reachable) {
+      w.byte(Op.end);
+      this.ctx.pop();
+      this.emitNode(node, (target) => {
+        w.byte(Op.i32_const).s32(target).byte(Op.local_set).u32(L_LABEL);
+        this.br((c) => c.kind === 'dispatch');
+      });
+    }
+    this.ctx.pop();
+    w.byte(Op.end);
+  }
+
+  // ---- straight-line code ----
+
+  private emitNode(x: number, branch: (target: number) => void): void {
+    const node = this.nodes[x];
+    const w = this.w;
+    const cost = this.costs[node.startPc];
+    if (cost > 0) {
+      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(BigInt(cost)).byte(Op.i64_sub).byte(Op.local_tee).u32(L_FUEL);
+      w.byte(Op.i64_const).s64(0n).byte(Op.i64_lt_s).byte(Op.if).byte(VOID_BLOCK);
+      this.fault(FaultKind.fuel, node.startPc, () => w.byte(Op.i64_const).s64(0n), 0);
+      w.byte(Op.end);
+    }
+    for (let pc = node.startPc; pc <= node.lastPc; pc++) {
+      const i = this.layout.indexAt[pc];
+      if (i < 0) continue;
+      if (pc === node.lastPc) break;
+      this.emitInstruction(pc, this.layout.program[i]);
+    }
+    const last = node.last;
+    if (last.kind === 'ja') {
+      branch(node.successors[0]);
+    } else if (last.kind === 'jump') {
+      this.emitCondition(last);
+      w.byte(Op.if).byte(VOID_BLOCK);
+      this.ctx.push({ kind: 'if' });
+      branch(node.successors[0]);
+      w.byte(Op.else);
+      branch(node.successors[1]);
+      this.ctx.pop();
+      w.byte(Op.end);
+    } else if (last.kind === 'exit') {
+      this.emitReturn();
+    } else {
+      this.emitInstruction(node.lastPc, last);
+      branch(node.successors[0]);
+    }
+  }
+
+  private emitReturn(): void {
+    this.w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
+    this.w.byte(Op.local_get).u32(REG_LOCAL[0]).byte(Op.return);
+  }
+
+  private get(r: Register): void {
+    this.w.byte(Op.local_get).u32(REG_LOCAL[r]);
+  }
+
+  private set(r: Register): void {
+    this.w.byte(Op.local_set).u32(REG_LOCAL[r]);
+  }
+
+  private push64(o: Operand): void {
+    if (o.kind === 'reg') this.get(o.reg);
+    else this.w.byte(Op.i64_const).s64(BigInt(o.value));
+  }
+
+  private push32(o: Operand): void {
+    if (o.kind === 'reg') {
+      this.get(o.reg);
+      this.w.byte(Op.i32_wrap_i64);
+    } else this.w.byte(Op.i32_const).s32(o.value);
+  }
+
+  private get32(r: Register): void {
+    this.get(r);
+    this.w.byte(Op.i32_wrap_i64);
+  }
+
+  /** Call the fault import (which throws) with a constant kind/pc/size and an address pushed by `addr`. */
+  private fault(kind: number, pc: number, addr: () => void, size: number): void {
+    this.w.byte(Op.i32_const).s32(kind).byte(Op.i32_const).s32(pc);
+    addr();
+    this.w.byte(Op.i32_const).s32(size).byte(Op.call).u32(F_FAULT).byte(Op.unreachable);
+  }
+
+  private emitInstruction(pc: number, insn: Instruction): void {
+    const w = this.w;
+    switch (insn.kind) {
+      case 'alu':
+        if (insn.width === 64) this.emitAlu64(insn.op, insn.dst, insn.src);
+        else this.emitAlu32(insn.op, insn.dst, insn.src);
+        return;
+      case 'endian':
+        this.emitEndian(insn.order, insn.bits, insn.dst);
+        return;
+      case 'lddw':
+        w.byte(Op.i64_const).s64((BigInt(insn.nextImm) << 32n) | BigInt(insn.imm >>> 0));
+        this.set(insn.dst);
+        return;
+      case 'load': {
+        this.emitAddress(insn.src, insn.offset, insn.size, false, pc);
+        const op =
+          insn.size === 8
+            ? Op.i64_load
+            : insn.size === 4
+              ? insn.signed
+                ? Op.i64_load32_s
+                : Op.i64_load32_u
+              : insn.size === 2
+                ? insn.signed
+                  ? Op.i64_load16_s
+                  : Op.i64_load16_u
+                : insn.signed
+                  ? Op.i64_load8_s
+                  : Op.i64_load8_u;
+        w.byte(op).u32(0).u32(0);
+        this.set(insn.dst);
+        return;
+      }
+      case 'store': {
+        this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
+        this.push64(insn.src);
+        const op =
+          insn.size === 8 ? Op.i64_store : insn.size === 4 ? Op.i64_store32 : insn.size === 2 ? Op.i64_store16 : Op.i64_store8;
+        w.byte(op).u32(0).u32(0);
+        return;
+      }
+      case 'atomic':
+        this.emitAtomic(pc, insn);
+        return;
+      case 'call':
+        if (insn.target === 'local') this.emitLocalCall(pc, insn.imm);
+        else this.emitHelperCall(pc, () => w.byte(Op.i64_const).s64(BigInt(insn.imm)));
+        return;
+      case 'callx':
+        this.emitHelperCall(pc, () => this.get(insn.reg));
+        return;
+      default:
+        throw new Error(`internal: ${insn.kind} cannot appear inside a block`);
+    }
+  }
+
+  private emitHelperCall(pc: number, pushId: () => void): void {
+    const w = this.w;
+    w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
+    w.byte(Op.i32_const).s32(pc);
+    pushId();
+    for (let r = 1; r <= 5; r++) this.get(r as Register);
+    w.byte(Op.call).u32(F_HELPER);
+    this.set(0);
+  }
+
+  private emitLocalCall(pc: number, imm: number): void {
+    const w = this.w;
+    const target = this.fnIndexAt.get(pc + imm + 1);
+    if (target === undefined) throw new Error(`internal: no function at ${pc + imm + 1}`);
+    w.byte(Op.global_get)
+      .u32(G_DEPTH)
+      .byte(Op.i32_const)
+      .s32(this.options.maxCallDepth - 1)
+      .byte(Op.i32_ge_u);
+    w.byte(Op.if).byte(VOID_BLOCK);
+    this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0n), 0);
+    w.byte(Op.end);
+    w.byte(Op.global_get).u32(G_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_add).byte(Op.global_set).u32(G_DEPTH);
+    w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
+    for (let r = 1; r <= 5; r++) this.get(r as Register);
+    this.get(10);
+    w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
+    w.byte(Op.call).u32(target);
+    this.set(0);
+    w.byte(Op.global_get).u32(G_FUEL).byte(Op.local_set).u32(L_FUEL);
+    w.byte(Op.global_get).u32(G_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_sub).byte(Op.global_set).u32(G_DEPTH);
+  }
+
+  /**
+   * Leaves the linear-memory offset of `[base + offset, +size)` on the stack, or faults. The region
+   * id (high half) is masked before indexing the table, so even a wild id reads inside the table.
+   */
+  private emitAddress(base: Register, offset: number, size: number, write: boolean, pc: number): void {
+    const w = this.w;
+    this.get(base);
+    if (offset !== 0) w.byte(Op.i64_const).s64(BigInt(offset)).byte(Op.i64_add);
+    w.byte(Op.local_tee).u32(L_ADDR);
+    w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64).byte(Op.local_tee).u32(L_RID);
+    w.byte(Op.i32_const).s32(REGION_ID_MASK).byte(Op.i32_and);
+    w.byte(Op.i32_const).s32(Math.log2(REGION_TABLE_ENTRY_BYTES)).byte(Op.i32_shl).byte(Op.local_set).u32(L_ENTRY);
+    w.byte(Op.local_get).u32(L_ADDR).byte(Op.i64_const).s64(0xffffffffn).byte(Op.i64_and);
+    w.byte(Op.i64_const).s64(BigInt(size)).byte(Op.i64_add);
+    w.byte(Op.local_get)
+      .u32(L_ENTRY)
+      .byte(Op.i64_load32_u)
+      .u32(2)
+      .u32(write ? 8 : 4);
+    w.byte(Op.i64_gt_u);
+    w.byte(Op.local_get).u32(L_RID).byte(Op.i32_const).s32(REGION_ID_MASK).byte(Op.i32_gt_u).byte(Op.i32_or);
+    w.byte(Op.if).byte(VOID_BLOCK);
+    this.fault(write ? FaultKind.write : FaultKind.read, pc, () => w.byte(Op.local_get).u32(L_ADDR), size);
+    w.byte(Op.end);
+    w.byte(Op.local_get).u32(L_ENTRY).byte(Op.i32_load).u32(2).u32(0);
+    w.byte(Op.local_get).u32(L_ADDR).byte(Op.i32_wrap_i64).byte(Op.i32_add);
+  }
+
+  private emitAtomic(pc: number, insn: Extract<Instruction, { kind: 'atomic' }>): void {
+    const w = this.w;
+    const wide = insn.size === 8;
+    this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
+    w.byte(Op.local_tee).u32(L_T32);
+    w.byte(wide ? Op.i64_load : Op.i64_load32_u)
+      .u32(wide ? 3 : 2)
+      .u32(0)
+      .byte(Op.local_set)
+      .u32(L_TA);
+    const mask = () => {
+      if (!wide) w.byte(Op.i64_const).s64(0xffffffffn).byte(Op.i64_and);
+    };
+    switch (insn.op) {
+      case 'xchg':
+        this.get(insn.src);
+        break;
+      case 'cmpxchg':
+        // new = (r0 == old) ? src : old, comparing the low 32 bits for the 32-bit form
+        this.get(insn.src);
+        w.byte(Op.local_get).u32(L_TA);
+        this.get(0);
+        mask();
+        w.byte(Op.local_get).u32(L_TA).byte(Op.i64_eq).byte(Op.select);
+        break;
+      default: {
+        w.byte(Op.local_get).u32(L_TA);
+        this.get(insn.src);
+        const op = {
+          add: Op.i64_add,
+          or: Op.i64_or,
+          and: Op.i64_and,
+          xor: Op.i64_xor,
+        }[insn.op];
+        w.byte(op);
+      }
+    }
+    w.byte(Op.local_set).u32(L_TB);
+    w.byte(Op.local_get).u32(L_T32).byte(Op.local_get).u32(L_TB);
+    w.byte(wide ? Op.i64_store : Op.i64_store32)
+      .u32(wide ? 3 : 2)
+      .u32(0);
+    if (insn.fetch) {
+      w.byte(Op.local_get).u32(L_TA);
+      this.set(insn.op === 'cmpxchg' ? 0 : insn.src);
+    }
+  }
+
+  private emitCondition(insn: Extract<Instruction, { kind: 'jump' }>): void {
+    const w = this.w;
+    if (insn.width === 64) {
+      this.get(insn.dst);
+      this.push64(insn.src);
+      if (insn.cond === 'set') w.byte(Op.i64_and).byte(Op.i64_const).s64(0n).byte(Op.i64_ne);
+      else w.byte(COND64[insn.cond]);
+    } else {
+      this.get32(insn.dst);
+      this.push32(insn.src);
+      w.byte(insn.cond === 'set' ? Op.i32_and : COND32[insn.cond]);
+    }
+  }
+
+  private emitAlu64(op: string, dst: Register, src: Operand): void {
+    const w = this.w;
+    switch (op) {
+      case 'mov':
+        this.push64(src);
+        break;
+      case 'movsx8':
+      case 'movsx16':
+      case 'movsx32':
+        this.push64(src);
+        w.byte(op === 'movsx8' ? Op.i64_extend8_s : op === 'movsx16' ? Op.i64_extend16_s : Op.i64_extend32_s);
+        break;
+      case 'neg':
+        w.byte(Op.i64_const).s64(0n);
+        this.get(dst);
+        w.byte(Op.i64_sub);
+        break;
+      case 'div':
+      case 'mod':
+      case 'sdiv':
+      case 'smod':
+        this.emitDivision(op, dst, src, 64);
+        break;
+      default:
+        this.get(dst);
+        this.push64(src);
+        w.byte(BINARY64[op]);
+    }
+    this.set(dst);
+  }
+
+  private emitAlu32(op: string, dst: Register, src: Operand): void {
+    const w = this.w;
+    switch (op) {
+      case 'mov':
+        this.push32(src);
+        break;
+      case 'movsx8':
+      case 'movsx16':
+        this.push32(src);
+        w.byte(op === 'movsx8' ? Op.i32_extend8_s : Op.i32_extend16_s);
+        break;
+      case 'neg':
+        w.byte(Op.i32_const).s32(0);
+        this.get32(dst);
+        w.byte(Op.i32_sub);
+        break;
+      case 'div':
+      case 'mod':
+      case 'sdiv':
+      case 'smod':
+        this.emitDivision(op, dst, src, 32);
+        break;
+      default:
+        this.get32(dst);
+        this.push32(src);
+        w.byte(BINARY32[op]);
+    }
+    w.byte(Op.i64_extend_i32_u);
+    this.set(dst);
+  }
+
+  /**
+   * Division and remainder without traps: x/0 = 0, x%0 = x, INT_MIN/-1 = INT_MIN (as -x),
+   * x%-1 = 0. Leaves the result (i32 for width 32) on the stack.
+   */
+  private emitDivision(op: 'div' | 'mod' | 'sdiv' | 'smod', dst: Register, src: Operand, width: 32 | 64): void {
+    const w = this.w;
+    const wide = width === 64;
+    const type = wide ? I64 : I32;
+    const pushDst = () => (wide ? this.get(dst) : this.get32(dst));
+    const pushSrc = () => (wide ? this.push64(src) : this.push32(src));
+    const zero = () => (wide ? w.byte(Op.i64_const).s64(0n) : w.byte(Op.i32_const).s32(0));
+    const isMod = op === 'mod' || op === 'smod';
+    const signed = op === 'sdiv' || op === 'smod';
+    const raw = wide
+      ? {
+          div: Op.i64_div_u,
+          mod: Op.i64_rem_u,
+          sdiv: Op.i64_div_s,
+          smod: Op.i64_rem_s,
+        }[op]
+      : {
+          div: Op.i32_div_u,
+          mod: Op.i32_rem_u,
+          sdiv: Op.i32_div_s,
+          smod: Op.i32_rem_s,
+        }[op];
+    const byMinusOne = () => {
+      if (isMod) zero();
+      else {
+        zero();
+        pushDst();
+        w.byte(wide ? Op.i64_sub : Op.i32_sub);
+      }
+    };
+    if (src.kind === 'imm') {
+      if (src.value === 0) isMod ? pushDst() : zero();
+      else if (signed && src.value === -1) byMinusOne();
+      else {
+        pushDst();
+        pushSrc();
+        w.byte(raw);
+      }
+      return;
+    }
+    pushSrc();
+    w.byte(wide ? Op.i64_eqz : Op.i32_eqz)
+      .byte(Op.if)
+      .byte(type);
+    isMod ? pushDst() : zero();
+    w.byte(Op.else);
+    if (signed) {
+      pushSrc();
+      if (wide) w.byte(Op.i64_const).s64(-1n).byte(Op.i64_eq);
+      else w.byte(Op.i32_const).s32(-1).byte(Op.i32_eq);
+      w.byte(Op.if).byte(type);
+      byMinusOne();
+      w.byte(Op.else);
+      pushDst();
+      pushSrc();
+      w.byte(raw);
+      w.byte(Op.end);
+    } else {
+      pushDst();
+      pushSrc();
+      w.byte(raw);
+    }
+    w.byte(Op.end);
+  }
+
+  private emitEndian(order: 'le' | 'be' | 'swap', bits: 16 | 32 | 64, dst: Register): void {
+    const w = this.w;
+    if (order === 'le') {
+      if (bits === 64) return;
+      this.get(dst);
+      w.byte(Op.i64_const)
+        .s64(bits === 16 ? 0xffffn : 0xffffffffn)
+        .byte(Op.i64_and);
+      this.set(dst);
+      return;
+    }
+    if (bits === 16) {
+      // ((x & 0xff) << 8) | ((x >> 8) & 0xff)
+      this.get32(dst);
+      w.byte(Op.local_tee).u32(L_T32).byte(Op.i32_const).s32(0xff).byte(Op.i32_and).byte(Op.i32_const).s32(8).byte(Op.i32_shl);
+      w.byte(Op.local_get).u32(L_T32).byte(Op.i32_const).s32(8).byte(Op.i32_shr_u);
+      w.byte(Op.i32_const).s32(0xff).byte(Op.i32_and).byte(Op.i32_or).byte(Op.i64_extend_i32_u);
+    } else if (bits === 32) {
+      this.get32(dst);
+      this.bswap32();
+      w.byte(Op.i64_extend_i32_u);
+    } else {
+      this.get32(dst);
+      this.bswap32();
+      w.byte(Op.i64_extend_i32_u).byte(Op.i64_const).s64(32n).byte(Op.i64_shl);
+      this.get(dst);
+      w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64);
+      this.bswap32();
+      w.byte(Op.i64_extend_i32_u).byte(Op.i64_or);
+    }
+    this.set(dst);
+  }
+
+  /** i32 on the stack -> its byte swap: rotr(x & 0x00ff00ff, 8) | rotl(x & 0xff00ff00, 8). */
+  private bswap32(): void {
+    const w = this.w;
+    w.byte(Op.local_tee).u32(L_T32).byte(Op.i32_const).s32(0x00ff00ff).byte(Op.i32_and);
+    w.byte(Op.i32_const).s32(8).byte(Op.i32_rotr);
+    w.byte(Op.local_get)
+      .u32(L_T32)
+      .byte(Op.i32_const)
+      .s32(0xff00ff00 | 0)
+      .byte(Op.i32_and);
+    w.byte(Op.i32_const).s32(8).byte(Op.i32_rotl).byte(Op.i32_or);
+  }
+}
+
+const BINARY64: Record<string, number> = {
+  add: Op.i64_add,
+  sub: Op.i64_sub,
+  mul: Op.i64_mul,
+  or: Op.i64_or,
+  and: Op.i64_and,
+  xor: Op.i64_xor,
+  lsh: Op.i64_shl,
+  rsh: Op.i64_shr_u,
+  arsh: Op.i64_shr_s,
+};
+const BINARY32: Record<string, number> = {
+  add: Op.i32_add,
+  sub: Op.i32_sub,
+  mul: Op.i32_mul,
+  or: Op.i32_or,
+  and: Op.i32_and,
+  xor: Op.i32_xor,
+  lsh: Op.i32_shl,
+  rsh: Op.i32_shr_u,
+  arsh: Op.i32_shr_s,
+};
+const COND64: Record<string, number> = {
+  eq: Op.i64_eq,
+  ne: Op.i64_ne,
+  gt: Op.i64_gt_u,
+  ge: Op.i64_ge_u,
+  lt: Op.i64_lt_u,
+  le: Op.i64_le_u,
+  sgt: Op.i64_gt_s,
+  sge: Op.i64_ge_s,
+  slt: Op.i64_lt_s,
+  sle: Op.i64_le_s,
+};
+const COND32: Record<string, number> = {
+  eq: Op.i32_eq,
+  ne: Op.i32_ne,
+  gt: Op.i32_gt_u,
+  ge: Op.i32_ge_u,
+  lt: Op.i32_lt_u,
+  le: Op.i32_le_u,
+  sgt: Op.i32_gt_s,
+  sge: Op.i32_ge_s,
+  slt: Op.i32_lt_s,
+  sle: Op.i32_le_s,
+};

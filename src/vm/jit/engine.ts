@@ -1,0 +1,134 @@
+/**
+ * The JIT engine: compiles a program to WebAssembly once, then runs it in V8 against the sandbox
+ * memory. Errors are the interpreter's, raised by the `fault` and `helper` imports.
+ */
+import { MAX_CALL_DEPTH } from '../../abi/limits.js';
+import {
+  CallDepthError,
+  FuelExhaustedError,
+  HelperError,
+  MemoryAccessError,
+  NearbpfError,
+  UnknownHelperError,
+} from '../../errors.js';
+import type { Program } from '../../isa/index.js';
+import {
+  checkFuel,
+  type Engine,
+  type EngineOptions,
+  prepareProgram,
+  type RunOptions,
+  type RunResult,
+  STACK_FRAME_SIZE_BYTES,
+  STACK_REGION_ID,
+  STACK_TOP_OFFSET,
+} from '../engine.js';
+import { type HelperCall, type HelperTable, ProgramStop } from '../helpers.js';
+import { regionAddress, type SandboxMemory, WASM_PAGE_SIZE_BYTES } from '../memory.js';
+import { type CompiledProgram, compileProgram, FaultKind } from './compile.js';
+
+interface Exports {
+  entry(r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, r10: bigint): bigint;
+  fuel: WebAssembly.Global;
+  depth: WebAssembly.Global;
+}
+
+export interface JitStats {
+  /** Time to translate to Wasm bytes. */
+  readonly translateMs: number;
+  /** Time for V8 to compile and instantiate the module. */
+  readonly instantiateMs: number;
+  readonly wasmSizeBytes: number;
+  readonly structuredFunctions: number;
+  readonly dispatchedFunctions: number;
+}
+
+export class JitEngine implements Engine {
+  readonly kind = 'jit' as const;
+  readonly stats: JitStats;
+  readonly compiled: CompiledProgram;
+  private readonly exports: Exports;
+  private readonly memory: SandboxMemory;
+  private budget = 0;
+
+  constructor(program: Program, options: EngineOptions) {
+    const layout = prepareProgram(program, options);
+    const maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
+    this.memory = options.memory;
+    const t0 = performance.now();
+    const pages = options.memory.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
+    this.compiled = compileProgram(layout, {
+      maxCallDepth,
+      memoryPages: pages,
+      stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
+    });
+    const t1 = performance.now();
+    const module = new WebAssembly.Module(this.compiled.wasm);
+    const instance = new WebAssembly.Instance(module, {
+      env: {
+        memory: options.memory.memory,
+        fault: (kind: number, pc: number, addr: bigint, size: number) => this.fault(kind, pc, addr, size, maxCallDepth),
+        helper: makeHelperImport(options.helpers, options.memory),
+      },
+    });
+    this.exports = instance.exports as unknown as Exports;
+    const t2 = performance.now();
+    const structured = this.compiled.structured.filter(Boolean).length;
+    this.stats = {
+      translateMs: t1 - t0,
+      instantiateMs: t2 - t1,
+      wasmSizeBytes: this.compiled.wasm.length,
+      structuredFunctions: structured,
+      dispatchedFunctions: this.compiled.structured.length - structured,
+    };
+  }
+
+  run(args: readonly bigint[], options: RunOptions): RunResult {
+    checkFuel(options.fuel);
+    this.budget = options.fuel;
+    this.exports.fuel.value = BigInt(options.fuel);
+    this.exports.depth.value = 0;
+    this.memory.bytes(STACK_REGION_ID).fill(0);
+    const a = (i: number) => (i < args.length ? BigInt.asIntN(64, args[i]) : 0n);
+    let r0: bigint;
+    try {
+      r0 = this.exports.entry(a(0), a(1), a(2), a(3), a(4), regionAddress(STACK_REGION_ID, STACK_TOP_OFFSET));
+    } catch (e) {
+      if (e instanceof ProgramStop) r0 = e.r0;
+      else throw e;
+    }
+    return {
+      r0: BigInt.asUintN(64, r0),
+      fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint),
+    };
+  }
+
+  private fault(kind: number, pc: number, addr: bigint, size: number, maxCallDepth: number): never {
+    switch (kind) {
+      case FaultKind.read:
+        throw new MemoryAccessError(pc, 'read', BigInt.asUintN(64, addr), size);
+      case FaultKind.write:
+        throw new MemoryAccessError(pc, 'write', BigInt.asUintN(64, addr), size);
+      case FaultKind.fuel:
+        throw new FuelExhaustedError(pc, this.budget);
+      default:
+        throw new CallDepthError(pc, maxCallDepth);
+    }
+  }
+}
+
+function makeHelperImport(helpers: HelperTable, memory: SandboxMemory) {
+  return (pc: number, id: bigint, r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint): bigint => {
+    const key = id >= 0n && id <= 0xffffffffn ? Number(id) : -1;
+    const helper = helpers.get(key);
+    if (helper === undefined) throw new UnknownHelperError(pc, key);
+    const u = (v: bigint) => BigInt.asUintN(64, v);
+    const call: HelperCall = { memory, pc };
+    try {
+      return BigInt.asIntN(64, helper.fn(u(r1), u(r2), u(r3), u(r4), u(r5), call));
+    } catch (e) {
+      if (e instanceof ProgramStop || e instanceof NearbpfError) throw e;
+      throw new HelperError(pc, key, e instanceof Error ? e.message : String(e));
+    }
+  };
+}
