@@ -31,11 +31,10 @@ import type { SandboxMemory } from './memory.js';
 import { mulHigh32, swap16, swap32 } from './u64.js';
 
 const R10 = 10;
+const CALLEE_ZEROED = [0, 6, 7, 8, 9];
 
-interface Frame {
-  returnPc: number;
-  saved: Int32Array; // r1-r10, low halves then high halves
-}
+/** Per saved frame: r1-r10 low halves, r1-r10 high halves, return slot. */
+const FRAME_WORDS = 21;
 
 export class Interpreter implements Engine {
   readonly kind = 'interpreter' as const;
@@ -101,346 +100,359 @@ export class Interpreter implements Engine {
   private execute(lo: Int32Array, hi: Int32Array, fuel: { left: number }): void {
     const { op, dst, src, off, imm, cost, memory } = this;
     const budget = fuel.left;
-    const frames: Frame[] = [];
+    // A local copy keeps the hot loop free of property writes; `finally` publishes it for fuelUsed.
+    let left = budget;
+    // Caller frames, preallocated so a local call allocates nothing.
+    const frames = new Int32Array(this.maxDepth * FRAME_WORDS);
+    let depth = 0;
     let view = new DataView(memory.memory.buffer);
     let pc = 0;
-    for (;;) {
-      const c = cost[pc];
-      if (c !== 0) {
-        fuel.left -= c;
-        if (fuel.left < 0) {
-          fuel.left += c;
-          throw new FuelExhaustedError(pc, budget);
+    try {
+      for (;;) {
+        const c = cost[pc];
+        if (c !== 0) {
+          if (left < c) throw new FuelExhaustedError(pc, budget);
+          left -= c;
         }
-      }
-      const d = dst[pc];
-      const s = src[pc];
-      const o = op[pc];
-      // Second operand of ALU/JMP: register (X) or sign-extended immediate (K).
-      let blo: number;
-      let bhi: number;
-      if (o & 0x08) {
-        blo = lo[s];
-        bhi = hi[s];
-      } else {
-        blo = imm[pc];
-        bhi = blo >> 31;
-      }
-      switch (o) {
-        // ---- ALU64 ----
-        case 0x07:
-        case 0x0f: {
-          const sum = (lo[d] >>> 0) + (blo >>> 0);
-          hi[d] = (hi[d] + bhi + (sum > 0xffffffff ? 1 : 0)) | 0;
-          lo[d] = sum | 0;
-          break;
+        const d = dst[pc];
+        const s = src[pc];
+        const o = op[pc];
+        // Second operand of ALU/JMP: register (X) or sign-extended immediate (K).
+        let blo: number;
+        let bhi: number;
+        if (o & 0x08) {
+          blo = lo[s];
+          bhi = hi[s];
+        } else {
+          blo = imm[pc];
+          bhi = blo >> 31;
         }
-        case 0x17:
-        case 0x1f: {
-          const diff = (lo[d] >>> 0) - (blo >>> 0);
-          hi[d] = (hi[d] - bhi - (diff < 0 ? 1 : 0)) | 0;
-          lo[d] = diff | 0;
-          break;
-        }
-        case 0x27:
-        case 0x2f: {
-          const a = lo[d];
-          hi[d] = (mulHigh32(a, blo) + Math.imul(a, bhi) + Math.imul(hi[d], blo)) | 0;
-          lo[d] = Math.imul(a, blo);
-          break;
-        }
-        case 0x37:
-        case 0x3f:
-        case 0x97:
-        case 0x9f:
-          this.divmod64(lo, hi, d, blo, bhi, (o & 0xf0) === 0x90, off[pc] === 1);
-          break;
-        case 0x47:
-        case 0x4f:
-          lo[d] |= blo;
-          hi[d] |= bhi;
-          break;
-        case 0x57:
-        case 0x5f:
-          lo[d] &= blo;
-          hi[d] &= bhi;
-          break;
-        case 0xa7:
-        case 0xaf:
-          lo[d] ^= blo;
-          hi[d] ^= bhi;
-          break;
-        case 0x67:
-        case 0x6f: {
-          const n = blo & 63;
-          if (n >= 32) {
-            hi[d] = lo[d] << (n - 32);
-            lo[d] = 0;
-          } else if (n > 0) {
-            hi[d] = (hi[d] << n) | (lo[d] >>> (32 - n));
-            lo[d] = lo[d] << n;
+        switch (o) {
+          // ---- ALU64 ----
+          case 0x07:
+          case 0x0f: {
+            const sum = (lo[d] >>> 0) + (blo >>> 0);
+            hi[d] = (hi[d] + bhi + (sum > 0xffffffff ? 1 : 0)) | 0;
+            lo[d] = sum | 0;
+            break;
           }
-          break;
-        }
-        case 0x77:
-        case 0x7f: {
-          const n = blo & 63;
-          if (n >= 32) {
-            lo[d] = hi[d] >>> (n - 32);
-            hi[d] = 0;
-          } else if (n > 0) {
-            lo[d] = (lo[d] >>> n) | (hi[d] << (32 - n));
-            hi[d] = hi[d] >>> n;
+          case 0x17:
+          case 0x1f: {
+            const diff = (lo[d] >>> 0) - (blo >>> 0);
+            hi[d] = (hi[d] - bhi - (diff < 0 ? 1 : 0)) | 0;
+            lo[d] = diff | 0;
+            break;
           }
-          break;
-        }
-        case 0xc7:
-        case 0xcf: {
-          const n = blo & 63;
-          if (n >= 32) {
-            lo[d] = hi[d] >> (n - 32);
-            hi[d] = hi[d] >> 31;
-          } else if (n > 0) {
-            lo[d] = (lo[d] >>> n) | (hi[d] << (32 - n));
-            hi[d] = hi[d] >> n;
+          case 0x27:
+          case 0x2f: {
+            const a = lo[d];
+            hi[d] = (mulHigh32(a, blo) + Math.imul(a, bhi) + Math.imul(hi[d], blo)) | 0;
+            lo[d] = Math.imul(a, blo);
+            break;
           }
-          break;
-        }
-        case 0x87: {
-          const l = lo[d];
-          lo[d] = -l | 0;
-          hi[d] = (~hi[d] + (l === 0 ? 1 : 0)) | 0;
-          break;
-        }
-        case 0xb7:
-          lo[d] = blo;
-          hi[d] = bhi;
-          break;
-        case 0xbf:
-          switch (off[pc]) {
-            case 0:
-              lo[d] = blo;
-              hi[d] = bhi;
-              break;
-            case 8:
-              lo[d] = (blo << 24) >> 24;
-              hi[d] = lo[d] >> 31;
-              break;
-            case 16:
-              lo[d] = (blo << 16) >> 16;
-              hi[d] = lo[d] >> 31;
-              break;
-            default: // 32
-              lo[d] = blo;
-              hi[d] = blo >> 31;
-          }
-          break;
-        case 0xd7: // BSWAP (v4)
-          if (imm[pc] === 16) {
-            lo[d] = swap16(lo[d]);
-            hi[d] = 0;
-          } else if (imm[pc] === 32) {
-            lo[d] = swap32(lo[d]);
-            hi[d] = 0;
-          } else {
-            const l = lo[d];
-            lo[d] = swap32(hi[d]);
-            hi[d] = swap32(l);
-          }
-          break;
-
-        // ---- ALU (32-bit; results zero-extended) ----
-        case 0x04:
-        case 0x0c:
-          lo[d] = (lo[d] + blo) | 0;
-          hi[d] = 0;
-          break;
-        case 0x14:
-        case 0x1c:
-          lo[d] = (lo[d] - blo) | 0;
-          hi[d] = 0;
-          break;
-        case 0x24:
-        case 0x2c:
-          lo[d] = Math.imul(lo[d], blo);
-          hi[d] = 0;
-          break;
-        case 0x34:
-        case 0x3c:
-        case 0x94:
-        case 0x9c:
-          lo[d] = divmod32(lo[d], blo, (o & 0xf0) === 0x90, off[pc] === 1);
-          hi[d] = 0;
-          break;
-        case 0x44:
-        case 0x4c:
-          lo[d] |= blo;
-          hi[d] = 0;
-          break;
-        case 0x54:
-        case 0x5c:
-          lo[d] &= blo;
-          hi[d] = 0;
-          break;
-        case 0xa4:
-        case 0xac:
-          lo[d] ^= blo;
-          hi[d] = 0;
-          break;
-        case 0x64:
-        case 0x6c:
-          lo[d] = lo[d] << (blo & 31);
-          hi[d] = 0;
-          break;
-        case 0x74:
-        case 0x7c:
-          lo[d] = lo[d] >>> (blo & 31);
-          hi[d] = 0;
-          break;
-        case 0xc4:
-        case 0xcc:
-          lo[d] = lo[d] >> (blo & 31);
-          hi[d] = 0;
-          break;
-        case 0x84:
-          lo[d] = -lo[d] | 0;
-          hi[d] = 0;
-          break;
-        case 0xb4:
-          lo[d] = blo;
-          hi[d] = 0;
-          break;
-        case 0xbc:
-          lo[d] = off[pc] === 8 ? (blo << 24) >> 24 : off[pc] === 16 ? (blo << 16) >> 16 : blo;
-          hi[d] = 0;
-          break;
-        case 0xd4: // le: truncate
-          if (imm[pc] === 16) lo[d] &= 0xffff;
-          if (imm[pc] !== 64) hi[d] = 0;
-          break;
-        case 0xdc: // be: swap then truncate
-          if (imm[pc] === 16) {
-            lo[d] = swap16(lo[d]);
-            hi[d] = 0;
-          } else if (imm[pc] === 32) {
-            lo[d] = swap32(lo[d]);
-            hi[d] = 0;
-          } else {
-            const l = lo[d];
-            lo[d] = swap32(hi[d]);
-            hi[d] = swap32(l);
-          }
-          break;
-
-        // ---- lddw ----
-        case 0x18:
-          lo[d] = imm[pc];
-          hi[d] = imm[pc + 1];
-          pc += 2;
-          continue;
-
-        // ---- loads ----
-        case 0x61:
-        case 0x69:
-        case 0x71:
-        case 0x79:
-        case 0x81:
-        case 0x89:
-        case 0x91: {
-          const size = SIZE_OF[o & 0x18];
-          const at = this.address(lo[s], hi[s], off[pc], size, 'read', pc);
-          if (view.buffer !== memory.memory.buffer) view = new DataView(memory.memory.buffer);
-          const signed = (o & 0xe0) === 0x80;
-          if (size === 8) {
-            lo[d] = view.getInt32(at, true);
-            hi[d] = view.getInt32(at + 4, true);
-          } else {
-            const v =
-              size === 1
-                ? signed
-                  ? view.getInt8(at)
-                  : view.getUint8(at)
-                : size === 2
-                  ? signed
-                    ? view.getInt16(at, true)
-                    : view.getUint16(at, true)
-                  : view.getInt32(at, true);
-            lo[d] = v;
-            hi[d] = signed ? v >> 31 : 0;
-          }
-          break;
-        }
-
-        // ---- stores ----
-        case 0x62:
-        case 0x6a:
-        case 0x72:
-        case 0x7a:
-        case 0x63:
-        case 0x6b:
-        case 0x73:
-        case 0x7b: {
-          const size = SIZE_OF[o & 0x18];
-          const at = this.address(lo[d], hi[d], off[pc], size, 'write', pc);
-          const fromReg = (o & 0x07) === 0x03;
-          const vlo = fromReg ? lo[s] : imm[pc];
-          const vhi = fromReg ? hi[s] : imm[pc] >> 31;
-          if (size === 1) view.setUint8(at, vlo & 0xff);
-          else if (size === 2) view.setUint16(at, vlo & 0xffff, true);
-          else {
-            view.setInt32(at, vlo, true);
-            if (size === 8) view.setInt32(at + 4, vhi, true);
-          }
-          break;
-        }
-
-        // ---- atomics ----
-        case 0xc3:
-        case 0xdb:
-          this.atomic(lo, hi, pc, o === 0xdb ? 8 : 4, view);
-          break;
-
-        // ---- jumps ----
-        case 0x05:
-          pc += off[pc] + 1;
-          continue;
-        case 0x06:
-          pc += imm[pc] + 1;
-          continue;
-        case 0x95:
-          if (frames.length === 0) return;
-          pc = restoreFrame(frames.pop() as Frame, lo, hi);
-          continue;
-        case 0x85:
-        case 0x8d: {
-          if (o === 0x85 && s === 1) {
-            if (frames.length + 1 >= this.maxDepth) throw new CallDepthError(pc, this.maxDepth);
-            // The callee gets its own view of r1-r10; the caller's come back on return (the JIT's
-            // functions keep them in locals, so both engines agree even for unverified programs).
-            const saved = new Int32Array(20);
-            for (let r = 1; r <= 10; r++) {
-              saved[r - 1] = lo[r];
-              saved[r + 9] = hi[r];
+          case 0x37:
+          case 0x3f:
+          case 0x97:
+          case 0x9f:
+            this.divmod64(lo, hi, d, blo, bhi, (o & 0xf0) === 0x90, off[pc] === 1);
+            break;
+          case 0x47:
+          case 0x4f:
+            lo[d] |= blo;
+            hi[d] |= bhi;
+            break;
+          case 0x57:
+          case 0x5f:
+            lo[d] &= blo;
+            hi[d] &= bhi;
+            break;
+          case 0xa7:
+          case 0xaf:
+            lo[d] ^= blo;
+            hi[d] ^= bhi;
+            break;
+          case 0x67:
+          case 0x6f: {
+            const n = blo & 63;
+            if (n >= 32) {
+              hi[d] = lo[d] << (n - 32);
+              lo[d] = 0;
+            } else if (n > 0) {
+              hi[d] = (hi[d] << n) | (lo[d] >>> (32 - n));
+              lo[d] = lo[d] << n;
             }
-            frames.push({ returnPc: pc + 1, saved });
-            lo[R10] = (lo[R10] - STACK_FRAME_SIZE_BYTES) | 0;
-            pc += imm[pc] + 1;
-            continue;
+            break;
           }
-          // callx: an id beyond 32 bits can name no helper.
-          const id = o === 0x85 ? imm[pc] : hi[d] === 0 ? lo[d] >>> 0 : -1;
-          this.callHelper(id, lo, hi, pc);
-          break;
-        }
-        default: {
-          // Conditional jumps: JMP (class 5) and JMP32 (class 6).
-          if (jumpTaken(o, lo[d], hi[d], blo, bhi)) {
+          case 0x77:
+          case 0x7f: {
+            const n = blo & 63;
+            if (n >= 32) {
+              lo[d] = hi[d] >>> (n - 32);
+              hi[d] = 0;
+            } else if (n > 0) {
+              lo[d] = (lo[d] >>> n) | (hi[d] << (32 - n));
+              hi[d] = hi[d] >>> n;
+            }
+            break;
+          }
+          case 0xc7:
+          case 0xcf: {
+            const n = blo & 63;
+            if (n >= 32) {
+              lo[d] = hi[d] >> (n - 32);
+              hi[d] = hi[d] >> 31;
+            } else if (n > 0) {
+              lo[d] = (lo[d] >>> n) | (hi[d] << (32 - n));
+              hi[d] = hi[d] >> n;
+            }
+            break;
+          }
+          case 0x87: {
+            const l = lo[d];
+            lo[d] = -l | 0;
+            hi[d] = (~hi[d] + (l === 0 ? 1 : 0)) | 0;
+            break;
+          }
+          case 0xb7:
+            lo[d] = blo;
+            hi[d] = bhi;
+            break;
+          case 0xbf:
+            switch (off[pc]) {
+              case 0:
+                lo[d] = blo;
+                hi[d] = bhi;
+                break;
+              case 8:
+                lo[d] = (blo << 24) >> 24;
+                hi[d] = lo[d] >> 31;
+                break;
+              case 16:
+                lo[d] = (blo << 16) >> 16;
+                hi[d] = lo[d] >> 31;
+                break;
+              default: // 32
+                lo[d] = blo;
+                hi[d] = blo >> 31;
+            }
+            break;
+          case 0xd7: // BSWAP (v4)
+            if (imm[pc] === 16) {
+              lo[d] = swap16(lo[d]);
+              hi[d] = 0;
+            } else if (imm[pc] === 32) {
+              lo[d] = swap32(lo[d]);
+              hi[d] = 0;
+            } else {
+              const l = lo[d];
+              lo[d] = swap32(hi[d]);
+              hi[d] = swap32(l);
+            }
+            break;
+
+          // ---- ALU (32-bit; results zero-extended) ----
+          case 0x04:
+          case 0x0c:
+            lo[d] = (lo[d] + blo) | 0;
+            hi[d] = 0;
+            break;
+          case 0x14:
+          case 0x1c:
+            lo[d] = (lo[d] - blo) | 0;
+            hi[d] = 0;
+            break;
+          case 0x24:
+          case 0x2c:
+            lo[d] = Math.imul(lo[d], blo);
+            hi[d] = 0;
+            break;
+          case 0x34:
+          case 0x3c:
+          case 0x94:
+          case 0x9c:
+            lo[d] = divmod32(lo[d], blo, (o & 0xf0) === 0x90, off[pc] === 1);
+            hi[d] = 0;
+            break;
+          case 0x44:
+          case 0x4c:
+            lo[d] |= blo;
+            hi[d] = 0;
+            break;
+          case 0x54:
+          case 0x5c:
+            lo[d] &= blo;
+            hi[d] = 0;
+            break;
+          case 0xa4:
+          case 0xac:
+            lo[d] ^= blo;
+            hi[d] = 0;
+            break;
+          case 0x64:
+          case 0x6c:
+            lo[d] = lo[d] << (blo & 31);
+            hi[d] = 0;
+            break;
+          case 0x74:
+          case 0x7c:
+            lo[d] = lo[d] >>> (blo & 31);
+            hi[d] = 0;
+            break;
+          case 0xc4:
+          case 0xcc:
+            lo[d] = lo[d] >> (blo & 31);
+            hi[d] = 0;
+            break;
+          case 0x84:
+            lo[d] = -lo[d] | 0;
+            hi[d] = 0;
+            break;
+          case 0xb4:
+            lo[d] = blo;
+            hi[d] = 0;
+            break;
+          case 0xbc:
+            lo[d] = off[pc] === 8 ? (blo << 24) >> 24 : off[pc] === 16 ? (blo << 16) >> 16 : blo;
+            hi[d] = 0;
+            break;
+          case 0xd4: // le: truncate
+            if (imm[pc] === 16) lo[d] &= 0xffff;
+            if (imm[pc] !== 64) hi[d] = 0;
+            break;
+          case 0xdc: // be: swap then truncate
+            if (imm[pc] === 16) {
+              lo[d] = swap16(lo[d]);
+              hi[d] = 0;
+            } else if (imm[pc] === 32) {
+              lo[d] = swap32(lo[d]);
+              hi[d] = 0;
+            } else {
+              const l = lo[d];
+              lo[d] = swap32(hi[d]);
+              hi[d] = swap32(l);
+            }
+            break;
+
+          // ---- lddw ----
+          case 0x18:
+            lo[d] = imm[pc];
+            hi[d] = imm[pc + 1];
+            pc += 2;
+            continue;
+
+          // ---- loads ----
+          case 0x61:
+          case 0x69:
+          case 0x71:
+          case 0x79:
+          case 0x81:
+          case 0x89:
+          case 0x91: {
+            const size = SIZE_OF[o & 0x18];
+            const at = this.address(lo[s], hi[s], off[pc], size, 'read', pc);
+            if (view.buffer !== memory.memory.buffer) view = new DataView(memory.memory.buffer);
+            const signed = (o & 0xe0) === 0x80;
+            if (size === 8) {
+              lo[d] = view.getInt32(at, true);
+              hi[d] = view.getInt32(at + 4, true);
+            } else {
+              const v =
+                size === 1
+                  ? signed
+                    ? view.getInt8(at)
+                    : view.getUint8(at)
+                  : size === 2
+                    ? signed
+                      ? view.getInt16(at, true)
+                      : view.getUint16(at, true)
+                    : view.getInt32(at, true);
+              lo[d] = v;
+              hi[d] = signed ? v >> 31 : 0;
+            }
+            break;
+          }
+
+          // ---- stores ----
+          case 0x62:
+          case 0x6a:
+          case 0x72:
+          case 0x7a:
+          case 0x63:
+          case 0x6b:
+          case 0x73:
+          case 0x7b: {
+            const size = SIZE_OF[o & 0x18];
+            const at = this.address(lo[d], hi[d], off[pc], size, 'write', pc);
+            const fromReg = (o & 0x07) === 0x03;
+            const vlo = fromReg ? lo[s] : imm[pc];
+            const vhi = fromReg ? hi[s] : imm[pc] >> 31;
+            if (size === 1) view.setUint8(at, vlo & 0xff);
+            else if (size === 2) view.setUint16(at, vlo & 0xffff, true);
+            else {
+              view.setInt32(at, vlo, true);
+              if (size === 8) view.setInt32(at + 4, vhi, true);
+            }
+            break;
+          }
+
+          // ---- atomics ----
+          case 0xc3:
+          case 0xdb:
+            this.atomic(lo, hi, pc, o === 0xdb ? 8 : 4, view);
+            break;
+
+          // ---- jumps ----
+          case 0x05:
             pc += off[pc] + 1;
             continue;
+          case 0x06:
+            pc += imm[pc] + 1;
+            continue;
+          case 0x95:
+            if (depth === 0) return;
+            depth--;
+            pc = restoreFrame(frames, depth * FRAME_WORDS, lo, hi);
+            continue;
+          case 0x85:
+          case 0x8d: {
+            if (o === 0x85 && s === 1) {
+              if (depth + 1 >= this.maxDepth) throw new CallDepthError(pc, this.maxDepth);
+              // The callee gets its own view of r1-r10; the caller's come back on return (the JIT's
+              // functions keep them in locals, so both engines agree even for unverified programs).
+              const at = depth * FRAME_WORDS;
+              for (let r = 1; r <= 10; r++) {
+                frames[at + r - 1] = lo[r];
+                frames[at + r + 9] = hi[r];
+              }
+              frames[at + 20] = pc + 1;
+              depth++;
+              // A callee starts with r0 and r6-r9 zeroed: nothing of the caller's state leaks into it
+              // beyond its arguments (r1-r5) and frame pointer, exactly as in the JIT's functions.
+              for (const r of CALLEE_ZEROED) {
+                lo[r] = 0;
+                hi[r] = 0;
+              }
+              lo[R10] = (lo[R10] - STACK_FRAME_SIZE_BYTES) | 0;
+              pc += imm[pc] + 1;
+              continue;
+            }
+            // callx: an id beyond 32 bits can name no helper.
+            const id = o === 0x85 ? imm[pc] : hi[d] === 0 ? lo[d] >>> 0 : -1;
+            this.callHelper(id, lo, hi, pc);
+            break;
+          }
+          default: {
+            // Conditional jumps: JMP (class 5) and JMP32 (class 6).
+            if (jumpTaken(o, lo[d], hi[d], blo, bhi)) {
+              pc += off[pc] + 1;
+              continue;
+            }
           }
         }
+        pc++;
       }
-      pc++;
+    } finally {
+      fuel.left = left;
     }
   }
 
@@ -536,12 +548,12 @@ export class Interpreter implements Engine {
 }
 
 /** Restore the caller's r1-r10; returns the slot to continue at. */
-function restoreFrame(frame: Frame, lo: Int32Array, hi: Int32Array): number {
+function restoreFrame(frames: Int32Array, at: number, lo: Int32Array, hi: Int32Array): number {
   for (let r = 1; r <= 10; r++) {
-    lo[r] = frame.saved[r - 1];
-    hi[r] = frame.saved[r + 9];
+    lo[r] = frames[at + r - 1];
+    hi[r] = frames[at + r + 9];
   }
-  return frame.returnPc;
+  return frames[at + 20];
 }
 
 const SIZE_OF: Record<number, number> = { 0: 4, 8: 2, 16: 1, 24: 8 };

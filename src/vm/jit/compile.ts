@@ -29,21 +29,24 @@ export interface CompiledProgram {
   readonly structured: readonly boolean[];
 }
 
-// Locals: parameters r1-r5 and r10, then r0, r6-r9 and scratch.
-const REG_LOCAL = [6, 0, 1, 2, 3, 4, 7, 8, 9, 10, 5];
-const L_FUEL = 11;
-const L_ADDR = 12;
-const L_TA = 13;
-const L_TB = 14;
-const L_RID = 15;
-const L_ENTRY = 16;
-const L_LABEL = 17;
-const L_T32 = 18;
-const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32, I32];
+// Locals: parameters r1-r5, r10, fuel left and call depth; then r0, r6-r9 and scratch. Fuel and
+// depth travel as parameters and fuel comes back as a second result, so a local call touches no
+// global state.
+const REG_LOCAL = [8, 0, 1, 2, 3, 4, 9, 10, 11, 12, 5];
+const L_FUEL = 6;
+const L_DEPTH = 7;
+const L_ADDR = 13;
+const L_TA = 14;
+const L_TB = 15;
+const L_RID = 16;
+const L_ENTRY = 17;
+const L_LABEL = 18;
+const L_T32 = 19;
+const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32, I32];
 const REGION_ID_MASK = 63;
 
+/** Fuel left, published before each helper call so a helper that stops the program can report it. */
 const G_FUEL = 0;
-const G_DEPTH = 1;
 const F_FAULT = 0;
 const F_HELPER = 1;
 
@@ -60,12 +63,11 @@ interface Node {
 
 export function compileProgram(layout: ProgramLayout, options: CompileOptions): CompiledProgram {
   const mb = new ModuleBuilder();
-  const fnType = mb.type([I64, I64, I64, I64, I64, I64], [I64]);
+  const fnType = mb.type([I64, I64, I64, I64, I64, I64, I64, I32], [I64, I64]);
   mb.importFunction('env', 'fault', mb.type([I32, I32, I64, I32], []));
   mb.importFunction('env', 'helper', mb.type([I32, I64, I64, I64, I64, I64, I64], [I64]));
   mb.importMemory('env', 'memory', options.memoryPages, options.memoryPages);
-  mb.global(I64, true, 0n); // fuel left
-  mb.global(I32, true, 0n); // call depth
+  mb.global(I64, true, 0n);
   const firstFn = mb.nextFunctionIndex;
   const fnIndexAt = new Map(layout.functions.map((f, i) => [f.entryPc, firstFn + i]));
   const costs = blockCosts(layout);
@@ -82,7 +84,6 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   }
   mb.exportFunction('entry', firstFn);
   mb.exportGlobal('fuel', G_FUEL);
-  mb.exportGlobal('depth', G_DEPTH);
   return { wasm: mb.build(), structured };
 }
 
@@ -127,7 +128,6 @@ class FunctionCompiler {
   compile(): Uint8Array {
     const facts = analyzeControlFlow(this.nodes.map((n) => n.successors));
     const w = this.w;
-    w.byte(Op.global_get).u32(G_FUEL).byte(Op.local_set).u32(L_FUEL);
     if (facts.reducible) {
       this.doTree(0, facts);
     } else {
@@ -254,8 +254,7 @@ class FunctionCompiler {
   }
 
   private emitReturn(): void {
-    this.w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
-    this.w.byte(Op.local_get).u32(REG_LOCAL[0]).byte(Op.return);
+    this.w.byte(Op.local_get).u32(REG_LOCAL[0]).byte(Op.local_get).u32(L_FUEL).byte(Op.return);
   }
 
   private get(r: Register): void {
@@ -361,23 +360,22 @@ class FunctionCompiler {
     const w = this.w;
     const target = this.fnIndexAt.get(pc + imm + 1);
     if (target === undefined) throw new Error(`internal: no function at ${pc + imm + 1}`);
-    w.byte(Op.global_get)
-      .u32(G_DEPTH)
+    w.byte(Op.local_get)
+      .u32(L_DEPTH)
       .byte(Op.i32_const)
       .s32(this.options.maxCallDepth - 1)
       .byte(Op.i32_ge_u);
     w.byte(Op.if).byte(VOID_BLOCK);
     this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0n), 0);
     w.byte(Op.end);
-    w.byte(Op.global_get).u32(G_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_add).byte(Op.global_set).u32(G_DEPTH);
-    w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
     for (let r = 1; r <= 5; r++) this.get(r as Register);
     this.get(10);
     w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
+    w.byte(Op.local_get).u32(L_FUEL);
+    w.byte(Op.local_get).u32(L_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_add);
     w.byte(Op.call).u32(target);
+    w.byte(Op.local_set).u32(L_FUEL);
     this.set(0);
-    w.byte(Op.global_get).u32(G_FUEL).byte(Op.local_set).u32(L_FUEL);
-    w.byte(Op.global_get).u32(G_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_sub).byte(Op.global_set).u32(G_DEPTH);
   }
 
   /**

@@ -28,9 +28,10 @@ import { regionAddress, type SandboxMemory, WASM_PAGE_SIZE_BYTES } from '../memo
 import { type CompiledProgram, compileProgram, FaultKind } from './compile.js';
 
 interface Exports {
-  entry(r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, r10: bigint): bigint;
+  /** Returns [r0, fuel left]. */
+  entry(r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, r10: bigint, fuel: bigint, depth: number): [bigint, bigint];
+  /** Fuel left as of the last helper call. */
   fuel: WebAssembly.Global;
-  depth: WebAssembly.Global;
 }
 
 export interface JitStats {
@@ -87,20 +88,16 @@ export class JitEngine implements Engine {
     checkFuel(options.fuel);
     this.budget = options.fuel;
     this.exports.fuel.value = BigInt(options.fuel);
-    this.exports.depth.value = 0;
     this.memory.bytes(STACK_REGION_ID).fill(0);
     const a = (i: number) => (i < args.length ? BigInt.asIntN(64, args[i]) : 0n);
-    let r0: bigint;
+    const stackTop = regionAddress(STACK_REGION_ID, STACK_TOP_OFFSET);
     try {
-      r0 = this.exports.entry(a(0), a(1), a(2), a(3), a(4), regionAddress(STACK_REGION_ID, STACK_TOP_OFFSET));
+      const [r0, left] = this.exports.entry(a(0), a(1), a(2), a(3), a(4), stackTop, BigInt(options.fuel), 0);
+      return { r0: BigInt.asUintN(64, r0), fuelUsed: options.fuel - Number(left) };
     } catch (e) {
-      if (e instanceof ProgramStop) r0 = e.r0;
-      else throw e;
+      if (!(e instanceof ProgramStop)) throw e;
+      return { r0: e.r0, fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint) };
     }
-    return {
-      r0: BigInt.asUintN(64, r0),
-      fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint),
-    };
   }
 
   private fault(kind: number, pc: number, addr: bigint, size: number, maxCallDepth: number): never {
