@@ -38,11 +38,10 @@ const L_DEPTH = 7;
 const L_ADDR = 13;
 const L_TA = 14;
 const L_TB = 15;
-const L_RID = 16;
-const L_ENTRY = 17;
-const L_LABEL = 18;
-const L_T32 = 19;
-const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32, I32];
+const L_ENTRY = 16;
+const L_LABEL = 17;
+const L_T32 = 18;
+const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32];
 const REGION_ID_MASK = 63;
 
 /** Fuel left, published before each helper call so a helper that stops the program can report it. */
@@ -379,27 +378,34 @@ class FunctionCompiler {
   }
 
   /**
-   * Leaves the linear-memory offset of `[base + offset, +size)` on the stack, or faults. The region
-   * id (high half) is masked before indexing the table, so even a wild id reads inside the table.
+   * Leaves the linear-memory offset of `[base + offset, +size)` on the stack, or faults.
+   *
+   * The region table is indexed by the id's low 6 bits, so even a wild id reads inside the table.
+   * The limit check compares `(addr with those 6 bits cleared) + size` against the region's length:
+   * any id bit above them makes the left side at least 2^38, larger than every region, so one
+   * unsigned comparison covers both the id and the offset (no wrap-around is possible, since the
+   * cleared bits absorb the carry).
    */
   private emitAddress(base: Register, offset: number, size: number, write: boolean, pc: number): void {
     const w = this.w;
     this.get(base);
     if (offset !== 0) w.byte(Op.i64_const).s64(BigInt(offset)).byte(Op.i64_add);
     w.byte(Op.local_tee).u32(L_ADDR);
-    w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64).byte(Op.local_tee).u32(L_RID);
+    w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64);
     w.byte(Op.i32_const).s32(REGION_ID_MASK).byte(Op.i32_and);
     w.byte(Op.i32_const).s32(Math.log2(REGION_TABLE_ENTRY_BYTES)).byte(Op.i32_shl).byte(Op.local_set).u32(L_ENTRY);
-    w.byte(Op.local_get).u32(L_ADDR).byte(Op.i64_const).s64(0xffffffffn).byte(Op.i64_and);
+    w.byte(Op.local_get)
+      .u32(L_ADDR)
+      .byte(Op.i64_const)
+      .s64(~(BigInt(REGION_ID_MASK) << 32n))
+      .byte(Op.i64_and);
     w.byte(Op.i64_const).s64(BigInt(size)).byte(Op.i64_add);
     w.byte(Op.local_get)
       .u32(L_ENTRY)
       .byte(Op.i64_load32_u)
       .u32(2)
       .u32(write ? 8 : 4);
-    w.byte(Op.i64_gt_u);
-    w.byte(Op.local_get).u32(L_RID).byte(Op.i32_const).s32(REGION_ID_MASK).byte(Op.i32_gt_u).byte(Op.i32_or);
-    w.byte(Op.if).byte(VOID_BLOCK);
+    w.byte(Op.i64_gt_u).byte(Op.if).byte(VOID_BLOCK);
     this.fault(write ? FaultKind.write : FaultKind.read, pc, () => w.byte(Op.local_get).u32(L_ADDR), size);
     w.byte(Op.end);
     w.byte(Op.local_get).u32(L_ENTRY).byte(Op.i32_load).u32(2).u32(0);
