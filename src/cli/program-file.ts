@@ -1,0 +1,16 @@
+/**
+ * A program given on the command line: assembly text (`.s`) or raw bytecode (any other name; its
+ * length must be a multiple of 8, which `decodeProgram` checks).
+ */
+import { assemble, decodeProgram, type Instruction } from '../isa/index.js';
+import { readInputFile } from './args.js';
+
+export function isAssemblyPath(path: string): boolean {
+  return path.toLowerCase().endsWith('.s');
+}
+
+/** Load and parse `path`. Throws `UsageError` if unreadable, `AssembleError`/`DecodeError` if invalid. */
+export async function readProgramFile(path: string): Promise<Instruction[]> {
+  const bytes = await readInputFile(path);
+  return isAssemblyPath(path) ? assemble(Buffer.from(bytes).toString('utf8')) : decodeProgram(bytes);
+}
