@@ -28,6 +28,8 @@ export const conformanceHelpers = helperTable([unwindHelper]);
 export interface ConformanceRun extends RunResult {
   /** The test memory after the run. */
   readonly memory: Uint8Array;
+  /** The engine that ran the program (for its statistics). */
+  readonly engine: Engine;
 }
 
 /** Parse memory given as hex bytes, with or without spaces between them (`"aa bb"`, `"aabb"`). */
@@ -57,5 +59,6 @@ export function runConformance(
   return {
     ...result,
     memory: memory.bytes(CONFORMANCE_MEMORY_REGION_ID).slice(),
+    engine: instance,
   };
 }

@@ -9,6 +9,7 @@ import {
   HelperError,
   MemoryAccessError,
   NearbpfError,
+  ProgramLoadError,
   UnknownHelperError,
 } from '../../errors.js';
 import type { Program } from '../../isa/index.js';
@@ -37,35 +38,67 @@ interface Exports {
 export interface JitStats {
   /** Time to translate to Wasm bytes. */
   readonly translateMs: number;
-  /** Time for V8 to compile and instantiate the module. */
-  readonly instantiateMs: number;
+  /** Time for V8 to compile the module. */
+  readonly compileMs: number;
   readonly wasmSizeBytes: number;
   readonly structuredFunctions: number;
   readonly dispatchedFunctions: number;
 }
 
+/**
+ * A program compiled to a WebAssembly module, for sandboxes of one size: compile once, then
+ * `instantiate` per sandbox (each concurrent execution of a loaded program gets its own).
+ */
+export class JitProgram {
+  readonly module: WebAssembly.Module;
+  readonly compiled: CompiledProgram;
+  readonly stats: JitStats;
+  readonly maxCallDepth: number;
+  readonly memoryPages: number;
+
+  constructor(program: Program, options: EngineOptions) {
+    const layout = prepareProgram(program, options);
+    this.maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
+    this.memoryPages = options.memory.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
+    const t0 = performance.now();
+    this.compiled = compileProgram(layout, {
+      maxCallDepth: this.maxCallDepth,
+      memoryPages: this.memoryPages,
+      stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
+    });
+    const t1 = performance.now();
+    this.module = new WebAssembly.Module(this.compiled.wasm);
+    const structured = this.compiled.structured.filter(Boolean).length;
+    this.stats = {
+      translateMs: t1 - t0,
+      compileMs: performance.now() - t1,
+      wasmSizeBytes: this.compiled.wasm.length,
+      structuredFunctions: structured,
+      dispatchedFunctions: this.compiled.structured.length - structured,
+    };
+  }
+}
+
 export class JitEngine implements Engine {
   readonly kind = 'jit' as const;
-  readonly stats: JitStats;
-  readonly compiled: CompiledProgram;
+  readonly program: JitProgram;
+  /** Time V8 took to instantiate the module for this sandbox. */
+  readonly instantiateMs: number;
   private readonly exports: Exports;
   private readonly memory: SandboxMemory;
   private budget = 0;
 
-  constructor(program: Program, options: EngineOptions) {
-    const layout = prepareProgram(program, options);
-    const maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
+  /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same size) and instantiates it. */
+  constructor(program: Program | JitProgram, options: EngineOptions) {
+    this.program = program instanceof JitProgram ? program : new JitProgram(program, options);
     this.memory = options.memory;
-    const t0 = performance.now();
     const pages = options.memory.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
-    this.compiled = compileProgram(layout, {
-      maxCallDepth,
-      memoryPages: pages,
-      stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
-    });
-    const t1 = performance.now();
-    const module = new WebAssembly.Module(this.compiled.wasm);
-    const instance = new WebAssembly.Instance(module, {
+    if (pages !== this.program.memoryPages) {
+      throw new ProgramLoadError(`sandbox of ${pages} pages given to a program compiled for ${this.program.memoryPages}`);
+    }
+    const maxCallDepth = this.program.maxCallDepth;
+    const t0 = performance.now();
+    const instance = new WebAssembly.Instance(this.program.module, {
       env: {
         memory: options.memory.memory,
         fault: (kind: number, pc: number, addr: bigint, size: number) => this.fault(kind, pc, addr, size, maxCallDepth),
@@ -73,15 +106,15 @@ export class JitEngine implements Engine {
       },
     });
     this.exports = instance.exports as unknown as Exports;
-    const t2 = performance.now();
-    const structured = this.compiled.structured.filter(Boolean).length;
-    this.stats = {
-      translateMs: t1 - t0,
-      instantiateMs: t2 - t1,
-      wasmSizeBytes: this.compiled.wasm.length,
-      structuredFunctions: structured,
-      dispatchedFunctions: this.compiled.structured.length - structured,
-    };
+    this.instantiateMs = performance.now() - t0;
+  }
+
+  get stats(): JitStats {
+    return this.program.stats;
+  }
+
+  get compiled(): CompiledProgram {
+    return this.program.compiled;
   }
 
   run(args: readonly bigint[], options: RunOptions): RunResult {
