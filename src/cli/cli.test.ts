@@ -196,7 +196,10 @@ describe('nearbpf run', () => {
 
     const jit = await runMain(['run', path('second-byte.s'), '--mem', 'aa07', '--stats']);
     assert.equal(jit.stdout, '0x9\n');
-    assert.match(jit.stderr, /^fuel used: 5\njit translate: [\d.]+ ms\njit compile: [\d.]+ ms\njit instantiate: [\d.]+ ms\nwasm size: \d+ bytes\n$/);
+    assert.match(
+      jit.stderr,
+      /^fuel used: 5\njit translate: [\d.]+ ms\njit compile: [\d.]+ ms\njit instantiate: [\d.]+ ms\nwasm size: \d+ bytes\n$/,
+    );
   });
 
   const badUsage: [string, string[], RegExp][] = [
