@@ -1,0 +1,3 @@
+export * from './errors.js';
+export { mapHelpers } from './helpers.js';
+export * from './map.js';

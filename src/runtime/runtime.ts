@@ -1,0 +1,103 @@
+/**
+ * The storage runtime: loaded storage functions per tenant, their limits, and executions. It knows
+ * nothing of NVMe; the target maps its vendor commands onto these calls.
+ */
+import { ProgramLoadError } from '../errors.js';
+import type { Instruction } from '../isa/index.js';
+import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
+import { BudgetExceededError } from './errors.js';
+import { type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
+import { FairScheduler } from './scheduler.js';
+import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
+
+/** Checks a program before it is compiled; throws (e.g. a `VerifierError`) to refuse it. */
+export type ProgramVerifier = (program: Instruction[], name: string) => void;
+
+export interface StorageRuntimeOptions {
+  readonly verify: ProgramVerifier;
+  /** Limits of a tenant (host NQN); the defaults when omitted. */
+  readonly limitsFor?: (tenant: string) => TenantLimits;
+}
+
+export interface ProgramInfo {
+  readonly name: string;
+  readonly instructions: number;
+  readonly loadedAt: Date;
+  readonly stats: Readonly<StorageFunctionStats>;
+}
+
+export class UnknownProgramError extends ProgramLoadError {
+  override readonly code = 'ERR_PROGRAM_LOAD';
+  constructor(readonly programName: string) {
+    super(`no program named '${programName}' is loaded`);
+  }
+}
+
+/** Longest program name, in bytes of UTF-8. */
+export const MAX_PROGRAM_NAME_BYTES = 64;
+
+export class StorageRuntime {
+  readonly scheduler = new FairScheduler();
+  private readonly programs = new Map<string, Map<string, StorageFunction>>();
+
+  constructor(private readonly options: StorageRuntimeOptions) {}
+
+  limits(tenant: string): TenantLimits {
+    return this.options.limitsFor?.(tenant) ?? DEFAULT_TENANT_LIMITS;
+  }
+
+  /** Verify and compile `program` under `name` for `tenant`, replacing nothing: names are unique per tenant. */
+  load(tenant: string, name: string, program: Instruction[]): ProgramInfo {
+    if (!/^[\w.-]+$/.test(name) || Buffer.byteLength(name) > MAX_PROGRAM_NAME_BYTES) {
+      throw new ProgramLoadError(`program name must be 1-${MAX_PROGRAM_NAME_BYTES} of [A-Za-z0-9_.-], got '${name}'`);
+    }
+    const limits = this.limits(tenant);
+    const mine = this.tenantPrograms(tenant);
+    if (mine.has(name)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
+    if (mine.size >= limits.maxLoadedPrograms) {
+      throw new BudgetExceededError(
+        'loadedPrograms',
+        limits.maxLoadedPrograms,
+        `tenant '${tenant}' has ${mine.size} programs loaded`,
+      );
+    }
+    this.options.verify(program, name);
+    const fn = new StorageFunction({ name, program, slots: limits.maxConcurrentExecutions });
+    mine.set(name, fn);
+    return info(fn);
+  }
+
+  unload(tenant: string, name: string): void {
+    const fn = this.find(tenant, name);
+    if (fn.busySlots > 0) throw new ProgramLoadError(`program '${name}' has ${fn.busySlots} executions running`);
+    this.tenantPrograms(tenant).delete(name);
+  }
+
+  list(tenant: string): ProgramInfo[] {
+    return [...this.tenantPrograms(tenant).values()].map(info);
+  }
+
+  execute(tenant: string, name: string, request: Omit<ExecutionRequest, 'tenant'>): Promise<ExecutionResult> {
+    const fn = this.find(tenant, name);
+    return executeStorageFunction(fn, { ...request, tenant }, this.limits(tenant), this.scheduler);
+  }
+
+  private find(tenant: string, name: string): StorageFunction {
+    const fn = this.programs.get(tenant)?.get(name);
+    if (fn === undefined) throw new UnknownProgramError(name);
+    return fn;
+  }
+
+  private tenantPrograms(tenant: string): Map<string, StorageFunction> {
+    let mine = this.programs.get(tenant);
+    if (mine === undefined) {
+      mine = new Map();
+      this.programs.set(tenant, mine);
+    }
+    return mine;
+  }
+}
+
+function info(fn: StorageFunction): ProgramInfo {
+  return { name: fn.name, instructions: fn.program.length, loadedAt: fn.loadedAt, stats: { ...fn.stats } };
+}

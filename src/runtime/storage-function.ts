@@ -1,0 +1,178 @@
+/**
+ * A loaded storage function: one verified program compiled once, with one sandbox holding a slot
+ * per concurrent execution (context, data buffer, scratch and input regions) plus the program's
+ * maps, which all its executions share. Steps never interleave (see scheduler.ts), so one JIT
+ * instance serves every slot: r1 simply points at the slot's context.
+ */
+import { MAX_CALL_DEPTH } from '../abi/limits.js';
+import { MAX_DATA_BYTES_PER_STEP, MAX_INPUT_BYTES, SCRATCH_SIZE_BYTES, STORAGE_CTX, STORAGE_HELPER_IDS } from '../abi/storage.js';
+import { ProgramLoadError } from '../errors.js';
+import type { Instruction } from '../isa/index.js';
+import { createSandbox } from '../vm/engine.js';
+import { type Helper, helperTable } from '../vm/helpers.js';
+import { JitEngine } from '../vm/jit/engine.js';
+import { type RegionSpec, regionAddress, type SandboxMemory } from '../vm/memory.js';
+import { BudgetExceededError, StorageAccessError } from './errors.js';
+
+/** A read a step asked for, in namespace bytes. */
+export interface ReadRequest {
+  readonly offsetBytes: number;
+  readonly lengthBytes: number;
+}
+
+/** What the helpers of a running step act on; owned by the execution (execution.ts). */
+export interface StepState {
+  readonly namespaceSizeBytes: number;
+  readonly maxReadsPerStep: number;
+  readonly maxOutputBytes: number;
+  readonly scanMode: boolean;
+  reads: ReadRequest[];
+  readBytesThisStep: number;
+  output: Uint8Array[];
+  outputBytes: number;
+  scanStopped: boolean;
+}
+
+export interface Slot {
+  readonly index: number;
+  readonly ctxRegion: number;
+  readonly dataRegion: number;
+  readonly scratchRegion: number;
+  readonly inputRegion: number;
+}
+
+const REGIONS_PER_SLOT = 4;
+const FIRST_SLOT_REGION = 2;
+
+export interface StorageFunctionOptions {
+  readonly name: string;
+  readonly program: Instruction[];
+  /** Concurrent executions of this function (slots in its sandbox). */
+  readonly slots: number;
+  /** Map regions and helpers (from the loader), placed after the slots. */
+  readonly extraRegions?: readonly RegionSpec[];
+  readonly extraHelpers?: (memory: () => SandboxMemory, firstExtraRegion: number) => readonly Helper[];
+}
+
+export interface StorageFunctionStats {
+  executions: number;
+  failures: number;
+  steps: number;
+  instructions: number;
+  bytesRead: number;
+}
+
+export class StorageFunction {
+  readonly name: string;
+  readonly program: Instruction[];
+  readonly sandbox: SandboxMemory;
+  readonly engine: JitEngine;
+  readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
+  readonly loadedAt = new Date();
+  private readonly freeSlots: Slot[] = [];
+  /** The step running now, if any: what the helpers act on. */
+  current: StepState | undefined;
+
+  constructor(options: StorageFunctionOptions) {
+    if (!Number.isInteger(options.slots) || options.slots < 1)
+      throw new ProgramLoadError(`slots must be >= 1, got ${options.slots}`);
+    this.name = options.name;
+    this.program = options.program;
+    const regions: RegionSpec[] = [];
+    for (let s = 0; s < options.slots; s++) {
+      regions.push(
+        { name: `ctx${s}`, sizeBytes: STORAGE_CTX.sizeBytes, writable: false },
+        { name: `data${s}`, sizeBytes: MAX_DATA_BYTES_PER_STEP, writable: false },
+        { name: `scratch${s}`, sizeBytes: SCRATCH_SIZE_BYTES, writable: true },
+        { name: `input${s}`, sizeBytes: MAX_INPUT_BYTES, writable: false },
+      );
+    }
+    const firstExtra = FIRST_SLOT_REGION + regions.length;
+    regions.push(...(options.extraRegions ?? []));
+    this.sandbox = createSandbox(regions);
+    for (let s = options.slots - 1; s >= 0; s--) {
+      const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
+      this.freeSlots.push({ index: s, ctxRegion: base, dataRegion: base + 1, scratchRegion: base + 2, inputRegion: base + 3 });
+    }
+    const helpers = helperTable([...this.storageHelpers(), ...(options.extraHelpers?.(() => this.sandbox, firstExtra) ?? [])]);
+    this.engine = new JitEngine(options.program, { helpers, memory: this.sandbox, maxCallDepth: MAX_CALL_DEPTH });
+  }
+
+  acquireSlot(): Slot | undefined {
+    return this.freeSlots.pop();
+  }
+
+  releaseSlot(slot: Slot): void {
+    this.freeSlots.push(slot);
+  }
+
+  get busySlots(): number {
+    return this.sandbox.regions.filter((r) => r.name.startsWith('ctx')).length - this.freeSlots.length;
+  }
+
+  /** Address of a slot's context, as the program sees it in r1. */
+  contextAddress(slot: Slot): bigint {
+    return regionAddress(slot.ctxRegion, 0);
+  }
+
+  private step(pc: number): StepState {
+    const state = this.current;
+    if (state === undefined) throw new StorageAccessError(pc, 'storage helper called outside a step');
+    return state;
+  }
+
+  private storageHelpers(): Helper[] {
+    return [
+      {
+        id: STORAGE_HELPER_IDS.read,
+        name: 'nb_read',
+        fn: (offset, length, _r3, _r4, _r5, call) => {
+          const state = this.step(call.pc);
+          if (state.scanMode) throw new StorageAccessError(call.pc, 'nb_read is not available in scan mode');
+          if (state.reads.length >= state.maxReadsPerStep) {
+            throw new BudgetExceededError('readsPerStep', state.maxReadsPerStep, `pc ${call.pc}: read ${state.reads.length + 1}`);
+          }
+          if (length === 0n || offset + length > BigInt(state.namespaceSizeBytes)) {
+            throw new StorageAccessError(
+              call.pc,
+              `read of ${length} bytes at offset ${offset} is outside the namespace of ${state.namespaceSizeBytes} bytes`,
+            );
+          }
+          if (BigInt(state.readBytesThisStep) + length > BigInt(MAX_DATA_BYTES_PER_STEP)) {
+            throw new StorageAccessError(
+              call.pc,
+              `reads of one step exceed the ${MAX_DATA_BYTES_PER_STEP}-byte data buffer (${state.readBytesThisStep} + ${length})`,
+            );
+          }
+          state.reads.push({ offsetBytes: Number(offset), lengthBytes: Number(length) });
+          state.readBytesThisStep += Number(length);
+          return 0n;
+        },
+      },
+      {
+        id: STORAGE_HELPER_IDS.emit,
+        name: 'nb_emit',
+        fn: (buf, length, _r3, _r4, _r5, call) => {
+          const state = this.step(call.pc);
+          if (length > BigInt(state.maxOutputBytes - state.outputBytes)) {
+            throw new BudgetExceededError('outputBytes', state.maxOutputBytes, `pc ${call.pc}: emitting ${length} more bytes`);
+          }
+          const bytes = call.memory.slice(buf, Number(length), 'read', call.pc).slice();
+          state.output.push(bytes);
+          state.outputBytes += bytes.length;
+          return 0n;
+        },
+      },
+      {
+        id: STORAGE_HELPER_IDS.scanStop,
+        name: 'nb_scan_stop',
+        fn: (_r1, _r2, _r3, _r4, _r5, call) => {
+          const state = this.step(call.pc);
+          if (!state.scanMode) throw new StorageAccessError(call.pc, 'nb_scan_stop is only available in scan mode');
+          state.scanStopped = true;
+          return 0n;
+        },
+      },
+    ];
+  }
+}
