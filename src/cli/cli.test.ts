@@ -284,3 +284,35 @@ describe('bin/nearbpf.js', () => {
     assert.equal((demo.stdout.match(/ ok /g) ?? []).length, 4);
   });
 });
+
+describe('nearbpf on ELF objects', () => {
+  const example = (name: string) => join(REPO_ROOT, 'examples', 'build', name);
+
+  it('inspect lists programs and interleaves source lines', async () => {
+    const { code, stdout } = await runMain(['inspect', example('calls.o')]);
+    assert.equal(code, 0);
+    assert.match(stdout, /programs \(3\):/);
+    assert.match(stdout, /; calls\.c:\d+: .*sum_of_squares/);
+    const plain = await runMain(['inspect', example('calls.o'), '--program', 'squares', '--no-source']);
+    assert.doesNotMatch(plain.stdout, /; calls\.c/);
+  });
+
+  it('run executes a program of an object on both engines', async () => {
+    for (const engine of ['interpreter', 'jit']) {
+      const { code, stdout } = await runMain(['run', example('sum.o'), '--mem', '01 02 03 04', '--engine', engine]);
+      assert.equal(code, 0);
+      assert.equal(stdout, '0xa\n');
+    }
+  });
+
+  it('fails clearly on a corrupt object and on an unknown program', async () => {
+    const corrupt = path('corrupt.o');
+    writeFileSync(corrupt, readFileSync(example('sum.o')).subarray(0, 100));
+    const bad = await runMain(['run', corrupt]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error\[ERR_ELF/);
+    const unknown = await runMain(['inspect', example('sum.o'), '--program', 'nope']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /nope/);
+  });
+});

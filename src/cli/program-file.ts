@@ -11,6 +11,10 @@ export function isAssemblyPath(path: string): boolean {
 
 /** Load and parse `path`. Throws `UsageError` if unreadable, `AssembleError`/`DecodeError` if invalid. */
 export async function readProgramFile(path: string): Promise<Instruction[]> {
-  const bytes = await readInputFile(path);
+  return parseProgram(path, await readInputFile(path));
+}
+
+/** Parse the contents of `path`: assembly text if its name ends in .s, bytecode otherwise. */
+export function parseProgram(path: string, bytes: Uint8Array): Instruction[] {
   return isAssemblyPath(path) ? assemble(Buffer.from(bytes).toString('utf8')) : decodeProgram(bytes);
 }

@@ -99,7 +99,11 @@ export interface LoadedProgramFile {
 
 /** Read and load an ELF object and pick one program (`program`, or the only one). */
 export async function loadProgramFile(path: string, options: { program?: string } = {}): Promise<LoadedProgramFile> {
-  const bytes = await readFile(path);
+  return loadProgramBytes(await readFile(path), options, path);
+}
+
+/** Load an object already in memory and pick one of its programs. */
+export function loadProgramBytes(bytes: Uint8Array, options: { program?: string } = {}, path = 'the input'): LoadedProgramFile {
   if (bytes.length > MAX_OBJECT_SIZE_BYTES)
     throw new LoaderLimitError('object size in bytes', MAX_OBJECT_SIZE_BYTES, bytes.length);
   if (!isElf(bytes)) throw new ElfHeaderError(`${path} is not an ELF object`);

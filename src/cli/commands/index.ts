@@ -3,10 +3,11 @@ import { asmCommand } from './asm.js';
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
 import { disasmCommand } from './disasm.js';
+import { inspectCommand } from './inspect.js';
 import { runCommand } from './run.js';
 
 export type { Command } from './command.js';
 
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [asmCommand, disasmCommand, runCommand, demoCommand].map((command) => [command.name, command]),
+  [asmCommand, disasmCommand, runCommand, inspectCommand, demoCommand].map((command) => [command.name, command]),
 );
