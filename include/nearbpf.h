@@ -110,10 +110,56 @@ static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *)
 #define NEARBPF_CONFORMANCE_PROGRAM(name) SEC("conformance/" #name) __u64 name(__u8 *mem, __u64 len)
 
 /*
- * ---- Storage functions (NOT YET DEFINED) ----
- * The storage-function program type (context with data/data_end pointers to the block just read, a
- * scratch area, helpers to request the next read and to emit output) will be declared here once
- * src/abi/program-types.ts defines it. Do not rely on anything in this section yet.
+ * ---- Storage functions: SEC("storage") or SEC("storage/NAME") ----
+ * Mirrors src/abi/storage.ts. An execution is a series of steps; each step runs the program once,
+ * to completion, with r1 = struct nb_ctx *. In a step the program may:
+ *   - read its parameters (param0/param1, and the input blob: input[0..input_len));
+ *   - read the data of the reads it asked for in the previous step: data..data_end, the reads
+ *     concatenated in request order (check every access against data_end, as for XDP packets);
+ *   - keep state in scratch (NB_SCRATCH_SIZE bytes, zeroed when the execution starts);
+ *   - ask for up to NB_MAX_READS_PER_STEP reads for the next step with nb_read();
+ *   - append bytes to the output with nb_emit();
+ *   - return. The execution continues while the step asked for reads; otherwise the value the step
+ *     returned is the execution's result (the 64-bit value in the NVMe completion).
+ * Scan mode streams a byte range through the program: each step sees the next chunk in data (its
+ * namespace offset in data_offset, NB_FLAG_SCAN in flags); after the last chunk (or nb_scan_stop())
+ * one more step runs with NB_FLAG_SCAN_END set and no data; its return value is the result.
  */
+#define NB_MAX_READS_PER_STEP 32
+#define NB_MAX_DATA_PER_STEP (256 * 1024)
+#define NB_SCRATCH_SIZE 4096
+#define NB_MAX_INPUT 4096
+#define NB_FLAG_SCAN 1
+#define NB_FLAG_SCAN_END 2
+
+struct nb_ctx {
+  __u64 data;           /* (void *) start of the data read for this step */
+  __u64 data_end;       /* (void *) one past its end */
+  __u64 scratch;        /* (void *) NB_SCRATCH_SIZE bytes kept across steps */
+  __u64 input;          /* (const void *) the client's parameter blob (NB_MAX_INPUT bytes, zero-padded) */
+  __u64 input_len;      /* its length */
+  __u64 param0;         /* the two 64-bit parameters of Execute Program */
+  __u64 param1;
+  __u64 step;           /* 0 for the first step */
+  __u64 nr_reads;       /* reads whose data is in data..data_end */
+  __u64 data_offset;    /* namespace byte offset of the first of them (of the chunk, in scan mode) */
+  __u64 flags;          /* NB_FLAG_* */
+  __u64 namespace_size; /* bytes in the namespace */
+};
+
+/* Queue a read of length bytes at byte offset of the namespace for the next step. Returns 0. */
+static long (*const nb_read)(__u64 offset, __u64 length) = (void *)100;
+/* Append length bytes at buf to the execution's output. Returns 0. */
+static long (*const nb_emit)(const void *buf, __u64 length) = (void *)101;
+/* Scan mode: skip the remaining chunks; the NB_FLAG_SCAN_END step still runs. Returns 0. */
+static long (*const nb_scan_stop)(void) = (void *)102;
+
+/* Typed views of the context's pointer fields. */
+#define NB_DATA(ctx) ((void *)(long)(ctx)->data)
+#define NB_DATA_END(ctx) ((void *)(long)(ctx)->data_end)
+#define NB_SCRATCH(ctx) ((void *)(long)(ctx)->scratch)
+#define NB_INPUT(ctx) ((const void *)(long)(ctx)->input)
+
+#define NEARBPF_STORAGE_PROGRAM(name) SEC("storage/" #name) __u64 name(struct nb_ctx *ctx)
 
 #endif /* NEARBPF_H */
