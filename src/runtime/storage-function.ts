@@ -7,7 +7,7 @@
 import { MAX_CALL_DEPTH } from '../abi/limits.js';
 import { MAX_DATA_BYTES_PER_STEP, MAX_INPUT_BYTES, SCRATCH_SIZE_BYTES, STORAGE_CTX, STORAGE_HELPER_IDS } from '../abi/storage.js';
 import { ProgramLoadError } from '../errors.js';
-import type { Instruction } from '../isa/index.js';
+import type { Program } from '../isa/index.js';
 import { createSandbox } from '../vm/engine.js';
 import { type Helper, helperTable } from '../vm/helpers.js';
 import { JitEngine } from '../vm/jit/engine.js';
@@ -46,7 +46,7 @@ const FIRST_SLOT_REGION = 2;
 
 export interface StorageFunctionOptions {
   readonly name: string;
-  readonly program: Instruction[];
+  readonly program: Program;
   /** Concurrent executions of this function (slots in its sandbox). */
   readonly slots: number;
   /** Map regions and helpers (from the loader), placed after the slots. */
@@ -64,7 +64,7 @@ export interface StorageFunctionStats {
 
 export class StorageFunction {
   readonly name: string;
-  readonly program: Instruction[];
+  readonly program: Program;
   readonly sandbox: SandboxMemory;
   readonly engine: JitEngine;
   readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
