@@ -40,7 +40,9 @@ function checkCases(dir: string, engine: EngineKind): string[] {
 
 describe('examples', () => {
   it('has an expected result for every example object, and an object for every case', () => {
-    const objects = new Set(exampleObjectNames());
+    // Storage functions run in the storage runtime; their results are pinned by src/showcase tests.
+    const storageObjects = new Set(['btree.o']);
+    const objects = new Set(exampleObjectNames().filter((n) => !storageObjects.has(n)));
     const covered = new Set(expectedCases().map((c) => c.object));
     assert.deepEqual([...objects].sort(), [...covered].sort());
   });
