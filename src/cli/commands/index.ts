@@ -1,4 +1,6 @@
 /** The command table. A new subcommand is one module here and one entry below. */
+
+import { benchIoCommand, interopCommand, serveCommand } from '../../target/index.js';
 import { asmCommand } from './asm.js';
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
@@ -9,5 +11,7 @@ import { runCommand } from './run.js';
 export type { Command } from './command.js';
 
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [asmCommand, disasmCommand, runCommand, inspectCommand, demoCommand].map((command) => [command.name, command]),
+  [asmCommand, disasmCommand, runCommand, inspectCommand, serveCommand, benchIoCommand, interopCommand, demoCommand].map(
+    (command) => [command.name, command],
+  ),
 );

@@ -1,0 +1,287 @@
+/**
+ * Target configuration: a JSON document (all fields optional, defaults below) and its validation.
+ *
+ * ```json
+ * {
+ *   "listen": { "host": "127.0.0.1", "port": 4420 },
+ *   "dataDir": "./nearbpf-data",                // relative namespace paths are resolved here
+ *   "digests": { "header": true, "data": true }, // what the target grants when a host asks in ICReq
+ *   "limits": {
+ *     "maxConnections": 256,                     // TCP connections, all queues together
+ *     "maxControllers": 64,                      // associations (admin queues)
+ *     "maxIoQueues": 8,                          // per controller
+ *     "maxQueueDepth": 128,                      // entries per queue (MQES + 1, SQSIZE + 1)
+ *     "maxDataTransferBytes": 1048576,           // MDTS: power of two, >= 4096
+ *     "inCapsuleDataBytes": 16384,               // I/O queue in-capsule data (IOCCSZ - 64 bytes)
+ *     "maxH2CDataBytes": 131072,                 // MAXH2CDATA, also the size of each R2T
+ *     "maxC2HDataBytes": 131072,                 // data bytes per C2HData PDU we send
+ *     "maxInFlightBytesPerConnection": 16777216, // data buffered per connection before socket.pause()
+ *     "maxKeepAliveTimeoutMs": 3600000,          // larger KATO in Connect is refused
+ *     "idleTimeoutMs": 300000,                   // association dropped after this long without a command when KATO is 0
+ *     "handshakeTimeoutMs": 10000,               // ICReq + Connect must arrive within this
+ *     "maxDeallocateRangeBytes": 67108864        // per Dataset Management range (advertised as DMRSL)
+ *   },
+ *   "subsystems": [{
+ *     "nqn": "nqn.2026-11.io.nearbpf:default",
+ *     "serial": "nearbpf0001",                   // optional, <= 20 ASCII characters
+ *     "model": "nearbpf",                        // optional, <= 40 ASCII characters
+ *     "hosts": [{ "nqn": "*", "access": "read-write" }], // "*" = any host; exact NQNs take precedence
+ *     "namespaces": [{ "nsid": 1, "path": "default-ns1.img", "sizeBytes": 1073741824, "blockSize": 512 }]
+ *   }]
+ * }
+ * ```
+ * A namespace path that does not exist is created as a sparse file of `sizeBytes`; a block device is used
+ * as is (`sizeBytes` optional, at most the device size).
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
+import { ConfigError } from '../protocol/errors.js';
+
+export type HostAccess = 'read-write' | 'read-only';
+
+export interface HostRule {
+  /** A host NQN, or `*` for any host. */
+  nqn: string;
+  access: HostAccess;
+}
+
+export interface NamespaceConfig {
+  nsid: number;
+  /** Absolute after validation. */
+  path: string;
+  /** Required for files; for block devices defaults to the device size. */
+  sizeBytes?: number;
+  blockSize: 512 | 4096;
+}
+
+export interface SubsystemConfig {
+  nqn: string;
+  serial: string;
+  model: string;
+  hosts: HostRule[];
+  namespaces: NamespaceConfig[];
+}
+
+export interface TargetLimits {
+  maxConnections: number;
+  maxControllers: number;
+  maxIoQueues: number;
+  maxQueueDepth: number;
+  maxDataTransferBytes: number;
+  inCapsuleDataBytes: number;
+  maxH2CDataBytes: number;
+  maxC2HDataBytes: number;
+  maxInFlightBytesPerConnection: number;
+  maxKeepAliveTimeoutMs: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxDeallocateRangeBytes: number;
+}
+
+export interface TargetConfig {
+  listen: { host: string; port: number };
+  dataDir: string;
+  digests: { header: boolean; data: boolean };
+  limits: TargetLimits;
+  subsystems: SubsystemConfig[];
+}
+
+export const DEFAULT_SUBSYSTEM_NQN = 'nqn.2026-11.io.nearbpf:default';
+export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 4420 } as const;
+export const DEFAULT_DATA_DIR = './nearbpf-data';
+const GIB = 1024 * 1024 * 1024;
+
+export const DEFAULT_LIMITS: Readonly<TargetLimits> = {
+  maxConnections: 256,
+  maxControllers: 64,
+  maxIoQueues: 8,
+  maxQueueDepth: 128,
+  maxDataTransferBytes: 1 << 20,
+  inCapsuleDataBytes: 16384,
+  maxH2CDataBytes: 128 * 1024,
+  maxC2HDataBytes: 128 * 1024,
+  maxInFlightBytesPerConnection: 16 << 20,
+  maxKeepAliveTimeoutMs: 3_600_000,
+  idleTimeoutMs: 300_000,
+  handshakeTimeoutMs: 10_000,
+  maxDeallocateRangeBytes: 64 << 20,
+};
+
+/** Hard ceilings on the limits themselves, so a config cannot ask for absurd memory. */
+const LIMIT_RANGES: Record<keyof TargetLimits, [number, number]> = {
+  maxConnections: [1, 65536],
+  maxControllers: [1, 0xffef],
+  maxIoQueues: [1, 1024],
+  maxQueueDepth: [2, 1024],
+  maxDataTransferBytes: [4096, 16 << 20],
+  inCapsuleDataBytes: [0, 1 << 20],
+  maxH2CDataBytes: [4096, 16 << 20],
+  maxC2HDataBytes: [4096, 16 << 20],
+  maxInFlightBytesPerConnection: [64 * 1024, 1 << 30],
+  maxKeepAliveTimeoutMs: [1000, 86_400_000],
+  idleTimeoutMs: [1000, 86_400_000],
+  handshakeTimeoutMs: [100, 600_000],
+  maxDeallocateRangeBytes: [4096, 2 ** 40],
+};
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function checkKeys(obj: Json, allowed: readonly string[], at: string): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) throw new ConfigError(at ? `${at}.${k}` : k, 'unknown field');
+}
+
+function int(v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ConfigError(field, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(field, 'must be a non-empty string');
+  return v;
+}
+
+function ascii(v: unknown, field: string, maxBytes: number): string {
+  const s = str(v, field);
+  if (!/^[\x20-\x7e]*$/.test(s) || s.length > maxBytes)
+    throw new ConfigError(field, `must be at most ${maxBytes} printable ASCII characters`);
+  return s;
+}
+
+export function validateNqn(v: unknown, field: string): string {
+  const s = str(v, field);
+  if (Buffer.byteLength(s) > NQN_MAX_BYTES) throw new ConfigError(field, `NQN longer than ${NQN_MAX_BYTES} bytes`);
+  if (!s.startsWith('nqn.')) throw new ConfigError(field, 'NQN must start with "nqn."');
+  return s;
+}
+
+/** Validate a parsed JSON config (all fields optional) into a full `TargetConfig`. Throws `ConfigError`. */
+export function validateConfig(input: unknown, baseDir = process.cwd()): TargetConfig {
+  const raw = input ?? {};
+  if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
+  checkKeys(raw, ['listen', 'dataDir', 'digests', 'limits', 'subsystems'], '');
+
+  const listenRaw = raw.listen ?? {};
+  if (!isObject(listenRaw)) throw new ConfigError('listen', 'must be an object');
+  checkKeys(listenRaw, ['host', 'port'], 'listen');
+  const listen = {
+    host: listenRaw.host === undefined ? DEFAULT_LISTEN.host : str(listenRaw.host, 'listen.host'),
+    port: listenRaw.port === undefined ? DEFAULT_LISTEN.port : int(listenRaw.port, 'listen.port', 0, 65535),
+  };
+
+  const dataDir = resolve(baseDir, raw.dataDir === undefined ? DEFAULT_DATA_DIR : str(raw.dataDir, 'dataDir'));
+
+  const digestsRaw = raw.digests ?? {};
+  if (!isObject(digestsRaw)) throw new ConfigError('digests', 'must be an object');
+  checkKeys(digestsRaw, ['header', 'data'], 'digests');
+  const bool = (v: unknown, field: string, dflt: boolean) => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'boolean') throw new ConfigError(field, 'must be true or false');
+    return v;
+  };
+  const digests = { header: bool(digestsRaw.header, 'digests.header', true), data: bool(digestsRaw.data, 'digests.data', true) };
+
+  const limitsRaw = raw.limits ?? {};
+  if (!isObject(limitsRaw)) throw new ConfigError('limits', 'must be an object');
+  checkKeys(limitsRaw, Object.keys(DEFAULT_LIMITS), 'limits');
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof TargetLimits)[]) {
+    if (limitsRaw[key] !== undefined) limits[key] = int(limitsRaw[key], `limits.${key}`, ...LIMIT_RANGES[key]);
+  }
+  const mdts = limits.maxDataTransferBytes;
+  if ((mdts & (mdts - 1)) !== 0) throw new ConfigError('limits.maxDataTransferBytes', 'must be a power of two (MDTS)');
+  if (limits.inCapsuleDataBytes % 16 !== 0)
+    throw new ConfigError('limits.inCapsuleDataBytes', 'must be a multiple of 16 (IOCCSZ units)');
+  if (limits.maxInFlightBytesPerConnection < mdts) {
+    throw new ConfigError('limits.maxInFlightBytesPerConnection', 'must be at least maxDataTransferBytes');
+  }
+
+  const subsRaw = raw.subsystems ?? [defaultSubsystemJson()];
+  if (!Array.isArray(subsRaw) || subsRaw.length === 0) throw new ConfigError('subsystems', 'must be a non-empty array');
+  const seen = new Set<string>();
+  const subsystems = subsRaw.map((s, i) => {
+    const sub = validateSubsystem(s, `subsystems[${i}]`, dataDir, i);
+    if (seen.has(sub.nqn)) throw new ConfigError(`subsystems[${i}].nqn`, 'duplicate subsystem NQN');
+    seen.add(sub.nqn);
+    return sub;
+  });
+  return { listen, dataDir, digests, limits, subsystems };
+}
+
+function defaultSubsystemJson(): Json {
+  return {
+    nqn: DEFAULT_SUBSYSTEM_NQN,
+    namespaces: [{ nsid: 1, path: 'default-ns1.img', sizeBytes: GIB, blockSize: 512 }],
+  };
+}
+
+function validateSubsystem(s: unknown, at: string, dataDir: string, index: number): SubsystemConfig {
+  if (!isObject(s)) throw new ConfigError(at, 'must be an object');
+  checkKeys(s, ['nqn', 'serial', 'model', 'hosts', 'namespaces'], at);
+  const nqn = validateNqn(s.nqn, `${at}.nqn`);
+  if (nqn === DISCOVERY_NQN) throw new ConfigError(`${at}.nqn`, 'the discovery NQN is reserved');
+  const serial = s.serial === undefined ? `nearbpf${String(index + 1).padStart(4, '0')}` : ascii(s.serial, `${at}.serial`, 20);
+  const model = s.model === undefined ? 'nearbpf' : ascii(s.model, `${at}.model`, 40);
+  const hostsRaw = s.hosts ?? [{ nqn: '*', access: 'read-write' }];
+  if (!Array.isArray(hostsRaw)) throw new ConfigError(`${at}.hosts`, 'must be an array');
+  const hosts = hostsRaw.map((h, j): HostRule => {
+    const hat = `${at}.hosts[${j}]`;
+    if (!isObject(h)) throw new ConfigError(hat, 'must be an object');
+    checkKeys(h, ['nqn', 'access'], hat);
+    const hnqn = h.nqn === '*' ? '*' : validateNqn(h.nqn, `${hat}.nqn`);
+    const access = h.access ?? 'read-write';
+    if (access !== 'read-write' && access !== 'read-only')
+      throw new ConfigError(`${hat}.access`, 'must be "read-write" or "read-only"');
+    return { nqn: hnqn, access };
+  });
+  const nsRaw = s.namespaces;
+  if (!Array.isArray(nsRaw) || nsRaw.length === 0) throw new ConfigError(`${at}.namespaces`, 'must be a non-empty array');
+  if (nsRaw.length > 1024) throw new ConfigError(`${at}.namespaces`, 'at most 1024 namespaces');
+  const nsids = new Set<number>();
+  const namespaces = nsRaw.map((n, j): NamespaceConfig => {
+    const nat = `${at}.namespaces[${j}]`;
+    if (!isObject(n)) throw new ConfigError(nat, 'must be an object');
+    checkKeys(n, ['nsid', 'path', 'sizeBytes', 'blockSize'], nat);
+    const nsid = n.nsid === undefined ? j + 1 : int(n.nsid, `${nat}.nsid`, 1, 1024);
+    if (nsids.has(nsid)) throw new ConfigError(`${nat}.nsid`, 'duplicate nsid');
+    nsids.add(nsid);
+    const path = str(n.path, `${nat}.path`);
+    const blockSize = n.blockSize === undefined ? 512 : int(n.blockSize, `${nat}.blockSize`, 512, 4096);
+    if (blockSize !== 512 && blockSize !== 4096) throw new ConfigError(`${nat}.blockSize`, 'must be 512 or 4096');
+    let sizeBytes: number | undefined;
+    if (n.sizeBytes !== undefined) {
+      sizeBytes = int(n.sizeBytes, `${nat}.sizeBytes`, blockSize, 2 ** 50);
+      if (sizeBytes % blockSize !== 0) throw new ConfigError(`${nat}.sizeBytes`, `must be a multiple of blockSize ${blockSize}`);
+    }
+    return { nsid, path: isAbsolute(path) ? path : resolve(dataDir, path), sizeBytes, blockSize };
+  });
+  return { nqn, serial, model, hosts, namespaces };
+}
+
+/** Read and validate a JSON config file; relative paths in it are relative to the file's folder. */
+export async function loadConfigFile(file: string): Promise<TargetConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('(file)', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('(file)', `${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateConfig(json, resolve(file, '..'));
+}
+
+/** The access a host gets to a subsystem, or null if it may not connect. Exact NQN rules beat `*`. */
+export function hostAccess(sub: Pick<SubsystemConfig, 'hosts'>, hostNqn: string): HostAccess | null {
+  const exact = sub.hosts.find((h) => h.nqn === hostNqn);
+  if (exact) return exact.access;
+  return sub.hosts.find((h) => h.nqn === '*')?.access ?? null;
+}

@@ -1,0 +1,140 @@
+/**
+ * NVM command set I/O commands against a namespace: Read, Write (FUA), Flush, Write Zeroes and Dataset
+ * Management (deallocate = write zeros, see namespace.ts). Every LBA range is checked (LBA Out of Range),
+ * every transfer against MDTS; writes from read-only hosts fail with Namespace Is Write Protected.
+ */
+import {
+  DSM_DEALLOCATE,
+  DSM_RANGE_BYTES,
+  GenericStatus,
+  IoOpcode,
+  MediaErrorStatus,
+  RW_FUA,
+  StatusCodeType,
+} from '../protocol/constants.js';
+import { type Sqe, sqeNlb, sqeSlba } from '../protocol/sqe.js';
+import {
+  type Completion,
+  failure,
+  generic,
+  INVALID_FIELD,
+  INVALID_NAMESPACE,
+  INVALID_OPCODE,
+  LBA_OUT_OF_RANGE,
+  success,
+} from './completion.js';
+import type { IoStats } from './identify.js';
+import type { Namespace } from './namespace.js';
+
+export interface IoContext {
+  namespaces: ReadonlyMap<number, Namespace>;
+  readOnly: boolean;
+  maxDataTransferBytes: number;
+  maxDeallocateRangeBytes: number;
+  stats: IoStats;
+}
+
+const ALL_NAMESPACES = 0xffffffff;
+const WRITE_PROTECTED = generic(GenericStatus.NamespaceWriteProtected);
+const DATA_SGL_LENGTH_INVALID = generic(GenericStatus.DataSglLengthInvalid);
+
+export async function executeIo(ctx: IoContext, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+  if (sqe.opcode === IoOpcode.Flush) return flush(ctx, sqe.nsid);
+  const ns = ctx.namespaces.get(sqe.nsid);
+  switch (sqe.opcode) {
+    case IoOpcode.Read:
+    case IoOpcode.Write:
+    case IoOpcode.WriteZeroes:
+    case IoOpcode.DatasetManagement:
+      break;
+    default:
+      return INVALID_OPCODE;
+  }
+  if (!ns) return INVALID_NAMESPACE;
+  if (sqe.opcode === IoOpcode.DatasetManagement) return datasetManagement(ctx, ns, sqe, data);
+  const slba = sqeSlba(sqe);
+  const nlb = sqeNlb(sqe);
+  if (slba + nlb > ns.blockCount) return LBA_OUT_OF_RANGE;
+  const offset = slba * ns.blockSize;
+  const bytes = nlb * ns.blockSize;
+  try {
+    switch (sqe.opcode) {
+      case IoOpcode.Read: {
+        if (bytes > ctx.maxDataTransferBytes) return INVALID_FIELD;
+        if (sqe.sglLength < bytes) return DATA_SGL_LENGTH_INVALID;
+        const buf = await ns.read(offset, bytes);
+        ctx.stats.readCommands++;
+        ctx.stats.bytesRead += bytes;
+        return success(0, buf);
+      }
+      case IoOpcode.Write: {
+        if (ctx.readOnly) return WRITE_PROTECTED;
+        if (bytes > ctx.maxDataTransferBytes) return INVALID_FIELD;
+        if (!data || data.length < bytes) return DATA_SGL_LENGTH_INVALID;
+        await ns.write(offset, data.length === bytes ? data : data.subarray(0, bytes));
+        if (sqe.cdw12 & RW_FUA) await ns.flush();
+        ctx.stats.writeCommands++;
+        ctx.stats.bytesWritten += bytes;
+        return success();
+      }
+      default: {
+        if (ctx.readOnly) return WRITE_PROTECTED;
+        // Write Zeroes: bounded by NLB (65536 blocks); written in 1 MiB pieces from one shared zero buffer.
+        await ns.writeZeroes(offset, bytes);
+        if (sqe.cdw12 & RW_FUA) await ns.flush();
+        ctx.stats.writeCommands++;
+        return success();
+      }
+    }
+  } catch (e) {
+    return mediaError(sqe.opcode === IoOpcode.Read, e);
+  }
+}
+
+async function flush(ctx: IoContext, nsid: number): Promise<Completion> {
+  try {
+    if (nsid === ALL_NAMESPACES) {
+      await Promise.all([...ctx.namespaces.values()].map((ns) => ns.flush()));
+      return success();
+    }
+    const ns = ctx.namespaces.get(nsid);
+    if (!ns) return INVALID_NAMESPACE;
+    await ns.flush();
+    return success();
+  } catch (e) {
+    return mediaError(false, e);
+  }
+}
+
+async function datasetManagement(ctx: IoContext, ns: Namespace, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+  const ranges = (sqe.cdw10 & 0xff) + 1;
+  if (!data || data.length < ranges * DSM_RANGE_BYTES) return DATA_SGL_LENGTH_INVALID;
+  // Attributes other than deallocate are hints we may ignore.
+  if ((sqe.cdw11 & DSM_DEALLOCATE) === 0) return success();
+  if (ctx.readOnly) return WRITE_PROTECTED;
+  const maxBlocks = Math.floor(ctx.maxDeallocateRangeBytes / ns.blockSize);
+  const todo: [number, number][] = [];
+  for (let i = 0; i < ranges; i++) {
+    const at = i * DSM_RANGE_BYTES;
+    const nlb = data.readUInt32LE(at + 4);
+    const slba = data.readUInt32LE(at + 8) + data.readUInt32LE(at + 12) * 0x1_0000_0000;
+    if (nlb === 0) continue;
+    if (slba + nlb > ns.blockCount) return LBA_OUT_OF_RANGE;
+    if (nlb > maxBlocks) return INVALID_FIELD;
+    todo.push([slba * ns.blockSize, nlb * ns.blockSize]);
+  }
+  try {
+    for (const [offset, bytes] of todo) await ns.writeZeroes(offset, bytes);
+    return success();
+  } catch (e) {
+    return mediaError(false, e);
+  }
+}
+
+function mediaError(read: boolean, e: unknown): Completion {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'EIO' || code === 'ENOSPC' || code === 'EROFS' || code === 'EDQUOT') {
+    return failure(StatusCodeType.MediaError, read ? MediaErrorStatus.UnrecoveredReadError : MediaErrorStatus.WriteFault, false);
+  }
+  return generic(GenericStatus.InternalError, false);
+}

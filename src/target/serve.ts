@@ -1,0 +1,122 @@
+/**
+ * `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--verbose]`: run the NVMe/TCP
+ * target until SIGINT/SIGTERM, then close it cleanly (in-flight writes complete first).
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { ConfigError } from '../protocol/errors.js';
+import { validateConfig } from './config.js';
+import { consoleLogger, type Logger } from './logger.js';
+import { startTarget } from './target.js';
+
+interface Out {
+  write(chunk: string | Uint8Array): unknown;
+}
+
+export interface ServeOptions {
+  logger?: Logger;
+  /** Stop serving when aborted (tests); by default SIGINT/SIGTERM stop it. */
+  signal?: AbortSignal;
+}
+
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--verbose]
+
+Runs the NVMe/TCP target until SIGINT or SIGTERM.
+  --config FILE       JSON configuration (see src/target/config.ts); paths in it are relative to FILE
+  --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6)
+  --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
+  --verbose           debug logging`;
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen must be HOST:PORT, got '${s}'`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** Run the target; resolves with the exit status once it has shut down. */
+export async function runServe(args: string[], io: { stdout: Out; stderr: Out }, options: ServeOptions = {}): Promise<number> {
+  let parsed: ReturnType<typeof parseServeArgs>;
+  try {
+    parsed = parseServeArgs(args);
+  } catch (e) {
+    if (e instanceof Error && String((e as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError(e.message);
+    throw e;
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  let raw: Record<string, unknown> = {};
+  let baseDir = process.cwd();
+  if (values.config !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(values.config, 'utf8');
+    } catch (e) {
+      throw new ConfigError('(file)', `cannot read ${values.config}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError('(file)', `${values.config} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('(root)', 'must be a JSON object');
+    baseDir = dirname(resolve(values.config));
+  }
+  if (values.listen !== undefined) raw = { ...raw, listen: parseListen(values.listen) };
+  if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
+  const config = validateConfig(raw, baseDir);
+  const log = options.logger ?? consoleLogger(values.verbose ?? false);
+  const handle = await startTarget({ config, logger: log });
+  io.stdout.write(`nearbpf: listening on ${handle.address.host}:${handle.address.port}\n`);
+  for (const s of handle.target.describe()) {
+    for (const n of s.namespaces) {
+      io.stdout.write(
+        `nearbpf: exporting ${s.nqn} nsid ${n.nsid}: ${n.path} (${n.sizeBytes} bytes, ${n.blockSize}-byte blocks)\n`,
+      );
+    }
+  }
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      options.signal?.removeEventListener('abort', stop);
+      done();
+    };
+    if (options.signal) {
+      if (options.signal.aborted) return done();
+      options.signal.addEventListener('abort', stop);
+    } else {
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    }
+  });
+  log.info('shutting down');
+  await handle.close();
+  io.stdout.write('nearbpf: stopped\n');
+  return 0;
+}
+
+function parseServeArgs(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      verbose: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+}
+
+/** The `serve` subcommand, shaped like the CLI's `Command` table entries. */
+export const serveCommand = {
+  name: 'serve',
+  summary: 'run the NVMe/TCP storage target',
+  usage: SERVE_USAGE,
+  run: (args: string[], io: { stdout: Out; stderr: Out }) => runServe(args, io),
+};

@@ -1,0 +1,297 @@
+/**
+ * NvmeTcpTarget: the node:net server, the subsystems with their open namespaces, and the controller
+ * registry (CNTLID -> association). Each accepted socket becomes a TargetConnection; Connect binds it to
+ * a new controller (admin queue) or to an existing one (I/O queue).
+ */
+import { createServer, type Server } from 'node:net';
+import { CNTLID_DYNAMIC, CNTLID_MAX, CommandSpecificStatus, DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
+import { parseConnectData } from '../protocol/fabrics.js';
+import { type Sqe, sqeFctype } from '../protocol/sqe.js';
+import { type Completion, INVALID_OPCODE, SEQUENCE_ERROR, specific, success } from './completion.js';
+import { type HostRule, hostAccess, type TargetConfig, validateConfig } from './config.js';
+import { type CommandRouter, TargetConnection } from './connection.js';
+import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
+import type { DiscoveryEntry } from './identify.js';
+import { executeIo } from './io.js';
+import { type Logger, silentLogger } from './logger.js';
+import { Namespace } from './namespace.js';
+
+const FIRMWARE = '0.1.0';
+
+interface SubsystemEntry extends Subsystem {
+  hosts: HostRule[];
+}
+
+export interface TargetAddress {
+  host: string;
+  port: number;
+}
+
+export class NvmeTcpTarget implements CommandRouter {
+  private readonly server: Server;
+  private readonly subsystems = new Map<string, SubsystemEntry>();
+  private readonly controllers = new Map<number, Controller>();
+  private readonly owners = new Map<TargetConnection, Controller>();
+  private readonly connections = new Set<TargetConnection>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private nextCntlid = 1;
+  private closing: Promise<void> | null = null;
+  private boundAddress: TargetAddress | null = null;
+  private readonly env: ControllerEnv;
+
+  private constructor(
+    readonly config: TargetConfig,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+      const conn = new TargetConnection(socket, this, config.limits, config.digests, log);
+      this.connections.add(conn);
+      log.debug('connection', { conn: conn.id, remote: conn.remote });
+    });
+    this.server.maxConnections = config.limits.maxConnections;
+    this.server.on('error', (e) => log.error('server error', { error: e.message }));
+    this.env = {
+      limits: config.limits,
+      log,
+      firmware: FIRMWARE,
+      discoveryEntries: (hostNqn, local) => this.discoveryEntries(hostNqn, local),
+      discoveryGeneration: () => 1,
+      destroyed: (ctl) => {
+        this.controllers.delete(ctl.cntlid);
+        log.info('association ended', { cntlid: ctl.cntlid, host: ctl.hostNqn });
+      },
+    };
+  }
+
+  /** Open every namespace (creating sparse files as needed) and build the subsystems; does not listen yet. */
+  static async create(config: TargetConfig, log: Logger = silentLogger): Promise<NvmeTcpTarget> {
+    const t = new NvmeTcpTarget(config, log);
+    t.subsystems.set(DISCOVERY_NQN, {
+      nqn: DISCOVERY_NQN,
+      serial: 'nearbpf-discovery',
+      model: 'nearbpf discovery',
+      discovery: true,
+      namespaces: new Map(),
+      stats: { bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
+      hosts: [{ nqn: '*', access: 'read-only' }],
+    });
+    try {
+      for (const [i, sc] of config.subsystems.entries()) {
+        const namespaces = new Map<number, Namespace>();
+        t.subsystems.set(sc.nqn, {
+          nqn: sc.nqn,
+          serial: sc.serial,
+          model: sc.model,
+          discovery: false,
+          namespaces,
+          stats: { bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
+          hosts: sc.hosts,
+        });
+        for (const [j, nc] of sc.namespaces.entries()) {
+          namespaces.set(nc.nsid, await Namespace.open(nc, sc.nqn, `subsystems[${i}].namespaces[${j}]`));
+        }
+      }
+    } catch (e) {
+      await t.closeNamespaces();
+      throw e;
+    }
+    return t;
+  }
+
+  /** Start listening (port 0 = ephemeral). */
+  listen(host = this.config.listen.host, port = this.config.listen.port): Promise<TargetAddress> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        if (a === null || typeof a === 'string') return reject(new Error('no TCP address'));
+        this.boundAddress = { host: a.address, port: a.port };
+        resolve(this.boundAddress);
+      });
+    });
+  }
+
+  get address(): TargetAddress | null {
+    return this.boundAddress;
+  }
+
+  /** Subsystems and namespaces, for logging what is exported. */
+  describe(): { nqn: string; namespaces: { nsid: number; path: string; sizeBytes: number; blockSize: number }[] }[] {
+    return [...this.subsystems.values()]
+      .filter((s) => !s.discovery)
+      .map((s) => ({
+        nqn: s.nqn,
+        namespaces: [...s.namespaces.values()].map((n) => ({
+          nsid: n.nsid,
+          path: n.path,
+          sizeBytes: n.sizeBytes,
+          blockSize: n.blockSize,
+        })),
+      }));
+  }
+
+  get associationCount(): number {
+    return this.controllers.size;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  connectionStats(): ReturnType<TargetConnection['stats']>[] {
+    return [...this.connections].map((c) => c.stats());
+  }
+
+  private discoveryEntries(hostNqn: string, local: { address: string; port: number }): DiscoveryEntry[] {
+    return [...this.subsystems.values()]
+      .filter((s) => !s.discovery && hostAccess(s, hostNqn) !== null)
+      .map((s) => ({ subsystemNqn: s.nqn, address: local.address, port: local.port, portId: 1 }));
+  }
+
+  // ---- CommandRouter ----
+
+  connect(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+    return Promise.resolve(this.connectSync(conn, sqe, data));
+  }
+
+  private connectSync(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Completion {
+    const limits = this.config.limits;
+    const recfmt = sqe.cdw10 & 0xffff;
+    const qid = sqe.cdw10 >>> 16;
+    const sqsize = sqe.cdw11 & 0xffff;
+    const kato = sqe.cdw12 >>> 0;
+    // Connect Invalid Parameters carries IATTR (bit 0: 1 = in the data) and IPO (byte offset, bits 31:16).
+    const invalid = (inData: boolean, offset: number) =>
+      specific(CommandSpecificStatus.ConnectInvalidParameters, true, ((inData ? 1 : 0) | (offset << 16)) >>> 0);
+    if (recfmt !== 0) return specific(CommandSpecificStatus.ConnectIncompatibleFormat);
+    const d = data ? parseConnectData(data) : null;
+    if (!d) return invalid(true, 0);
+    if (sqsize < 1 || sqsize + 1 > limits.maxQueueDepth) return invalid(false, 44);
+    if (d.hostnqn.length === 0 || Buffer.byteLength(d.hostnqn) > NQN_MAX_BYTES) return invalid(true, 512);
+    const sub = this.subsystems.get(d.subnqn);
+    if (!sub) return invalid(true, 256);
+    const access = sub.discovery ? 'read-only' : hostAccess(sub, d.hostnqn);
+    if (access === null) {
+      this.log.warn('host not allowed', { subsystem: sub.nqn, host: d.hostnqn, remote: conn.remote });
+      return specific(CommandSpecificStatus.ConnectInvalidHost);
+    }
+    if (qid === 0) {
+      if (d.cntlid !== CNTLID_DYNAMIC) return invalid(true, 16);
+      if (kato > limits.maxKeepAliveTimeoutMs) return invalid(false, 48);
+      const cntlid = this.allocateCntlid();
+      if (cntlid === null) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
+      const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env);
+      this.controllers.set(cntlid, ctl);
+      this.owners.set(conn, ctl);
+      // Admin depth: SQSIZE + 1 commands plus the AERs we hold.
+      conn.bind({ qid: 0, depth: sqsize + 1 + 4, sqEntries: sqsize + 1, touch: () => ctl.touch() });
+      this.log.info('association created', {
+        cntlid,
+        subsystem: sub.nqn,
+        host: d.hostnqn,
+        access,
+        katoMs: kato,
+        remote: conn.remote,
+      });
+      return success(cntlid);
+    }
+    if (sub.discovery) return invalid(false, 42);
+    const ctl = this.controllers.get(d.cntlid);
+    if (!ctl || ctl.subsystem !== sub || ctl.hostNqn !== d.hostnqn || !ctl.hostId.equals(d.hostId)) return invalid(true, 16);
+    if (!ctl.ready) return SEQUENCE_ERROR;
+    if (qid > ctl.ioQueueCount || ctl.ioQueues.has(qid)) return invalid(false, 42);
+    ctl.ioQueues.set(qid, conn);
+    this.owners.set(conn, ctl);
+    conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch() });
+    this.log.debug('I/O queue connected', { cntlid: ctl.cntlid, qid, sqsize });
+    return success(ctl.cntlid);
+  }
+
+  private allocateCntlid(): number | null {
+    if (this.controllers.size >= this.config.limits.maxControllers) return null;
+    for (let i = 0; i < CNTLID_MAX; i++) {
+      const id = this.nextCntlid;
+      this.nextCntlid = id >= CNTLID_MAX ? 1 : id + 1;
+      if (!this.controllers.has(id)) return id;
+    }
+    return null;
+  }
+
+  execute(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion | null> {
+    const ctl = this.owners.get(conn);
+    if (!ctl || !conn.binding) return Promise.resolve(SEQUENCE_ERROR);
+    let p: Promise<Completion | null>;
+    if (conn.binding.qid === 0) {
+      p = ctl.adminCommand(conn, sqe, data);
+    } else if (sqe.opcode === 0x7f) {
+      // Only Connect (handled by the connection) is valid on an I/O queue among fabrics commands.
+      p = Promise.resolve(sqeFctype(sqe) === 0x01 ? SEQUENCE_ERROR : INVALID_OPCODE);
+    } else if (!ctl.ready) {
+      p = Promise.resolve(SEQUENCE_ERROR);
+    } else {
+      p = executeIo(ctl.io, sqe, data);
+    }
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  closed(conn: TargetConnection): void {
+    this.connections.delete(conn);
+    const ctl = this.owners.get(conn);
+    this.owners.delete(conn);
+    ctl?.queueClosed(conn);
+  }
+
+  /**
+   * Stop accepting connections, stop reading commands, let commands already executing (writes included)
+   * finish and answer, then close every connection and namespace.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const c of this.connections) c.quiesce();
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      for (const ctl of [...this.controllers.values()]) ctl.destroy();
+      for (const c of this.connections) c.destroy();
+      await serverClosed;
+      await this.closeNamespaces();
+    })();
+    return this.closing;
+  }
+
+  private async closeNamespaces(): Promise<void> {
+    for (const s of this.subsystems.values()) for (const ns of s.namespaces.values()) await ns.close();
+  }
+}
+
+export interface StartTargetOptions {
+  /** A validated config, or raw JSON-like input validated here (relative paths against `baseDir`). */
+  config?: TargetConfig | unknown;
+  baseDir?: string;
+  logger?: Logger;
+}
+
+export interface TargetHandle {
+  target: NvmeTcpTarget;
+  address: TargetAddress;
+  close(): Promise<void>;
+}
+
+const isValidated = (c: unknown): c is TargetConfig =>
+  typeof c === 'object' && c !== null && 'limits' in c && 'subsystems' in c && 'dataDir' in c && 'digests' in c && 'listen' in c;
+
+/** Validate the config, open namespaces, listen. `close()` completes in-flight writes before closing. */
+export async function startTarget(options: StartTargetOptions = {}): Promise<TargetHandle> {
+  const config = isValidated(options.config) ? options.config : validateConfig(options.config ?? {}, options.baseDir);
+  const target = await NvmeTcpTarget.create(config, options.logger ?? silentLogger);
+  try {
+    const address = await target.listen();
+    return { target, address, close: () => target.close() };
+  } catch (e) {
+    await target.close();
+    throw e;
+  }
+}
