@@ -1,0 +1,150 @@
+/**
+ * Conditional jumps. Each successor gets the state narrowed by what the branch proves: numbers are
+ * refined on both sides (64- or 32-bit, signed or unsigned), a tested lookup result becomes null or
+ * non-null, and comparing a data pointer with the end pointer proves bytes in bounds. A branch that
+ * cannot be taken is not explored. Comparisons that would reveal an address are rejected.
+ */
+import type { JumpCondition, JumpInstruction } from '../isa/index.js';
+import { operandValue } from './alu.js';
+import { readReg, reject } from './analysis.js';
+import { type Comparison, negateComparison, scalarConst, scalarConstValue, scalarRefine } from './domains/scalar.js';
+import { cloneState, isPointer, type RegValue, scalarValue, type VerifierState, writableStack } from './state.js';
+
+/** Scalar comparison for each jump condition (`set` is "a & b != 0"). */
+const COMPARISON: Record<JumpCondition, Comparison> = {
+  eq: 'eq',
+  ne: 'ne',
+  gt: 'gt',
+  ge: 'ge',
+  lt: 'lt',
+  le: 'le',
+  sgt: 'sgt',
+  sge: 'sge',
+  slt: 'slt',
+  sle: 'sle',
+  set: 'set',
+};
+
+/** The states after the jump: `taken` goes to the target, `fallthrough` to the next instruction; undefined = impossible. */
+export interface BranchOutcome {
+  taken?: VerifierState;
+  fallthrough?: VerifierState;
+}
+
+export function checkJump(s: VerifierState, insn: JumpInstruction, maxDataBytes: number): BranchOutcome {
+  const a = readReg(s, insn.dst);
+  const b = operandValue(s, insn.src);
+  const cmp = COMPARISON[insn.cond];
+  if (a.kind === 'scalar' && b.kind === 'scalar') return scalarBranch(s, insn, cmp, a, b);
+  if (insn.width === 64) {
+    const nullTest = nullCheck(s, cmp, a, b);
+    if (nullTest) return nullTest;
+    const bounds = dataEndCheck(s, cmp, a, b, maxDataBytes);
+    if (bounds) return bounds;
+  }
+  return reject(`R${isPointer(a) ? insn.dst : (insn.src as { reg: number }).reg} pointer comparison prohibited`);
+}
+
+function scalarBranch(
+  s: VerifierState,
+  insn: JumpInstruction,
+  cmp: Comparison,
+  a: Extract<RegValue, { kind: 'scalar' }>,
+  b: Extract<RegValue, { kind: 'scalar' }>,
+): BranchOutcome {
+  const sameReg = insn.src.kind === 'reg' && insn.src.reg === insn.dst;
+  const successor = (c: Comparison, copy: boolean): VerifierState | undefined => {
+    const r = scalarRefine(c, a.value, b.value, insn.width);
+    if (!r) return undefined;
+    const next = copy ? cloneState(s) : s;
+    const regs = next.frames[next.frames.length - 1].regs;
+    // Refining a register never changes its value, so it keeps its id.
+    if (!sameReg) {
+      regs[insn.dst] = scalarValue(r.a, a.id);
+      if (insn.src.kind === 'reg') regs[insn.src.reg] = scalarValue(r.b, b.id);
+    }
+    return next;
+  };
+  // Compute the taken side on a copy first: the fall-through may then reuse the current state.
+  const taken = successor(cmp, true);
+  const fallthrough = successor(negateComparison(cmp), false);
+  return { taken, fallthrough };
+}
+
+/** Apply `change` to every register and spilled register of every frame. */
+function mapValues(s: VerifierState, change: (v: RegValue) => RegValue): void {
+  for (const f of s.frames) {
+    for (let r = 0; r < f.regs.length; r++) f.regs[r] = change(f.regs[r]);
+    for (let i = 0; i < f.spills.length; i++) {
+      const v = f.spills[i];
+      const changed = v && change(v);
+      if (changed !== v) writableStack(f).spills[i] = changed;
+    }
+  }
+}
+
+/** `if ptr == 0` / `if ptr != 0`: a lookup result becomes null or usable; other pointers are never null. */
+function nullCheck(s: VerifierState, cmp: Comparison, a: RegValue, b: RegValue): BranchOutcome | undefined {
+  if (cmp !== 'eq' && cmp !== 'ne') return undefined;
+  const [ptr, other] = isPointer(a) ? [a, b] : [b, a];
+  if (!isPointer(ptr) || other.kind !== 'scalar' || scalarConstValue(other.value) !== 0n) return undefined;
+  const nullState = cloneState(s);
+  const nonNullState = s;
+  if (ptr.kind === 'mem' && ptr.nullable) {
+    const id = ptr.id;
+    mapValues(nullState, (v) => (v.kind === 'mem' && v.nullable && v.id === id ? scalarValue(scalarConst(0n)) : v));
+    mapValues(nonNullState, (v) => (v.kind === 'mem' && v.nullable && v.id === id ? { ...v, nullable: false } : v));
+    return cmp === 'eq' ? { taken: nullState, fallthrough: nonNullState } : { taken: nonNullState, fallthrough: nullState };
+  }
+  // Any other pointer is known non-null: only one side is possible.
+  return cmp === 'eq' ? { fallthrough: nonNullState } : { taken: nonNullState };
+}
+
+const FLIPPED: Partial<Record<Comparison, Comparison>> = { gt: 'lt', ge: 'le', lt: 'gt', le: 'ge', eq: 'eq', ne: 'ne' };
+
+/**
+ * `data <op> data_end` (either order, unsigned): on the side where `data <= end` holds, the bytes
+ * before `data` are in bounds for every pointer of its family; where `data < end`, one more byte.
+ * And since the buffer is at most `maxDataBytes` long, a pointer surely past that is past the end:
+ * the side where `data <= end` is then impossible (what ends a loop walking the buffer).
+ * Comparing two data pointers proves nothing but reveals no address.
+ */
+function dataEndCheck(
+  s: VerifierState,
+  cmp: Comparison,
+  a: RegValue,
+  b: RegValue,
+  maxDataBytes: number,
+): BranchOutcome | undefined {
+  if (a.kind === 'data' && b.kind === 'data') return { taken: cloneState(s), fallthrough: s };
+  let data: Extract<RegValue, { kind: 'data' }>;
+  let rel: Comparison | undefined; // relation "data rel end" when the jump is taken
+  if (a.kind === 'data' && b.kind === 'data_end') {
+    data = a;
+    rel = cmp;
+  } else if (a.kind === 'data_end' && b.kind === 'data') {
+    data = b;
+    rel = FLIPPED[cmp];
+  } else {
+    return undefined;
+  }
+  if (!rel || !FLIPPED[rel]) return undefined;
+  const provenRange = (r: Comparison): number | undefined => {
+    if (data.off < 0) return undefined;
+    if (r === 'lt') return data.off + 1;
+    if (r === 'le' || r === 'eq') return data.off;
+    return undefined;
+  };
+  const widen = (state: VerifierState, range: number | undefined) => {
+    if (range === undefined) return state;
+    const id = data.id;
+    mapValues(state, (v) => (v.kind === 'data' && v.id === id && v.range < range ? { ...v, range } : v));
+    return state;
+  };
+  const surelyPastEnd = data.off + Number(data.varOff.smin) > maxDataBytes;
+  const possible = (r: Comparison) => !(surelyPastEnd && (r === 'lt' || r === 'le' || r === 'eq'));
+  const notRel = negateComparison(rel);
+  const taken = possible(rel) ? widen(cloneState(s), provenRange(rel)) : undefined;
+  const fallthrough = possible(notRel) ? widen(s, provenRange(notRel)) : undefined;
+  return { taken, fallthrough };
+}

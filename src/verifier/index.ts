@@ -1,0 +1,32 @@
+/**
+ * The static verifier: `verifyProgram` proves a program memory-safe, terminating and free of
+ * address leaks for its program type, or throws a `VerifierError` saying which check failed where.
+ * Must never import src/vm (see README.md).
+ */
+import type { MapDefinition } from '../abi/maps.js';
+import { type ProgramType, type ProgramTypeName, programTypeByName } from '../abi/program-types.js';
+import type { Program } from '../isa/index.js';
+import { type VerificationResult, Verifier } from './verifier.js';
+
+export { VerifierError, type VerifierRejection } from './errors.js';
+export type { VerificationResult, VerificationStats } from './verifier.js';
+
+export interface VerifyOptions {
+  /** The program type, by registered name or as a description. */
+  readonly type: ProgramTypeName | ProgramType;
+  /** Maps the program references with `lddw %rN, map_by_idx K`. */
+  readonly maps?: readonly MapDefinition[];
+  /** 0: the error and a few preceding instructions; 1: every processed instruction; 2: and the state after each. */
+  readonly logLevel?: 0 | 1 | 2;
+  /** Source line of a pc, printed in the log and the error. */
+  readonly lineInfo?: (pc: number) => string | undefined;
+  /** Give up after this many processed instructions (default and maximum use: 1,000,000). */
+  readonly maxProcessedInsns?: number;
+}
+
+/** Verify `program`; returns statistics and the log, or throws `VerifierError`. */
+export function verifyProgram(program: Program, options: VerifyOptions): VerificationResult {
+  const type = typeof options.type === 'string' ? programTypeByName(options.type) : options.type;
+  if (!type) throw new TypeError(`unknown program type '${String(options.type)}'`);
+  return new Verifier(program, { ...options, type }).run();
+}

@@ -1,0 +1,340 @@
+/**
+ * The abstract state of one path: per call frame, what each register holds and what each stack byte
+ * holds. Plus the two relations exploration needs: "this state covers that one" (pruning) and
+ * "these states are equal" (infinite-loop detection).
+ */
+import type { MemoryRegion } from '../abi/context.js';
+import { STACK_FRAME_SIZE_BYTES } from '../abi/limits.js';
+import {
+  SCALAR_UNKNOWN,
+  type Scalar,
+  scalarConst,
+  scalarConstValue,
+  scalarEquals,
+  scalarIn,
+  scalarToString,
+} from './domains/scalar.js';
+
+/**
+ * What a register holds.
+ * - `scalar`: a number; `id` is DATA_LENGTH_ID when it is exactly the data buffer's length, else 0.
+ * - `ctx`: the context pointer plus a constant offset.
+ * - `stack`: a pointer into the stack of frame `frame` (index in the call chain), `off + varOff`
+ *   bytes from its top (offsets are negative).
+ * - `data`: a pointer into the data buffer: `start + varOff + off`; pointers with the same `id` share
+ *   `start + varOff`, and `range` says the bytes up to `start + varOff + range` are proven in bounds.
+ * - `data_end`: one past the end of the data buffer.
+ * - `mem`: a pointer `off + varOff` bytes into a fixed-size region; `nullable` until tested against 0
+ *   (pointers from the same lookup share `id`, so one test settles them all).
+ * - `map`: a reference to map number `map`.
+ */
+export type RegValue =
+  | { readonly kind: 'uninit' }
+  | { readonly kind: 'scalar'; readonly value: Scalar; readonly id: number }
+  | { readonly kind: 'ctx'; readonly off: number }
+  | { readonly kind: 'stack'; readonly frame: number; readonly off: number; readonly varOff: Scalar }
+  | { readonly kind: 'data'; readonly off: number; readonly varOff: Scalar; readonly id: number; readonly range: number }
+  | { readonly kind: 'data_end' }
+  | {
+      readonly kind: 'mem';
+      readonly region: MemoryRegion;
+      readonly off: number;
+      readonly varOff: Scalar;
+      readonly nullable: boolean;
+      readonly id: number;
+    }
+  | { readonly kind: 'map'; readonly map: number };
+
+export type PointerValue = Exclude<RegValue, { kind: 'uninit' } | { kind: 'scalar' }>;
+
+/** Scalar id marking "exactly the length of the data buffer" (see the conformance program type). */
+export const DATA_LENGTH_ID = 1;
+/** First id handed out for pointers and lookups; ids below it have a fixed meaning. */
+export const FIRST_DYNAMIC_ID = 2;
+
+export const UNINIT: RegValue = { kind: 'uninit' };
+export const ZERO_OFFSET: Scalar = scalarConst(0n);
+export const scalarValue = (value: Scalar, id = 0): RegValue => ({ kind: 'scalar', value, id });
+export const UNKNOWN_SCALAR: RegValue = scalarValue(SCALAR_UNKNOWN);
+
+// What each stack byte holds.
+export const STACK_INVALID = 0; // never written: reading it is an error
+export const STACK_MISC = 1; // some number
+export const STACK_ZERO = 2; // the number 0
+export const STACK_SPILL = 3; // part of a register spilled whole into an 8-byte slot (see `spills`)
+
+export interface FrameState {
+  readonly regs: RegValue[];
+  /** One entry per byte; index = offset from the frame pointer + STACK_FRAME_SIZE_BYTES. */
+  stack: Uint8Array;
+  /** The register spilled in each 8-byte slot whose bytes are all STACK_SPILL. */
+  spills: (RegValue | undefined)[];
+  /** `stack` and `spills` may be shared with another state: copy before writing (see `writableStack`). */
+  stackShared: boolean;
+  /** pc of the `call` that created the frame; -1 for the entry function. */
+  readonly callsite: number;
+  /** First pc of the function the frame runs. */
+  readonly entryPc: number;
+}
+
+export interface Checkpoint {
+  readonly pc: number;
+  readonly state: VerifierState;
+  readonly fingerprint: number;
+  readonly parent: Checkpoint | undefined;
+  /** Paths still being explored from here; 0 once every path from it is proven safe. */
+  branches: number;
+  hits: number;
+  misses: number;
+}
+
+export interface VerifierState {
+  frames: FrameState[];
+  pc: number;
+  /** pc of the instruction executed just before (the source of a back-edge). */
+  prevPc: number;
+  /** Latest checkpoint on this path. */
+  parent: Checkpoint | undefined;
+}
+
+export const SLOT_COUNT = STACK_FRAME_SIZE_BYTES / 8;
+
+export function newFrame(index: number, callsite: number, entryPc: number): FrameState {
+  const regs: RegValue[] = new Array(11).fill(UNINIT);
+  regs[10] = { kind: 'stack', frame: index, off: 0, varOff: ZERO_OFFSET };
+  const stack = new Uint8Array(STACK_FRAME_SIZE_BYTES);
+  return { regs, stack, spills: new Array(SLOT_COUNT).fill(undefined), stackShared: false, callsite, entryPc };
+}
+
+/** A copy of the state; stacks are shared copy-on-write, since most states are snapshots never written. */
+export function cloneState(s: VerifierState): VerifierState {
+  return {
+    frames: s.frames.map((f) => {
+      f.stackShared = true;
+      return { ...f, regs: f.regs.slice() };
+    }),
+    pc: s.pc,
+    prevPc: s.prevPc,
+    parent: s.parent,
+  };
+}
+
+/** The frame, with a stack of its own that may be written. */
+export function writableStack(frame: FrameState): FrameState {
+  if (frame.stackShared) {
+    frame.stack = frame.stack.slice();
+    frame.spills = frame.spills.slice();
+    frame.stackShared = false;
+  }
+  return frame;
+}
+
+export const isPointer = (v: RegValue): v is PointerValue => v.kind !== 'uninit' && v.kind !== 'scalar';
+
+/** Kernel-style type name, used in messages. */
+export function typeName(v: RegValue): string {
+  switch (v.kind) {
+    case 'uninit':
+      return 'uninit';
+    case 'scalar':
+      return 'scalar';
+    case 'ctx':
+      return 'ctx';
+    case 'stack':
+      return 'fp';
+    case 'data':
+      return 'data';
+    case 'data_end':
+      return 'data_end';
+    case 'mem':
+      return v.nullable ? `${v.region.name}_or_null` : v.region.name;
+    case 'map':
+      return 'map_ptr';
+  }
+}
+
+const varText = (s: Scalar) => (scalarConstValue(s) === 0n ? '' : `,var=${scalarToString(s)}`);
+
+export function formatValue(v: RegValue): string {
+  switch (v.kind) {
+    case 'uninit':
+      return '?';
+    case 'scalar':
+      return `${scalarToString(v.value)}${v.id === DATA_LENGTH_ID ? '(data_len)' : ''}`;
+    case 'ctx':
+      return `ctx(off=${v.off})`;
+    case 'stack':
+      return `fp[${v.frame}](off=${v.off}${varText(v.varOff)})`;
+    case 'data':
+      return `data(id=${v.id},off=${v.off},r=${v.range}${varText(v.varOff)})`;
+    case 'data_end':
+      return 'data_end';
+    case 'mem':
+      return `${typeName(v)}(${v.nullable ? `id=${v.id},` : ''}off=${v.off},size=${v.region.sizeBytes}${varText(v.varOff)})`;
+    case 'map':
+      return `map_ptr(${v.map})`;
+  }
+}
+
+const BYTE_CHARS = ['?', 'm', '0', 's'];
+
+/** Registers and initialised stack slots of every frame, innermost frame first. */
+export function formatState(s: VerifierState): string[] {
+  const lines: string[] = [];
+  for (let f = s.frames.length - 1; f >= 0; f--) {
+    const frame = s.frames[f];
+    const parts: string[] = [];
+    frame.regs.forEach((v, r) => {
+      if (v.kind !== 'uninit') parts.push(`R${r}=${formatValue(v)}`);
+    });
+    for (let slot = SLOT_COUNT - 1; slot >= 0; slot--) {
+      const bytes = frame.stack.subarray(slot * 8, slot * 8 + 8);
+      if (bytes.every((b) => b === STACK_INVALID)) continue;
+      const off = slot * 8 - STACK_FRAME_SIZE_BYTES;
+      const spill = frame.spills[slot];
+      parts.push(spill ? `fp${off}=${formatValue(spill)}` : `fp${off}=${[...bytes].map((b) => BYTE_CHARS[b]).join('')}`);
+    }
+    lines.push(`${s.frames.length > 1 ? `frame${f}: ` : ''}${parts.join(' ')}`);
+  }
+  return lines;
+}
+
+/**
+ * Consistent renaming of ids between an old and a current state: an id of the old state must always
+ * correspond to the same id of the current one (and the other way round), or the facts shared
+ * through the id (range of data pointers, null-ness of a lookup) would not carry over.
+ */
+class IdMap {
+  private readonly forward = new Map<number, number>();
+  private readonly backward = new Map<number, number>();
+  check(oldId: number, curId: number): boolean {
+    if (oldId < FIRST_DYNAMIC_ID || curId < FIRST_DYNAMIC_ID) return oldId === curId;
+    const f = this.forward.get(oldId);
+    const b = this.backward.get(curId);
+    if (f === undefined && b === undefined) {
+      this.forward.set(oldId, curId);
+      this.backward.set(curId, oldId);
+      return true;
+    }
+    return f === curId && b === oldId;
+  }
+}
+
+/** Whether every concrete value `cur` stands for is one `old` stands for (or equal, when `exact`). */
+function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean): boolean {
+  // A register the old state never had initialised was never read on any path from it.
+  if (old.kind === 'uninit') return !exact || cur.kind === 'uninit';
+  const within = (o: Scalar, c: Scalar) => (exact ? scalarEquals(o, c) : scalarIn(o, c));
+  switch (old.kind) {
+    case 'scalar':
+      return (
+        cur.kind === 'scalar' &&
+        within(old.value, cur.value) &&
+        (exact ? ids.check(old.id, cur.id) : old.id === 0 || ids.check(old.id, cur.id))
+      );
+    case 'ctx':
+      return cur.kind === 'ctx' && cur.off === old.off;
+    case 'stack':
+      return cur.kind === 'stack' && cur.frame === old.frame && cur.off === old.off && within(old.varOff, cur.varOff);
+    case 'data':
+      return (
+        cur.kind === 'data' &&
+        cur.off === old.off &&
+        (exact ? cur.range === old.range : cur.range >= old.range) &&
+        within(old.varOff, cur.varOff) &&
+        ids.check(old.id, cur.id)
+      );
+    case 'data_end':
+      return cur.kind === 'data_end';
+    case 'mem':
+      return (
+        cur.kind === 'mem' &&
+        cur.region === old.region &&
+        cur.off === old.off &&
+        cur.nullable === old.nullable &&
+        within(old.varOff, cur.varOff) &&
+        (!old.nullable || ids.check(old.id, cur.id))
+      );
+    case 'map':
+      return cur.kind === 'map' && cur.map === old.map;
+  }
+}
+
+/** The kind of byte a spilled register reads as when read partially. */
+function spilledByteKind(spill: RegValue): number {
+  if (spill.kind !== 'scalar') return STACK_SPILL;
+  return scalarConstValue(spill.value) === 0n ? STACK_ZERO : STACK_MISC;
+}
+
+function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolean): boolean {
+  for (let slot = 0; slot < SLOT_COUNT; slot++) {
+    const oldSpill = old.spills[slot];
+    const curSpill = cur.spills[slot];
+    if (oldSpill) {
+      if (!curSpill || !valueCovers(oldSpill, curSpill, ids, exact)) return false;
+      continue;
+    }
+    if (exact && curSpill) return false;
+    for (let i = slot * 8; i < slot * 8 + 8; i++) {
+      const o = old.stack[i];
+      const c = curSpill ? spilledByteKind(curSpill) : cur.stack[i];
+      if (exact ? o !== c : o !== STACK_INVALID && o !== c && !(o === STACK_MISC && c === STACK_ZERO)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Whether `old` (at the same pc) covers `cur`: every execution from `cur` is one from `old`. With
+ * `exact`, whether they are the same abstract state (up to renaming of ids).
+ */
+export function stateCovers(old: VerifierState, cur: VerifierState, exact: boolean): boolean {
+  if (old.frames.length !== cur.frames.length) return false;
+  const ids = new IdMap();
+  for (let f = 0; f < old.frames.length; f++) {
+    const o = old.frames[f];
+    const c = cur.frames[f];
+    if (o.callsite !== c.callsite) return false;
+    for (let r = 0; r < 11; r++) if (!valueCovers(o.regs[r], c.regs[r], ids, exact)) return false;
+    if (!stackCovers(o, c, ids, exact)) return false;
+  }
+  return true;
+}
+
+const mix = (h: number, x: number) => Math.imul(h ^ x, 0x9e3779b1) >>> 0;
+const mixBig = (h: number, x: bigint) => mix(h, Number(x & 0xffffffffn));
+const mixScalar = (h: number, s: Scalar) => mixBig(mixBig(h, s.umin), s.umax);
+
+function mixValue(h: number, v: RegValue): number {
+  h = mix(h, v.kind.charCodeAt(0) + v.kind.length);
+  switch (v.kind) {
+    case 'scalar':
+      return mixScalar(h, v.value);
+    case 'stack':
+    case 'mem':
+      return mixScalar(mix(h, v.off), v.varOff);
+    case 'data':
+      return mixScalar(mix(mix(h, v.off), v.range), v.varOff);
+    case 'ctx':
+      return mix(h, v.off);
+    default:
+      return h;
+  }
+}
+
+/**
+ * A hash equal for states that `stateCovers(.., exact)` finds equal: a cheap first test. It hashes
+ * registers and spilled registers only; states differing in plain stack bytes merely collide.
+ */
+export function fingerprint(s: VerifierState): number {
+  let h = s.frames.length;
+  for (const f of s.frames) {
+    h = mix(h, f.callsite);
+    for (const v of f.regs) h = mixValue(h, v);
+    for (let i = 0; i < f.spills.length; i++) {
+      const v = f.spills[i];
+      if (v) h = mixValue(mix(h, i), v);
+    }
+  }
+  return h;
+}

@@ -1,0 +1,385 @@
+/**
+ * The driver: depth-first exploration of every path through the program, one abstract state at a
+ * time, as the Linux verifier does. At prune points a state is recorded (a checkpoint); a later state
+ * that an already fully verified checkpoint covers needs no further exploration, and a state equal
+ * to a checkpoint still open on the current path is a loop that makes no progress: rejected.
+ * See README.md for why this terminates and why pruning cannot accept an infinite loop.
+ */
+import type { MemoryRegion } from '../abi/context.js';
+import { MAX_STACK_SIZE_BYTES, MAX_VERIFIER_PROCESSED_INSNS } from '../abi/limits.js';
+import type { MapDefinition } from '../abi/maps.js';
+import type { ProgramType } from '../abi/program-types.js';
+import { formatInstruction, type Instruction, type Program, type Register } from '../isa/index.js';
+import { checkAlu, checkEndian, checkLddw, operandValue } from './alu.js';
+import { type Analysis, Rejection, readReg, reject, writeReg } from './analysis.js';
+import { checkJump } from './branch.js';
+import { checkCallx, checkExit, checkHelperCall, enterFunction } from './calls.js';
+import { analyzeControlFlow, type ControlFlow } from './cfg.js';
+import { scalarFromRange } from './domains/scalar.js';
+import { VerifierError } from './errors.js';
+import { VerifierLog } from './log.js';
+import { checkMemoryAccess } from './memory.js';
+import {
+  type Checkpoint,
+  cloneState,
+  DATA_LENGTH_ID,
+  FIRST_DYNAMIC_ID,
+  fingerprint,
+  formatState,
+  newFrame,
+  type RegValue,
+  scalarValue,
+  stateCovers,
+  UNKNOWN_SCALAR,
+  type VerifierState,
+  ZERO_OFFSET,
+} from './state.js';
+
+export interface VerifierOptions {
+  readonly type: ProgramType;
+  readonly maps?: readonly MapDefinition[];
+  readonly logLevel?: 0 | 1 | 2;
+  readonly lineInfo?: (pc: number) => string | undefined;
+  readonly maxProcessedInsns?: number;
+}
+
+export interface VerificationStats {
+  /** Instructions executed abstractly, over all paths (the kernel's "processed N insns"). */
+  readonly processedInsns: number;
+  /** Checkpoints recorded. */
+  readonly states: number;
+  /** Most checkpoints held at once. */
+  readonly peakStates: number;
+  readonly durationMs: number;
+  /** Largest combined stack use of any chain of calls. */
+  readonly maxStackDepthBytes: number;
+}
+
+export interface VerificationResult {
+  readonly ok: true;
+  readonly stats: VerificationStats;
+  readonly log: string;
+}
+
+/** A finished checkpoint that keeps missing is dropped (the kernel's heuristic), to bound the lists. */
+const shouldEvict = (cp: Checkpoint) => cp.misses > cp.hits * 3 + 3;
+/**
+ * Checkpoints kept per instruction. Beyond it no new one is recorded there: pruning gets weaker and a
+ * loop making no progress is then caught by the processed-instruction limit instead, never accepted.
+ */
+const MAX_CHECKPOINTS_PER_INSN = 256;
+
+/** The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones (pruning). */
+interface InsnCheckpoints {
+  readonly open: Map<number, Checkpoint[]>;
+  readonly finished: Checkpoint[];
+  openCount: number;
+}
+
+export class Verifier implements Analysis {
+  readonly type: ProgramType;
+  readonly maps: readonly MapDefinition[];
+  readonly mapValueRegions: readonly MemoryRegion[];
+  private cfg: ControlFlow | undefined;
+  private readonly log: VerifierLog;
+  private readonly limit: number;
+  private readonly checkpoints = new Map<number, InsnCheckpoints>();
+  private readonly pending: VerifierState[] = [];
+  private readonly stackDepth = new Map<number, number>();
+  private readonly callees = new Map<number, Set<number>>();
+  private nextId = FIRST_DYNAMIC_ID;
+  private processed = 0;
+  private stateCount = 0;
+  private liveStates = 0;
+  private peakStates = 0;
+  /** The path being explored (for the error report). */
+  private current: VerifierState | undefined;
+
+  constructor(
+    private readonly program: Program,
+    options: VerifierOptions,
+  ) {
+    this.type = options.type;
+    this.maps = options.maps ?? [];
+    this.mapValueRegions = this.maps.map((m) => ({ name: 'map_value', sizeBytes: m.valueSizeBytes, writable: true }));
+    const format = (pc: number) => {
+      const index = this.cfg?.layout.indexAt[pc] ?? -1;
+      return index >= 0 ? formatInstruction(program[index]) : '';
+    };
+    this.log = new VerifierLog(options.logLevel ?? 0, format, options.lineInfo);
+    this.limit = options.maxProcessedInsns ?? MAX_VERIFIER_PROCESSED_INSNS;
+    this.lineInfo = options.lineInfo;
+  }
+
+  private readonly lineInfo?: (pc: number) => string | undefined;
+
+  newId(): number {
+    return this.nextId++;
+  }
+
+  recordStackDepth(entryPc: number, bytes: number): void {
+    if (bytes > (this.stackDepth.get(entryPc) ?? 0)) this.stackDepth.set(entryPc, bytes);
+  }
+
+  recordCall(callerEntryPc: number, calleeEntryPc: number): void {
+    let set = this.callees.get(callerEntryPc);
+    if (!set) this.callees.set(callerEntryPc, (set = new Set()));
+    set.add(calleeEntryPc);
+  }
+
+  /** Verify; returns statistics and log, or throws `VerifierError`. */
+  run(): VerificationResult {
+    const started = performance.now();
+    try {
+      const cfg = analyzeControlFlow(this.program);
+      this.cfg = cfg;
+      this.pending.push(this.initialState());
+      while (this.pending.length > 0) {
+        const s = this.pending.pop() as VerifierState;
+        this.current = s;
+        this.log.newPath(() => `from ${s.prevPc} to ${s.pc}: ${formatState(s).join(' | ')}`);
+        this.explorePath(cfg, s);
+      }
+      this.current = undefined;
+      const maxStackDepthBytes = this.checkCombinedStack();
+      const stats: VerificationStats = {
+        processedInsns: this.processed,
+        states: this.stateCount,
+        peakStates: this.peakStates,
+        durationMs: performance.now() - started,
+        maxStackDepthBytes,
+      };
+      const log = this.log.finish([this.summary()], false);
+      return { ok: true, stats, log };
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      throw this.error(e, e.pc ?? this.current?.pc ?? 0);
+    }
+  }
+
+  private summary(): string {
+    return `processed ${this.processed} insns (limit ${this.limit}) total_states ${this.stateCount} peak_states ${this.peakStates}`;
+  }
+
+  private error(e: Rejection, pc: number): VerifierError {
+    const layout = this.cfg?.layout;
+    const index = layout && pc >= 0 && pc < layout.slotCount ? layout.indexAt[pc] : -1;
+    const insn: Instruction | undefined = index >= 0 ? this.program[index] : undefined;
+    const state = e.pc === undefined && this.current ? formatState(this.current) : [];
+    const instruction = insn ? formatInstruction(insn) : '';
+    const where = this.log.lastPc === pc ? [] : [`${pc}: ${instruction}`];
+    const log = this.log.finish([...where, e.reason, ...state.map((l) => `  ${l}`), this.summary()], true);
+    return new VerifierError({ pc, instruction, reason: e.reason, state, lineInfo: this.lineInfo?.(pc), log });
+  }
+
+  private initialState(): VerifierState {
+    const frame = newFrame(0, -1, 0);
+    const type = this.type;
+    type.entryRegisters.forEach((kind, i) => {
+      const r = (i + 1) as Register;
+      let v: RegValue;
+      switch (kind) {
+        case 'ctx':
+          if (!type.context) throw new Error(`program type ${type.name}: ctx entry register without a context layout`);
+          v = { kind: 'ctx', off: 0 };
+          break;
+        case 'data':
+          v = { kind: 'data', off: 0, varOff: ZERO_OFFSET, id: this.newId(), range: 0 };
+          break;
+        case 'data-end':
+          v = { kind: 'data_end' };
+          break;
+        case 'data-length':
+          v = scalarValue(scalarFromRange(0n, BigInt(type.data?.maxBytes ?? 0)), DATA_LENGTH_ID);
+          break;
+        case 'scalar':
+          v = UNKNOWN_SCALAR;
+          break;
+      }
+      frame.regs[r] = v;
+    });
+    return { frames: [frame], pc: 0, prevPc: -1, parent: undefined };
+  }
+
+  /** Follow one path until it exits, is pruned or cannot continue; branches push their other side. */
+  private explorePath(cfg: ControlFlow, s: VerifierState): void {
+    const { layout, prunePoints } = cfg;
+    while (true) {
+      if (++this.processed > this.limit) reject(`BPF program is too large. Processed ${this.processed} insn`);
+      if (prunePoints[s.pc] && this.visitPrunePoint(s)) {
+        this.log.add(1, `${s.pc}: safe`);
+        this.finishPath(s);
+        return;
+      }
+      const insn = this.program[layout.indexAt[s.pc]];
+      this.log.instruction(s.pc);
+      const next = this.step(s, insn);
+      if (next === undefined) {
+        this.finishPath(s);
+        return;
+      }
+      s.prevPc = s.pc;
+      s.pc = next;
+      if (this.log.level >= 2) this.log.add(2, `  ${formatState(s).join(' | ')}`);
+    }
+  }
+
+  /** Execute one instruction on `s`; returns the next pc, or undefined when the path ends. */
+  private step(s: VerifierState, insn: Instruction): number | undefined {
+    const pc = s.pc;
+    const next = pc + (insn.kind === 'lddw' ? 2 : 1);
+    switch (insn.kind) {
+      case 'alu':
+        checkAlu(this, s, insn);
+        return next;
+      case 'endian':
+        checkEndian(s, insn);
+        return next;
+      case 'lddw':
+        checkLddw(this, s, insn);
+        return next;
+      case 'load': {
+        const base = readReg(s, insn.src);
+        const value = checkMemoryAccess(this, s, insn.src, base, insn.offset, insn.size, 'read', undefined, insn.signed);
+        writeReg(s, insn.dst, value);
+        return next;
+      }
+      case 'store': {
+        const base = readReg(s, insn.dst);
+        const value = operandValue(s, insn.src);
+        const stored = { reg: insn.src.kind === 'reg' ? insn.src.reg : undefined, value };
+        checkMemoryAccess(this, s, insn.dst, base, insn.offset, insn.size, 'write', stored, false);
+        return next;
+      }
+      case 'atomic': {
+        const base = readReg(s, insn.dst);
+        const value = readReg(s, insn.src);
+        if (value.kind !== 'scalar') reject(`R${insn.src} leaks addr into mem`);
+        if (insn.op === 'cmpxchg' && readReg(s, 0).kind !== 'scalar') reject('R0 leaks addr into mem');
+        const old = checkMemoryAccess(this, s, insn.dst, base, insn.offset, insn.size, 'atomic', { reg: insn.src, value }, false);
+        if (insn.op === 'cmpxchg') writeReg(s, 0, old);
+        else if (insn.fetch) writeReg(s, insn.src, old);
+        return next;
+      }
+      case 'ja':
+        return pc + insn.offset + 1;
+      case 'jump': {
+        const target = pc + insn.offset + 1;
+        const { taken, fallthrough } = checkJump(s, insn, this.type.data?.maxBytes ?? 0);
+        if (taken && fallthrough) {
+          this.push(taken, pc, target);
+          return this.continueWith(s, fallthrough, next);
+        }
+        if (taken) return this.continueWith(s, taken, target);
+        if (fallthrough) return this.continueWith(s, fallthrough, next);
+        return undefined; // neither side is possible: this path cannot happen
+      }
+      case 'call':
+        if (insn.target === 'helper') {
+          checkHelperCall(this, s, insn.imm);
+          return next;
+        }
+        if (insn.target === 'kfunc') return reject('kfunc calls are not supported');
+        enterFunction(this, s, pc, pc + insn.imm + 1);
+        return pc + insn.imm + 1;
+      case 'callx':
+        checkCallx(this, s, insn.reg);
+        return next;
+      case 'exit':
+        return checkExit(this, s);
+    }
+  }
+
+  /** Continue the current path in `successor` (which may be `s` itself or a refined copy). */
+  private continueWith(s: VerifierState, successor: VerifierState, pc: number): number {
+    if (successor !== s) {
+      s.frames = successor.frames;
+      s.parent = successor.parent;
+    }
+    return pc;
+  }
+
+  /** Queue the other side of a branch; it shares the current path's latest checkpoint. */
+  private push(s: VerifierState, fromPc: number, toPc: number): void {
+    s.prevPc = fromPc;
+    s.pc = toPc;
+    if (s.parent) s.parent.branches++;
+    this.pending.push(s);
+  }
+
+  /** A path ended safely: its checkpoints with no other open path are now proven safe. */
+  private finishPath(s: VerifierState): void {
+    let cp = s.parent;
+    while (cp) {
+      cp.branches--;
+      if (cp.branches > 0) break;
+      this.markFinished(cp);
+      cp = cp.parent;
+    }
+  }
+
+  /** Every path from `cp` is proven safe: it may now prune, and no longer stands for a loop in progress. */
+  private markFinished(cp: Checkpoint): void {
+    const at = this.checkpoints.get(cp.pc) as InsnCheckpoints;
+    const same = at.open.get(cp.fingerprint) as Checkpoint[];
+    same.splice(same.indexOf(cp), 1);
+    if (same.length === 0) at.open.delete(cp.fingerprint);
+    at.openCount--;
+    at.finished.push(cp);
+  }
+
+  /**
+   * At a prune point: true if an already proven checkpoint covers `s` (stop this path). Rejects if a
+   * checkpoint still open on this path equals `s`. Otherwise records `s` as a new checkpoint.
+   */
+  private visitPrunePoint(s: VerifierState): boolean {
+    const pc = s.pc;
+    let at = this.checkpoints.get(pc);
+    if (!at) this.checkpoints.set(pc, (at = { open: new Map(), finished: [], openCount: 0 }));
+    const fp = fingerprint(s);
+    // Open checkpoints are ancestors of this state: an equal one means the loop made no progress.
+    for (const cp of at.open.get(fp) ?? []) {
+      if (stateCovers(cp.state, s, true)) reject(`back-edge from insn ${s.prevPc} to ${pc} forms an infinite loop`);
+    }
+    const finished = at.finished;
+    for (let i = 0; i < finished.length; i++) {
+      const cp = finished[i];
+      if (stateCovers(cp.state, s, false)) {
+        cp.hits++;
+        return true;
+      }
+      cp.misses++;
+      if (shouldEvict(cp)) {
+        finished.splice(i--, 1);
+        this.liveStates--;
+      }
+    }
+    if (at.openCount + finished.length >= MAX_CHECKPOINTS_PER_INSN) return false;
+    const cp: Checkpoint = { pc, state: cloneState(s), fingerprint: fp, parent: s.parent, branches: 1, hits: 0, misses: 0 };
+    const same = at.open.get(fp);
+    if (same) same.push(cp);
+    else at.open.set(fp, [cp]);
+    at.openCount++;
+    s.parent = cp;
+    this.stateCount++;
+    this.liveStates++;
+    if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
+    return false;
+  }
+
+  /** Largest stack use of any explored chain of calls; rejects above the combined limit. */
+  private checkCombinedStack(): number {
+    const depthFrom = (entry: number, chain: number[]): number => {
+      const own = Math.ceil((this.stackDepth.get(entry) ?? 0) / 8) * 8;
+      let deepest = 0;
+      for (const callee of this.callees.get(entry) ?? []) {
+        if (!chain.includes(callee)) deepest = Math.max(deepest, depthFrom(callee, [...chain, callee]));
+      }
+      const total = own + deepest;
+      if (total > MAX_STACK_SIZE_BYTES)
+        throw new Rejection(`combined stack size of ${chain.length} calls is ${total}. Too large`, entry);
+      return total;
+    };
+    return depthFrom(0, [0]);
+  }
+}
