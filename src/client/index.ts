@@ -1,2 +1,3 @@
 export * from './host.js';
+export * from './programs.js';
 export * from './queue.js';

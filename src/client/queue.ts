@@ -42,8 +42,10 @@ export interface CommandResult {
 export interface CommandData {
   /** Data to send to the target. */
   dataOut?: Buffer;
-  /** Bytes expected back from the target. */
+  /** Bytes expected back from the target (at most, with `variableDataIn`). */
   dataInBytes?: number;
+  /** The target may send less than `dataInBytes`: resolve with only what arrived (program output). */
+  variableDataIn?: boolean;
 }
 
 interface Pending {
@@ -53,6 +55,9 @@ interface Pending {
   dataOut: Buffer | null;
   dataIn: Buffer | null;
   dataInReceived: number;
+  /** One past the furthest byte received. */
+  dataInEnd: number;
+  variableDataIn: boolean;
   dataError: Error | null;
   timer: NodeJS.Timeout;
 }
@@ -156,6 +161,10 @@ export class HostQueue {
   /** Submit a command; resolves with the CQE (and data) on success, rejects with NvmeStatusError/TransportError. */
   async submit(sqe: Sqe, io: CommandData = {}): Promise<CommandResult> {
     if (this.closedError) throw this.closedError;
+    const outBytes = io.dataOut?.length ?? 0;
+    if (outBytes > 0 && (io.dataInBytes ?? 0) > 0 && outBytes > this.inCapsuleBytes) {
+      throw new TransportError(`bidirectional command data of ${outBytes} bytes exceeds the ${this.inCapsuleBytes}-byte capsule`);
+    }
     // Loop: a slot freed for us can be taken by a submit that ran before our continuation.
     while (this.freeSlots.length === 0) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -193,6 +202,8 @@ export class HostQueue {
         dataOut,
         dataIn: dataInBytes > 0 ? Buffer.alloc(dataInBytes) : null,
         dataInReceived: 0,
+        dataInEnd: 0,
+        variableDataIn: io.variableDataIn === true,
         dataError: null,
         timer,
       });
@@ -265,11 +276,21 @@ export class HostQueue {
 
   private complete(p: Pending, cqe: Cqe): void {
     if (!statusOk(cqe.status)) {
-      p.reject(new NvmeStatusError(statusSct(cqe.status), statusSc(cqe.status), statusDnr(cqe.status), p.sqe.opcode, cqe.dw0));
+      p.reject(
+        new NvmeStatusError(
+          statusSct(cqe.status),
+          statusSc(cqe.status),
+          statusDnr(cqe.status),
+          p.sqe.opcode,
+          cqe.dw0,
+          p.sqe.cid,
+          this.options.qid,
+        ),
+      );
     } else if (p.dataError) {
       p.reject(p.dataError);
     } else {
-      p.resolve({ cqe, data: p.dataIn });
+      p.resolve({ cqe, data: p.dataIn && p.variableDataIn ? p.dataIn.subarray(0, p.dataInEnd) : p.dataIn });
     }
   }
 
@@ -282,6 +303,7 @@ export class HostQueue {
     }
     pdu.data.copy(p.dataIn, pdu.datao);
     p.dataInReceived += pdu.data.length;
+    p.dataInEnd = Math.max(p.dataInEnd, pdu.datao + pdu.data.length);
     if (pdu.last && pdu.success) {
       this.finish(pdu.cccid);
       this.complete(p, { dw0: 0, dw1: 0, sqhd: 0, sqid: this.qid, cid: pdu.cccid, status: 0 });

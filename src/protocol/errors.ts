@@ -41,6 +41,9 @@ export class NvmeStatusError extends NearbpfError {
     readonly opcode: number,
     /** CQE DW0, which some failures use (e.g. Connect's invalid-parameter attributes). */
     readonly dw0 = 0,
+    /** Command identifier and queue of the failed command, when known. */
+    readonly cid?: number,
+    readonly qid?: number,
   ) {
     super(`NVMe command 0x${opcode.toString(16)} failed: SCT ${sct} SC 0x${sc.toString(16)}${dnr ? ' (DNR)' : ''}`);
   }

@@ -28,6 +28,7 @@ import {
 import { PduError } from '../protocol/errors.js';
 import { PduFramer } from '../protocol/framer.js';
 import { type DataPdu, type DigestOptions, decodePdu, encodePdu, type ICReqPdu, type Pdu, type RawPdu } from '../protocol/pdu.js';
+import { ProgramOpcode } from '../protocol/programs.js';
 import { type Sqe, sqeFctype } from '../protocol/sqe.js';
 import { type Completion, generic, INVALID_FIELD, SEQUENCE_ERROR } from './completion.js';
 import type { TargetLimits } from './config.js';
@@ -314,8 +315,18 @@ export class TargetConnection {
     const len = sqe.sglLength;
     let early: Completion | null = null;
     if (!dataDigestOk) early = generic(GenericStatus.TransientTransportError, false);
-    else if (bits === 3) early = INVALID_FIELD;
-    else if (len > this.limits.maxDataTransferBytes && !(bits === 1 && sqe.sglType === SGL_IN_CAPSULE)) early = INVALID_FIELD;
+    else if (bits === 3 && !(sqe.opcode === ProgramOpcode.ExecuteWithInput && this.binding && this.binding.qid > 0))
+      early = INVALID_FIELD;
+    else if (bits === 3) {
+      // nearbpf's one bidirectional command: input in the capsule, output back as C2HData.
+      if (sqe.sglType !== SGL_IN_CAPSULE || len > maxInCapsule || (len > 0 && (data === null || data.length !== len))) {
+        early = generic(GenericStatus.DataSglLengthInvalid);
+      } else {
+        cmd.direction = 'c2h';
+        cmd.data = data;
+        cmd.transferBytes = this.limits.maxDataTransferBytes;
+      }
+    } else if (len > this.limits.maxDataTransferBytes && !(bits === 1 && sqe.sglType === SGL_IN_CAPSULE)) early = INVALID_FIELD;
     else if (bits === 1 && len > 0) {
       cmd.direction = 'h2c';
       if (sqe.sglType === SGL_IN_CAPSULE) {
@@ -341,6 +352,7 @@ export class TargetConnection {
     if (cmd.direction === 'h2c' && cmd.data === null) {
       this.reserve(cmd, len, () => this.startR2T(cmd));
     } else if (cmd.direction === 'c2h') {
+      // (For EXECUTE_WITH_INPUT this reserves the input; its output is bounded by the tenant's budget.)
       this.reserve(cmd, len, () => this.run(cmd));
     } else {
       this.run(cmd);

@@ -320,7 +320,7 @@ describe('hostile input', { timeout: 60_000 }, () => {
 
   it('unknown opcodes and a bidirectional opcode get status, not a crash', async () => {
     const r = await rawAdmin();
-    r.command(makeSqe({ opcode: 0xc4, cid: 7 }));
+    r.command(makeSqe({ opcode: 0xcc, cid: 7 }));
     assert.equal(statusSc((await r.response(7))!.status), GenericStatus.InvalidOpcode);
     r.command(makeSqe({ opcode: 0xc3, cid: 8, sglLength: 16, sglType: SGL_TRANSPORT }));
     assert.equal(statusSc((await r.response(8))!.status), GenericStatus.InvalidField);

@@ -118,7 +118,7 @@ describe('client <-> target over loopback', { timeout: 60_000 }, () => {
       isStatus(0, GenericStatus.InvalidOpcode),
     );
     await assert.rejects(
-      host.adminCommand((await import('../protocol/sqe.js')).makeSqe({ opcode: 0xc1 })),
+      host.adminCommand((await import('../protocol/sqe.js')).makeSqe({ opcode: 0xcc })),
       isStatus(0, GenericStatus.InvalidOpcode),
     );
     await assert.rejects(host.read(7, 0, 1), isStatus(0, GenericStatus.InvalidNamespace));

@@ -15,6 +15,7 @@ import type { DiscoveryEntry } from './identify.js';
 import { executeIo } from './io.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Namespace } from './namespace.js';
+import { isProgramAdminOpcode, isProgramIoOpcode, ProgramService } from './programs.js';
 
 const FIRMWARE = '0.1.0';
 
@@ -38,6 +39,8 @@ export class NvmeTcpTarget implements CommandRouter {
   private closing: Promise<void> | null = null;
   private boundAddress: TargetAddress | null = null;
   private readonly env: ControllerEnv;
+  /** Storage functions: loaded per host, run next to this target's namespaces. */
+  readonly programs: ProgramService;
 
   private constructor(
     readonly config: TargetConfig,
@@ -49,6 +52,7 @@ export class NvmeTcpTarget implements CommandRouter {
       log.debug('connection', { conn: conn.id, remote: conn.remote });
     });
     this.server.maxConnections = config.limits.maxConnections;
+    this.programs = new ProgramService(log);
     this.server.on('error', (e) => log.error('server error', { error: e.message }));
     this.env = {
       limits: config.limits,
@@ -223,12 +227,17 @@ export class NvmeTcpTarget implements CommandRouter {
     if (!ctl || !conn.binding) return Promise.resolve(SEQUENCE_ERROR);
     let p: Promise<Completion | null>;
     if (conn.binding.qid === 0) {
-      p = ctl.adminCommand(conn, sqe, data);
+      p =
+        isProgramAdminOpcode(sqe.opcode) && ctl.ready && !ctl.subsystem.discovery
+          ? this.programs.admin(ctl, sqe, data)
+          : ctl.adminCommand(conn, sqe, data);
     } else if (sqe.opcode === 0x7f) {
       // Only Connect (handled by the connection) is valid on an I/O queue among fabrics commands.
       p = Promise.resolve(sqeFctype(sqe) === 0x01 ? SEQUENCE_ERROR : INVALID_OPCODE);
     } else if (!ctl.ready) {
       p = Promise.resolve(SEQUENCE_ERROR);
+    } else if (isProgramIoOpcode(sqe.opcode)) {
+      p = this.programs.io(ctl, conn.binding.qid, sqe, data);
     } else {
       p = executeIo(ctl.io, sqe, data);
     }

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { NvmeTcpHost } from '../client/host.js';
+import { ProgramClient, ProgramCommandError } from '../client/programs.js';
+import { assemble, encodeProgram } from '../isa/index.js';
+import { NvmeStatusError } from '../protocol/errors.js';
+import { ProgramOpcode } from '../protocol/programs.js';
+import { makeSqe } from '../protocol/sqe.js';
+import { SUBNQN, startTestTarget, type TestTarget } from './test-helpers.js';
+
+/** Sums the u64 words of a linked list of 16-byte nodes {value, next}, one read per step. */
+const LIST_WALK = `
+    mov %r6, %r1
+    ldxdw %r7, [%r6+56]      # ctx->step
+    jne %r7, 0, have_data
+    ldxdw %r1, [%r6+40]      # ctx->param0: first node
+    mov %r2, 16
+    call 100                 # nb_read
+    mov %r0, 0
+    exit
+  have_data:
+    ldxdw %r8, [%r6+16]      # ctx->scratch
+    ldxdw %r2, [%r6+0]       # ctx->data
+    ldxdw %r3, [%r6+8]       # ctx->data_end
+    mov %r4, %r2
+    add %r4, 16
+    jgt %r4, %r3, fail
+    ldxdw %r5, [%r2]
+    ldxdw %r9, [%r8]
+    add %r9, %r5
+    stxdw [%r8], %r9
+    ldxdw %r1, [%r2+8]
+    jeq %r1, 0, done
+    mov %r2, 16
+    call 100
+    mov %r0, 0
+    exit
+  done:
+    mov %r1, %r8
+    mov %r2, 8
+    call 101                 # nb_emit(scratch, 8)
+    mov %r0, %r9
+    exit
+  fail:
+    mov %r0, 1
+    exit`;
+
+const bytecode = (source: string) => encodeProgram(assemble(source));
+
+describe('storage functions over NVMe/TCP', () => {
+  let t: TestTarget;
+  let host: NvmeTcpHost;
+  let programs: ProgramClient;
+  const values = Array.from({ length: 10 }, (_, i) => BigInt(i * i + 1));
+  const head = 8192;
+
+  before(async () => {
+    t = await startTestTarget();
+    host = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN, ioQueues: 2 });
+    programs = new ProgramClient(host);
+    // A linked list at 8 KiB, 1 KiB apart, written through plain NVMe writes.
+    const image = Buffer.alloc(16 * 1024);
+    values.forEach((v, i) => {
+      const at = head + i * 512;
+      image.writeBigUInt64LE(v, at);
+      image.writeBigUInt64LE(i + 1 < values.length ? BigInt(at + 512) : 0n, at + 8);
+    });
+    await host.write(1, 0, image);
+  });
+
+  after(async () => {
+    await host?.close();
+    await t?.cleanup();
+  });
+
+  it('loads a program, runs a chain of reads in one command, lists and unloads it', async () => {
+    const handle = await programs.load(bytecode(LIST_WALK), { name: 'walk' });
+    const result = await programs.execute(handle, { nsid: 1, params: [BigInt(head), 0n] });
+    const sum = values.reduce((a, b) => a + b);
+    assert.equal(result.returnValue, sum);
+    assert.equal(result.output.readBigUInt64LE(0), sum);
+    assert.equal(result.stats.steps, values.length + 1);
+    assert.equal(result.stats.reads, values.length);
+    const listed = await programs.list();
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0].name, 'walk');
+    assert.equal(listed[0].executions, 1);
+    await programs.unload(handle);
+    assert.deepEqual(await programs.list(), []);
+    await assert.rejects(
+      programs.execute(handle, { nsid: 1 }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'UnknownProgram',
+    );
+  });
+
+  it('surfaces a verifier rejection with its log', async () => {
+    await assert.rejects(
+      programs.load(bytecode('ldxdw %r0, [%r1+200]\nexit'), { name: 'bad' }),
+      (e: unknown) =>
+        e instanceof ProgramCommandError &&
+        e.status === 'Rejected' &&
+        e.targetCode === 'ERR_VERIFIER_REJECTED' &&
+        (e.log ?? '').length > 0,
+    );
+  });
+
+  it('refuses a duplicate name and a corrupt image', async () => {
+    const handle = await programs.load(bytecode('mov %r0, 7\nexit'), { name: 'seven' });
+    await assert.rejects(
+      programs.load(bytecode('mov %r0, 7\nexit'), { name: 'seven' }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'NameInUse',
+    );
+    await assert.rejects(
+      programs.load(Uint8Array.from([1, 2, 3]), { name: 'junk' }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'BadImage',
+    );
+    const r = await programs.execute(handle, { nsid: 1 });
+    assert.equal(r.returnValue, 7n);
+    await programs.unload(handle);
+  });
+
+  it('ends an execution over budget with its own status, and the target goes on', async () => {
+    // A list longer than the 1024-step budget.
+    const long = Buffer.alloc(1100 * 512);
+    const base = 1 << 20;
+    for (let i = 0; i < 1100; i++) {
+      long.writeBigUInt64LE(1n, i * 512);
+      long.writeBigUInt64LE(i + 1 < 1100 ? BigInt(base + (i + 1) * 512) : 0n, i * 512 + 8);
+    }
+    await host.write(1, base / 512, long);
+    const handle = await programs.load(bytecode(LIST_WALK), { name: 'long-walk' });
+    await assert.rejects(
+      programs.execute(handle, { nsid: 1, params: [BigInt(base), 0n] }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'BudgetSteps' && /steps budget of 1024/.test(e.message),
+    );
+    // Output larger than the buffer the host offered.
+    await assert.rejects(
+      programs.execute(handle, { nsid: 1, params: [BigInt(head), 0n], maxOutputBytes: 4 }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'OutputTooLarge',
+    );
+    const ok = await programs.execute(handle, { nsid: 1, params: [BigInt(head), 0n] });
+    assert.equal(
+      ok.returnValue,
+      values.reduce((a, b) => a + b),
+    );
+    await programs.unload(handle);
+  });
+
+  it('refuses to load a program the verifier cannot prove terminates', async () => {
+    await assert.rejects(
+      programs.load(bytecode('mov %r0, 0\nloop:\nadd %r0, 1\nja loop'), { name: 'spin' }),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'Rejected',
+    );
+  });
+
+  it('passes an input blob with EXECUTE_WITH_INPUT and returns output', async () => {
+    // Emits the input back and returns its length.
+    const handle = await programs.load(
+      bytecode(`
+        mov %r6, %r1
+        ldxdw %r2, [%r6+32]     # input_len
+        jeq %r2, 0, empty
+        jgt %r2, 4096, empty
+        ldxdw %r1, [%r6+24]     # input
+        call 101
+      empty:
+        ldxdw %r0, [%r6+32]
+        exit`),
+      { name: 'echo' },
+    );
+    const input = Buffer.from('hello, storage');
+    const r = await programs.execute(handle, { nsid: 1, input });
+    assert.equal(r.returnValue, BigInt(input.length));
+    assert.deepEqual(r.output, input);
+    await programs.unload(handle);
+  });
+
+  it('keeps programs private to their host', async () => {
+    const handle = await programs.load(bytecode('mov %r0, 1\nexit'), { name: 'mine' });
+    const other = await NvmeTcpHost.connect({
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:another-tenant',
+      ioQueues: 1,
+    });
+    try {
+      const theirs = new ProgramClient(other);
+      assert.deepEqual(await theirs.list(), []);
+      await assert.rejects(
+        theirs.execute(handle, { nsid: 1 }),
+        (e: unknown) => e instanceof ProgramCommandError && e.status === 'UnknownProgram',
+      );
+      await assert.rejects(
+        theirs.unload(handle),
+        (e: unknown) => e instanceof ProgramCommandError && e.status === 'UnknownProgram',
+      );
+    } finally {
+      await other.close();
+    }
+    await programs.unload(handle);
+  });
+
+  it('answers malformed program commands with an NVMe status', async () => {
+    // A chunk out of sequence, an unknown message, a bidirectional command on the admin queue.
+    await assert.rejects(
+      host.adminCommand(makeSqe({ opcode: ProgramOpcode.Load, cdw10: 100, cdw11: 1000, cdw12: 5 }), {
+        dataOut: Buffer.alloc(10),
+      }),
+      NvmeStatusError,
+    );
+    await assert.rejects(
+      host.adminCommand(makeSqe({ opcode: ProgramOpcode.GetMessage, cdw10: 9 }), { dataInBytes: 100 }),
+      NvmeStatusError,
+    );
+    await assert.rejects(
+      host.ioCommand(makeSqe({ opcode: ProgramOpcode.Execute, nsid: 1, cdw12: 999 }), { dataInBytes: 100 }),
+      NvmeStatusError,
+    );
+    await assert.rejects(
+      host.ioCommand(makeSqe({ opcode: ProgramOpcode.Execute, nsid: 77, cdw12: 1 }), { dataInBytes: 100 }),
+      NvmeStatusError,
+    );
+    // The connection still works.
+    assert.equal((await host.read(1, 16, 1)).readBigUInt64LE(0), values[0]);
+  });
+});

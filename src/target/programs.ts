@@ -1,0 +1,320 @@
+/**
+ * The program commands of the target (see src/protocol/programs.ts for the wire format): loading
+ * images in chunks, verifying and compiling them in the storage runtime, executing them against a
+ * namespace of the controller's subsystem, and keeping the messages of failed commands for the host.
+ * Programs belong to a tenant, the host NQN: a host sees and runs only its own.
+ */
+import { STORAGE_FUNCTION } from '../abi/storage.js';
+import { CallDepthError, HelperError, MemoryAccessError, NearbpfError, UnknownHelperError } from '../errors.js';
+import { decodeProgram, type Instruction } from '../isa/index.js';
+import { isElf, loadProgramBytes } from '../loader/index.js';
+import {
+  decodeLoadImage,
+  EXECUTE_FLAG_SCAN,
+  EXECUTE_FLAG_STATS,
+  encodeProgramList,
+  encodeStatsTrailer,
+  MAX_LISTED_PROGRAMS,
+  MAX_LOAD_IMAGE_BYTES,
+  MESSAGE_HISTORY,
+  MESSAGE_KIND_COMMAND,
+  MESSAGE_KIND_LOAD,
+  ProgramImageError,
+  ProgramOpcode,
+  ProgramStatus,
+  VENDOR_STATUS_CODE_TYPE,
+} from '../protocol/programs.js';
+import type { Sqe } from '../protocol/sqe.js';
+import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
+import type { ExecutionMode } from '../runtime/execution.js';
+import { StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
+import { VerifierError } from '../verifier/errors.js';
+import { verifyProgram } from '../verifier/index.js';
+import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
+import type { Controller } from './controller.js';
+import type { Logger } from './logger.js';
+
+/** Loads a controller may have half-sent at once. */
+const MAX_PENDING_LOADS = 4;
+
+interface PendingLoad {
+  image: Buffer;
+  received: number;
+}
+
+interface Message {
+  code: string;
+  message: string;
+  log?: string;
+}
+
+/** What one association keeps: half-sent loads and the messages of its recent failures. */
+interface ControllerState {
+  loads: Map<number, PendingLoad>;
+  messages: Map<string, Message>;
+}
+
+const BUDGET_STATUS: Record<BudgetName, number> = {
+  steps: ProgramStatus.BudgetSteps,
+  bytesRead: ProgramStatus.BudgetBytesRead,
+  readsPerStep: ProgramStatus.BudgetReadsPerStep,
+  instructionsPerStep: ProgramStatus.BudgetInstructionsPerStep,
+  instructionsPerExecution: ProgramStatus.BudgetInstructionsPerExecution,
+  outputBytes: ProgramStatus.BudgetOutputBytes,
+  deadline: ProgramStatus.BudgetDeadline,
+  concurrentExecutions: ProgramStatus.BudgetConcurrentExecutions,
+  loadedPrograms: ProgramStatus.BudgetLoadedPrograms,
+  mapMemory: ProgramStatus.BudgetMapMemory,
+};
+
+const vendor = (sc: number, dw0 = 0): Completion => failure(VENDOR_STATUS_CODE_TYPE, sc, true, dw0 >>> 0);
+
+export function isProgramAdminOpcode(opcode: number): boolean {
+  return (
+    opcode === ProgramOpcode.Load ||
+    opcode === ProgramOpcode.Unload ||
+    opcode === ProgramOpcode.List ||
+    opcode === ProgramOpcode.GetMessage
+  );
+}
+
+export function isProgramIoOpcode(opcode: number): boolean {
+  return opcode === ProgramOpcode.Execute || opcode === ProgramOpcode.ExecuteWithInput;
+}
+
+export class ProgramService {
+  readonly runtime: StorageRuntime;
+  private readonly handles = new Map<number, { tenant: string; name: string }>();
+  private nextHandle = 1;
+  private readonly states = new WeakMap<Controller, ControllerState>();
+
+  constructor(private readonly log: Logger) {
+    this.runtime = new StorageRuntime({
+      verify: (program) => {
+        verifyProgram(program, { type: STORAGE_FUNCTION });
+      },
+    });
+  }
+
+  private state(ctl: Controller): ControllerState {
+    let s = this.states.get(ctl);
+    if (s === undefined) {
+      s = { loads: new Map(), messages: new Map() };
+      this.states.set(ctl, s);
+    }
+    return s;
+  }
+
+  private remember(ctl: Controller, key: string, message: Message): void {
+    const { messages } = this.state(ctl);
+    messages.delete(key);
+    messages.set(key, message);
+    if (messages.size > MESSAGE_HISTORY) messages.delete(messages.keys().next().value as string);
+  }
+
+  async admin(ctl: Controller, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+    switch (sqe.opcode) {
+      case ProgramOpcode.Load:
+        return this.loadChunk(ctl, sqe, data);
+      case ProgramOpcode.Unload:
+        return this.unload(ctl, sqe.cdw10 >>> 0);
+      case ProgramOpcode.List:
+        return this.list(ctl);
+      default:
+        return this.getMessage(ctl, sqe);
+    }
+  }
+
+  private loadChunk(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion {
+    const offset = sqe.cdw10 >>> 0;
+    const total = sqe.cdw11 >>> 0;
+    const loadId = sqe.cdw12 >>> 0;
+    const { loads } = this.state(ctl);
+    const key = `load:${loadId}`;
+    if (!data || data.length === 0) return INVALID_FIELD;
+    if (total > MAX_LOAD_IMAGE_BYTES || total === 0) {
+      this.remember(ctl, key, {
+        code: 'ERR_IMAGE_SIZE',
+        message: `image of ${total} bytes is not in 1..${MAX_LOAD_IMAGE_BYTES}`,
+      });
+      return vendor(ProgramStatus.BadImage);
+    }
+    let pending = loads.get(loadId);
+    if (offset === 0) {
+      if (pending === undefined && loads.size >= MAX_PENDING_LOADS) return vendor(ProgramStatus.LoadSequence);
+      pending = { image: Buffer.alloc(total), received: 0 };
+      loads.set(loadId, pending);
+    }
+    if (pending === undefined || offset !== pending.received || pending.image.length !== total || offset + data.length > total) {
+      loads.delete(loadId);
+      this.remember(ctl, key, { code: 'ERR_LOAD_SEQUENCE', message: `chunk at ${offset} of load ${loadId} is out of sequence` });
+      return vendor(ProgramStatus.LoadSequence);
+    }
+    data.copy(pending.image, offset);
+    pending.received += data.length;
+    if (pending.received < total) return success();
+    loads.delete(loadId);
+    return this.finishLoad(ctl, key, pending.image);
+  }
+
+  private finishLoad(ctl: Controller, key: string, image: Buffer): Completion {
+    const tenant = ctl.hostNqn;
+    let name = '';
+    try {
+      const decoded = decodeLoadImage(image);
+      name = decoded.header.name;
+      const program = this.programOf(decoded.header.format, decoded.program, decoded.header.objectProgram);
+      this.runtime.load(tenant, name, program);
+      const handle = this.allocateHandle();
+      this.handles.set(handle, { tenant, name });
+      this.log.info('program loaded', { host: tenant, name, handle, instructions: program.length });
+      return success(handle);
+    } catch (e) {
+      const c = this.failureOf(e);
+      this.remember(ctl, key, messageOf(e));
+      this.log.info('program load refused', { host: tenant, name, error: e instanceof Error ? e.message : String(e) });
+      return c;
+    }
+  }
+
+  private programOf(format: 'bytecode' | 'elf', bytes: Buffer, objectProgram: string): Instruction[] {
+    if (format === 'bytecode') return decodeProgram(bytes);
+    if (!isElf(bytes)) throw new ProgramImageError('image says ELF but holds no ELF object');
+    const { object, program } = loadProgramBytes(bytes, { program: objectProgram || undefined });
+    if (object.maps.length > 0) throw new ProgramImageError('storage functions with maps are not supported yet');
+    return [...program.instructions];
+  }
+
+  private allocateHandle(): number {
+    while (this.handles.has(this.nextHandle) || this.nextHandle === 0) this.nextHandle = (this.nextHandle + 1) >>> 0;
+    return this.nextHandle++;
+  }
+
+  private unload(ctl: Controller, handle: number): Completion {
+    const entry = this.handles.get(handle);
+    if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
+    try {
+      this.runtime.unload(entry.tenant, entry.name);
+    } catch (e) {
+      return this.failureOf(e);
+    }
+    this.handles.delete(handle);
+    return success();
+  }
+
+  private list(ctl: Controller): Completion {
+    const mine = [...this.handles.entries()].filter(([, e]) => e.tenant === ctl.hostNqn).slice(0, MAX_LISTED_PROGRAMS);
+    const infos = new Map(this.runtime.list(ctl.hostNqn).map((p) => [p.name, p]));
+    const entries = mine.flatMap(([handle, e]) => {
+      const p = infos.get(e.name);
+      if (!p) return [];
+      return [
+        {
+          handle,
+          name: p.name,
+          instructions: p.instructions,
+          executions: p.stats.executions,
+          failures: p.stats.failures,
+          steps: p.stats.steps,
+          instructionsExecuted: p.stats.instructions,
+          bytesRead: p.stats.bytesRead,
+          loadedAtMs: p.loadedAt.getTime(),
+        },
+      ];
+    });
+    return success(entries.length, encodeProgramList(entries));
+  }
+
+  private getMessage(ctl: Controller, sqe: Sqe): Completion {
+    const kind = sqe.cdw10 >>> 0;
+    const key =
+      kind === MESSAGE_KIND_LOAD
+        ? `load:${sqe.cdw11 >>> 0}`
+        : kind === MESSAGE_KIND_COMMAND
+          ? `cmd:${sqe.cdw11 >>> 0}:${sqe.cdw12 & 0xffff}`
+          : '';
+    const message = this.state(ctl).messages.get(key);
+    if (message === undefined) return INVALID_FIELD;
+    const data = Buffer.from(JSON.stringify(message), 'utf8');
+    return success(data.length, data);
+  }
+
+  async io(ctl: Controller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+    const key = `cmd:${qid}:${sqe.cid}`;
+    const handle = sqe.cdw12 >>> 0;
+    const entry = this.handles.get(handle);
+    if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
+    const ns = ctl.io.namespaces.get(sqe.nsid);
+    if (!ns) return INVALID_NAMESPACE;
+    const param0 = (BigInt(sqe.cdw3 >>> 0) << 32n) | BigInt(sqe.cdw2 >>> 0);
+    const param1 = (BigInt(sqe.cdw11 >>> 0) << 32n) | BigInt(sqe.cdw10 >>> 0);
+    let mode: ExecutionMode = { kind: 'chain' };
+    if (sqe.cdw13 & EXECUTE_FLAG_SCAN) {
+      const start = (sqe.cdw14 >>> 0) * ns.blockSize;
+      const length = (sqe.cdw15 >>> 0) * ns.blockSize;
+      mode = { kind: 'scan', offsetBytes: start, lengthBytes: length, chunkBytes: 128 * 1024 };
+    }
+    const input = sqe.opcode === ProgramOpcode.ExecuteWithInput && data ? data : undefined;
+    try {
+      const result = await this.runtime.execute(entry.tenant, entry.name, {
+        reader: { sizeBytes: ns.sizeBytes, read: (offset, length) => ns.read(offset, length) },
+        params: [param0, param1],
+        input,
+        mode,
+      });
+      let output = Buffer.from(result.output.buffer, result.output.byteOffset, result.output.byteLength);
+      if (sqe.cdw13 & EXECUTE_FLAG_STATS) {
+        const { steps, reads, bytesRead, instructions, durationMs } = result.stats;
+        output = Buffer.concat([
+          output,
+          encodeStatsTrailer({ steps, reads, bytesRead, instructions, durationUs: durationMs * 1000 }),
+        ]);
+      }
+      const room = sqe.opcode === ProgramOpcode.Execute ? sqe.sglLength : Number.POSITIVE_INFINITY;
+      if (output.length > room) {
+        this.remember(ctl, key, {
+          code: 'ERR_OUTPUT_TOO_LARGE',
+          message: `output of ${output.length} bytes exceeds the ${room}-byte buffer`,
+        });
+        return vendor(ProgramStatus.OutputTooLarge, output.length);
+      }
+      const value = BigInt.asUintN(64, result.returnValue);
+      return success(Number(value & 0xffffffffn), output.length > 0 ? output : null, Number(value >> 32n));
+    } catch (e) {
+      this.remember(ctl, key, messageOf(e));
+      return this.failureOf(e);
+    }
+  }
+
+  /** The NVMe status of a failed load or execution; DW0 carries the pc where there is one. */
+  private failureOf(e: unknown): Completion {
+    if (e instanceof VerifierError) return vendor(ProgramStatus.Rejected, e.pc);
+    if (e instanceof BudgetExceededError) return vendor(BUDGET_STATUS[e.budget]);
+    if (e instanceof UnknownProgramError) return vendor(ProgramStatus.UnknownProgram);
+    if (e instanceof MemoryAccessError) return vendor(ProgramStatus.MemoryFault, e.pc);
+    if (e instanceof StorageAccessError) return vendor(ProgramStatus.StorageAccess, e.pc);
+    if (e instanceof StorageReadError) return vendor(ProgramStatus.StorageRead);
+    if (e instanceof HelperError || e instanceof UnknownHelperError) return vendor(ProgramStatus.HelperFailed, e.pc);
+    if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
+    if (
+      e instanceof ProgramImageError ||
+      (e instanceof NearbpfError && /ERR_(DECODE|ELF|BTF|LINK|LOADER|PROGRAM)/.test(e.code))
+    ) {
+      if (e instanceof NearbpfError && e.code === 'ERR_PROGRAM_LOAD' && /already loaded/.test(e.message)) {
+        return vendor(ProgramStatus.NameInUse);
+      }
+      if (e instanceof NearbpfError && e.code === 'ERR_PROGRAM_LOAD' && /executions running/.test(e.message)) {
+        return vendor(ProgramStatus.ProgramBusy);
+      }
+      return vendor(ProgramStatus.BadImage);
+    }
+    return vendor(ProgramStatus.ExecutionFailed);
+  }
+}
+
+function messageOf(e: unknown): Message {
+  if (e instanceof VerifierError) return { code: e.code, message: e.message, log: e.format({ verbose: true }) };
+  if (e instanceof NearbpfError) return { code: e.code, message: e.message };
+  if (e instanceof ProgramImageError) return { code: 'ERR_BAD_IMAGE', message: e.message };
+  return { code: 'ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
