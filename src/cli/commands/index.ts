@@ -5,13 +5,37 @@ import { asmCommand } from './asm.js';
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
 import { disasmCommand } from './disasm.js';
+import { discoverCommand } from './discover.js';
+import { flushCommand } from './flush.js';
+import { idCtrlCommand } from './id-ctrl.js';
+import { idNsCommand } from './id-ns.js';
 import { inspectCommand } from './inspect.js';
+import { execCommand, loadCommand, programsCommand, unloadCommand } from './programs.js';
+import { readCommand } from './read.js';
 import { runCommand } from './run.js';
+import { writeCommand } from './write.js';
 
 export type { Command } from './command.js';
 
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [asmCommand, disasmCommand, runCommand, inspectCommand, serveCommand, benchIoCommand, interopCommand, demoCommand].map(
-    (command) => [command.name, command],
-  ),
+  [
+    asmCommand,
+    disasmCommand,
+    runCommand,
+    inspectCommand,
+    serveCommand,
+    benchIoCommand,
+    interopCommand,
+    demoCommand,
+    discoverCommand,
+    idCtrlCommand,
+    idNsCommand,
+    readCommand,
+    writeCommand,
+    flushCommand,
+    loadCommand,
+    execCommand,
+    programsCommand,
+    unloadCommand,
+  ].map((command) => [command.name, command]),
 );
