@@ -11,7 +11,7 @@
  *     "maxControllers": 64,                      // associations (admin queues)
  *     "maxIoQueues": 8,                          // per controller
  *     "maxQueueDepth": 128,                      // entries per queue (MQES + 1, SQSIZE + 1)
- *     "maxDataTransferBytes": 1048576,           // MDTS: power of two, >= 4096
+ *     "maxDataTransferBytes": 1048576,           // MDTS: power of two, >= 8192 (MDTS 0 would mean "no limit")
  *     "inCapsuleDataBytes": 16384,               // I/O queue in-capsule data (IOCCSZ - 64 bytes)
  *     "maxH2CDataBytes": 131072,                 // MAXH2CDATA, also the size of each R2T
  *     "maxC2HDataBytes": 131072,                 // data bytes per C2HData PDU we send
@@ -114,7 +114,7 @@ const LIMIT_RANGES: Record<keyof TargetLimits, [number, number]> = {
   maxControllers: [1, 0xffef],
   maxIoQueues: [1, 1024],
   maxQueueDepth: [2, 1024],
-  maxDataTransferBytes: [4096, 16 << 20],
+  maxDataTransferBytes: [8192, 16 << 20],
   inCapsuleDataBytes: [0, 1 << 20],
   maxH2CDataBytes: [4096, 16 << 20],
   maxC2HDataBytes: [4096, 16 << 20],
