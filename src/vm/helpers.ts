@@ -2,6 +2,7 @@
  * Helpers are host functions a program calls by id. Both engines call them the same way, with
  * r1-r5 as unsigned 64-bit values; the result becomes r0.
  */
+import { ProgramLoadError } from '../errors.js';
 import type { SandboxMemory } from './memory.js';
 
 export interface HelperCall {
@@ -29,6 +30,11 @@ export class ProgramStop {
   constructor(readonly r0: bigint) {}
 }
 
+/** Index helpers by id. Ids are 0..2^31-1, the values a `call` immediate and a `callx` register agree on. */
 export function helperTable(helpers: readonly Helper[]): HelperTable {
+  for (const h of helpers) {
+    if (!Number.isInteger(h.id) || h.id < 0 || h.id > 0x7fffffff)
+      throw new ProgramLoadError(`helper '${h.name}' has invalid id ${h.id}`);
+  }
   return new Map(helpers.map((h) => [h.id, h]));
 }

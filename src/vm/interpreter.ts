@@ -432,7 +432,11 @@ export class Interpreter implements Engine {
                 lo[r] = 0;
                 hi[r] = 0;
               }
-              lo[R10] = (lo[R10] - STACK_FRAME_SIZE_BYTES) | 0;
+              // r10 - 512 as a 64-bit subtraction: an unverified program may have written r10, and
+              // the borrow must reach the high half (region id), as in the JIT's i64.sub.
+              const fpLo = lo[R10] >>> 0;
+              lo[R10] = (fpLo - STACK_FRAME_SIZE_BYTES) | 0;
+              if (fpLo < STACK_FRAME_SIZE_BYTES) hi[R10] = (hi[R10] - 1) | 0;
               pc += imm[pc] + 1;
               continue;
             }

@@ -43,6 +43,8 @@ const L_LABEL = 17;
 const L_T32 = 18;
 const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32];
 const REGION_ID_MASK = 63;
+/** Deepest structured nesting (see `structuredNestingDepth`) compiled without the dispatch loop. */
+const MAX_STRUCTURED_NESTING = 1000;
 
 /** Fuel left, published before each helper call so a helper that stops the program can report it. */
 const G_FUEL = 0;
@@ -127,7 +129,9 @@ class FunctionCompiler {
   compile(): Uint8Array {
     const facts = analyzeControlFlow(this.nodes.map((n) => n.successors));
     const w = this.w;
-    if (facts.reducible) {
+    // The structured translation recurses once per level of nesting; a very deeply nested function
+    // (thousands of branches in a row) would overflow the JavaScript stack, so it is dispatched.
+    if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) {
       this.doTree(0, facts);
     } else {
       this.structured = false;
@@ -189,6 +193,7 @@ class FunctionCompiler {
     const reachable = [...order].sort((a, b) => a - b);
     w.byte(Op.i32_const).s32(0).byte(Op.local_set).u32(L_LABEL);
     w.byte(Op.loop).byte(VOID_BLOCK);
+    const dispatchAt = this.ctx.length;
     this.ctx.push({ kind: 'dispatch' });
     for (let i = 0; i < reachable.length; i++) {
       w.byte(Op.block).byte(VOID_BLOCK);
@@ -207,7 +212,9 @@ class FunctionCompiler {
       this.ctx.pop();
       this.emitNode(node, (target) => {
         w.byte(Op.i32_const).s32(target).byte(Op.local_set).u32(L_LABEL);
-        this.br((c) => c.kind === 'dispatch');
+        // The loop's depth is known: searching for it from the innermost context would make
+        // translation quadratic in the number of blocks still open.
+        w.byte(Op.br).u32(this.ctx.length - 1 - dispatchAt);
       });
     }
     this.ctx.pop();
@@ -650,6 +657,22 @@ class FunctionCompiler {
       .byte(Op.i32_and);
     w.byte(Op.i32_const).s32(8).byte(Op.i32_rotl).byte(Op.i32_or);
   }
+}
+
+/**
+ * Upper bound of the recursion depth of `doTree`/`nodeWithin`: along each dominator-tree path, one
+ * level per node plus one per merge child it wraps in a block.
+ */
+function structuredNestingDepth(facts: ReturnType<typeof analyzeControlFlow>): number {
+  const depth = new Int32Array(facts.rpo.length);
+  let deepest = 0;
+  for (const x of facts.order) {
+    // Reverse postorder visits each node's immediate dominator before the node.
+    const own = 1 + facts.domChildren[x].filter((c) => facts.merge[c]).length;
+    depth[x] = (x === 0 ? 0 : depth[facts.idom[x]]) + own;
+    deepest = Math.max(deepest, depth[x]);
+  }
+  return deepest;
 }
 
 const BINARY64: Record<string, number> = {

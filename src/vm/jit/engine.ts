@@ -67,7 +67,12 @@ export class JitProgram {
       stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
     });
     const t1 = performance.now();
-    this.module = new WebAssembly.Module(this.compiled.wasm);
+    try {
+      this.module = new WebAssembly.Module(this.compiled.wasm);
+    } catch (e) {
+      // V8's own limits (e.g. a br_table of more than 65520 targets in a huge dispatched function).
+      throw new ProgramLoadError(`program too large for the JIT: ${e instanceof Error ? e.message : String(e)}`);
+    }
     const structured = this.compiled.structured.filter(Boolean).length;
     this.stats = {
       translateMs: t1 - t0,

@@ -1,0 +1,543 @@
+/**
+ * The engines' run contract, checked on both engines with the same tables: memory faults, fuel,
+ * call depth, the local-call convention, helpers, load-time rejections and division edge cases.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  CallDepthError,
+  ExecutionError,
+  FuelExhaustedError,
+  HelperError,
+  MemoryAccessError,
+  ProgramLoadError,
+  UnknownHelperError,
+} from '../errors.js';
+import { alu, assemble, exit, type Instruction, imm, jump, type Program } from '../isa/index.js';
+import { compareEngines } from './differential.js';
+import { createSandbox, type Engine, type EngineKind } from './engine.js';
+import { type Helper, helperTable, ProgramStop } from './helpers.js';
+import { Interpreter } from './interpreter.js';
+import { JitEngine } from './jit/engine.js';
+import { regionAddress } from './memory.js';
+
+const ENGINES: EngineKind[] = ['interpreter', 'jit'];
+const DATA_REGION = 2;
+const READ_ONLY_REGION = 3;
+const DATA_SIZE = 16;
+const DATA = regionAddress(DATA_REGION, 0);
+const READ_ONLY = regionAddress(READ_ONLY_REGION, 0);
+const STACK_TOP = regionAddress(1, 4096);
+const FUEL = 100_000;
+
+const helpers: Helper[] = [
+  { id: 1, name: 'add', fn: (r1, r2) => BigInt.asUintN(64, r1 + r2) },
+  {
+    id: 2,
+    name: 'throws',
+    fn: () => {
+      throw new Error('helper refuses');
+    },
+  },
+  {
+    id: 3,
+    name: 'stop',
+    fn: (r1) => {
+      throw new ProgramStop(r1);
+    },
+  },
+];
+
+interface Setup {
+  readonly helpers?: readonly Helper[];
+  readonly maxCallDepth?: number;
+}
+
+/** An engine over a sandbox with a 16-byte writable data region (2) and an 8-byte read-only one (3). */
+function load(kind: EngineKind, program: Program | string, setup: Setup = {}): Engine {
+  const memory = createSandbox([
+    { name: 'data', sizeBytes: DATA_SIZE, writable: true },
+    { name: 'rodata', sizeBytes: 8, writable: false },
+  ]);
+  memory.bytes(DATA_REGION).set(Uint8Array.from({ length: DATA_SIZE }, (_, i) => i + 1));
+  memory.bytes(READ_ONLY_REGION).set([0xaa, 0xbb, 0xcc, 0xdd, 1, 2, 3, 4]);
+  const options = {
+    helpers: helperTable(setup.helpers ?? helpers),
+    memory,
+    ...(setup.maxCallDepth === undefined ? {} : { maxCallDepth: setup.maxCallDepth }),
+  };
+  const p = typeof program === 'string' ? assemble(program) : program;
+  return kind === 'jit' ? new JitEngine(p, options) : new Interpreter(p, options);
+}
+
+function run(kind: EngineKind, program: Program | string, fuel = FUEL, setup: Setup = {}) {
+  return load(kind, program, setup).run([DATA, BigInt(DATA_SIZE), READ_ONLY], { fuel });
+}
+
+/** The error a run throws (fails the test if it returns). */
+function runError(kind: EngineKind, program: Program | string, fuel = FUEL, setup: Setup = {}): ExecutionError {
+  try {
+    const result = run(kind, program, fuel, setup);
+    assert.fail(`expected an error, got r0 = 0x${result.r0.toString(16)}`);
+  } catch (e) {
+    if (e instanceof ExecutionError) return e;
+    throw e;
+  }
+}
+
+describe('memory faults name pc, address and size', () => {
+  const cases: { name: string; program: string; pc: number; access: 'read' | 'write'; address: bigint; size: number }[] = [
+    {
+      name: 'NULL dereference',
+      program: 'mov %r1, 0\nmov %r0, 1\nldxdw %r0, [%r1]\nexit',
+      pc: 2,
+      access: 'read',
+      address: 0n,
+      size: 8,
+    },
+    { name: 'NULL plus an offset', program: 'mov %r2, 0\nstw [%r2+16], 7\nexit', pc: 1, access: 'write', address: 16n, size: 4 },
+    {
+      name: 'read just past the end of the data region',
+      program: 'ldxb %r0, [%r1+16]\nexit',
+      pc: 0,
+      access: 'read',
+      address: DATA + 16n,
+      size: 1,
+    },
+    {
+      name: 'access straddling the end of the data region',
+      program: 'mov %r0, 0\nldxw %r0, [%r1+14]\nexit',
+      pc: 1,
+      access: 'read',
+      address: DATA + 14n,
+      size: 4,
+    },
+    {
+      name: 'write straddling the end of the data region',
+      program: 'stxdw [%r1+9], %r1\nexit',
+      pc: 0,
+      access: 'write',
+      address: DATA + 9n,
+      size: 8,
+    },
+    {
+      name: 'negative offset borrows into the region id (region 1 at 0xffffffff)',
+      program: 'ldxb %r0, [%r1-1]\nexit',
+      pc: 0,
+      access: 'read',
+      address: DATA - 1n,
+      size: 1,
+    },
+    {
+      name: 'write to a read-only region',
+      program: 'ldxw %r0, [%r3]\nstw [%r3+4], 1\nexit',
+      pc: 1,
+      access: 'write',
+      address: READ_ONLY + 4n,
+      size: 4,
+    },
+    {
+      name: 'atomic on a read-only region is a write',
+      program: 'mov %r2, 1\nlock add [%r3], %r2\nexit',
+      pc: 1,
+      access: 'write',
+      address: READ_ONLY,
+      size: 8,
+    },
+    {
+      name: 'above the top frame',
+      program: 'ldxdw %r0, [%r10]\nexit',
+      pc: 0,
+      access: 'read',
+      address: STACK_TOP,
+      size: 8,
+    },
+    {
+      name: 'below the whole stack (all 8 frames)',
+      program: 'stxdw [%r10-4104], %r1\nexit',
+      pc: 0,
+      access: 'write',
+      address: STACK_TOP - 4104n,
+      size: 8,
+    },
+    {
+      name: 'unmapped region id 4',
+      program: 'lddw %r1, 0x400000000\nldxb %r0, [%r1]\nexit',
+      pc: 2,
+      access: 'read',
+      address: 0x400000000n,
+      size: 1,
+    },
+    {
+      // The JIT indexes its region table with the id's low 6 bits: 65 must not alias region 1.
+      name: 'region id 65, whose low bits name the stack',
+      program: 'lddw %r1, 0x4100000ff0\nldxdw %r0, [%r1]\nexit',
+      pc: 2,
+      access: 'read',
+      address: 0x4100000ff0n,
+      size: 8,
+    },
+    {
+      name: 'address with every high bit set',
+      program: 'lddw %r1, 0xffffffff00000000\nstb [%r1+2], 0\nexit',
+      pc: 2,
+      access: 'write',
+      address: 0xffffffff00000002n,
+      size: 1,
+    },
+    {
+      name: 'helper reading through a bad pointer faults at the call',
+      program: 'mov %r1, 0\nmov %r2, 4\ncall 4\nexit',
+      pc: 2,
+      access: 'read',
+      address: 0n,
+      size: 4,
+    },
+  ];
+  const readingHelper: Helper = {
+    id: 4,
+    name: 'read',
+    fn: (r1, r2, _r3, _r4, _r5, call) => BigInt(call.memory.slice(r1, Number(r2), 'read', call.pc).length),
+  };
+  for (const c of cases) {
+    for (const kind of ENGINES) {
+      it(`${c.name} [${kind}]`, () => {
+        const e = runError(kind, c.program, FUEL, { helpers: [...helpers, readingHelper] });
+        assert.ok(e instanceof MemoryAccessError, `${e}`);
+        assert.deepEqual(
+          { pc: e.pc, access: e.access, address: e.address, size: e.sizeBytes },
+          { pc: c.pc, access: c.access, address: c.address, size: c.size },
+        );
+      });
+    }
+  }
+
+  for (const kind of ENGINES) {
+    it(`in-bounds accesses at the very edges succeed [${kind}]`, () => {
+      const program = `
+        ldxb %r0, [%r1+15]
+        ldxw %r2, [%r3+4]
+        add %r0, %r2
+        stxdw [%r10-4096], %r0
+        ldxdw %r0, [%r10-4096]
+        exit`;
+      assert.equal(run(kind, program).r0, 16n + 0x04030201n);
+    });
+  }
+});
+
+describe('fuel', () => {
+  const programs: { name: string; program: string }[] = [
+    { name: 'straight line', program: 'mov %r0, 1\nadd %r0, 2\nmul %r0, 3\nexit' },
+    {
+      name: 'counted loop',
+      program: 'mov %r0, 0\nmov %r1, 5\nloop:\nadd %r0, 1\nsub %r1, 1\njne %r1, 0, loop\nexit',
+    },
+    {
+      name: 'local calls and a helper',
+      program: `
+        mov %r6, 3
+      again:
+        call local f
+        sub %r6, 1
+        jne %r6, 0, again
+        mov %r1, 1
+        mov %r2, 2
+        call 1
+        exit
+      f:
+        mov %r0, 1
+        jeq %r1, 0, done
+        add %r0, 1
+      done:
+        exit`,
+    },
+  ];
+  for (const { name, program } of programs) {
+    it(`${name}: exactly N instructions run with fuel N and fail at the same pc with N - 1`, () => {
+      const needed = run('interpreter', program).fuelUsed;
+      let failedAt: number | undefined;
+      for (const kind of ENGINES) {
+        const result = run(kind, program, needed);
+        assert.equal(result.fuelUsed, needed, kind);
+        const e = runError(kind, program, needed - 1);
+        assert.ok(e instanceof FuelExhaustedError, `${kind}: ${e}`);
+        assert.equal(e.fuel, needed - 1);
+        failedAt ??= e.pc;
+        assert.equal(e.pc, failedAt, `${kind} ran out at another pc`);
+      }
+    });
+  }
+
+  for (const kind of ENGINES) {
+    it(`counted loop uses 18 fuel, charged per basic block [${kind}]`, () => {
+      // Blocks: [mov, mov] once, [add, sub, jne] five times, [exit] once.
+      assert.equal(run(kind, programs[1].program).fuelUsed, 2 + 5 * 3 + 1);
+      const e = runError(kind, programs[1].program, 17);
+      assert.ok(e instanceof FuelExhaustedError);
+      assert.equal(e.pc, 5, 'runs out on entering the exit block');
+    });
+
+    it(`zero fuel fails at pc 0 [${kind}]`, () => {
+      const e = runError(kind, 'exit', 0);
+      assert.ok(e instanceof FuelExhaustedError);
+      assert.equal(e.pc, 0);
+    });
+
+    it(`fuel is per run, not per engine [${kind}]`, () => {
+      const engine = load(kind, programs[1].program);
+      for (let i = 0; i < 3; i++) assert.equal(engine.run([], { fuel: 18 }).fuelUsed, 18);
+    });
+  }
+});
+
+describe('call depth', () => {
+  // main sets r1 = k and calls f, which recurses k more times: k + 2 frames in all.
+  const recursion = (k: number) => `
+      mov %r1, ${k}
+      call local f
+      exit
+    f:
+      jeq %r1, 0, base
+      sub %r1, 1
+      call local f
+      add %r0, 1
+      exit
+    base:
+      mov %r0, 100
+      exit`;
+  const innerCallPc = 5;
+  for (const kind of ENGINES) {
+    it(`8 frames run, the 9th fails [${kind}]`, () => {
+      assert.equal(run(kind, recursion(6)).r0, 106n);
+      const e = runError(kind, recursion(7));
+      assert.ok(e instanceof CallDepthError, `${e}`);
+      assert.equal(e.pc, innerCallPc);
+      assert.equal(e.maxDepth, 8);
+    });
+
+    it(`maxCallDepth 3 allows 3 frames [${kind}]`, () => {
+      assert.equal(run(kind, recursion(1), FUEL, { maxCallDepth: 3 }).r0, 101n);
+      const e = runError(kind, recursion(2), FUEL, { maxCallDepth: 3 });
+      assert.ok(e instanceof CallDepthError);
+      assert.equal(e.pc, innerCallPc);
+    });
+
+    it(`the deepest frame's stack is usable [${kind}]`, () => {
+      // Frame 8's r10 is 4096 - 7 * 512 = 512: its whole 512 bytes are in the stack region.
+      const program = recursion(6).replace(
+        'base:\n      mov %r0, 100',
+        'base:\n      stdw [%r10-512], 100\n      ldxdw %r0, [%r10-512]',
+      );
+      assert.equal(run(kind, program).r0, 106n);
+    });
+  }
+});
+
+describe('local calls', () => {
+  for (const kind of ENGINES) {
+    it(`preserve r6-r9 and r10 of the caller [${kind}]`, () => {
+      const program = `
+        lddw %r6, 0x1111111111111111
+        lddw %r7, 0x2222222222222222
+        lddw %r8, 0x3333333333333333
+        lddw %r9, 0x4444444444444444
+        stdw [%r10-8], 5
+        call local f
+        ldxdw %r0, [%r10-8]
+        add %r0, %r6
+        add %r0, %r7
+        add %r0, %r8
+        add %r0, %r9
+        exit
+      f:
+        mov %r6, -1
+        mov %r7, -1
+        mov %r8, -1
+        mov %r9, -1
+        stdw [%r10-8], 99
+        mov %r0, 0
+        exit`;
+      assert.equal(run(kind, program).r0, 0xaaaaaaaaaaaaaaaan + 5n);
+    });
+
+    it(`give the callee r1-r5, a frame 512 bytes lower, and zeroed r0 and r6-r9 [${kind}]`, () => {
+      const program = `
+        mov %r1, 1
+        mov %r5, 5
+        mov %r0, 7
+        mov %r6, 6
+        call local f
+        exit
+      f:
+        mov %r0, %r0
+        add %r0, %r6
+        add %r0, %r9
+        add %r0, %r1
+        add %r0, %r5
+        lddw %r3, 0x100000e00
+        mov %r2, %r10
+        sub %r2, %r3
+        add %r0, %r2
+        exit`;
+      assert.equal(run(kind, program).r0, 6n);
+    });
+
+    it(`a program that overwrote r10 gets r10 - 512 in 64 bits [${kind}]`, () => {
+      // Regression: the interpreter subtracted 512 from the low half only, without the borrow.
+      const program = 'mov %r10, 256\ncall local f\nexit\nf:\nmov %r0, %r10\nexit';
+      assert.equal(run(kind, program).r0, BigInt.asUintN(64, 256n - 512n));
+    });
+  }
+});
+
+describe('runs', () => {
+  for (const kind of ENGINES) {
+    it(`start with a zeroed stack [${kind}]`, () => {
+      const program = `
+        ldxdw %r6, [%r10-8]
+        stxdw [%r10-8], %r10
+        call local f
+        add %r0, %r6
+        exit
+      f:
+        ldxdw %r0, [%r10-16]
+        stxdw [%r10-16], %r10
+        exit`;
+      const engine = load(kind, program);
+      for (let i = 0; i < 3; i++) assert.equal(engine.run([], { fuel: FUEL }).r0, 0n, `run ${i}`);
+    });
+
+    it(`a helper stopping the program returns its value and the fuel used so far [${kind}]`, () => {
+      const result = run(kind, 'mov %r1, 42\ncall local f\nmov %r0, 1\nexit\nf:\ncall 3\nexit');
+      // Blocks charged: [mov, call local] and [call 3].
+      assert.deepEqual(result, { r0: 42n, fuelUsed: 3 });
+    });
+  }
+});
+
+describe('helpers', () => {
+  for (const kind of ENGINES) {
+    it(`a plain Error from a helper becomes HelperError [${kind}]`, () => {
+      const e = runError(kind, 'mov %r0, 0\ncall 2\nexit');
+      assert.ok(e instanceof HelperError, `${e}`);
+      assert.deepEqual({ pc: e.pc, id: e.helperId, reason: e.reason }, { pc: 1, id: 2, reason: 'helper refuses' });
+    });
+
+    it(`callx to an unregistered id is UnknownHelperError [${kind}]`, () => {
+      const e = runError(kind, 'mov %r1, 2\nmov %r2, 3\nmov %r4, 77\ncall %r4\nexit');
+      assert.ok(e instanceof UnknownHelperError, `${e}`);
+      assert.deepEqual({ pc: e.pc, id: e.helperId }, { pc: 3, id: 77 });
+    });
+
+    it(`callx to an id beyond 32 bits names no helper [${kind}]`, () => {
+      const e = runError(kind, 'lddw %r4, 0x100000001\ncall %r4\nexit');
+      assert.ok(e instanceof UnknownHelperError, `${e}`);
+      assert.equal(e.pc, 2);
+    });
+
+    it(`callx to a registered id calls it with r1-r5 [${kind}]`, () => {
+      assert.equal(run(kind, 'mov %r1, 40\nmov %r2, 2\nmov %r4, 1\ncall %r4\nexit').r0, 42n);
+    });
+
+    it(`a static call to an unregistered helper is refused at load [${kind}]`, () => {
+      assert.throws(() => load(kind, 'call 9\nexit'), ProgramLoadError);
+    });
+
+    it(`lddw with a source other than 0 is refused at load [${kind}]`, () => {
+      const program: Instruction[] = [{ kind: 'lddw', dst: 1, source: 1, imm: 3, nextImm: 0 }, { kind: 'exit' }];
+      assert.throws(() => load(kind, program), ProgramLoadError);
+    });
+  }
+});
+
+describe('division edge cases', () => {
+  const INT64_MIN = 0x8000000000000000n;
+  const cases: { name: string; program: string; r0: bigint }[] = [
+    { name: 'INT64_MIN sdiv -1 (imm)', program: 'lddw %r0, 0x8000000000000000\nsdiv %r0, -1\nexit', r0: INT64_MIN },
+    {
+      name: 'INT64_MIN sdiv -1 (reg)',
+      program: 'lddw %r0, 0x8000000000000000\nmov %r1, -1\nsdiv %r0, %r1\nexit',
+      r0: INT64_MIN,
+    },
+    { name: 'INT64_MIN smod -1 (imm)', program: 'lddw %r0, 0x8000000000000000\nsmod %r0, -1\nexit', r0: 0n },
+    { name: 'INT64_MIN smod -1 (reg)', program: 'lddw %r0, 0x8000000000000000\nmov %r1, -1\nsmod %r0, %r1\nexit', r0: 0n },
+    { name: 'INT32_MIN sdiv32 -1', program: 'lddw %r0, 0xffffffff80000000\nsdiv32 %r0, -1\nexit', r0: 0x80000000n },
+    { name: 'INT32_MIN smod32 -1 (reg)', program: 'mov32 %r0, 0x80000000\nmov %r1, -1\nsmod32 %r0, %r1\nexit', r0: 0n },
+    { name: '-13 sdiv 3 truncates', program: 'mov %r0, -13\nsdiv %r0, 3\nexit', r0: BigInt.asUintN(64, -4n) },
+    { name: '-13 smod 3 takes the dividend sign', program: 'mov %r0, -13\nsmod %r0, 3\nexit', r0: BigInt.asUintN(64, -1n) },
+    { name: '13 smod32 -3', program: 'mov %r0, 13\nsmod32 %r0, -3\nexit', r0: 1n },
+    { name: 'div by 0 (imm) is 0', program: 'mov %r0, 7\ndiv %r0, 0\nexit', r0: 0n },
+    { name: 'sdiv by 0 (reg) is 0', program: 'mov %r0, -7\nmov %r1, 0\nsdiv %r0, %r1\nexit', r0: 0n },
+    { name: 'mod by 0 (64) leaves dst', program: 'lddw %r0, 0x123456789\nmov %r1, 0\nmod %r0, %r1\nexit', r0: 0x123456789n },
+    { name: 'smod by 0 (64) leaves dst', program: 'mov %r0, -5\nsmod %r0, 0\nexit', r0: BigInt.asUintN(64, -5n) },
+    { name: 'mod32 by 0 zero-extends dst', program: 'lddw %r0, 0x123456789\nmod32 %r0, 0\nexit', r0: 0x23456789n },
+    {
+      name: 'mod32 tests only the low 32 bits of src for zero',
+      program: 'lddw %r0, 0x123456789\nlddw %r1, 0x100000000\nmod32 %r0, %r1\nexit',
+      r0: 0x23456789n,
+    },
+    {
+      name: 'div32 by a src whose low half is 0 gives 0',
+      program: 'mov %r0, 9\nlddw %r1, 0x500000000\ndiv32 %r0, %r1\nexit',
+      r0: 0n,
+    },
+    { name: 'div32 takes imm as u32', program: 'mov32 %r0, -2\ndiv32 %r0, -1\nexit', r0: 0n },
+    { name: 'div (64) sign-extends imm, then divides unsigned', program: 'mov %r0, -1\ndiv %r0, -1\nexit', r0: 1n },
+    { name: 'mod (64) by -1 is unsigned', program: 'mov %r0, 5\nmod %r0, -1\nexit', r0: 5n },
+  ];
+  for (const c of cases) {
+    for (const kind of ENGINES) {
+      it(`${c.name} [${kind}]`, () => assert.equal(run(kind, c.program).r0, c.r0));
+    }
+  }
+});
+
+describe('JIT', () => {
+  it('reports compile statistics', () => {
+    const jit = load('jit', 'call local f\nexit\nf:\nmov %r0, 1\nexit') as JitEngine;
+    const { stats } = jit;
+    assert.ok(stats.translateMs >= 0 && stats.compileMs >= 0, 'timings');
+    assert.ok(stats.wasmSizeBytes > 0 && stats.wasmSizeBytes === jit.compiled.wasm.length);
+    assert.equal(stats.structuredFunctions, 2);
+    assert.equal(stats.dispatchedFunctions, 0);
+  });
+
+  // Two entries into the cycle A -> B -> A: no nesting of Wasm blocks and loops expresses it.
+  const irreducible = `
+      mov %r0, 0
+      mov %r6, 0
+      jgt %r2, 20, b
+    a:
+      add %r0, 3
+    b:
+      add %r0, %r6
+      add %r6, 1
+      jlt %r6, 4, a
+      exit`;
+  it('compiles irreducible control flow to a dispatch loop, with the interpreter’s results', () => {
+    const jit = load('jit', irreducible) as JitEngine;
+    assert.deepEqual(jit.compiled.structured, [false]);
+    assert.equal(jit.stats.dispatchedFunctions, 1);
+    for (const length of [0n, 20n, 21n, 1000n]) {
+      const expected = load('interpreter', irreducible).run([DATA, length], { fuel: FUEL });
+      assert.deepEqual(jit.run([DATA, length], { fuel: FUEL }), expected, `r2 = ${length}`);
+    }
+    const c = compareEngines(assemble(irreducible), { memory: new Uint8Array(21), fuel: 12, helpers });
+    assert.ok(c.agree, c.diff);
+    assert.equal(c.interpreter.kind, 'error', 'runs out of fuel inside the cycle');
+  });
+
+  it('dispatches a function nested too deeply for the structured translation, instead of overflowing the stack', () => {
+    // Regression: 3000 if-statements in a row made the recursive structured translation throw a
+    // RangeError (maximum call stack size exceeded) out of the JIT's constructor.
+    const program: Instruction[] = [];
+    for (let i = 0; i < 3000; i++) program.push(jump(64, 'eq', 2, imm(i % 7), 1), alu(64, 'add', 0, imm(i)));
+    program.push(exit());
+    const jit = load('jit', program) as JitEngine;
+    assert.deepEqual(jit.compiled.structured, [false]);
+    const c = compareEngines(program, { memory: new Uint8Array(3), fuel: FUEL, helpers });
+    assert.ok(c.agree, c.diff);
+    assert.equal(c.jit.kind, 'ok');
+  });
+});
