@@ -38,12 +38,14 @@ const FRAME_WORDS = 21;
 
 export class Interpreter implements Engine {
   readonly kind = 'interpreter' as const;
-  private readonly op: Uint8Array;
-  private readonly dst: Uint8Array;
-  private readonly src: Uint8Array;
-  private readonly off: Int16Array;
+  /** Per slot: opcode | dst << 8 | src << 12 | offset << 16 (one load decodes everything but imm). */
+  private readonly code: Int32Array;
   private readonly imm: Int32Array;
   private readonly cost: Int32Array;
+  /** By region id (index 0 unused): linear-memory base, readable and writable lengths. */
+  private readonly regionBase: Int32Array;
+  private readonly regionReadable: Int32Array;
+  private readonly regionWritable: Int32Array;
   private readonly helpers: HelperTable;
   private readonly memory: SandboxMemory;
   private readonly maxDepth: number;
@@ -53,19 +55,23 @@ export class Interpreter implements Engine {
     const bytes = encodeProgram(program);
     const n = layout.slotCount;
     const view = new DataView(bytes.buffer);
-    this.op = new Uint8Array(n);
-    this.dst = new Uint8Array(n);
-    this.src = new Uint8Array(n);
-    this.off = new Int16Array(n);
+    this.code = new Int32Array(n);
     this.imm = new Int32Array(n);
     for (let pc = 0; pc < n; pc++) {
-      this.op[pc] = view.getUint8(pc * 8);
-      this.dst[pc] = view.getUint8(pc * 8 + 1) & 0xf;
-      this.src[pc] = view.getUint8(pc * 8 + 1) >> 4;
-      this.off[pc] = view.getInt16(pc * 8 + 2, true);
+      const regs = view.getUint8(pc * 8 + 1);
+      this.code[pc] = view.getUint8(pc * 8) | ((regs & 0xf) << 8) | ((regs >> 4) << 12) | (view.getInt16(pc * 8 + 2, true) << 16);
       this.imm[pc] = view.getInt32(pc * 8 + 4, true);
     }
     this.cost = blockCosts(layout);
+    const regions = options.memory.regions;
+    this.regionBase = new Int32Array(regions.length + 1);
+    this.regionReadable = new Int32Array(regions.length + 1);
+    this.regionWritable = new Int32Array(regions.length + 1);
+    for (const r of regions) {
+      this.regionBase[r.id] = r.base;
+      this.regionReadable[r.id] = r.sizeBytes;
+      this.regionWritable[r.id] = r.writable ? r.sizeBytes : 0;
+    }
     this.helpers = options.helpers;
     this.memory = options.memory;
     this.maxDepth = options.maxCallDepth ?? 8;
@@ -98,7 +104,7 @@ export class Interpreter implements Engine {
   }
 
   private execute(lo: Int32Array, hi: Int32Array, fuel: { left: number }): void {
-    const { op, dst, src, off, imm, cost, memory } = this;
+    const { code, imm, cost, memory } = this;
     const budget = fuel.left;
     // A local copy keeps the hot loop free of property writes; `finally` publishes it for fuelUsed.
     let left = budget;
@@ -114,9 +120,11 @@ export class Interpreter implements Engine {
           if (left < c) throw new FuelExhaustedError(pc, budget);
           left -= c;
         }
-        const d = dst[pc];
-        const s = src[pc];
-        const o = op[pc];
+        const w = code[pc];
+        const o = w & 0xff;
+        const d = (w >> 8) & 0xf;
+        const s = (w >> 12) & 0xf;
+        const off = w >> 16;
         // Second operand of ALU/JMP: register (X) or sign-extended immediate (K).
         let blo: number;
         let bhi: number;
@@ -154,7 +162,7 @@ export class Interpreter implements Engine {
           case 0x3f:
           case 0x97:
           case 0x9f:
-            this.divmod64(lo, hi, d, blo, bhi, (o & 0xf0) === 0x90, off[pc] === 1);
+            this.divmod64(lo, hi, d, blo, bhi, (o & 0xf0) === 0x90, off === 1);
             break;
           case 0x47:
           case 0x4f:
@@ -218,7 +226,7 @@ export class Interpreter implements Engine {
             hi[d] = bhi;
             break;
           case 0xbf:
-            switch (off[pc]) {
+            switch (off) {
               case 0:
                 lo[d] = blo;
                 hi[d] = bhi;
@@ -270,7 +278,7 @@ export class Interpreter implements Engine {
           case 0x3c:
           case 0x94:
           case 0x9c:
-            lo[d] = divmod32(lo[d], blo, (o & 0xf0) === 0x90, off[pc] === 1);
+            lo[d] = divmod32(lo[d], blo, (o & 0xf0) === 0x90, off === 1);
             hi[d] = 0;
             break;
           case 0x44:
@@ -312,7 +320,7 @@ export class Interpreter implements Engine {
             hi[d] = 0;
             break;
           case 0xbc:
-            lo[d] = off[pc] === 8 ? (blo << 24) >> 24 : off[pc] === 16 ? (blo << 16) >> 16 : blo;
+            lo[d] = off === 8 ? (blo << 24) >> 24 : off === 16 ? (blo << 16) >> 16 : blo;
             hi[d] = 0;
             break;
           case 0xd4: // le: truncate
@@ -349,7 +357,7 @@ export class Interpreter implements Engine {
           case 0x89:
           case 0x91: {
             const size = SIZE_OF[o & 0x18];
-            const at = this.address(lo[s], hi[s], off[pc], size, 'read', pc);
+            const at = this.address(lo[s], hi[s], off, size, 'read', pc);
             if (view.buffer !== memory.memory.buffer) view = new DataView(memory.memory.buffer);
             const signed = (o & 0xe0) === 0x80;
             if (size === 8) {
@@ -382,7 +390,7 @@ export class Interpreter implements Engine {
           case 0x73:
           case 0x7b: {
             const size = SIZE_OF[o & 0x18];
-            const at = this.address(lo[d], hi[d], off[pc], size, 'write', pc);
+            const at = this.address(lo[d], hi[d], off, size, 'write', pc);
             const fromReg = (o & 0x07) === 0x03;
             const vlo = fromReg ? lo[s] : imm[pc];
             const vhi = fromReg ? hi[s] : imm[pc] >> 31;
@@ -403,7 +411,7 @@ export class Interpreter implements Engine {
 
           // ---- jumps ----
           case 0x05:
-            pc += off[pc] + 1;
+            pc += off + 1;
             continue;
           case 0x06:
             pc += imm[pc] + 1;
@@ -448,7 +456,7 @@ export class Interpreter implements Engine {
           default: {
             // Conditional jumps: JMP (class 5) and JMP32 (class 6).
             if (jumpTaken(o, lo[d], hi[d], blo, bhi)) {
-              pc += off[pc] + 1;
+              pc += off + 1;
               continue;
             }
           }
@@ -465,18 +473,20 @@ export class Interpreter implements Engine {
     const sum = (baseLo >>> 0) + offset;
     const addrLo = sum | 0;
     const addrHi = (baseHi + (sum > 0xffffffff ? 1 : sum < 0 ? -1 : 0)) | 0;
-    const at = this.memory.translate(addrHi, addrLo, size, access);
-    if (at < 0) {
-      throw new MemoryAccessError(pc, access, (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size);
+    // The sandbox's region table, copied into typed arrays: the same check as SandboxMemory.translate.
+    if (addrHi >= 1 && addrHi < this.regionBase.length) {
+      const limit = access === 'read' ? this.regionReadable[addrHi] : this.regionWritable[addrHi];
+      if ((addrLo >>> 0) + size <= limit) return this.regionBase[addrHi] + (addrLo >>> 0);
     }
-    return at;
+    throw new MemoryAccessError(pc, access, (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size);
   }
 
   private atomic(lo: Int32Array, hi: Int32Array, pc: number, size: 4 | 8, view: DataView): void {
-    const d = this.dst[pc];
-    const s = this.src[pc];
+    const w = this.code[pc];
+    const d = (w >> 8) & 0xf;
+    const s = (w >> 12) & 0xf;
     const code = this.imm[pc];
-    const at = this.address(lo[d], hi[d], this.off[pc], size, 'write', pc);
+    const at = this.address(lo[d], hi[d], w >> 16, size, 'write', pc);
     const mask = size === 8 ? 0xffffffffffffffffn : 0xffffffffn;
     const old = size === 8 ? view.getBigUint64(at, true) : BigInt(view.getUint32(at, true));
     const operand = ((BigInt(hi[s] >>> 0) << 32n) | BigInt(lo[s] >>> 0)) & mask;
