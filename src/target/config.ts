@@ -21,6 +21,10 @@
  *     "handshakeTimeoutMs": 10000,               // ICReq + Connect must arrive within this
  *     "maxDeallocateRangeBytes": 67108864        // per Dataset Management range (advertised as DMRSL)
  *   },
+ *   "programs": {                               // storage functions: limits per tenant (host NQN)
+ *     "defaults": { "maxSteps": 1024, "maxInstructionsPerStep": 2000000, ... }, // any TenantLimits field
+ *     "tenants": { "nqn.2014-08.org.nvmexpress:uuid:...": { "maxSteps": 64 } } // overrides per host
+ *   },
  *   "subsystems": [{
  *     "nqn": "nqn.2026-11.io.nearbpf:default",
  *     "serial": "nearbpf0001",                   // optional, <= 20 ASCII characters
@@ -37,6 +41,10 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
 import { ConfigError } from '../protocol/errors.js';
+import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../runtime/budget.js';
+
+/** Upper bound of every storage-function limit in the configuration (each is a count or a size). */
+const MAX_PROGRAM_LIMIT = 2 ** 40;
 
 export type HostAccess = 'read-write' | 'read-only';
 
@@ -84,6 +92,8 @@ export interface TargetConfig {
   dataDir: string;
   digests: { header: boolean; data: boolean };
   limits: TargetLimits;
+  /** Storage-function limits: defaults, and overrides per host NQN. */
+  programs: { defaults: TenantLimits; tenants: Map<string, TenantLimits> };
   subsystems: SubsystemConfig[];
 }
 
@@ -163,7 +173,7 @@ export function validateNqn(v: unknown, field: string): string {
 export function validateConfig(input: unknown, baseDir = process.cwd()): TargetConfig {
   const raw = input ?? {};
   if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
-  checkKeys(raw, ['listen', 'dataDir', 'digests', 'limits', 'subsystems'], '');
+  checkKeys(raw, ['listen', 'dataDir', 'digests', 'limits', 'programs', 'subsystems'], '');
 
   const listenRaw = raw.listen ?? {};
   if (!isObject(listenRaw)) throw new ConfigError('listen', 'must be an object');
@@ -209,7 +219,32 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
     seen.add(sub.nqn);
     return sub;
   });
-  return { listen, dataDir, digests, limits, subsystems };
+  return { listen, dataDir, digests, limits, programs: programLimits(raw.programs), subsystems };
+}
+
+function programLimits(input: unknown): TargetConfig['programs'] {
+  const raw = input ?? {};
+  if (!isObject(raw)) throw new ConfigError('programs', 'must be an object');
+  checkKeys(raw, ['defaults', 'tenants'], 'programs');
+  const keys = Object.keys(DEFAULT_TENANT_LIMITS) as (keyof TenantLimits)[];
+  const parse = (v: unknown, base: TenantLimits, at: string): TenantLimits => {
+    if (!isObject(v)) throw new ConfigError(at, 'must be an object');
+    checkKeys(v, keys, at);
+    const out = { ...base };
+    for (const k of keys) if (v[k] !== undefined) out[k] = int(v[k], `${at}.${k}`, 1, MAX_PROGRAM_LIMIT);
+    if (out.maxReadsPerStep > DEFAULT_TENANT_LIMITS.maxReadsPerStep) {
+      throw new ConfigError(`${at}.maxReadsPerStep`, `at most ${DEFAULT_TENANT_LIMITS.maxReadsPerStep}`);
+    }
+    if (out.maxConcurrentExecutions > 32) throw new ConfigError(`${at}.maxConcurrentExecutions`, 'at most 32');
+    return out;
+  };
+  const defaults =
+    raw.defaults === undefined ? { ...DEFAULT_TENANT_LIMITS } : parse(raw.defaults, DEFAULT_TENANT_LIMITS, 'programs.defaults');
+  const tenants = new Map<string, TenantLimits>();
+  const tenantsRaw = raw.tenants ?? {};
+  if (!isObject(tenantsRaw)) throw new ConfigError('programs.tenants', 'must be an object keyed by host NQN');
+  for (const [nqn, v] of Object.entries(tenantsRaw)) tenants.set(nqn, parse(v, defaults, `programs.tenants.${nqn}`));
+  return { defaults, tenants };
 }
 
 function defaultSubsystemJson(): Json {

@@ -225,3 +225,61 @@ describe('storage functions over NVMe/TCP', () => {
     assert.equal((await host.read(1, 16, 1)).readBigUInt64LE(0), values[0]);
   });
 });
+
+describe('storage-function limits per tenant, from the configuration', () => {
+  it('parses defaults and per-host overrides and refuses bad values', async () => {
+    const { validateConfig } = await import('./config.js');
+    const c = validateConfig({ programs: { defaults: { maxSteps: 100 }, tenants: { 'nqn.x': { maxSteps: 3 } } } });
+    assert.equal(c.programs.defaults.maxSteps, 100);
+    assert.equal(c.programs.tenants.get('nqn.x')?.maxSteps, 3);
+    assert.equal(c.programs.tenants.get('nqn.x')?.maxOutputBytes, c.programs.defaults.maxOutputBytes);
+    assert.throws(() => validateConfig({ programs: { defaults: { maxSteps: 0 } } }), /programs\.defaults\.maxSteps/);
+    assert.throws(() => validateConfig({ programs: { defaults: { maxReadsPerStep: 99 } } }), /maxReadsPerStep/);
+    assert.throws(() => validateConfig({ programs: { defaults: { bogus: 1 } } }), /bogus/);
+  });
+
+  it('applies a tenant’s own step budget', async () => {
+    const strict = 'nqn.2014-08.org.nvmexpress:uuid:strict-tenant';
+    const t = await startTestTarget();
+    // Restart-free: build a second target whose config limits one host to 3 steps.
+    const { startTarget } = await import('./target.js');
+    const handle = await startTarget({
+      config: {
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir: t.dir,
+        programs: { tenants: { [strict]: { maxSteps: 3 } } },
+        subsystems: [{ nqn: SUBNQN, namespaces: [{ nsid: 1, path: 'limits.img', sizeBytes: 1 << 20, blockSize: 512 }] }],
+      },
+    });
+    try {
+      const connectAs = (hostNqn: string) =>
+        NvmeTcpHost.connect({ host: '127.0.0.1', port: handle.address.port, subsystemNqn: SUBNQN, hostNqn, ioQueues: 1 });
+      const image = Buffer.alloc(4096);
+      for (let i = 0; i < 4; i++) {
+        image.writeBigUInt64LE(1n, 1024 + i * 512);
+        image.writeBigUInt64LE(i < 3 ? BigInt(1024 + (i + 1) * 512) : 0n, 1024 + i * 512 + 8);
+      }
+      const strictHost = await connectAs(strict);
+      const relaxedHost = await connectAs('nqn.2014-08.org.nvmexpress:uuid:relaxed-tenant');
+      try {
+        await strictHost.write(1, 0, image);
+        for (const [host, ok] of [
+          [strictHost, false],
+          [relaxedHost, true],
+        ] as const) {
+          const programs = new ProgramClient(host);
+          const handleOf = await programs.load(bytecode(LIST_WALK), { name: 'walk' });
+          const run = programs.execute(handleOf, { nsid: 1, params: [1024n, 0n] });
+          if (ok) assert.equal((await run).returnValue, 4n);
+          else await assert.rejects(run, (e: unknown) => e instanceof ProgramCommandError && e.status === 'BudgetSteps');
+        }
+      } finally {
+        await strictHost.close();
+        await relaxedHost.close();
+      }
+    } finally {
+      await handle.close();
+      await t.cleanup();
+    }
+  });
+});

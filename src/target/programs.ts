@@ -25,6 +25,7 @@ import {
   VENDOR_STATUS_CODE_TYPE,
 } from '../protocol/programs.js';
 import type { Sqe } from '../protocol/sqe.js';
+import type { TenantLimits } from '../runtime/budget.js';
 import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
 import type { ExecutionMode } from '../runtime/execution.js';
 import { StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
@@ -88,11 +89,15 @@ export class ProgramService {
   private nextHandle = 1;
   private readonly states = new WeakMap<Controller, ControllerState>();
 
-  constructor(private readonly log: Logger) {
+  constructor(
+    private readonly log: Logger,
+    limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits> },
+  ) {
     this.runtime = new StorageRuntime({
       verify: (program) => {
         verifyProgram(program, { type: STORAGE_FUNCTION });
       },
+      limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
     });
   }
 

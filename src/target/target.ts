@@ -52,7 +52,7 @@ export class NvmeTcpTarget implements CommandRouter {
       log.debug('connection', { conn: conn.id, remote: conn.remote });
     });
     this.server.maxConnections = config.limits.maxConnections;
-    this.programs = new ProgramService(log);
+    this.programs = new ProgramService(log, config.programs);
     this.server.on('error', (e) => log.error('server error', { error: e.message }));
     this.env = {
       limits: config.limits,
@@ -290,7 +290,14 @@ export interface TargetHandle {
 }
 
 const isValidated = (c: unknown): c is TargetConfig =>
-  typeof c === 'object' && c !== null && 'limits' in c && 'subsystems' in c && 'dataDir' in c && 'digests' in c && 'listen' in c;
+  typeof c === 'object' &&
+  c !== null &&
+  'limits' in c &&
+  'programs' in c &&
+  'subsystems' in c &&
+  'dataDir' in c &&
+  'digests' in c &&
+  'listen' in c;
 
 /** Validate the config, open namespaces, listen. `close()` completes in-flight writes before closing. */
 export async function startTarget(options: StartTargetOptions = {}): Promise<TargetHandle> {
