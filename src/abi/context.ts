@@ -10,6 +10,8 @@ export interface MemoryRegion {
   readonly name: string;
   readonly sizeBytes: number;
   readonly writable: boolean;
+  /** Known, unchanging contents (read-only global data), when the verifier may rely on them. */
+  readonly contents?: Uint8Array;
 }
 
 /**

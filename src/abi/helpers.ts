@@ -16,6 +16,9 @@ import { CONFORMANCE_UNWIND_HELPER_ID } from './limits.js';
  *   at least 1 (or 0) and such that the whole range fits the memory.
  * - `map`: a map reference (from `lddw %rN, map_by_idx K`).
  * - `map-key` / `map-value`: a pointer to readable memory of the key / value size of the map argument.
+ * - `format-arg`: a number consumed by the format string of the first (memory) argument. When that
+ *   format is known (read-only global data), arguments past its conversions are never read and may
+ *   hold anything (clang leaves stale registers there); otherwise it is checked as `scalar`.
  */
 export type HelperArgKind =
   | 'scalar'
@@ -26,7 +29,8 @@ export type HelperArgKind =
   | 'mem-size-or-zero'
   | 'map'
   | 'map-key'
-  | 'map-value';
+  | 'map-value'
+  | 'format-arg';
 
 /**
  * What a helper leaves in r0: a number, a pointer to a value of the map argument or 0 (the program
@@ -48,6 +52,7 @@ export const HELPER_IDS = {
   mapUpdateElem: 2,
   mapDeleteElem: 3,
   unwind: CONFORMANCE_UNWIND_HELPER_ID,
+  tracePrintk: 6,
 } as const;
 
 export const MAP_LOOKUP_ELEM: HelperPrototype = {
@@ -70,6 +75,14 @@ export const MAP_DELETE_ELEM: HelperPrototype = {
 };
 /** The conformance suite's "unwind": returns its argument; an argument of 0 stops the program with r0 = 0. */
 export const UNWIND: HelperPrototype = { id: HELPER_IDS.unwind, name: 'unwind', args: ['scalar'], returns: 'scalar' };
+
+/** `long trace_printk(const char *fmt, u32 fmt_size, ...)`: debug output (bpf_printk); up to three number arguments. */
+export const TRACE_PRINTK: HelperPrototype = {
+  id: HELPER_IDS.tracePrintk,
+  name: 'trace_printk',
+  args: ['readable-mem', 'mem-size', 'format-arg', 'format-arg', 'format-arg'],
+  returns: 'scalar',
+};
 
 /** Index prototypes by id; throws on a duplicate id (a registry bug). */
 export function helperTable(...prototypes: readonly HelperPrototype[]): ReadonlyMap<number, HelperPrototype> {

@@ -4,7 +4,13 @@
  */
 export interface MapDefinition {
   readonly name?: string;
+  /** `hash` or `array` (informational for the verifier). */
+  readonly type?: 'hash' | 'array';
   readonly keySizeBytes: number;
   readonly valueSizeBytes: number;
   readonly maxEntries: number;
+  /** Programs may not write its values (`.rodata` global data): the verifier rejects stores into them. */
+  readonly readonly?: boolean;
+  /** Contents of entry 0 of a global-data map; with `readonly`, the verifier may read constants from it (format strings). */
+  readonly initialValue?: Uint8Array;
 }

@@ -5,7 +5,16 @@
  * request the next read and to emit output) is a new entry here and needs no change to the analysis.
  */
 import type { ContextLayout } from './context.js';
-import { type HelperPrototype, helperTable, UNWIND } from './helpers.js';
+import {
+  type HelperPrototype,
+  helperTable,
+  MAP_DELETE_ELEM,
+  MAP_LOOKUP_ELEM,
+  MAP_UPDATE_ELEM,
+  TRACE_PRINTK,
+  UNWIND,
+} from './helpers.js';
+import { STORAGE_FUNCTION } from './storage.js';
 
 /**
  * How one argument register is typed at entry.
@@ -48,15 +57,17 @@ export interface ProgramType {
  */
 export const CONFORMANCE: ProgramType = {
   name: 'conformance',
-  description: 'bpf_conformance test programs: r1 = memory buffer, r2 = its length; helper 5 is unwind',
+  description:
+    'bpf_conformance test programs: r1 = memory buffer, r2 = its length; helpers: maps (1-3), unwind (5), trace_printk (6)',
   entryRegisters: ['data', 'data-length'],
   data: { maxBytes: 1 << 20, writable: true },
-  helpers: helperTable(UNWIND),
+  helpers: helperTable(MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, UNWIND, TRACE_PRINTK),
   returns: { kind: 'any-scalar' },
 };
 
 export const PROGRAM_TYPES = {
   conformance: CONFORMANCE,
+  storage: STORAGE_FUNCTION,
 } as const satisfies Record<string, ProgramType>;
 
 export type ProgramTypeName = keyof typeof PROGRAM_TYPES;

@@ -133,6 +133,22 @@ const DEFAULTS = {
   connectTimeoutMs: 10_000,
   maxPduBytes: (4 << 20) + 1024,
 };
+/** What a host has put on and taken off the wire: NVMe/TCP bytes both ways and commands (round trips). */
+export interface HostTraffic {
+  bytesSent: number;
+  bytesReceived: number;
+  commands: number;
+}
+
+/** `after - before`, field by field: the traffic of what happened in between. */
+export function trafficDelta(before: HostTraffic, after: HostTraffic): HostTraffic {
+  return {
+    bytesSent: after.bytesSent - before.bytesSent,
+    bytesReceived: after.bytesReceived - before.bytesReceived,
+    commands: after.commands - before.commands,
+  };
+}
+
 /** CSTS.RDY / SHST polling: interval and a bound on iterations. */
 const POLL_INTERVAL_MS = 5;
 const POLL_MAX_ITERATIONS = 2000;
@@ -217,6 +233,28 @@ export class NvmeTcpHost {
 
   get ioQueueCount(): number {
     return this.ioQueues.length;
+  }
+
+  /**
+   * Traffic so far, summed over the queues' sockets: `'all'` (default) includes the admin queue
+   * (connect, identify, keep-alive, program loads); `'io'` counts only the I/O queues. Take two
+   * snapshots and `trafficDelta` them (or use `trafficSince`) to cost an operation.
+   */
+  traffic(scope: 'all' | 'io' = 'all'): HostTraffic {
+    const queues = scope === 'io' ? this.ioQueues : [this.admin, ...this.ioQueues];
+    const t: HostTraffic = { bytesSent: 0, bytesReceived: 0, commands: 0 };
+    for (const q of queues) {
+      const { sent, received } = q.wireBytes;
+      t.bytesSent += sent;
+      t.bytesReceived += received;
+      t.commands += q.commandsSubmitted;
+    }
+    return t;
+  }
+
+  /** Traffic since a `traffic(scope)` snapshot. */
+  trafficSince(before: HostTraffic, scope: 'all' | 'io' = 'all'): HostTraffic {
+    return trafficDelta(before, this.traffic(scope));
   }
 
   get digests(): { header: boolean; data: boolean } {

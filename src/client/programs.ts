@@ -6,12 +6,17 @@
 import { NearbpfError } from '../errors.js';
 import { NvmeStatusError } from '../protocol/errors.js';
 import {
+  decodeMapDump,
+  decodeMapList,
   decodeProgramList,
   decodeStatsTrailer,
   EXECUTE_FLAG_SCAN,
   EXECUTE_FLAG_STATS,
   type ExecutionStatsTrailer,
   encodeLoadImage,
+  MAP_INDEX_LIST,
+  MAP_UPDATE_DELETE,
+  type MapInfo,
   MESSAGE_KIND_COMMAND,
   MESSAGE_KIND_LOAD,
   PROGRAM_STATUS_NAMES,
@@ -152,6 +157,46 @@ export class ProgramClient {
       output: data.subarray(0, cut),
       stats: decodeStatsTrailer(data.subarray(cut)),
     };
+  }
+
+  /** The maps of a loaded program (name, kind, sizes); their index is their position. */
+  async maps(handle: number): Promise<MapInfo[]> {
+    const r = await this.mapCommand(makeSqe({ opcode: ProgramOpcode.MapDump, cdw10: handle, cdw11: MAP_INDEX_LIST }), {
+      dataInBytes: LIST_BYTES,
+      variableDataIn: true,
+    });
+    return decodeMapList(r.data ?? Buffer.alloc(0));
+  }
+
+  /** Every entry of map `index` of a program (bounded by the target's transfer size). */
+  async mapEntries(handle: number, index: number, maxBytes = 1024 * 1024): Promise<{ key: Buffer; value: Buffer }[]> {
+    const r = await this.mapCommand(makeSqe({ opcode: ProgramOpcode.MapDump, cdw10: handle, cdw11: index }), {
+      dataInBytes: maxBytes,
+      variableDataIn: true,
+    });
+    return decodeMapDump(r.data ?? Buffer.alloc(0));
+  }
+
+  /** Create or replace an entry (`flags`: 0 any, 1 only if absent, 2 only if present). */
+  async mapUpdate(handle: number, index: number, key: Uint8Array, value: Uint8Array, flags = 0): Promise<void> {
+    const data = Buffer.concat([key, value]);
+    await this.mapCommand(makeSqe({ opcode: ProgramOpcode.MapUpdate, cdw10: handle, cdw11: index, cdw12: flags }), {
+      dataOut: data,
+    });
+  }
+
+  async mapDelete(handle: number, index: number, key: Uint8Array): Promise<void> {
+    await this.mapCommand(makeSqe({ opcode: ProgramOpcode.MapUpdate, cdw10: handle, cdw11: index, cdw13: MAP_UPDATE_DELETE }), {
+      dataOut: Buffer.from(key),
+    });
+  }
+
+  private async mapCommand(sqe: ReturnType<typeof makeSqe>, io: Parameters<NvmeTcpHost['adminCommand']>[1]) {
+    try {
+      return await this.host.adminCommand(sqe, io);
+    } catch (e) {
+      throw await this.explain(e);
+    }
   }
 
   /** Turn a vendor NVMe status into a `ProgramCommandError` carrying the target's message. */

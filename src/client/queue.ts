@@ -76,6 +76,8 @@ export class HostQueue {
   /** Largest in-capsule data we may send (admin: 8 KiB; I/O: from IOCCSZ). */
   inCapsuleBytes = 0;
   digestsGranted = { header: false, data: false };
+  /** Commands submitted on this queue: each one is a round trip (capsule out, response back). */
+  commandsSubmitted = 0;
 
   private constructor(
     private readonly socket: Socket,
@@ -100,6 +102,11 @@ export class HostQueue {
 
   get closed(): boolean {
     return this.closedError !== null;
+  }
+
+  /** Bytes of this queue's TCP stream so far, every PDU with its headers and digests (kept after close). */
+  get wireBytes(): { sent: number; received: number } {
+    return { sent: this.socket.bytesWritten, received: this.socket.bytesRead };
   }
 
   /** Open the TCP connection and exchange ICReq/ICResp. */
@@ -161,6 +168,7 @@ export class HostQueue {
   /** Submit a command; resolves with the CQE (and data) on success, rejects with NvmeStatusError/TransportError. */
   async submit(sqe: Sqe, io: CommandData = {}): Promise<CommandResult> {
     if (this.closedError) throw this.closedError;
+    this.commandsSubmitted++;
     const outBytes = io.dataOut?.length ?? 0;
     if (outBytes > 0 && (io.dataInBytes ?? 0) > 0 && outBytes > this.inCapsuleBytes) {
       throw new TransportError(`bidirectional command data of ${outBytes} bytes exceeds the ${this.inCapsuleBytes}-byte capsule`);

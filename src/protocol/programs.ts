@@ -13,6 +13,11 @@
  *   0xC6 GET_MESSAGE (target to host): the message of a failed command, UTF-8 JSON
  *        `{ code, message, log? }`. CDW10 = 0: of the load with load id CDW11; CDW10 = 1: of the
  *        command with CID CDW12 on queue CDW11 (kept for the last MESSAGE_HISTORY failures).
+ *   0xC9 MAP_UPDATE (host to target): CDW10 = handle, CDW11 = map index, CDW12 = flags (0 any,
+ *        1 only if absent, 2 only if present), CDW13 bit 0 = delete; data = key then value (key only
+ *        to delete).
+ *   0xCA MAP_DUMP (target to host): CDW10 = handle, CDW11 = map index, or MAP_INDEX_LIST for the
+ *        list of the program's maps. See `encodeMapDump` / `encodeMapList`.
  * I/O queues (NSID = the namespace the program reads)
  *   0x82 EXECUTE (target to host): output bytes as read data; DW0/DW1 = the 64-bit return value.
  *        CDW2-3 = param0, CDW10-11 = param1 (low dword first), CDW12 = handle, CDW13 = flags
@@ -28,6 +33,8 @@ export const ProgramOpcode = {
   List: 0xc2,
   Unload: 0xc4,
   GetMessage: 0xc6,
+  MapUpdate: 0xc9,
+  MapDump: 0xca,
   Execute: 0x82,
   ExecuteWithInput: 0x83,
 } as const;
@@ -59,6 +66,7 @@ export const ProgramStatus = {
   CallDepth: 0x24,
   OutputTooLarge: 0x25,
   ExecutionFailed: 0x26,
+  MapOperationFailed: 0x30,
 } as const;
 
 export const PROGRAM_STATUS_NAMES: Record<number, string> = Object.fromEntries(
@@ -216,4 +224,77 @@ export function decodeProgramList(data: Buffer): ProgramListEntry[] {
     });
   }
   return entries;
+}
+
+export const MAP_INDEX_LIST = 0xffffffff;
+export const MAP_UPDATE_DELETE = 1;
+const MAP_NAME_BYTES = 32;
+const MAP_INFO_BYTES = 48;
+
+export interface MapInfo {
+  readonly name: string;
+  readonly type: 'array' | 'hash';
+  readonly keySizeBytes: number;
+  readonly valueSizeBytes: number;
+  readonly maxEntries: number;
+}
+
+/** MAP_DUMP with MAP_INDEX_LIST: u32 count, then per map name[32], type u32 (0 array, 1 hash), key, value, max entries. */
+export function encodeMapList(maps: readonly MapInfo[]): Buffer {
+  const out = Buffer.alloc(4 + maps.length * MAP_INFO_BYTES);
+  out.writeUInt32LE(maps.length, 0);
+  maps.forEach((m, i) => {
+    const at = 4 + i * MAP_INFO_BYTES;
+    Buffer.from(m.name, 'utf8').subarray(0, MAP_NAME_BYTES).copy(out, at);
+    out.writeUInt32LE(m.type === 'hash' ? 1 : 0, at + 32);
+    out.writeUInt32LE(m.keySizeBytes, at + 36);
+    out.writeUInt32LE(m.valueSizeBytes, at + 40);
+    out.writeUInt32LE(m.maxEntries, at + 44);
+  });
+  return out;
+}
+
+export function decodeMapList(data: Buffer): MapInfo[] {
+  if (data.length < 4) throw new ProgramImageError('map list is truncated');
+  const count = Math.min(data.readUInt32LE(0), Math.floor((data.length - 4) / MAP_INFO_BYTES));
+  return Array.from({ length: count }, (_, i) => {
+    const at = 4 + i * MAP_INFO_BYTES;
+    return {
+      name: getString(data, at, MAP_NAME_BYTES),
+      type: data.readUInt32LE(at + 32) === 1 ? 'hash' : 'array',
+      keySizeBytes: data.readUInt32LE(at + 36),
+      valueSizeBytes: data.readUInt32LE(at + 40),
+      maxEntries: data.readUInt32LE(at + 44),
+    } satisfies MapInfo;
+  });
+}
+
+/** MAP_DUMP of one map: u32 entry count, u32 key size, u32 value size, then key/value pairs. */
+export function encodeMapDump(
+  keySizeBytes: number,
+  valueSizeBytes: number,
+  entries: readonly [Uint8Array, Uint8Array][],
+): Buffer {
+  const pair = keySizeBytes + valueSizeBytes;
+  const out = Buffer.alloc(12 + entries.length * pair);
+  out.writeUInt32LE(entries.length, 0);
+  out.writeUInt32LE(keySizeBytes, 4);
+  out.writeUInt32LE(valueSizeBytes, 8);
+  entries.forEach(([k, v], i) => {
+    out.set(k, 12 + i * pair);
+    out.set(v, 12 + i * pair + keySizeBytes);
+  });
+  return out;
+}
+
+export function decodeMapDump(data: Buffer): { key: Buffer; value: Buffer }[] {
+  if (data.length < 12) throw new ProgramImageError('map dump is truncated');
+  const keySize = data.readUInt32LE(4);
+  const valueSize = data.readUInt32LE(8);
+  const pair = keySize + valueSize;
+  const count = pair === 0 ? 0 : Math.min(data.readUInt32LE(0), Math.floor((data.length - 12) / pair));
+  return Array.from({ length: count }, (_, i) => ({
+    key: data.subarray(12 + i * pair, 12 + i * pair + keySize),
+    value: data.subarray(12 + i * pair + keySize, 12 + (i + 1) * pair),
+  }));
 }

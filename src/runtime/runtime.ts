@@ -3,7 +3,8 @@
  * nothing of NVMe; the target maps its vendor commands onto these calls.
  */
 import { ProgramLoadError } from '../errors.js';
-import type { Instruction } from '../isa/index.js';
+import type { Program } from '../isa/index.js';
+import type { MapSet, MapSpec } from '../maps/index.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
 import { BudgetExceededError } from './errors.js';
 import { type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
@@ -11,7 +12,14 @@ import { FairScheduler } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
 /** Checks a program before it is compiled; throws (e.g. a `VerifierError`) to refuse it. */
-export type ProgramVerifier = (program: Instruction[], name: string) => void;
+export type ProgramVerifier = (program: Program, name: string, maps: readonly MapSpec[]) => void;
+
+/** A program as loaded: its instructions (map references unresolved), its maps and how to link them. */
+export interface LoadableProgram {
+  readonly instructions: Program;
+  readonly maps?: readonly MapSpec[];
+  readonly link?: (maps: MapSet) => Program;
+}
 
 export interface StorageRuntimeOptions {
   readonly verify: ProgramVerifier;
@@ -47,7 +55,8 @@ export class StorageRuntime {
   }
 
   /** Verify and compile `program` under `name` for `tenant`, replacing nothing: names are unique per tenant. */
-  load(tenant: string, name: string, program: Instruction[]): ProgramInfo {
+  load(tenant: string, name: string, loadable: LoadableProgram | Program): ProgramInfo {
+    const program: LoadableProgram = isLoadable(loadable) ? loadable : { instructions: loadable };
     if (!/^[\w.-]+$/.test(name) || Buffer.byteLength(name) > MAX_PROGRAM_NAME_BYTES) {
       throw new ProgramLoadError(`program name must be 1-${MAX_PROGRAM_NAME_BYTES} of [A-Za-z0-9_.-], got '${name}'`);
     }
@@ -61,8 +70,15 @@ export class StorageRuntime {
         `tenant '${tenant}' has ${mine.size} programs loaded`,
       );
     }
-    this.options.verify(program, name);
-    const fn = new StorageFunction({ name, program, slots: limits.maxConcurrentExecutions });
+    this.options.verify(program.instructions, name, program.maps ?? []);
+    const fn = new StorageFunction({
+      name,
+      program: program.instructions,
+      maps: program.maps,
+      link: program.link,
+      mapMemoryLimitBytes: limits.maxMapMemoryBytes,
+      slots: limits.maxConcurrentExecutions,
+    });
     mine.set(name, fn);
     return info(fn);
   }
@@ -71,6 +87,11 @@ export class StorageRuntime {
     const fn = this.find(tenant, name);
     if (fn.busySlots > 0) throw new ProgramLoadError(`program '${name}' has ${fn.busySlots} executions running`);
     this.tenantPrograms(tenant).delete(name);
+  }
+
+  /** The maps of a loaded program, for host-side reads and updates. */
+  maps(tenant: string, name: string): MapSet {
+    return this.find(tenant, name).maps;
   }
 
   list(tenant: string): ProgramInfo[] {
@@ -100,4 +121,8 @@ export class StorageRuntime {
 
 function info(fn: StorageFunction): ProgramInfo {
   return { name: fn.name, instructions: fn.program.length, loadedAt: fn.loadedAt, stats: { ...fn.stats } };
+}
+
+function isLoadable(p: LoadableProgram | Program): p is LoadableProgram {
+  return !Array.isArray(p);
 }

@@ -8,6 +8,7 @@ import { MAX_CALL_DEPTH } from '../abi/limits.js';
 import { MAX_DATA_BYTES_PER_STEP, MAX_INPUT_BYTES, SCRATCH_SIZE_BYTES, STORAGE_CTX, STORAGE_HELPER_IDS } from '../abi/storage.js';
 import { ProgramLoadError } from '../errors.js';
 import type { Program } from '../isa/index.js';
+import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs } from '../maps/index.js';
 import { createSandbox } from '../vm/engine.js';
 import { type Helper, helperTable } from '../vm/helpers.js';
 import { JitEngine } from '../vm/jit/engine.js';
@@ -49,9 +50,12 @@ export interface StorageFunctionOptions {
   readonly program: Program;
   /** Concurrent executions of this function (slots in its sandbox). */
   readonly slots: number;
-  /** Map regions and helpers (from the loader), placed after the slots. */
-  readonly extraRegions?: readonly RegionSpec[];
-  readonly extraHelpers?: (memory: () => SandboxMemory, firstExtraRegion: number) => readonly Helper[];
+  /** The program's maps, placed after the slots; shared by all its executions. */
+  readonly maps?: readonly MapSpec[];
+  /** Map memory allowed (the tenant's budget). */
+  readonly mapMemoryLimitBytes?: number;
+  /** Resolves map references (lddw map_by_idx / map_value_by_idx) once the maps have addresses. */
+  readonly link?: (maps: MapSet) => Program;
 }
 
 export interface StorageFunctionStats {
@@ -67,6 +71,8 @@ export class StorageFunction {
   readonly program: Program;
   readonly sandbox: SandboxMemory;
   readonly engine: JitEngine;
+  readonly maps: MapSet;
+  readonly slotCount: number;
   readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
   readonly loadedAt = new Date();
   private readonly freeSlots: Slot[] = [];
@@ -77,7 +83,7 @@ export class StorageFunction {
     if (!Number.isInteger(options.slots) || options.slots < 1)
       throw new ProgramLoadError(`slots must be >= 1, got ${options.slots}`);
     this.name = options.name;
-    this.program = options.program;
+    this.slotCount = options.slots;
     const regions: RegionSpec[] = [];
     for (let s = 0; s < options.slots; s++) {
       regions.push(
@@ -87,15 +93,25 @@ export class StorageFunction {
         { name: `input${s}`, sizeBytes: MAX_INPUT_BYTES, writable: false },
       );
     }
-    const firstExtra = FIRST_SLOT_REGION + regions.length;
-    regions.push(...(options.extraRegions ?? []));
+    const firstMapRegion = FIRST_SLOT_REGION + regions.length;
+    const mapSpecs = options.maps ?? [];
+    try {
+      regions.push(...mapRegionSpecs(mapSpecs, options.mapMemoryLimitBytes));
+    } catch (e) {
+      if (e instanceof MapMemoryLimitError) {
+        throw new BudgetExceededError('mapMemory', options.mapMemoryLimitBytes ?? 0, e.message);
+      }
+      throw e;
+    }
     this.sandbox = createSandbox(regions);
+    this.maps = new MapSet(this.sandbox, mapSpecs, firstMapRegion);
+    this.program = options.link ? options.link(this.maps) : options.program;
     for (let s = options.slots - 1; s >= 0; s--) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
       this.freeSlots.push({ index: s, ctxRegion: base, dataRegion: base + 1, scratchRegion: base + 2, inputRegion: base + 3 });
     }
-    const helpers = helperTable([...this.storageHelpers(), ...(options.extraHelpers?.(() => this.sandbox, firstExtra) ?? [])]);
-    this.engine = new JitEngine(options.program, { helpers, memory: this.sandbox, maxCallDepth: MAX_CALL_DEPTH });
+    const helpers = helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]);
+    this.engine = new JitEngine(this.program, { helpers, memory: this.sandbox, maxCallDepth: MAX_CALL_DEPTH });
   }
 
   acquireSlot(): Slot | undefined {
@@ -107,7 +123,7 @@ export class StorageFunction {
   }
 
   get busySlots(): number {
-    return this.sandbox.regions.filter((r) => r.name.startsWith('ctx')).length - this.freeSlots.length;
+    return this.slotCount - this.freeSlots.length;
   }
 
   /** Address of a slot's context, as the program sees it in r1. */

@@ -46,14 +46,23 @@ function internalFanout(leaves: number, depth: number): number {
   return f;
 }
 
-/** Where each part of a tree of `keyCount` keys and `depth` levels goes. Throws if impossible. */
-export function planBtree(keyCount: number, depth: number): { layout: BtreeLayout; levelSizes: number[]; fanout: number } {
+/**
+ * Where each part of a tree of `keyCount` keys and `depth` levels goes. Throws if impossible.
+ * Internal nodes get the smallest fan-out that gives `depth` levels, or `options.fanout` when given.
+ */
+export function planBtree(
+  keyCount: number,
+  depth: number,
+  options: { fanout?: number } = {},
+): { layout: BtreeLayout; levelSizes: number[]; fanout: number } {
   if (!Number.isInteger(depth) || depth < 1 || depth > MAX_DEPTH)
     throw new RangeError(`depth must be 1..${MAX_DEPTH}, got ${depth}`);
   if (!Number.isSafeInteger(keyCount) || keyCount < 1) throw new RangeError(`key count must be positive, got ${keyCount}`);
   const leaves = Math.ceil(keyCount / FANOUT);
   if (depth === 1 && leaves > 1) throw new RangeError(`a tree of depth 1 holds at most ${FANOUT} keys`);
-  const fanout = internalFanout(leaves, depth);
+  if (options.fanout !== undefined && (!Number.isInteger(options.fanout) || options.fanout < 2 || options.fanout > FANOUT))
+    throw new RangeError(`fan-out must be 2..${FANOUT}, got ${options.fanout}`);
+  const fanout = depth === 1 ? 1 : (options.fanout ?? internalFanout(leaves, depth));
   if (fanout > FANOUT) throw new RangeError(`${keyCount} keys need more than ${depth} levels`);
   const levelSizes = [leaves];
   while (levelSizes[levelSizes.length - 1] > 1) levelSizes.push(Math.ceil(levelSizes[levelSizes.length - 1] / fanout));
@@ -91,9 +100,9 @@ export async function buildBtree(
   keyCount: number,
   depth: number,
   write: ByteWriter,
-  options: { chunkBytes?: number; progress?: (doneBytes: number, totalBytes: number) => void } = {},
+  options: { chunkBytes?: number; fanout?: number; progress?: (doneBytes: number, totalBytes: number) => void } = {},
 ): Promise<BtreeLayout> {
-  const { layout, levelSizes, fanout } = planBtree(keyCount, depth);
+  const { layout, levelSizes, fanout } = planBtree(keyCount, depth, { fanout: options.fanout });
   const chunkBytes = options.chunkBytes ?? 1 << 20;
   let done = 0;
   const emit = async (offset: number, bytes: Uint8Array) => {

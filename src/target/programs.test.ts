@@ -201,6 +201,42 @@ describe('storage functions over NVMe/TCP', () => {
     await programs.unload(handle);
   });
 
+  it('shares a program’s maps between executions and with the host', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { REPO_ROOT } = await import('../testing/conformance-data.js');
+    const handle = await programs.load(readFileSync(join(REPO_ROOT, 'examples', 'build', 'counter.o')), { name: 'counter' });
+    const run = async (key: bigint) => (await programs.execute(handle, { nsid: 1, params: [key, 0n] })).returnValue;
+    assert.equal(await run(7n), 1n);
+    assert.equal(await run(7n), 2n);
+    assert.equal(await run(8n), 1n);
+    const maps = await programs.maps(handle);
+    assert.deepEqual(maps, [{ name: 'counts', type: 'hash', keySizeBytes: 8, valueSizeBytes: 8, maxEntries: 1024 }]);
+    const u64 = (n: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(n);
+      return b;
+    };
+    const entries = await programs.mapEntries(handle, 0);
+    assert.deepEqual(
+      new Map(entries.map((e) => [e.key.readBigUInt64LE(0), e.value.readBigUInt64LE(0)])),
+      new Map([
+        [7n, 2n],
+        [8n, 1n],
+      ]),
+    );
+    await programs.mapUpdate(handle, 0, u64(7n), u64(100n));
+    assert.equal(await run(7n), 101n);
+    await programs.mapDelete(handle, 0, u64(7n));
+    assert.equal(await run(7n), 1n);
+    await assert.rejects(
+      programs.mapDelete(handle, 0, u64(12345n)),
+      (e: unknown) => e instanceof ProgramCommandError && e.status === 'MapOperationFailed',
+    );
+    await assert.rejects(programs.mapUpdate(handle, 0, u64(1n), Buffer.alloc(3)), NvmeStatusError);
+    await programs.unload(handle);
+  });
+
   it('answers malformed program commands with an NVMe status', async () => {
     // A chunk out of sequence, an unknown message, a bidirectional command on the admin queue.
     await assert.rejects(

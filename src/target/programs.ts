@@ -6,14 +6,19 @@
  */
 import { STORAGE_FUNCTION } from '../abi/storage.js';
 import { CallDepthError, HelperError, MemoryAccessError, NearbpfError, UnknownHelperError } from '../errors.js';
-import { decodeProgram, type Instruction } from '../isa/index.js';
-import { isElf, loadProgramBytes } from '../loader/index.js';
+import { decodeProgram } from '../isa/index.js';
+import { isElf, linkForSandbox, loadProgramBytes } from '../loader/index.js';
+import type { MapSet } from '../maps/index.js';
 import {
   decodeLoadImage,
   EXECUTE_FLAG_SCAN,
   EXECUTE_FLAG_STATS,
+  encodeMapDump,
+  encodeMapList,
   encodeProgramList,
   encodeStatsTrailer,
+  MAP_INDEX_LIST,
+  MAP_UPDATE_DELETE,
   MAX_LISTED_PROGRAMS,
   MAX_LOAD_IMAGE_BYTES,
   MESSAGE_HISTORY,
@@ -28,7 +33,7 @@ import type { Sqe } from '../protocol/sqe.js';
 import type { TenantLimits } from '../runtime/budget.js';
 import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
 import type { ExecutionMode } from '../runtime/execution.js';
-import { StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
+import { type LoadableProgram, StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
 import { VerifierError } from '../verifier/errors.js';
 import { verifyProgram } from '../verifier/index.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
@@ -70,13 +75,17 @@ const BUDGET_STATUS: Record<BudgetName, number> = {
 
 const vendor = (sc: number, dw0 = 0): Completion => failure(VENDOR_STATUS_CODE_TYPE, sc, true, dw0 >>> 0);
 
+const ADMIN_OPCODES = new Set<number>([
+  ProgramOpcode.Load,
+  ProgramOpcode.Unload,
+  ProgramOpcode.List,
+  ProgramOpcode.GetMessage,
+  ProgramOpcode.MapUpdate,
+  ProgramOpcode.MapDump,
+]);
+
 export function isProgramAdminOpcode(opcode: number): boolean {
-  return (
-    opcode === ProgramOpcode.Load ||
-    opcode === ProgramOpcode.Unload ||
-    opcode === ProgramOpcode.List ||
-    opcode === ProgramOpcode.GetMessage
-  );
+  return ADMIN_OPCODES.has(opcode);
 }
 
 export function isProgramIoOpcode(opcode: number): boolean {
@@ -94,8 +103,8 @@ export class ProgramService {
     limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits> },
   ) {
     this.runtime = new StorageRuntime({
-      verify: (program) => {
-        verifyProgram(program, { type: STORAGE_FUNCTION });
+      verify: (program, _name, maps) => {
+        verifyProgram(program, { type: STORAGE_FUNCTION, maps });
       },
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
     });
@@ -125,6 +134,10 @@ export class ProgramService {
         return this.unload(ctl, sqe.cdw10 >>> 0);
       case ProgramOpcode.List:
         return this.list(ctl);
+      case ProgramOpcode.MapUpdate:
+        return this.mapUpdate(ctl, sqe, data);
+      case ProgramOpcode.MapDump:
+        return this.mapDump(ctl, sqe);
       default:
         return this.getMessage(ctl, sqe);
     }
@@ -172,7 +185,7 @@ export class ProgramService {
       this.runtime.load(tenant, name, program);
       const handle = this.allocateHandle();
       this.handles.set(handle, { tenant, name });
-      this.log.info('program loaded', { host: tenant, name, handle, instructions: program.length });
+      this.log.info('program loaded', { host: tenant, name, handle, instructions: program.instructions.length });
       return success(handle);
     } catch (e) {
       const c = this.failureOf(e);
@@ -182,12 +195,11 @@ export class ProgramService {
     }
   }
 
-  private programOf(format: 'bytecode' | 'elf', bytes: Buffer, objectProgram: string): Instruction[] {
-    if (format === 'bytecode') return decodeProgram(bytes);
+  private programOf(format: 'bytecode' | 'elf', bytes: Buffer, objectProgram: string): LoadableProgram {
+    if (format === 'bytecode') return { instructions: decodeProgram(bytes) };
     if (!isElf(bytes)) throw new ProgramImageError('image says ELF but holds no ELF object');
     const { object, program } = loadProgramBytes(bytes, { program: objectProgram || undefined });
-    if (object.maps.length > 0) throw new ProgramImageError('storage functions with maps are not supported yet');
-    return [...program.instructions];
+    return { instructions: program.instructions, maps: object.maps, link: (maps) => linkForSandbox(program, maps) };
   }
 
   private allocateHandle(): number {
@@ -228,6 +240,45 @@ export class ProgramService {
       ];
     });
     return success(entries.length, encodeProgramList(entries));
+  }
+
+  private mapsOf(ctl: Controller, handle: number): MapSet | undefined {
+    const entry = this.handles.get(handle);
+    if (entry === undefined || entry.tenant !== ctl.hostNqn) return undefined;
+    return this.runtime.maps(entry.tenant, entry.name);
+  }
+
+  private mapUpdate(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion {
+    const maps = this.mapsOf(ctl, sqe.cdw10 >>> 0);
+    if (maps === undefined) return vendor(ProgramStatus.UnknownProgram);
+    const map = maps.maps[sqe.cdw11 >>> 0];
+    if (map === undefined || !data) return INVALID_FIELD;
+    const { keySizeBytes, valueSizeBytes } = map.spec;
+    const remove = (sqe.cdw13 & MAP_UPDATE_DELETE) !== 0;
+    if (data.length !== keySizeBytes + (remove ? 0 : valueSizeBytes)) return INVALID_FIELD;
+    const key = data.subarray(0, keySizeBytes);
+    const errno = remove ? map.delete(key) : map.update(key, data.subarray(keySizeBytes), sqe.cdw12 >>> 0);
+    return errno === 0 ? success() : vendor(ProgramStatus.MapOperationFailed, -errno);
+  }
+
+  private mapDump(ctl: Controller, sqe: Sqe): Completion {
+    const maps = this.mapsOf(ctl, sqe.cdw10 >>> 0);
+    if (maps === undefined) return vendor(ProgramStatus.UnknownProgram);
+    const index = sqe.cdw11 >>> 0;
+    if (index === MAP_INDEX_LIST) {
+      const infos = maps.maps.map((m) => ({
+        name: m.name,
+        type: m.spec.type,
+        keySizeBytes: m.spec.keySizeBytes,
+        valueSizeBytes: m.spec.valueSizeBytes,
+        maxEntries: m.spec.maxEntries,
+      }));
+      return success(infos.length, encodeMapList(infos));
+    }
+    const map = maps.maps[index];
+    if (map === undefined) return INVALID_FIELD;
+    const entries = map.entries();
+    return success(entries.length, encodeMapDump(map.spec.keySizeBytes, map.spec.valueSizeBytes, entries));
   }
 
   private getMessage(ctl: Controller, sqe: Sqe): Completion {

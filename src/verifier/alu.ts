@@ -23,6 +23,7 @@ import {
 import {
   DATA_LENGTH_ID,
   isPointer,
+  LT_LEN,
   type PointerValue,
   type RegValue,
   scalarValue,
@@ -44,8 +45,13 @@ const DIVISIONS = new Set(['div', 'sdiv', 'mod', 'smod']);
 export function checkAlu(a: Analysis, s: VerifierState, insn: AluInstruction): void {
   const { op, dst, width } = insn;
   if (op === 'mov') {
-    const v = operandValue(s, insn.src);
+    let v = operandValue(s, insn.src);
     if (width === 64) {
+      // A copy of an unknown number is linked to it: a comparison that narrows one narrows both.
+      if (v.kind === 'scalar' && v.id === 0 && insn.src.kind === 'reg' && scalarConstValue(v.value) === undefined) {
+        v = scalarValue(v.value, a.newId(), v.lenRel ?? 0, 0);
+        writeReg(s, insn.src.reg, v);
+      }
       writeReg(s, dst, v);
       return;
     }
@@ -68,6 +74,13 @@ export function checkAlu(a: Analysis, s: VerifierState, insn: AluInstruction): v
   }
   if (insn.src.kind === 'imm' && insn.src.value === 0 && DIVISIONS.has(op)) reject('division by zero');
   const v = operandValue(s, insn.src);
+  // A linked number moved by a constant stays linked, with its offset from the others recorded.
+  if (width === 64 && (op === 'add' || op === 'sub') && insn.src.kind === 'imm' && d.kind === 'scalar' && d.id !== 0) {
+    const delta = (d.delta ?? 0) + (op === 'add' ? insn.src.value : -insn.src.value);
+    const value = scalarAlu(op, d.value, scalarConst(BigInt(insn.src.value)), 64);
+    writeReg(s, dst, Math.abs(delta) < 2 ** 31 ? scalarValue(value, d.id, 0, delta) : scalarValue(value));
+    return;
+  }
   const result =
     !isPointer(d) && !isPointer(v)
       ? scalarValue(scalarAlu(op, scalarOf(d), scalarOf(v), width))
@@ -108,7 +121,7 @@ function movePointer(a: Analysis, ptr: PointerValue, reg: Register, n: ScalarReg
       break;
     case 'data':
       // data + (the buffer's length) is the end pointer: the conformance type's r1 + r2.
-      if (sign === 1 && n.id === DATA_LENGTH_ID && ptr.off === 0 && scalarConstValue(ptr.varOff) === 0n)
+      if (sign === 1 && n.id === DATA_LENGTH_ID && !n.delta && ptr.off === 0 && scalarConstValue(ptr.varOff) === 0n)
         return { kind: 'data_end' };
       break;
   }
@@ -130,8 +143,12 @@ function movePointer(a: Analysis, ptr: PointerValue, reg: Register, n: ScalarReg
   if (varOff.smin <= -MAX_POINTER_OFFSET || varOff.smax >= MAX_POINTER_OFFSET || Math.abs(ptr.off) >= MAX_POINTER_OFFSET) {
     reject(`R${reg} variable offset ${scalarToString(varOff)} makes ${typeName(ptr)} pointer be out of bounds`);
   }
-  // A data pointer with a new variable part starts a new family: nothing is proven about it yet.
-  if (ptr.kind === 'data') return { ...ptr, varOff, id: a.newId(), range: 0 };
+  // A data pointer with a new variable part starts a new family: nothing is proven about it yet,
+  // except when it is the buffer's start plus a number proven below the length: its first byte exists.
+  if (ptr.kind === 'data') {
+    const fromStart = sign === 1 && ptr.off === 0 && scalarConstValue(ptr.varOff) === 0n;
+    return { ...ptr, varOff, id: a.newId(), range: fromStart && n.lenRel === LT_LEN ? 1 : 0 };
+  }
   return { ...ptr, varOff } as RegValue;
 }
 
@@ -175,7 +192,7 @@ function lddwValueOf(a: Analysis, insn: LddwInstruction): RegValue {
       if (!map) reject(`${LDDW_SOURCE_NAMES[insn.source]} ${insn.imm} is not a valid map`);
       if (insn.nextImm < 0 || insn.nextImm >= map.valueSizeBytes)
         reject(`invalid access to map value pointer, value_size=${map.valueSizeBytes} off=${insn.nextImm}`);
-      const region = a.mapValueRegions[insn.imm];
+      const region = a.mapValueRegions[insn.imm]; // read-only for .rodata maps
       return { kind: 'mem', region, off: insn.nextImm, varOff: ZERO_OFFSET, nullable: false, id: 0 };
     }
     default:

@@ -7,8 +7,30 @@
 import type { JumpCondition, JumpInstruction } from '../isa/index.js';
 import { operandValue } from './alu.js';
 import { readReg, reject } from './analysis.js';
-import { type Comparison, negateComparison, scalarConst, scalarConstValue, scalarRefine } from './domains/scalar.js';
-import { cloneState, isPointer, type RegValue, scalarValue, type VerifierState, writableStack } from './state.js';
+import {
+  type Comparison,
+  negateComparison,
+  SCALAR_UNKNOWN,
+  type Scalar,
+  scalarAlu,
+  scalarConst,
+  scalarConstValue,
+  scalarIntersect,
+  scalarRefine,
+} from './domains/scalar.js';
+import {
+  cloneState,
+  DATA_LENGTH_ID,
+  isPointer,
+  LE_LEN,
+  LT_LEN,
+  type RegValue,
+  scalarValue,
+  type VerifierState,
+  writableStack,
+} from './state.js';
+
+type ScalarReg = Extract<RegValue, { kind: 'scalar' }>;
 
 /** Scalar comparison for each jump condition (`set` is "a & b != 0"). */
 const COMPARISON: Record<JumpCondition, Comparison> = {
@@ -53,15 +75,31 @@ function scalarBranch(
   b: Extract<RegValue, { kind: 'scalar' }>,
 ): BranchOutcome {
   const sameReg = insn.src.kind === 'reg' && insn.src.reg === insn.dst;
+  const srcIsReg = insn.src.kind === 'reg';
   const successor = (c: Comparison, copy: boolean): VerifierState | undefined => {
     const r = scalarRefine(c, a.value, b.value, insn.width);
     if (!r) return undefined;
     const next = copy ? cloneState(s) : s;
     const regs = next.frames[next.frames.length - 1].regs;
-    // Refining a register never changes its value, so it keeps its id.
+    // Refining a register never changes its value, so it keeps its id; its copies (same id) learn
+    // the same bounds, and so does the buffer's proven length when the value is the length.
     if (!sameReg) {
-      regs[insn.dst] = scalarValue(r.a, a.id);
-      if (insn.src.kind === 'reg') regs[insn.src.reg] = scalarValue(r.b, b.id);
+      let aRel = a.lenRel ?? 0;
+      let bRel = b.lenRel ?? 0;
+      // `x < len` (unsigned, 64-bit): x is below the buffer's length, whatever x's bounds.
+      if (insn.width === 64 && srcIsReg) {
+        const isLen = (x: ScalarReg) => x.id === DATA_LENGTH_ID && !x.delta;
+        if (isLen(b) && !isLen(a)) aRel = Math.max(aRel, c === 'lt' ? LT_LEN : c === 'le' ? LE_LEN : 0);
+        if (isLen(a) && !isLen(b)) bRel = Math.max(bRel, c === 'gt' ? LT_LEN : c === 'ge' ? LE_LEN : 0);
+      }
+      const newA = scalarValue(r.a, a.id, aRel, a.delta ?? 0) as ScalarReg;
+      regs[insn.dst] = newA;
+      linkRefinement(next, newA);
+      if (insn.src.kind === 'reg') {
+        const newB = scalarValue(r.b, b.id, bRel, b.delta ?? 0) as ScalarReg;
+        regs[insn.src.reg] = newB;
+        linkRefinement(next, newB);
+      }
     }
     return next;
   };
@@ -70,6 +108,31 @@ function scalarBranch(
   const fallthrough = successor(negateComparison(cmp), false);
   return { taken, fallthrough };
 }
+
+/** Give every register and spill linked to `v` (same id) its refined value; note a proven length. */
+function linkRefinement(s: VerifierState, v: ScalarReg): void {
+  if (v.id === 0) return;
+  const dv = v.delta ?? 0;
+  // x = base + dx and v = base + dv, so x = v + (dx - dv) (mod 2^64): shift v's bounds, keep x's own.
+  const shifted = (x: ScalarReg): Scalar => {
+    const dx = x.delta ?? 0;
+    if (dx === dv) return v.value;
+    const moved = scalarAlu('add', v.value, scalarConst(BigInt(dx - dv)), 64);
+    return scalarIntersect(moved, x.value) ?? moved;
+  };
+  if (v.id === DATA_LENGTH_ID) {
+    const len = shifted({ kind: 'scalar', value: SCALAR_LEN_PLACEHOLDER, id: DATA_LENGTH_ID });
+    if (len.umin > BigInt(s.minDataLen)) s.minDataLen = Number(len.umin);
+  }
+  mapValues(s, (x) => {
+    if (x.kind !== 'scalar' || x.id !== v.id || x === v) return x;
+    if ((x.delta ?? 0) === dv) return scalarValue(v.value, v.id, Math.max(v.lenRel ?? 0, x.lenRel ?? 0), dv);
+    return scalarValue(shifted(x), x.id, x.lenRel ?? 0, x.delta ?? 0);
+  });
+}
+
+/** Any value: only used to shift a refined copy back to the length itself (intersected with nothing). */
+const SCALAR_LEN_PLACEHOLDER: Scalar = SCALAR_UNKNOWN;
 
 /** Apply `change` to every register and spilled register of every frame. */
 function mapValues(s: VerifierState, change: (v: RegValue) => RegValue): void {
@@ -139,6 +202,9 @@ function dataEndCheck(
     if (range === undefined) return state;
     const id = data.id;
     mapValues(state, (v) => (v.kind === 'data' && v.id === id && v.range < range ? { ...v, range } : v));
+    // Data pointers are the buffer's start + off + varOff: the buffer is at least that long.
+    const least = range + Number(data.varOff.smin);
+    if (data.varOff.smin >= 0n && least > state.minDataLen) state.minDataLen = least;
     return state;
   };
   const surelyPastEnd = data.off + Number(data.varOff.smin) > maxDataBytes;

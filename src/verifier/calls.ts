@@ -7,7 +7,7 @@ import type { Register } from '../isa/index.js';
 import { type Analysis, clobberCallerSaved, currentFrame, readReg, reject } from './analysis.js';
 import { SCALAR_UNKNOWN, scalarConstValue, scalarToString } from './domains/scalar.js';
 import { checkHelperMemory } from './memory.js';
-import { isPointer, newFrame, scalarValue, typeName, UNINIT, type VerifierState, ZERO_OFFSET } from './state.js';
+import { isPointer, newFrame, type RegValue, scalarValue, typeName, UNINIT, type VerifierState, ZERO_OFFSET } from './state.js';
 
 /** Largest size a helper memory argument may have (keeps offsets far from overflow). */
 const MAX_HELPER_MEMORY_BYTES = 1 << 29;
@@ -16,14 +16,20 @@ export function checkHelperCall(a: Analysis, s: VerifierState, helperId: number)
   const proto = a.type.helpers.get(helperId);
   if (!proto) reject(`invalid func unknown#${helperId}`);
   let map: number | undefined;
+  let formatArgs: number | undefined; // conversions of a known format string
   for (let i = 0; i < proto.args.length; i++) {
     const kind = proto.args[i];
     const regno = (i + 1) as Register;
+    if (kind === 'format-arg') {
+      const index = proto.args.slice(0, i).filter((k) => k === 'format-arg').length;
+      if (formatArgs !== undefined && index >= formatArgs) continue; // never read
+    }
     const v = readReg(s, regno);
     const expect = (ok: boolean, expected: string) => {
       if (!ok) reject(`R${regno} type=${typeName(v)} expected=${expected}`);
     };
     switch (kind) {
+      case 'format-arg':
       case 'scalar':
         if (isPointer(v)) reject(`R${regno} leaks addr into helper function ${proto.name}`);
         continue;
@@ -58,6 +64,7 @@ export function checkHelperCall(a: Analysis, s: VerifierState, helperId: number)
           reject(`R${sizeReg} invalid zero-sized read: ${scalarToString(size.value)}`);
         const access = kind === 'readable-mem' ? 'read' : 'write';
         checkHelperMemory(a, s, regno, v, Number(size.value.umin), Number(size.value.umax), access);
+        if (i === 0 && proto.args.includes('format-arg')) formatArgs = knownConversions(v, Number(size.value.umax));
         continue;
       }
       case 'mem-size':
@@ -79,6 +86,21 @@ export function checkHelperCall(a: Analysis, s: VerifierState, helperId: number)
       regs[0] = { kind: 'mem', region: a.mapValueRegions[map], off: 0, varOff: ZERO_OFFSET, nullable: true, id: a.newId() };
       break;
   }
+}
+
+/**
+ * Conversions (`%d`, `%llu`, `%s`, ...; not `%%`) of a format string at `ptr`, `size` bytes at most,
+ * when its bytes are known (read-only global data at a constant offset); undefined otherwise.
+ */
+function knownConversions(ptr: RegValue, size: number): number | undefined {
+  if (ptr.kind !== 'mem' || !ptr.region.contents || scalarConstValue(ptr.varOff) !== 0n) return undefined;
+  const bytes = ptr.region.contents.subarray(ptr.off, ptr.off + size);
+  let text = '';
+  for (const b of bytes) {
+    if (b === 0) break;
+    text += String.fromCharCode(b);
+  }
+  return (text.replace(/%%/g, '').match(/%/g) ?? []).length;
 }
 
 /** `call %rN`: the register must hold a known helper id. */

@@ -72,7 +72,7 @@ export function checkMemoryAccess(
     case 'ctx':
       return ctxAccess(a, regno, base.off + insnOff, size, access, stored, signed);
     case 'data':
-      return dataAccess(a, regno, base, insnOff, size, access, stored, signed);
+      return dataAccess(a, s, regno, base, insnOff, size, access, stored, signed);
     case 'mem':
       return memAccess(regno, base, insnOff, size, access, stored, signed);
   }
@@ -115,8 +115,22 @@ function ctxAccess(
 
 const SCALAR_UNKNOWN_VALUE = scalarValue(SCALAR_UNKNOWN);
 
+/**
+ * Whether bytes [off + varOff + insnOff, + size) of a data pointer are in bounds: inside the range
+ * proven for its family, or inside the buffer's proven minimum length (data pointers are the buffer's
+ * start + off + varOff).
+ */
+function dataInBounds(s: VerifierState, ptr: DataPointer, insnOff: number, size: number): boolean {
+  const fixed = ptr.off + insnOff;
+  if (ptr.varOff.smin >= 0n && fixed >= 0 && fixed + size <= ptr.range) return true;
+  const lo = fixed + Number(ptr.varOff.smin);
+  const hi = fixed + Number(ptr.varOff.smax) + size;
+  return ptr.varOff.smin >= 0n && lo >= 0 && hi <= s.minDataLen;
+}
+
 function dataAccess(
   a: Analysis,
+  s: VerifierState,
   regno: Register,
   ptr: DataPointer,
   insnOff: number,
@@ -127,7 +141,7 @@ function dataAccess(
 ): RegValue {
   const { fixed } = touchedRange(ptr, insnOff, size);
   // Bytes [start + var, start + var + range) are proven in bounds; the access must lie inside.
-  if (ptr.varOff.smin < 0n || fixed < 0 || fixed + size > ptr.range) {
+  if (!dataInBounds(s, ptr, insnOff, size)) {
     reject(`invalid access to data, off=${fixed} size=${size}, R${regno}(id=${ptr.id},off=${ptr.off},r=${ptr.range})`);
   }
   if (access !== 'read') {
@@ -311,7 +325,7 @@ export function checkHelperMemory(
     }
     case 'data': {
       const { fixed } = touchedRange(ptr, 0, maxSize);
-      if (ptr.varOff.smin < 0n || fixed < 0 || fixed + maxSize > ptr.range)
+      if (!dataInBounds(s, ptr, 0, maxSize))
         reject(`invalid access to data, off=${fixed} size=${maxSize}, R${regno}(id=${ptr.id},off=${ptr.off},r=${ptr.range})`);
       if (access === 'write' && !a.type.data?.writable) reject('write into the read-only data buffer');
       return;

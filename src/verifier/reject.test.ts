@@ -294,8 +294,15 @@ const CASES: RejectCase[] = [
   },
   {
     name: 'unbounded counting loop hits the processed-instruction limit',
-    asm: 'mov %r0, 0\nL:\nadd %r0, 1\nja L',
+    asm: 'mov %r0, 0\nL:\nadd %r0, 1\njgt %r0, 0, L\nexit',
     reason: 'BPF program is too large. Processed 10001 insn',
+    maxProcessedInsns: 10_000,
+  },
+  {
+    // The counter is never read: modulo dead registers the loop comes back to the same state.
+    name: 'loop whose only progress is a dead counter is an infinite loop',
+    asm: 'mov %r0, 0\nL:\nadd %r0, 1\nja L',
+    reason: 'back-edge from insn 2 to 1 forms an infinite loop',
     maxProcessedInsns: 10_000,
   },
   // Calls.

@@ -12,12 +12,19 @@ import {
   scalarConstValue,
   scalarEquals,
   scalarIn,
+  scalarJoin,
   scalarToString,
 } from './domains/scalar.js';
+import { LIVE, MASK_SLOTS, PRECISE } from './liveness.js';
 
 /**
  * What a register holds.
- * - `scalar`: a number; `id` is DATA_LENGTH_ID when it is exactly the data buffer's length, else 0.
+ * - `scalar`: a number. `id` links registers holding the same value (copies: a comparison that
+ *   narrows one narrows all); DATA_LENGTH_ID when it is exactly the data buffer's length; 0 when
+ *   unlinked. `lenRel` records a proven relation to the data length: LT_LEN (value < length) or
+ *   LE_LEN (value <= length); it belongs to the value, so it survives copies and refinements.
+ *   `delta`: registers with the same id hold `base + delta` for one unknown base (a copy moved by a
+ *   constant, `r1 = r6; r1 += -1`), so narrowing one narrows the others shifted by the difference.
  * - `ctx`: the context pointer plus a constant offset.
  * - `stack`: a pointer into the stack of frame `frame` (index in the call chain), `off + varOff`
  *   bytes from its top (offsets are negative).
@@ -30,7 +37,7 @@ import {
  */
 export type RegValue =
   | { readonly kind: 'uninit' }
-  | { readonly kind: 'scalar'; readonly value: Scalar; readonly id: number }
+  | { readonly kind: 'scalar'; readonly value: Scalar; readonly id: number; readonly lenRel?: number; readonly delta?: number }
   | { readonly kind: 'ctx'; readonly off: number }
   | { readonly kind: 'stack'; readonly frame: number; readonly off: number; readonly varOff: Scalar }
   | { readonly kind: 'data'; readonly off: number; readonly varOff: Scalar; readonly id: number; readonly range: number }
@@ -54,7 +61,11 @@ export const FIRST_DYNAMIC_ID = 2;
 
 export const UNINIT: RegValue = { kind: 'uninit' };
 export const ZERO_OFFSET: Scalar = scalarConst(0n);
-export const scalarValue = (value: Scalar, id = 0): RegValue => ({ kind: 'scalar', value, id });
+export const scalarValue = (value: Scalar, id = 0, lenRel = 0, delta = 0): RegValue =>
+  lenRel || delta ? { kind: 'scalar', value, id, lenRel, delta } : { kind: 'scalar', value, id };
+/** `lenRel` values: the number is at most / below the data buffer's length. */
+export const LE_LEN = 1;
+export const LT_LEN = 2;
 export const UNKNOWN_SCALAR: RegValue = scalarValue(SCALAR_UNKNOWN);
 
 // What each stack byte holds.
@@ -95,6 +106,8 @@ export interface VerifierState {
   prevPc: number;
   /** Latest checkpoint on this path. */
   parent: Checkpoint | undefined;
+  /** Proven lower bound of the data buffer's length: bytes [0, minDataLen) of it exist. */
+  minDataLen: number;
 }
 
 export const SLOT_COUNT = STACK_FRAME_SIZE_BYTES / 8;
@@ -116,6 +129,7 @@ export function cloneState(s: VerifierState): VerifierState {
     pc: s.pc,
     prevPc: s.prevPc,
     parent: s.parent,
+    minDataLen: s.minDataLen,
   };
 }
 
@@ -160,7 +174,9 @@ export function formatValue(v: RegValue): string {
     case 'uninit':
       return '?';
     case 'scalar':
-      return `${scalarToString(v.value)}${v.id === DATA_LENGTH_ID ? '(data_len)' : ''}`;
+      return `${scalarToString(v.value)}${v.id === DATA_LENGTH_ID ? '(data_len' : v.id ? `(id=${v.id}` : ''}${
+        v.id ? `${v.delta ? `${v.delta > 0 ? '+' : ''}${v.delta}` : ''})` : ''
+      }${v.lenRel === LT_LEN ? '(<len)' : v.lenRel === LE_LEN ? '(<=len)' : ''}`;
     case 'ctx':
       return `ctx(off=${v.off})`;
     case 'stack':
@@ -194,6 +210,7 @@ export function formatState(s: VerifierState): string[] {
       const spill = frame.spills[slot];
       parts.push(spill ? `fp${off}=${formatValue(spill)}` : `fp${off}=${[...bytes].map((b) => BYTE_CHARS[b]).join('')}`);
     }
+    if (f === 0 && s.minDataLen > 0) parts.push(`data_len>=${s.minDataLen}`);
     lines.push(`${s.frames.length > 1 ? `frame${f}: ` : ''}${parts.join(' ')}`);
   }
   return lines;
@@ -220,17 +237,25 @@ class IdMap {
   }
 }
 
-/** Whether every concrete value `cur` stands for is one `old` stands for (or equal, when `exact`). */
-function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean): boolean {
+/**
+ * Whether every concrete value `cur` stands for is one `old` stands for (or equal, when `exact`).
+ * `bits` (see liveness.ts): without LIVE the register is never read again: anything goes; without
+ * PRECISE a number's value never matters: any number covers any number.
+ */
+function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean, bits: number): boolean {
+  if (!(bits & LIVE)) return true;
   // A register the old state never had initialised was never read on any path from it.
   if (old.kind === 'uninit') return !exact || cur.kind === 'uninit';
   const within = (o: Scalar, c: Scalar) => (exact ? scalarEquals(o, c) : scalarIn(o, c));
   switch (old.kind) {
     case 'scalar':
+      if (cur.kind !== 'scalar') return false;
+      if (!(bits & PRECISE)) return true;
       return (
-        cur.kind === 'scalar' &&
         within(old.value, cur.value) &&
-        (exact ? ids.check(old.id, cur.id) : old.id === 0 || ids.check(old.id, cur.id))
+        (exact ? (old.lenRel ?? 0) === (cur.lenRel ?? 0) : (old.lenRel ?? 0) <= (cur.lenRel ?? 0)) &&
+        (exact ? ids.check(old.id, cur.id) : old.id === 0 || ids.check(old.id, cur.id)) &&
+        (old.id === 0 || (old.delta ?? 0) === (cur.delta ?? 0))
       );
     case 'ctx':
       return cur.kind === 'ctx' && cur.off === old.off;
@@ -266,18 +291,27 @@ function spilledByteKind(spill: RegValue): number {
   return scalarConstValue(spill.value) === 0n ? STACK_ZERO : STACK_MISC;
 }
 
-function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolean): boolean {
+function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolean, mask: Uint8Array): boolean {
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
+    const bits = mask[MASK_SLOTS + slot];
+    if (!(bits & LIVE)) continue;
     const oldSpill = old.spills[slot];
     const curSpill = cur.spills[slot];
-    if (oldSpill) {
-      if (!curSpill || !valueCovers(oldSpill, curSpill, ids, exact)) return false;
+    const precise = (bits & PRECISE) !== 0;
+    if (oldSpill && (precise || oldSpill.kind !== 'scalar')) {
+      if (!curSpill || !valueCovers(oldSpill, curSpill, ids, exact, bits)) return false;
       continue;
     }
-    if (exact && curSpill) return false;
+    if (exact && precise && curSpill) return false;
+    if (curSpill && !precise && curSpill.kind !== 'scalar') return false;
     for (let i = slot * 8; i < slot * 8 + 8; i++) {
-      const o = old.stack[i];
-      const c = curSpill ? spilledByteKind(curSpill) : cur.stack[i];
+      let o = oldSpill ? STACK_MISC : old.stack[i];
+      let c = curSpill ? spilledByteKind(curSpill) : cur.stack[i];
+      // The value of an imprecise slot does not matter: 0 is any number.
+      if (!precise) {
+        if (o === STACK_ZERO) o = STACK_MISC;
+        if (c === STACK_ZERO) c = STACK_MISC;
+      }
       if (exact ? o !== c : o !== STACK_INVALID && o !== c && !(o === STACK_MISC && c === STACK_ZERO)) return false;
     }
   }
@@ -286,30 +320,70 @@ function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolea
 
 /**
  * Whether `old` (at the same pc) covers `cur`: every execution from `cur` is one from `old`. With
- * `exact`, whether they are the same abstract state (up to renaming of ids).
+ * `exact`, whether they are the same abstract state (up to renaming of ids). `masks` (one per frame,
+ * from liveness.ts) say which registers and slots are live and precise; by default all are.
  */
-export function stateCovers(old: VerifierState, cur: VerifierState, exact: boolean): boolean {
+export function stateCovers(
+  old: VerifierState,
+  cur: VerifierState,
+  exact: boolean,
+  masks: readonly Uint8Array[] = old.frames.map(() => ALL_LIVE),
+): boolean {
   if (old.frames.length !== cur.frames.length) return false;
+  if (exact ? old.minDataLen !== cur.minDataLen : old.minDataLen > cur.minDataLen) return false;
+  for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
   const ids = new IdMap();
-  for (let f = 0; f < old.frames.length; f++) {
+  // Innermost frame first: it is where states differ most.
+  for (let f = old.frames.length - 1; f >= 0; f--) {
     const o = old.frames[f];
     const c = cur.frames[f];
-    if (o.callsite !== c.callsite) return false;
-    for (let r = 0; r < 11; r++) if (!valueCovers(o.regs[r], c.regs[r], ids, exact)) return false;
-    if (!stackCovers(o, c, ids, exact)) return false;
+    const mask = masks[f];
+    for (let r = 0; r < 11; r++) if (!valueCovers(o.regs[r], c.regs[r], ids, exact, mask[r])) return false;
+    if (!stackCovers(o, c, ids, exact, mask)) return false;
   }
   return true;
+}
+
+/** A mask with every register and slot live and precise. */
+export const ALL_LIVE: Uint8Array = new Uint8Array(MASK_SLOTS + SLOT_COUNT).fill(LIVE | PRECISE);
+
+/**
+ * Forget scalar ids held by a single register or spill: they link nothing, and keeping them would
+ * make equal states look different (the kernel's clear_singular_ids).
+ */
+export function clearSingularIds(s: VerifierState): void {
+  const count = new Map<number, number>();
+  const note = (v: RegValue | undefined) => {
+    if (v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID) count.set(v.id, (count.get(v.id) ?? 0) + 1);
+  };
+  for (const f of s.frames) {
+    f.regs.forEach(note);
+    f.spills.forEach(note);
+  }
+  const singular = (v: RegValue | undefined) => v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID && count.get(v.id) === 1;
+  const unlink = (v: RegValue) => {
+    const sv = v as Extract<RegValue, { kind: 'scalar' }>;
+    return scalarValue(sv.value, 0, sv.lenRel ?? 0);
+  };
+  for (const f of s.frames) {
+    for (let r = 0; r < f.regs.length; r++) if (singular(f.regs[r])) f.regs[r] = unlink(f.regs[r]);
+    for (let i = 0; i < f.spills.length; i++) {
+      const v = f.spills[i];
+      if (v && singular(v)) writableStack(f).spills[i] = unlink(v);
+    }
+  }
 }
 
 const mix = (h: number, x: number) => Math.imul(h ^ x, 0x9e3779b1) >>> 0;
 const mixBig = (h: number, x: bigint) => mix(h, Number(x & 0xffffffffn));
 const mixScalar = (h: number, s: Scalar) => mixBig(mixBig(h, s.umin), s.umax);
 
-function mixValue(h: number, v: RegValue): number {
+function mixValue(h: number, v: RegValue, bits: number): number {
+  if (!(bits & LIVE)) return h;
   h = mix(h, v.kind.charCodeAt(0) + v.kind.length);
   switch (v.kind) {
     case 'scalar':
-      return mixScalar(h, v.value);
+      return bits & PRECISE ? mixScalar(h, v.value) : h;
     case 'stack':
     case 'mem':
       return mixScalar(mix(h, v.off), v.varOff);
@@ -326,15 +400,130 @@ function mixValue(h: number, v: RegValue): number {
  * A hash equal for states that `stateCovers(.., exact)` finds equal: a cheap first test. It hashes
  * registers and spilled registers only; states differing in plain stack bytes merely collide.
  */
-export function fingerprint(s: VerifierState): number {
-  let h = s.frames.length;
-  for (const f of s.frames) {
+export function fingerprint(s: VerifierState, masks: readonly Uint8Array[] = s.frames.map(() => ALL_LIVE)): number {
+  let h = mix(s.frames.length, s.minDataLen);
+  s.frames.forEach((f, k) => {
+    const mask = masks[k];
     h = mix(h, f.callsite);
-    for (const v of f.regs) h = mixValue(h, v);
+    f.regs.forEach((v, r) => {
+      h = mixValue(h, v, mask[r]);
+    });
     for (let i = 0; i < f.spills.length; i++) {
       const v = f.spills[i];
-      if (v) h = mixValue(mix(h, i), v);
+      const bits = mask[MASK_SLOTS + i];
+      // An imprecise slot holding a number may equal one of plain bytes: hash only precise spills.
+      if (v && bits & LIVE && (bits & PRECISE || v.kind !== 'scalar')) h = mixValue(mix(h, i), v, bits);
     }
-  }
+  });
   return h;
+}
+
+/**
+ * Widen `cur` in place so that it also covers `old` (same pc, same masks): the join of the two, used
+ * when many states reach one instruction and none covers another. Only states of the same shape
+ * join: the same frames, the same kinds of live registers and slots, pointers at the same constant
+ * offsets into the same objects; numbers take the union of their bounds, variable offsets too,
+ * proven ranges and the proven data length the smaller of the two, and links (ids) survive only
+ * where both states have them. Returns false (and leaves `cur` unchanged) when the shapes differ.
+ * Exploring the joined state explores a superset of what both stand for: sound, merely less precise.
+ */
+export function joinStates(old: VerifierState, cur: VerifierState, masks: readonly Uint8Array[]): boolean {
+  if (old.frames.length !== cur.frames.length) return false;
+  for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
+  const ids = new IdMap();
+  const regs: RegValue[][] = [];
+  const spills: (RegValue | undefined)[][] = [];
+  const stacks: Uint8Array[] = [];
+  let changed = false;
+  for (let f = 0; f < old.frames.length; f++) {
+    const o = old.frames[f];
+    const c = cur.frames[f];
+    const mask = masks[f];
+    const r: RegValue[] = c.regs.slice();
+    for (let i = 0; i < 11; i++) {
+      if (!(mask[i] & LIVE)) continue;
+      const j = joinValue(o.regs[i], c.regs[i], ids, (mask[i] & PRECISE) !== 0);
+      if (!j) return false;
+      if (j !== c.regs[i]) changed = true;
+      r[i] = j;
+    }
+    regs.push(r);
+    const sp = c.spills.slice();
+    const st = c.stack.slice();
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const bits = mask[MASK_SLOTS + slot];
+      if (!(bits & LIVE)) continue;
+      const os = o.spills[slot];
+      const cs = c.spills[slot];
+      if (os && cs) {
+        const j = joinValue(os, cs, ids, (bits & PRECISE) !== 0);
+        if (!j) return false;
+        if (j !== cs) changed = true;
+        sp[slot] = j;
+        continue;
+      }
+      if ((os && isPointer(os)) || (cs && isPointer(cs))) return false;
+      for (let i = slot * 8; i < slot * 8 + 8; i++) {
+        const ob = os ? spilledByteKind(os) : o.stack[i];
+        const cb = cs ? spilledByteKind(cs) : c.stack[i];
+        if (ob === cb) continue;
+        if (ob === STACK_INVALID || cb === STACK_INVALID) return false;
+        changed = true;
+        st[i] = STACK_MISC;
+      }
+      if (cs && st.subarray(slot * 8, slot * 8 + 8).some((b) => b !== STACK_SPILL)) {
+        // The joined slot is plain bytes: turn the remaining spilled bytes into what they read as.
+        const kind = spilledByteKind(cs);
+        for (let i = slot * 8; i < slot * 8 + 8; i++) if (st[i] === STACK_SPILL) st[i] = kind;
+        sp[slot] = undefined;
+      }
+    }
+    spills.push(sp);
+    stacks.push(st);
+  }
+  const minDataLen = Math.min(old.minDataLen, cur.minDataLen);
+  if (!changed && minDataLen === cur.minDataLen) return true;
+  cur.frames = cur.frames.map((f, k) => ({ ...f, regs: regs[k], spills: spills[k], stack: stacks[k], stackShared: false }));
+  cur.minDataLen = minDataLen;
+  return true;
+}
+
+/** A value covering both, or undefined when they cannot join (different kinds or objects). */
+function joinValue(o: RegValue, c: RegValue, ids: IdMap, precise: boolean): RegValue | undefined {
+  if (o.kind === 'uninit' || c.kind === 'uninit') return o.kind === c.kind ? c : undefined;
+  if (o.kind !== c.kind) return undefined;
+  switch (c.kind) {
+    case 'scalar': {
+      const os = o as typeof c;
+      if (!precise) return c;
+      const value = scalarIn(c.value, os.value) ? c.value : scalarJoin(os.value, c.value);
+      const keepId = c.id !== 0 && ids.check(os.id, c.id) && (os.delta ?? 0) === (c.delta ?? 0);
+      const lenRel = Math.min(os.lenRel ?? 0, c.lenRel ?? 0);
+      if (value === c.value && keepId && lenRel === (c.lenRel ?? 0)) return c;
+      return scalarValue(value, keepId ? c.id : 0, lenRel, keepId ? (c.delta ?? 0) : 0);
+    }
+    case 'ctx':
+      return (o as typeof c).off === c.off ? c : undefined;
+    case 'stack': {
+      const os = o as typeof c;
+      if (os.frame !== c.frame || os.off !== c.off) return undefined;
+      return scalarIn(c.varOff, os.varOff) ? c : { ...c, varOff: scalarJoin(os.varOff, c.varOff) };
+    }
+    case 'data': {
+      const os = o as typeof c;
+      if (os.off !== c.off || !ids.check(os.id, c.id)) return undefined;
+      if (scalarIn(c.varOff, os.varOff) && c.range <= os.range) return c;
+      return { ...c, varOff: scalarJoin(os.varOff, c.varOff), range: Math.min(os.range, c.range) };
+    }
+    case 'data_end':
+      return c;
+    case 'mem': {
+      const os = o as typeof c;
+      if (os.region !== c.region || os.off !== c.off || os.nullable !== c.nullable) return undefined;
+      if (c.nullable && !ids.check(os.id, c.id)) return undefined;
+      return scalarIn(c.varOff, os.varOff) ? c : { ...c, varOff: scalarJoin(os.varOff, c.varOff) };
+    }
+    case 'map':
+      return (o as typeof c).map === c.map ? c : undefined;
+  }
 }

@@ -17,10 +17,12 @@ import { checkCallx, checkExit, checkHelperCall, enterFunction } from './calls.j
 import { analyzeControlFlow, type ControlFlow } from './cfg.js';
 import { scalarFromRange } from './domains/scalar.js';
 import { VerifierError } from './errors.js';
+import { analyzeLiveness, type Liveness } from './liveness.js';
 import { VerifierLog } from './log.js';
 import { checkMemoryAccess } from './memory.js';
 import {
   type Checkpoint,
+  clearSingularIds,
   cloneState,
   DATA_LENGTH_ID,
   FIRST_DYNAMIC_ID,
@@ -62,12 +64,14 @@ export interface VerificationResult {
 }
 
 /** A finished checkpoint that keeps missing is dropped (the kernel's heuristic), to bound the lists. */
-const shouldEvict = (cp: Checkpoint) => cp.misses > cp.hits * 3 + 3;
+const shouldEvict = (cp: Checkpoint) => cp.misses > (cp.hits + 1) * 32;
 /**
  * Checkpoints kept per instruction. Beyond it no new one is recorded there: pruning gets weaker and a
  * loop making no progress is then caught by the processed-instruction limit instead, never accepted.
+ * A loop unrolled N times keeps N open checkpoints at its head, so this must exceed the longest loop
+ * the instruction limit lets through.
  */
-const MAX_CHECKPOINTS_PER_INSN = 256;
+const MAX_CHECKPOINTS_PER_INSN = 1 << 16;
 
 /** The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones (pruning). */
 interface InsnCheckpoints {
@@ -81,6 +85,7 @@ export class Verifier implements Analysis {
   readonly maps: readonly MapDefinition[];
   readonly mapValueRegions: readonly MemoryRegion[];
   private cfg: ControlFlow | undefined;
+  private liveness: Liveness | undefined;
   private readonly log: VerifierLog;
   private readonly limit: number;
   private readonly checkpoints = new Map<number, InsnCheckpoints>();
@@ -101,7 +106,12 @@ export class Verifier implements Analysis {
   ) {
     this.type = options.type;
     this.maps = options.maps ?? [];
-    this.mapValueRegions = this.maps.map((m) => ({ name: 'map_value', sizeBytes: m.valueSizeBytes, writable: true }));
+    this.mapValueRegions = this.maps.map((m) => ({
+      name: m.readonly ? 'rdonly_map_value' : 'map_value',
+      sizeBytes: m.valueSizeBytes,
+      writable: !m.readonly,
+      ...(m.readonly && m.initialValue ? { contents: m.initialValue } : {}),
+    }));
     const format = (pc: number) => {
       const index = this.cfg?.layout.indexAt[pc] ?? -1;
       return index >= 0 ? formatInstruction(program[index]) : '';
@@ -133,6 +143,7 @@ export class Verifier implements Analysis {
     try {
       const cfg = analyzeControlFlow(this.program);
       this.cfg = cfg;
+      this.liveness = analyzeLiveness(this.program, cfg.layout, this.type);
       this.pending.push(this.initialState());
       while (this.pending.length > 0) {
         const s = this.pending.pop() as VerifierState;
@@ -198,7 +209,7 @@ export class Verifier implements Analysis {
       }
       frame.regs[r] = v;
     });
-    return { frames: [frame], pc: 0, prevPc: -1, parent: undefined };
+    return { frames: [frame], pc: 0, prevPc: -1, parent: undefined, minDataLen: 0 };
   }
 
   /** Follow one path until it exits, is pruned or cannot continue; branches push their other side. */
@@ -295,6 +306,7 @@ export class Verifier implements Analysis {
     if (successor !== s) {
       s.frames = successor.frames;
       s.parent = successor.parent;
+      s.minDataLen = successor.minDataLen;
     }
     return pc;
   }
@@ -336,21 +348,24 @@ export class Verifier implements Analysis {
     const pc = s.pc;
     let at = this.checkpoints.get(pc);
     if (!at) this.checkpoints.set(pc, (at = { open: new Map(), finished: [], openCount: 0 }));
-    const fp = fingerprint(s);
+    clearSingularIds(s);
+    const masks = this.masksFor(s);
+    const fp = fingerprint(s, masks);
     // Open checkpoints are ancestors of this state: an equal one means the loop made no progress.
     for (const cp of at.open.get(fp) ?? []) {
-      if (stateCovers(cp.state, s, true)) reject(`back-edge from insn ${s.prevPc} to ${pc} forms an infinite loop`);
+      if (stateCovers(cp.state, s, true, masks)) reject(`back-edge from insn ${s.prevPc} to ${pc} forms an infinite loop`);
     }
+    // Newest first: the latest proven state is the likeliest to match (e.g. the other side of a branch).
     const finished = at.finished;
-    for (let i = 0; i < finished.length; i++) {
+    for (let i = finished.length - 1; i >= 0; i--) {
       const cp = finished[i];
-      if (stateCovers(cp.state, s, false)) {
+      if (stateCovers(cp.state, s, false, masks)) {
         cp.hits++;
         return true;
       }
       cp.misses++;
       if (shouldEvict(cp)) {
-        finished.splice(i--, 1);
+        finished.splice(i, 1);
         this.liveStates--;
       }
     }
@@ -365,6 +380,16 @@ export class Verifier implements Analysis {
     this.liveStates++;
     if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
     return false;
+  }
+
+  /** Liveness and precision masks of each frame of `s` (innermost frame at `s.pc`, callers at their return sites). */
+  private masksFor(s: VerifierState): Uint8Array[] {
+    const liveness = this.liveness as Liveness;
+    const n = s.frames.length;
+    const masks = new Array<Uint8Array>(n);
+    masks[n - 1] = liveness.at(s.pc);
+    for (let f = 0; f < n - 1; f++) masks[f] = liveness.callerAt(s.frames[f + 1].callsite);
+    return masks;
   }
 
   /** Largest stack use of any explored chain of calls; rejects above the combined limit. */

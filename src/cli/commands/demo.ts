@@ -1,52 +1,19 @@
 /**
- * A self-check and a taste of speed, until the storage demo replaces it: two small programs over a
- * 64 KiB buffer on both engines, each checked against a plain TypeScript implementation.
+ * `nearbpf demo` (what `npm start` runs): the storage demo of src/showcase/demo.ts — a target and a
+ * host in this process over 127.0.0.1, a B+-tree and a table built through NVMe writes, and point
+ * lookups, range queries, batch lookups and a filtered scan run both pushed down and fetched, in
+ * one table. The small byte helpers below are kept for the CLI tests.
  */
-import { assemble, type Instruction } from '../../isa/index.js';
-import { CONFORMANCE_MEMORY_REGION_ID, createConformanceEngine } from '../../vm/conformance.js';
-import type { EngineKind } from '../../vm/engine.js';
-import { regionAddress } from '../../vm/memory.js';
-import { ENGINE_KINDS, expectPositionals, parseCommandArgs } from '../args.js';
+import { UsageError } from '../../errors.js';
+import { DEFAULT_DEMO, type DemoOptions, type DemoReport, runStorageDemo } from '../../showcase/demo.js';
+import { formatTable, si, times } from '../../showcase/report.js';
+import { expectPositionals, parseCommandArgs } from '../args.js';
 import type { Command } from './command.js';
-
-const DEMO_BUFFER_SIZE_BYTES = 64 * 1024;
-/** Timed runs per program and engine; the fastest counts, to keep warm-up and GC out of the figure. */
-const TIMED_RUNS = 5;
 
 const FNV1A_OFFSET_BASIS = 0x811c9dc5;
 const FNV1A_PRIME = 0x01000193;
 
-/** 32-bit FNV-1a over [r1, r1 + r2). */
-const FNV1A_SOURCE = `
-  mov32 %r0, 0x${FNV1A_OFFSET_BASIS.toString(16)}
-  mov64 %r3, %r1
-  add64 %r3, %r2
-loop:
-  jge %r1, %r3, done
-  ldxb %r4, [%r1]
-  xor32 %r0, %r4
-  mul32 %r0, 0x${FNV1A_PRIME.toString(16)}
-  add64 %r1, 1
-  ja loop
-done:
-  exit
-`;
-
-/** 64-bit sum of the bytes in [r1, r1 + r2). */
-const BYTE_SUM_SOURCE = `
-  mov64 %r0, 0
-  mov64 %r3, %r1
-  add64 %r3, %r2
-loop:
-  jge %r1, %r3, done
-  ldxb %r4, [%r1]
-  add64 %r0, %r4
-  add64 %r1, 1
-  ja loop
-done:
-  exit
-`;
-
+/** 32-bit FNV-1a. */
 export function fnv1a(bytes: Uint8Array): bigint {
   let hash = FNV1A_OFFSET_BASIS;
   for (const byte of bytes) hash = Math.imul(hash ^ byte, FNV1A_PRIME) >>> 0;
@@ -59,7 +26,7 @@ export function byteSum(bytes: Uint8Array): bigint {
   return BigInt(sum);
 }
 
-/** Deterministic bytes (xorshift32), so every run of the demo sees the same buffer. */
+/** Deterministic bytes (xorshift32). */
 export function pseudoRandomBytes(length: number, seed = 0x9e3779b9): Uint8Array {
   const bytes = new Uint8Array(length);
   let state = seed >>> 0 || 1;
@@ -73,100 +40,113 @@ export function pseudoRandomBytes(length: number, seed = 0x9e3779b9): Uint8Array
   return bytes;
 }
 
-interface DemoProgram {
-  readonly name: string;
-  readonly program: Instruction[];
-  readonly reference: (bytes: Uint8Array) => bigint;
-}
-
-export interface DemoRow {
-  readonly program: string;
-  readonly engine: EngineKind;
-  readonly r0: bigint;
-  readonly expected: bigint;
-  readonly nsPerInstruction: number;
-  readonly compileMicros: number;
-}
-
-/** Run every demo program on every engine over `buffer`. */
-export function runDemo(buffer: Uint8Array): DemoRow[] {
-  const programs: DemoProgram[] = [
-    { name: 'fnv1a', program: assemble(FNV1A_SOURCE), reference: fnv1a },
-    { name: 'byte-sum', program: assemble(BYTE_SUM_SOURCE), reference: byteSum },
+/** The demo's one table: a row per operation and mode, the pushdown rows with their gains over fetching. */
+export function formatDemoReport(report: DemoReport): string {
+  const header = [
+    'operation',
+    'mode',
+    'p50 µs',
+    'p99 µs',
+    'ops/s',
+    'wire B/op',
+    'RTs/op',
+    'results',
+    'latency gain',
+    'ops/s gain',
+    'fewer bytes',
+    'fewer RTs',
   ];
-  const rows: DemoRow[] = [];
-  for (const { name, program, reference } of programs) {
-    const expected = reference(buffer);
-    for (const engine of ENGINE_KINDS) {
-      // The conformance environment (r1 = buffer, r2 = length), built by hand so that loading and
-      // running can be timed apart.
-      const compileStart = process.hrtime.bigint();
-      const { instance, memory } = createConformanceEngine(program, engine, buffer.length);
-      const compileNs = Number(process.hrtime.bigint() - compileStart);
-      memory.bytes(CONFORMANCE_MEMORY_REGION_ID).set(buffer);
-      const args = [regionAddress(CONFORMANCE_MEMORY_REGION_ID, 0), BigInt(buffer.length)];
-      let bestNs = Number.POSITIVE_INFINITY;
-      let r0 = 0n;
-      let fuelUsed = 1;
-      for (let i = 0; i < TIMED_RUNS; i++) {
-        const start = process.hrtime.bigint();
-        const result = instance.run(args, { fuel: Number.MAX_SAFE_INTEGER });
-        bestNs = Math.min(bestNs, Number(process.hrtime.bigint() - start));
-        r0 = result.r0;
-        fuelUsed = Math.max(1, result.fuelUsed);
-      }
-      rows.push({
-        program: name,
-        engine,
-        r0,
-        expected,
-        nsPerInstruction: bestNs / fuelUsed,
-        compileMicros: compileNs / 1000,
-      });
-    }
+  const cells: string[][] = [];
+  for (const row of report.rows) {
+    const m = row.m;
+    const f = report.rows.find((x) => x.operation === row.operation && x.mode === 'fetched')?.m;
+    const pushed = row.mode === 'pushdown' && f;
+    cells.push([
+      row.mode === 'pushdown' || !report.rows.some((x) => x.operation === row.operation && x.mode === 'pushdown')
+        ? row.operation
+        : '',
+      row.mode,
+      si(m.p50Us),
+      si(m.p99Us),
+      si(m.opsPerSec),
+      si(m.bytesPerOp),
+      si(m.commandsPerOp),
+      row.mode === 'pushdown' ? (row.mismatches === 0 ? 'agree' : `${row.mismatches} DIFFER`) : '',
+      pushed ? times(f.p50Us / m.p50Us) : '',
+      pushed ? times(m.opsPerSec / f.opsPerSec) : '',
+      pushed ? times(f.bytesPerOp / m.bytesPerOp) : '',
+      pushed ? times(f.commandsPerOp / m.commandsPerOp) : '',
+    ]);
   }
-  return rows;
+  for (const r of report.loaded.refused) {
+    cells.push([r.name, 'pushdown', '-', '-', '-', '-', '-', `REFUSED (${r.status})`, '', '', '', '']);
+  }
+  return formatTable(header, cells, new Set([2, 3, 4, 5, 6, 8, 9, 10, 11]));
 }
 
-export function formatDemoTable(rows: readonly DemoRow[]): string {
-  const header = ['program', 'engine', 'result', 'expected', 'ns/insn', 'compile µs'];
-  const cells = rows.map((r) => [
-    r.program,
-    r.engine,
-    `0x${r.r0.toString(16)}`,
-    r.r0 === r.expected ? 'ok' : `MISMATCH (0x${r.expected.toString(16)})`,
-    r.nsPerInstruction.toFixed(2),
-    r.compileMicros.toFixed(0),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => (i >= 4 ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return `${[header, ...cells].map(line).join('\n')}\n`;
-}
+const USAGE = `nearbpf demo [--quick] [--keys N] [--rows N] [--json]
+
+Starts an NVMe/TCP target in this process on 127.0.0.1 (ephemeral port) with temporary sparse
+namespaces, connects a host, builds a B+-tree (default ${DEFAULT_DEMO.keys.toLocaleString('en-US')} keys, depth ${DEFAULT_DEMO.depth}, fan-out ${DEFAULT_DEMO.fanout})
+and a table (default ${DEFAULT_DEMO.rows.toLocaleString('en-US')} rows x 64 B) through NVMe writes, loads the storage functions
+of examples/build/btree.o and scan.o (the target verifies them), then runs point lookups, range
+queries, batch lookups and a 1%-selective aggregate scan both pushed down to the target and fetched
+to the client, checks that the results agree, and prints latency, throughput, bytes on the wire and
+round trips (commands) per operation with the pushdown gains.
+  --quick    a smaller tree (100k keys, depth 4) and table (128k rows), fewer operations
+  --json     print the report as JSON instead of the table
+Exit status 1 if a result differs or the target refused a storage function.`;
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'run built-in FNV-1a and byte-sum programs on both engines and compare them',
-  usage: `nearbpf demo
-
-Assembles a FNV-1a and a byte-sum program, runs them over a 64 KiB pseudo-random buffer on the
-interpreter and the JIT, checks each result against a TypeScript implementation and prints the
-results with nanoseconds per instruction and compile time. Exit status 1 if any result disagrees.`,
+  summary: 'storage demo: B+-tree lookups and a scan pushed down to an NVMe/TCP target vs fetched',
+  usage: USAGE,
 
   async run(args, io) {
-    const { positionals } = parseCommandArgs(args, {});
+    const { values, positionals } = parseCommandArgs(args, {
+      quick: { type: 'boolean' },
+      keys: { type: 'string' },
+      rows: { type: 'string' },
+      json: { type: 'boolean' },
+    });
     expectPositionals(positionals, []);
-    const buffer = pseudoRandomBytes(DEMO_BUFFER_SIZE_BYTES);
-    io.stdout.write(`${DEMO_BUFFER_SIZE_BYTES} byte pseudo-random buffer\n\n`);
-    const rows = runDemo(buffer);
-    io.stdout.write(formatDemoTable(rows));
-    const mismatches = rows.filter((r) => r.r0 !== r.expected);
-    if (mismatches.length === 0) return 0;
-    // An engine disagreeing with plain TypeScript is a nearbpf bug, not bad input.
-    io.stderr.write(`demo: ${mismatches.length} result(s) disagree with the TypeScript reference\n`);
-    return 1;
+    const options: DemoOptions = values.quick
+      ? { ...DEFAULT_DEMO, keys: 100_000, depth: 4, fanout: 31, rows: 1 << 17, lookups: 500, ranges: 100, batches: 30, scans: 3 }
+      : { ...DEFAULT_DEMO };
+    const count = (v: string | undefined, name: string) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
+      return n;
+    };
+    if (values.keys !== undefined) {
+      options.keys = count(values.keys, 'keys');
+      options.fanout = undefined;
+    }
+    if (values.rows !== undefined) options.rows = count(values.rows, 'rows');
+    const err = io.stderr as { write(s: string): unknown; isTTY?: boolean };
+    const report = await runStorageDemo(options, err);
+    if (values.json) {
+      io.stdout.write(`${JSON.stringify(report, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+    } else {
+      const l = report.layout;
+      io.stdout.write(
+        `B+-tree: ${l.keyCount.toLocaleString('en-US')} keys, depth ${l.depth}, ${l.nodeCount.toLocaleString('en-US')} nodes of 512 B; ` +
+          `table: ${(report.table.lengthBytes / 64).toLocaleString('en-US')} rows x 64 B; 127.0.0.1 NVMe/TCP, 512 B blocks, QD1\n` +
+          `built in ${report.buildSeconds.toFixed(1)} s, demo ran ${report.totalSeconds.toFixed(1)} s\n\n`,
+      );
+      io.stdout.write(formatDemoReport(report));
+      io.stdout.write(
+        '\nwire B/op: NVMe/TCP bytes both ways on the I/O queue; RTs/op: commands per operation (fetched batch:\n' +
+          `the ${options.batchSize} lookups run concurrently, ${l.depth + 1} dependent round trips). Gains are fetched / pushdown.\n`,
+      );
+    }
+    const mismatches = report.rows.reduce((a, r) => a + (r.mismatches ?? 0), 0);
+    if (report.loaded.refused.length > 0) {
+      io.stderr.write(
+        `demo: the target refused ${report.loaded.refused.map((r) => r.name).join(', ')}: those operations ran only fetched\n`,
+      );
+    }
+    if (mismatches > 0) io.stderr.write(`demo: ${mismatches} pushdown result(s) differ from the fetched ones\n`);
+    return mismatches > 0 || report.loaded.refused.length > 0 ? 1 : 0;
   },
 };

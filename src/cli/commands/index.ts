@@ -2,6 +2,7 @@
 
 import { benchIoCommand, interopCommand, serveCommand } from '../../target/index.js';
 import { asmCommand } from './asm.js';
+import { benchPushdownCommand } from './bench-pushdown.js';
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
 import { disasmCommand } from './disasm.js';
@@ -13,6 +14,7 @@ import { inspectCommand } from './inspect.js';
 import { execCommand, loadCommand, programsCommand, unloadCommand } from './programs.js';
 import { readCommand } from './read.js';
 import { runCommand } from './run.js';
+import { verifyCommand } from './verify.js';
 import { writeCommand } from './write.js';
 
 export type { Command } from './command.js';
@@ -22,9 +24,11 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     asmCommand,
     disasmCommand,
     runCommand,
+    verifyCommand,
     inspectCommand,
     serveCommand,
     benchIoCommand,
+    benchPushdownCommand,
     interopCommand,
     demoCommand,
     discoverCommand,

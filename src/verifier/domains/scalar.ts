@@ -12,6 +12,7 @@ import {
   type Tnum,
   tnumAdd,
   tnumAnd,
+  tnumUnion,
   tnumArshift,
   tnumByteSwap,
   tnumCast,
@@ -192,6 +193,23 @@ export function scalarIntersect(a: Scalar, b: Scalar): Scalar | undefined {
     s32min: maxOf(a.s32min, b.s32min),
     s32max: minOf(a.s32max, b.s32max),
   });
+}
+
+/** The least scalar of this domain containing every value of `a` and of `b` (a sound union). */
+export function scalarJoin(a: Scalar, b: Scalar): Scalar {
+  return (
+    scalarSync({
+      t: tnumUnion(a.t, b.t),
+      umin: minOf(a.umin, b.umin),
+      umax: maxOf(a.umax, b.umax),
+      smin: minOf(a.smin, b.smin),
+      smax: maxOf(a.smax, b.smax),
+      u32min: minOf(a.u32min, b.u32min),
+      u32max: maxOf(a.u32max, b.u32max),
+      s32min: minOf(a.s32min, b.s32min),
+      s32max: maxOf(a.s32max, b.s32max),
+    }) ?? SCALAR_UNKNOWN
+  );
 }
 
 /**
