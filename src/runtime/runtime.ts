@@ -12,7 +12,7 @@ import { FairScheduler } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
 /** Checks a program before it is compiled; throws (e.g. a `VerifierError`) to refuse it. */
-export type ProgramVerifier = (program: Program, name: string, maps: readonly MapSpec[]) => void;
+export type ProgramVerifier = (program: Program, name: string, maps: readonly MapSpec[]) => void | Promise<void>;
 
 /** A program as loaded: its instructions (map references unresolved), its maps and how to link them. */
 export interface LoadableProgram {
@@ -47,6 +47,7 @@ export const MAX_PROGRAM_NAME_BYTES = 64;
 export class StorageRuntime {
   readonly scheduler = new FairScheduler();
   private readonly programs = new Map<string, Map<string, StorageFunction>>();
+  private readonly verifying = new Set<string>();
 
   constructor(private readonly options: StorageRuntimeOptions) {}
 
@@ -55,7 +56,7 @@ export class StorageRuntime {
   }
 
   /** Verify and compile `program` under `name` for `tenant`, replacing nothing: names are unique per tenant. */
-  load(tenant: string, name: string, loadable: LoadableProgram | Program): ProgramInfo {
+  async load(tenant: string, name: string, loadable: LoadableProgram | Program): Promise<ProgramInfo> {
     const program: LoadableProgram = isLoadable(loadable) ? loadable : { instructions: loadable };
     if (!/^[\w.-]+$/.test(name) || Buffer.byteLength(name) > MAX_PROGRAM_NAME_BYTES) {
       throw new ProgramLoadError(`program name must be 1-${MAX_PROGRAM_NAME_BYTES} of [A-Za-z0-9_.-], got '${name}'`);
@@ -70,7 +71,22 @@ export class StorageRuntime {
         `tenant '${tenant}' has ${mine.size} programs loaded`,
       );
     }
-    this.options.verify(program.instructions, name, program.maps ?? []);
+    // Reserve the name while verifying (which may take a while, off the event loop).
+    if (this.verifying.has(`${tenant}\0${name}`)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
+    this.verifying.add(`${tenant}\0${name}`);
+    try {
+      await this.options.verify(program.instructions, name, program.maps ?? []);
+    } finally {
+      this.verifying.delete(`${tenant}\0${name}`);
+    }
+    if (mine.has(name)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
+    if (mine.size >= limits.maxLoadedPrograms) {
+      throw new BudgetExceededError(
+        'loadedPrograms',
+        limits.maxLoadedPrograms,
+        `tenant '${tenant}' has ${mine.size} programs loaded`,
+      );
+    }
     const fn = new StorageFunction({
       name,
       program: program.instructions,

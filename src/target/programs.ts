@@ -4,7 +4,6 @@
  * namespace of the controller's subsystem, and keeping the messages of failed commands for the host.
  * Programs belong to a tenant, the host NQN: a host sees and runs only its own.
  */
-import { STORAGE_FUNCTION } from '../abi/storage.js';
 import { CallDepthError, HelperError, MemoryAccessError, NearbpfError, UnknownHelperError } from '../errors.js';
 import { decodeProgram } from '../isa/index.js';
 import { isElf, linkForSandbox, loadProgramBytes } from '../loader/index.js';
@@ -35,10 +34,10 @@ import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadEr
 import type { ExecutionMode } from '../runtime/execution.js';
 import { type LoadableProgram, StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
 import { VerifierError } from '../verifier/errors.js';
-import { verifyProgram } from '../verifier/index.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
 import type { Controller } from './controller.js';
 import type { Logger } from './logger.js';
+import { BackgroundVerifier } from './verify-worker.js';
 
 /** Loads a controller may have half-sent at once. */
 const MAX_PENDING_LOADS = 4;
@@ -94,6 +93,7 @@ export function isProgramIoOpcode(opcode: number): boolean {
 
 export class ProgramService {
   readonly runtime: StorageRuntime;
+  private readonly verifier = new BackgroundVerifier();
   private readonly handles = new Map<number, { tenant: string; name: string }>();
   private nextHandle = 1;
   private readonly states = new WeakMap<Controller, ControllerState>();
@@ -103,9 +103,7 @@ export class ProgramService {
     limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits> },
   ) {
     this.runtime = new StorageRuntime({
-      verify: (program, _name, maps) => {
-        verifyProgram(program, { type: STORAGE_FUNCTION, maps });
-      },
+      verify: (program, _name, maps) => this.verifier.verify(program, maps),
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
     });
   }
@@ -143,7 +141,11 @@ export class ProgramService {
     }
   }
 
-  private loadChunk(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion {
+  close(): Promise<void> {
+    return this.verifier.close();
+  }
+
+  private loadChunk(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion | Promise<Completion> {
     const offset = sqe.cdw10 >>> 0;
     const total = sqe.cdw11 >>> 0;
     const loadId = sqe.cdw12 >>> 0;
@@ -175,14 +177,14 @@ export class ProgramService {
     return this.finishLoad(ctl, key, pending.image);
   }
 
-  private finishLoad(ctl: Controller, key: string, image: Buffer): Completion {
+  private async finishLoad(ctl: Controller, key: string, image: Buffer): Promise<Completion> {
     const tenant = ctl.hostNqn;
     let name = '';
     try {
       const decoded = decodeLoadImage(image);
       name = decoded.header.name;
       const program = this.programOf(decoded.header.format, decoded.program, decoded.header.objectProgram);
-      this.runtime.load(tenant, name, program);
+      await this.runtime.load(tenant, name, program);
       const handle = this.allocateHandle();
       this.handles.set(handle, { tenant, name });
       this.log.info('program loaded', { host: tenant, name, handle, instructions: program.instructions.length });

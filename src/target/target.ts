@@ -266,6 +266,7 @@ export class NvmeTcpTarget implements CommandRouter {
       for (const ctl of [...this.controllers.values()]) ctl.destroy();
       for (const c of this.connections) c.destroy();
       await serverClosed;
+      await this.programs.close();
       await this.closeNamespaces();
     })();
     return this.closing;
