@@ -208,7 +208,8 @@ export class HostQueue {
         resolve,
         reject,
         dataOut,
-        dataIn: dataInBytes > 0 ? Buffer.alloc(dataInBytes) : null,
+        // With variableDataIn only the bytes that arrived are returned, so the rest need no zeroing.
+        dataIn: dataInBytes > 0 ? (io.variableDataIn ? Buffer.allocUnsafe(dataInBytes) : Buffer.alloc(dataInBytes)) : null,
         dataInReceived: 0,
         dataInEnd: 0,
         variableDataIn: io.variableDataIn === true,

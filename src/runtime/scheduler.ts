@@ -32,6 +32,13 @@ export class FairScheduler {
           });
         },
       };
+      // Nobody running or waiting: take the turn now rather than after a trip round the event loop.
+      if (!this.running && !this.dispatchScheduled && this.queues.size === 0) {
+        this.running = true;
+        this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
+        waiter.grant();
+        return;
+      }
       const queue = this.queues.get(tenant);
       if (queue) queue.push(waiter);
       else this.queues.set(tenant, [waiter]);
@@ -47,7 +54,7 @@ export class FairScheduler {
   }
 
   private scheduleDispatch(): void {
-    if (this.dispatchScheduled || this.running) return;
+    if (this.dispatchScheduled || this.running || this.queues.size === 0) return;
     this.dispatchScheduled = true;
     setImmediate(() => {
       this.dispatchScheduled = false;
