@@ -8,7 +8,7 @@
  * which is what DLFEAT advertises.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, read as fsRead, write as fsWrite } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../protocol/errors.js';
@@ -87,7 +87,7 @@ export class Namespace {
         const buf = Buffer.allocUnsafe(bytes);
         let done = 0;
         while (done < bytes) {
-          const { bytesRead } = await this.fh.read(buf, done, bytes - done, offset + done);
+          const bytesRead = await readAt(this.fh.fd, buf, done, bytes - done, offset + done);
           if (bytesRead === 0) {
             buf.fill(0, done);
             break;
@@ -105,7 +105,7 @@ export class Namespace {
       (async () => {
         let done = 0;
         while (done < data.length) {
-          const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+          const bytesWritten = await writeAt(this.fh.fd, data, done, data.length - done, offset + done);
           done += bytesWritten;
         }
       })(),
@@ -151,4 +151,14 @@ export function namespaceIds(subsystemNqn: string, nsid: number): NamespaceIds {
   uuid[6] = (uuid[6] & 0x0f) | 0x40; // version 4 layout
   uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC 4122 variant
   return { nguid: Buffer.from(h('nguid')), uuid };
+}
+
+// The callback forms of read/write on the handle's descriptor: measured at about half the cost of
+// FileHandle.read/write per call (the promise API adds its own bookkeeping on every I/O).
+function readAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fsRead(fd, buf, at, length, position, (e, n) => (e ? reject(e) : resolve(n))));
+}
+
+function writeAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fsWrite(fd, buf, at, length, position, (e, n) => (e ? reject(e) : resolve(n))));
 }
