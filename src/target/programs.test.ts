@@ -237,6 +237,47 @@ describe('storage functions over NVMe/TCP', () => {
     await programs.unload(handle);
   });
 
+  it('runs many concurrent executions from several hosts, each getting its own results', async () => {
+    const hosts = await Promise.all(
+      [1, 2, 3].map((i) =>
+        NvmeTcpHost.connect({
+          host: '127.0.0.1',
+          port: t.address.port,
+          subsystemNqn: SUBNQN,
+          hostNqn: `nqn.2014-08.org.nvmexpress:uuid:concurrent-${i}`,
+          ioQueues: 2,
+        }),
+      ),
+    );
+    try {
+      const sum = values.reduce((a, b) => a + b);
+      await Promise.all(
+        hosts.map(async (h, i) => {
+          const client = new ProgramClient(h);
+          // Same name on every host: names are per tenant.
+          const handle = await client.load(bytecode(LIST_WALK), { name: 'walk' });
+          const results = await Promise.all(
+            Array.from({ length: 8 }, (_, k) =>
+              client.execute(handle, { nsid: 1, params: [BigInt(head + (k % values.length) * 512), 0n] }),
+            ),
+          );
+          results.forEach((r, k) => {
+            const start = k % values.length;
+            assert.equal(
+              r.returnValue,
+              values.slice(start).reduce((a, b) => a + b, 0n),
+              `host ${i} execution ${k}`,
+            );
+          });
+          assert.equal(results[0].returnValue, sum);
+          await client.unload(handle);
+        }),
+      );
+    } finally {
+      await Promise.all(hosts.map((h) => h.close()));
+    }
+  });
+
   it('answers malformed program commands with an NVMe status', async () => {
     // A chunk out of sequence, an unknown message, a bidirectional command on the admin queue.
     await assert.rejects(
