@@ -7,7 +7,8 @@
  *  - bytes on the wire and commands per operation for every operation,
  *  - the scan's bytes and latency across selectivities 0.1%..100%,
  *  - with --netns, the depth-6 lookup and the 1% scan at 25/100/500 µs RTT (veth + netem between two
- *    network namespaces; see netns.ts).
+ *    network namespaces; see netns.ts); with --rtt, or --netns without netem, the same RTTs through
+ *    a userspace delay proxy (rtt.ts, delay-proxy.ts).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -19,6 +19,8 @@ export interface LineChart {
   readonly yFromZero?: boolean;
   readonly width?: number;
   readonly height?: number;
+  /** Where the legend goes (default top-left). */
+  readonly legend?: 'top-left' | 'bottom-right';
 }
 
 export interface BarChart {
@@ -156,11 +158,14 @@ export function lineChartSvg(c: LineChart): string {
     }
     for (const [px, py] of pts) out.push(`<circle cx="${n2(px)}" cy="${n2(py)}" r="3" fill="${color}"/>`);
   });
+  const names = c.series.map((s) => s.name);
+  const bottomRight = c.legend === 'bottom-right';
+  const legendWidth = 24 + 6.5 * Math.max(0, ...names.map((s) => s.length));
   out.push(
     ...legend(
-      c.series.map((s) => s.name),
-      left + 12,
-      top + 14,
+      names,
+      bottomRight ? width - right - legendWidth : left + 12,
+      bottomRight ? height - bottom - 8 - 16 * (names.length - 1) : top + 14,
     ),
   );
   out.push('</svg>');
@@ -201,6 +206,29 @@ export function barChartSvg(c: BarChart): string {
       top + 14,
     ),
   );
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+/** Standalone SVG documents (as `lineChartSvg` and `barChartSvg` write them) stacked top to bottom in one document. */
+export function stackSvgs(parts: readonly string[]): string {
+  const size = (svg: string) => {
+    const m = /^<svg [^>]*width="(\d+(?:\.\d+)?)" height="(\d+(?:\.\d+)?)"/.exec(svg);
+    if (!m) throw new RangeError('not an SVG document of this module');
+    return { width: Number(m[1]), height: Number(m[2]) };
+  };
+  const sizes = parts.map(size);
+  const width = Math.max(0, ...sizes.map((s) => s.width));
+  const height = sizes.reduce((a, s) => a + s.height, 0);
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
+    `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
+  ];
+  let y = 0;
+  parts.forEach((svg, i) => {
+    out.push(svg.trimEnd().replace(/^<svg /, `<svg x="0" y="${y}" `));
+    y += sizes[i].height;
+  });
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

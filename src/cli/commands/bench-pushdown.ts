@@ -1,7 +1,9 @@
 /**
- * `nearbpf bench-pushdown [--quick] [--netns] [--out DIR]`: storage functions pushed down to an
- * NVMe/TCP target vs the same operations fetched to the client (src/showcase/bench.ts), written as
- * CSV and SVG under results/, with the headline ratios against the targets of issue #7.
+ * `nearbpf bench-pushdown [--quick] [--netns] [--rtt] [--out DIR]`: storage functions pushed down to
+ * an NVMe/TCP target vs the same operations fetched to the client (src/showcase/bench.ts), written as
+ * CSV and SVG under results/, with the headline ratios against the targets of issue #7; `--rtt` (and
+ * `--netns` where netem cannot run) sweeps the round-trip time through a userspace delay proxy
+ * (src/showcase/rtt.ts).
  */
 import { join } from 'node:path';
 import { UsageError } from '../../errors.js';
@@ -9,12 +11,13 @@ import { type BenchPlan, benchLoopback, benchPlan, type ClientFigures, runClient
 import { figureFiles, headline, writeFigures } from '../../showcase/figures.js';
 import { benchNetns, netnsUnavailable, type RttFigure } from '../../showcase/netns.js';
 import { say, times } from '../../showcase/report.js';
+import { benchRtt, formatRttTable, type RttSweep, rttFigureFiles } from '../../showcase/rtt.js';
 import { parseListen } from '../../target/serve.js';
 import { REPO_ROOT } from '../../testing/conformance-data.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
 import type { Command } from './command.js';
 
-const USAGE = `nearbpf bench-pushdown [--quick] [--netns] [--out DIR]
+const USAGE = `nearbpf bench-pushdown [--quick] [--netns] [--rtt] [--out DIR]
 
 Runs an NVMe/TCP target as a separate process on 127.0.0.1, builds B+-trees of depth 1..6 and a
 table through NVMe writes, and measures storage functions pushed down to the target against the
@@ -25,7 +28,13 @@ headline ratios against the targets.
   --quick   smaller trees and table, fewer operations
   --netns   also run client and target in two network namespaces joined by a veth pair with netem
             delay (0, 25, 100, 500 µs RTT) and report the gain against RTT (needs root and iproute2;
-            skipped with a message otherwise)`;
+            falls back to --rtt otherwise, e.g. without root or when the kernel lacks sch_netem)
+  --rtt     only the RTT sweep, through a userspace TCP delay proxy on 127.0.0.1 (no root, no netem):
+            depth-6 lookups at QD1 and a 1% scan, pushed down vs fetched, straight to the target and
+            through the proxy at +0, +25, +100 and +500 µs RTT (12.5/50/250 µs each way), with the
+            RTT the proxy achieves measured by a ping-pong; writes pushdown-gain-by-rtt.{csv,svg}.
+            The proxy adds its own per-chunk cost: the +0 µs proxy row shows it, so read the delayed
+            rows against that row (under a minute)`;
 
 function printRtt(rtt: readonly RttFigure[], write: (s: string) => unknown): void {
   write('\npushdown gain against RTT (depth-6 lookup p50 at QD1, 16 outstanding lookups, 1% scan):\n');
@@ -50,6 +59,7 @@ export const benchPushdownCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, {
       quick: { type: 'boolean' },
       netns: { type: 'boolean' },
+      rtt: { type: 'boolean' },
       out: { type: 'string' },
       // Internal: the client side of --netns, run inside the client namespace.
       role: { type: 'string' },
@@ -73,33 +83,53 @@ export const benchPushdownCommand: Command = {
 
     const outDir = values.out ?? join(REPO_ROOT, 'results');
     const started = Date.now();
-    say(err, `bench-pushdown${plan.quick ? ' --quick' : ''}: loopback (target process on 127.0.0.1)`);
-    const figures: ClientFigures = await benchLoopback(plan, err);
+    const w = (s: string) => io.stdout.write(s);
+    // --rtt alone: only the sweep through the delay proxy (the loopback figures are left as they are).
+    let figures: ClientFigures | undefined;
+    if (!values.rtt || values.netns) {
+      say(err, `bench-pushdown${plan.quick ? ' --quick' : ''}: loopback (target process on 127.0.0.1)`);
+      figures = await benchLoopback(plan, err);
+    }
     let rtt: RttFigure[] = [];
+    let sweepRtt = values.rtt ?? false;
     if (values.netns) {
       const why = await netnsUnavailable();
-      if (why) say(err, `--netns skipped: ${why}`);
-      else {
+      if (why) {
+        say(err, `--netns unavailable: ${why}; falling back to --rtt (userspace delay proxy)`);
+        sweepRtt = true;
+      } else {
         try {
           rtt = await benchNetns(plan, err);
         } catch (e) {
-          say(err, `--netns failed (namespaces removed): ${(e as Error).message}`);
+          say(err, `--netns failed (namespaces removed): ${(e as Error).message}; falling back to --rtt`);
+          sweepRtt = true;
         }
       }
     }
-    const written = await writeFigures(outDir, figureFiles(figures, rtt));
-    const w = (s: string) => io.stdout.write(s);
-    if (figures.refused.length > 0) {
+    let sweep: RttSweep | undefined;
+    if (sweepRtt) sweep = await benchRtt(plan, err);
+    const written = await writeFigures(outDir, [
+      ...(figures ? figureFiles(figures, rtt) : []),
+      ...(sweep ? rttFigureFiles(sweep.rows) : []),
+    ]);
+    const refused = [...(figures?.refused ?? []), ...(sweep?.refused ?? [])];
+    const mismatches = (figures?.mismatches ?? 0) + (sweep?.mismatches ?? 0);
+    if (refused.length > 0) {
       w(`\nREFUSED by the target's verifier (their pushdown figures are missing):\n`);
-      for (const r of figures.refused) w(`  ${r.name}: ${r.message}\n`);
+      for (const r of refused) w(`  ${r.name}: ${r.message}\n`);
     }
-    w('\nheadline (loopback, target in its own process):\n');
-    const h = headline(figures);
-    w(h.text);
+    if (figures) {
+      w('\nheadline (loopback, target in its own process):\n');
+      w(headline(figures).text);
+    }
     if (rtt.length > 0) printRtt(rtt, w);
-    w(`\nresults agree: ${figures.mismatches === 0 ? 'yes' : `NO, ${figures.mismatches} differ`}\n`);
+    if (sweep) {
+      w('\npushdown gain against RTT, through a userspace TCP delay proxy (depth-6 lookup at QD1, 1% scan):\n');
+      w(formatRttTable(sweep.rows));
+    }
+    w(`\nresults agree: ${mismatches === 0 ? 'yes' : `NO, ${mismatches} differ`}\n`);
     w(`figures: ${written.join(', ')}\n`);
     w(`took ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-    return figures.mismatches > 0 || figures.refused.length > 0 ? 1 : 0;
+    return mismatches > 0 || refused.length > 0 ? 1 : 0;
   },
 };
