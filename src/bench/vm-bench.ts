@@ -300,7 +300,12 @@ function main(): void {
     const small = assemble(w.scaled(w.interpreterScale));
     const interp = makeEngine('interpreter', small, w.memory);
     timeRun(interp.engine, interp.args); // warm-up: V8 optimises the dispatch loop
-    const i = timeRun(interp.engine, interp.args);
+    // Best of three: the interpreter's runs are short, so one scheduling hiccup would dominate.
+    const i = [
+      timeRun(interp.engine, interp.args),
+      timeRun(interp.engine, interp.args),
+      timeRun(interp.engine, interp.args),
+    ].reduce((a, b) => (b.ns < a.ns ? b : a));
     const nativeT0 = process.hrtime.bigint();
     const nativeR0 = w.native(w.memory, 1);
     const nativeNs = Number(process.hrtime.bigint() - nativeT0);
