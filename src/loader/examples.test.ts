@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { STORAGE_FUNCTION } from '../abi/storage.js';
+import { verifyProgram } from '../verifier/index.js';
 import type { EngineKind } from '../vm/engine.js';
 import { createProgramEnvironment } from './environment.js';
 import { caseMemory, EXAMPLES_BUILD_DIR, exampleObject, exampleObjectNames, expectedCases } from './fixtures.js';
@@ -33,6 +35,25 @@ function checkCases(dir: string, engine: EngineKind): string[] {
       }
     } catch (e) {
       failures.push(`${label}: ${(e as Error).message}`);
+    }
+  }
+  return failures;
+}
+
+/** Programs of the objects in `dir` that the verifier rejects (with the reason). */
+function verifyObjects(dir: string): string[] {
+  const failures: string[] = [];
+  for (const name of exampleObjectNames(dir)) {
+    const object = loadObject(exampleObject(name, dir));
+    for (const p of object.programs) {
+      try {
+        verifyProgram(p.instructions, {
+          type: p.programType === 'storage' ? STORAGE_FUNCTION : 'conformance',
+          maps: object.maps,
+        });
+      } catch (e) {
+        failures.push(`${name}/${p.name}: ${(e as Error).message}`);
+      }
     }
   }
   return failures;
@@ -80,6 +101,8 @@ describe('examples', () => {
         const dir = `${out}/`;
         assert.deepEqual(exampleObjectNames(dir), exampleObjectNames());
         for (const engine of ENGINES) assert.deepEqual(checkCases(dir, engine), [], `-mcpu=${mcpu}`);
+        // The committed configuration must also still verify, program by program.
+        if (mcpu === 'v3') assert.deepEqual(verifyObjects(dir), [], 'rebuilt objects that fail verification');
       } finally {
         rmSync(out, { recursive: true, force: true });
       }

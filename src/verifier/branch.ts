@@ -27,6 +27,7 @@ import {
   type RegValue,
   scalarValue,
   type VerifierState,
+  validRelation,
   writableStack,
 } from './state.js';
 
@@ -99,14 +100,55 @@ function scalarBranch(
         const newB = scalarValue(r.b, b.id, bRel, b.delta ?? 0) as ScalarReg;
         regs[insn.src.reg] = newB;
         linkRefinement(next, newB);
+        const frame = next.frames.length - 1;
+        next.relation = {
+          frame,
+          a: insn.dst,
+          b: insn.src.reg,
+          va: regs[insn.dst],
+          vb: regs[insn.src.reg],
+          cmp: c,
+          width: insn.width,
+        };
       }
     }
     return next;
   };
+  // Two registers compared before, unchanged since: the earlier outcome may decide this one.
+  const known = srcIsReg && !sameReg ? impliedOutcome(s, insn, cmp) : undefined;
+  if (known === true) return { taken: successor(cmp, false) };
+  if (known === false) return { fallthrough: successor(negateComparison(cmp), false) };
   // Compute the taken side on a copy first: the fall-through may then reuse the current state.
   const taken = successor(cmp, true);
   const fallthrough = successor(negateComparison(cmp), false);
   return { taken, fallthrough };
+}
+
+const SWAPPED: Partial<Record<Comparison, Comparison>> = {
+  eq: 'eq',
+  ne: 'ne',
+  lt: 'gt',
+  gt: 'lt',
+  le: 'ge',
+  ge: 'le',
+  slt: 'sgt',
+  sgt: 'slt',
+  sle: 'sge',
+  sge: 'sle',
+};
+
+/** Whether `dst cmp src` is surely true or false given the state's still-valid relation. */
+function impliedOutcome(s: VerifierState, insn: JumpInstruction, cmp: Comparison): boolean | undefined {
+  const rel = validRelation(s);
+  const src = (insn.src as { reg: number }).reg;
+  if (!rel || rel.frame !== s.frames.length - 1 || rel.width !== insn.width) return undefined;
+  let held: Comparison | undefined;
+  if (rel.a === insn.dst && rel.b === src) held = rel.cmp as Comparison;
+  else if (rel.a === src && rel.b === insn.dst) held = SWAPPED[rel.cmp as Comparison];
+  if (held === undefined) return undefined;
+  if (held === cmp) return true;
+  if (held === negateComparison(cmp)) return false;
+  return undefined;
 }
 
 /** Give every register and spill linked to `v` (same id) its refined value; note a proven length. */

@@ -12,7 +12,6 @@ import {
   scalarConstValue,
   scalarEquals,
   scalarIn,
-  scalarJoin,
   scalarToString,
 } from './domains/scalar.js';
 import { LIVE, MASK_SLOTS, PRECISE } from './liveness.js';
@@ -108,6 +107,40 @@ export interface VerifierState {
   parent: Checkpoint | undefined;
   /** Proven lower bound of the data buffer's length: bytes [0, minDataLen) of it exist. */
   minDataLen: number;
+  /** The outcome of the latest comparison of two registers, while they still hold the same values. */
+  relation?: Relation;
+}
+
+/**
+ * `R[a] cmp R[b]` (in `width` bits) held when the registers got the values `va` and `vb` (objects
+ * created by that comparison's refinement, so any register holding them holds those same values):
+ * valid while frame `frame`'s registers still hold exactly those objects. Lets clang's repeated
+ * comparisons (`if (k > want) ...; if (k > want) ...`) skip the side that cannot happen.
+ */
+export interface Relation {
+  readonly frame: number;
+  readonly a: number;
+  readonly b: number;
+  readonly va: RegValue;
+  readonly vb: RegValue;
+  readonly cmp: string;
+  readonly width: number;
+}
+
+/** The state's relation if it still holds (its registers were not rewritten). */
+export function validRelation(s: VerifierState): Relation | undefined {
+  const r = s.relation;
+  if (!r || r.frame >= s.frames.length) return undefined;
+  const regs = s.frames[r.frame].regs;
+  return regs[r.a] === r.va && regs[r.b] === r.vb ? r : undefined;
+}
+
+function relationCovers(old: VerifierState, cur: VerifierState, exact: boolean, masks: readonly Uint8Array[]): boolean {
+  const live = (r: Relation | undefined) => (r && masks[r.frame][r.a] & LIVE && masks[r.frame][r.b] & LIVE ? r : undefined);
+  const o = live(validRelation(old));
+  const c = live(validRelation(cur));
+  if (!o) return !exact || !c;
+  return !!c && c.frame === o.frame && c.a === o.a && c.b === o.b && c.cmp === o.cmp && c.width === o.width;
 }
 
 export const SLOT_COUNT = STACK_FRAME_SIZE_BYTES / 8;
@@ -130,6 +163,7 @@ export function cloneState(s: VerifierState): VerifierState {
     prevPc: s.prevPc,
     parent: s.parent,
     minDataLen: s.minDataLen,
+    relation: s.relation,
   };
 }
 
@@ -222,10 +256,15 @@ export function formatState(s: VerifierState): string[] {
  * through the id (range of data pointers, null-ness of a lookup) would not carry over.
  */
 class IdMap {
-  private readonly forward = new Map<number, number>();
-  private readonly backward = new Map<number, number>();
+  // Allocated on first use: most comparisons fail or succeed before any id is compared.
+  private forward: Map<number, number> | undefined;
+  private backward: Map<number, number> | undefined;
   check(oldId: number, curId: number): boolean {
     if (oldId < FIRST_DYNAMIC_ID || curId < FIRST_DYNAMIC_ID) return oldId === curId;
+    if (!this.forward || !this.backward) {
+      this.forward = new Map();
+      this.backward = new Map();
+    }
     const f = this.forward.get(oldId);
     const b = this.backward.get(curId);
     if (f === undefined && b === undefined) {
@@ -244,6 +283,9 @@ class IdMap {
  */
 function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean, bits: number): boolean {
   if (!(bits & LIVE)) return true;
+  // States share value objects (copies are shallow): the same object covers itself, unless it
+  // carries an id whose renaming must stay consistent with the other registers.
+  if (old === cur && !carriesId(old)) return true;
   // A register the old state never had initialised was never read on any path from it.
   if (old.kind === 'uninit') return !exact || cur.kind === 'uninit';
   const within = (o: Scalar, c: Scalar) => (exact ? scalarEquals(o, c) : scalarIn(o, c));
@@ -284,6 +326,9 @@ function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean, b
       return cur.kind === 'map' && cur.map === old.map;
   }
 }
+
+const carriesId = (v: RegValue) =>
+  (v.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID) || v.kind === 'data' || (v.kind === 'mem' && v.nullable);
 
 /** The kind of byte a spilled register reads as when read partially. */
 function spilledByteKind(spill: RegValue): number {
@@ -331,6 +376,7 @@ export function stateCovers(
 ): boolean {
   if (old.frames.length !== cur.frames.length) return false;
   if (exact ? old.minDataLen !== cur.minDataLen : old.minDataLen > cur.minDataLen) return false;
+  if ((old.relation || cur.relation) && !relationCovers(old, cur, exact, masks)) return false;
   for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
   const ids = new IdMap();
   // Innermost frame first: it is where states differ most.
@@ -352,6 +398,8 @@ export const ALL_LIVE: Uint8Array = new Uint8Array(MASK_SLOTS + SLOT_COUNT).fill
  * make equal states look different (the kernel's clear_singular_ids).
  */
 export function clearSingularIds(s: VerifierState): void {
+  const linked = (v: RegValue | undefined) => v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID;
+  if (!s.frames.some((f) => f.regs.some(linked) || f.spills.some(linked))) return;
   const count = new Map<number, number>();
   const note = (v: RegValue | undefined) => {
     if (v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID) count.set(v.id, (count.get(v.id) ?? 0) + 1);
@@ -416,114 +464,4 @@ export function fingerprint(s: VerifierState, masks: readonly Uint8Array[] = s.f
     }
   });
   return h;
-}
-
-/**
- * Widen `cur` in place so that it also covers `old` (same pc, same masks): the join of the two, used
- * when many states reach one instruction and none covers another. Only states of the same shape
- * join: the same frames, the same kinds of live registers and slots, pointers at the same constant
- * offsets into the same objects; numbers take the union of their bounds, variable offsets too,
- * proven ranges and the proven data length the smaller of the two, and links (ids) survive only
- * where both states have them. Returns false (and leaves `cur` unchanged) when the shapes differ.
- * Exploring the joined state explores a superset of what both stand for: sound, merely less precise.
- */
-export function joinStates(old: VerifierState, cur: VerifierState, masks: readonly Uint8Array[]): boolean {
-  if (old.frames.length !== cur.frames.length) return false;
-  for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
-  const ids = new IdMap();
-  const regs: RegValue[][] = [];
-  const spills: (RegValue | undefined)[][] = [];
-  const stacks: Uint8Array[] = [];
-  let changed = false;
-  for (let f = 0; f < old.frames.length; f++) {
-    const o = old.frames[f];
-    const c = cur.frames[f];
-    const mask = masks[f];
-    const r: RegValue[] = c.regs.slice();
-    for (let i = 0; i < 11; i++) {
-      if (!(mask[i] & LIVE)) continue;
-      const j = joinValue(o.regs[i], c.regs[i], ids, (mask[i] & PRECISE) !== 0);
-      if (!j) return false;
-      if (j !== c.regs[i]) changed = true;
-      r[i] = j;
-    }
-    regs.push(r);
-    const sp = c.spills.slice();
-    const st = c.stack.slice();
-    for (let slot = 0; slot < SLOT_COUNT; slot++) {
-      const bits = mask[MASK_SLOTS + slot];
-      if (!(bits & LIVE)) continue;
-      const os = o.spills[slot];
-      const cs = c.spills[slot];
-      if (os && cs) {
-        const j = joinValue(os, cs, ids, (bits & PRECISE) !== 0);
-        if (!j) return false;
-        if (j !== cs) changed = true;
-        sp[slot] = j;
-        continue;
-      }
-      if ((os && isPointer(os)) || (cs && isPointer(cs))) return false;
-      for (let i = slot * 8; i < slot * 8 + 8; i++) {
-        const ob = os ? spilledByteKind(os) : o.stack[i];
-        const cb = cs ? spilledByteKind(cs) : c.stack[i];
-        if (ob === cb) continue;
-        if (ob === STACK_INVALID || cb === STACK_INVALID) return false;
-        changed = true;
-        st[i] = STACK_MISC;
-      }
-      if (cs && st.subarray(slot * 8, slot * 8 + 8).some((b) => b !== STACK_SPILL)) {
-        // The joined slot is plain bytes: turn the remaining spilled bytes into what they read as.
-        const kind = spilledByteKind(cs);
-        for (let i = slot * 8; i < slot * 8 + 8; i++) if (st[i] === STACK_SPILL) st[i] = kind;
-        sp[slot] = undefined;
-      }
-    }
-    spills.push(sp);
-    stacks.push(st);
-  }
-  const minDataLen = Math.min(old.minDataLen, cur.minDataLen);
-  if (!changed && minDataLen === cur.minDataLen) return true;
-  cur.frames = cur.frames.map((f, k) => ({ ...f, regs: regs[k], spills: spills[k], stack: stacks[k], stackShared: false }));
-  cur.minDataLen = minDataLen;
-  return true;
-}
-
-/** A value covering both, or undefined when they cannot join (different kinds or objects). */
-function joinValue(o: RegValue, c: RegValue, ids: IdMap, precise: boolean): RegValue | undefined {
-  if (o.kind === 'uninit' || c.kind === 'uninit') return o.kind === c.kind ? c : undefined;
-  if (o.kind !== c.kind) return undefined;
-  switch (c.kind) {
-    case 'scalar': {
-      const os = o as typeof c;
-      if (!precise) return c;
-      const value = scalarIn(c.value, os.value) ? c.value : scalarJoin(os.value, c.value);
-      const keepId = c.id !== 0 && ids.check(os.id, c.id) && (os.delta ?? 0) === (c.delta ?? 0);
-      const lenRel = Math.min(os.lenRel ?? 0, c.lenRel ?? 0);
-      if (value === c.value && keepId && lenRel === (c.lenRel ?? 0)) return c;
-      return scalarValue(value, keepId ? c.id : 0, lenRel, keepId ? (c.delta ?? 0) : 0);
-    }
-    case 'ctx':
-      return (o as typeof c).off === c.off ? c : undefined;
-    case 'stack': {
-      const os = o as typeof c;
-      if (os.frame !== c.frame || os.off !== c.off) return undefined;
-      return scalarIn(c.varOff, os.varOff) ? c : { ...c, varOff: scalarJoin(os.varOff, c.varOff) };
-    }
-    case 'data': {
-      const os = o as typeof c;
-      if (os.off !== c.off || !ids.check(os.id, c.id)) return undefined;
-      if (scalarIn(c.varOff, os.varOff) && c.range <= os.range) return c;
-      return { ...c, varOff: scalarJoin(os.varOff, c.varOff), range: Math.min(os.range, c.range) };
-    }
-    case 'data_end':
-      return c;
-    case 'mem': {
-      const os = o as typeof c;
-      if (os.region !== c.region || os.off !== c.off || os.nullable !== c.nullable) return undefined;
-      if (c.nullable && !ids.check(os.id, c.id)) return undefined;
-      return scalarIn(c.varOff, os.varOff) ? c : { ...c, varOff: scalarJoin(os.varOff, c.varOff) };
-    }
-    case 'map':
-      return (o as typeof c).map === c.map ? c : undefined;
-  }
 }

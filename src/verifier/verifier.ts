@@ -63,7 +63,10 @@ export interface VerificationResult {
   readonly log: string;
 }
 
-/** A finished checkpoint that keeps missing is dropped (the kernel's heuristic), to bound the lists. */
+/**
+ * A finished checkpoint that keeps missing is dropped (the kernel's heuristic, with a budget of 32
+ * misses per hit instead of 3: unrolled loops with branches need their older checkpoints).
+ */
 const shouldEvict = (cp: Checkpoint) => cp.misses > (cp.hits + 1) * 32;
 /**
  * Checkpoints kept per instruction. Beyond it no new one is recorded there: pruning gets weaker and a
@@ -307,6 +310,7 @@ export class Verifier implements Analysis {
       s.frames = successor.frames;
       s.parent = successor.parent;
       s.minDataLen = successor.minDataLen;
+      s.relation = successor.relation;
     }
     return pc;
   }
@@ -357,18 +361,26 @@ export class Verifier implements Analysis {
     }
     // Newest first: the latest proven state is the likeliest to match (e.g. the other side of a branch).
     const finished = at.finished;
+    let evicted = 0;
+    let covered = false;
     for (let i = finished.length - 1; i >= 0; i--) {
       const cp = finished[i];
       if (stateCovers(cp.state, s, false, masks)) {
         cp.hits++;
-        return true;
+        covered = true;
+        break;
       }
       cp.misses++;
-      if (shouldEvict(cp)) {
-        finished.splice(i, 1);
-        this.liveStates--;
-      }
+      if (shouldEvict(cp)) evicted++;
     }
+    if (evicted > 0) {
+      // Drop the evicted ones in one pass (splicing each would be quadratic in long lists).
+      let w = 0;
+      for (const cp of finished) if (!shouldEvict(cp)) finished[w++] = cp;
+      this.liveStates -= finished.length - w;
+      finished.length = w;
+    }
+    if (covered) return true;
     if (at.openCount + finished.length >= MAX_CHECKPOINTS_PER_INSN) return false;
     const cp: Checkpoint = { pc, state: cloneState(s), fingerprint: fp, parent: s.parent, branches: 1, hits: 0, misses: 0 };
     const same = at.open.get(fp);
