@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryAccessError } from '../errors.js';
 import { assemble } from '../isa/index.js';
+import { LIST_WALK_ASM } from '../testing/storage-programs.js';
 import { DEFAULT_TENANT_LIMITS, type ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 import { executeStorageFunction, type NamespaceReader } from './execution.js';
@@ -9,39 +10,7 @@ import { MemoryNamespace } from './namespace.js';
 import { FairScheduler } from './scheduler.js';
 import { StorageFunction } from './storage-function.js';
 
-/** Walks a linked list of 16-byte nodes {value, next offset}, one read per step; returns the sum. */
-const LIST_WALK = `
-    mov %r6, %r1
-    ldxdw %r7, [%r6+56]      # ctx->step
-    ldxdw %r8, [%r6+16]      # ctx->scratch
-    jne %r7, 0, have_data
-    ldxdw %r1, [%r6+40]      # ctx->param0: first node
-    mov %r2, 16
-    call 100                 # nb_read
-    mov %r0, 0
-    exit
-  have_data:
-    ldxdw %r2, [%r6+0]       # ctx->data
-    ldxdw %r3, [%r6+8]       # ctx->data_end
-    mov %r4, %r2
-    add %r4, 16
-    jgt %r4, %r3, fail
-    ldxdw %r5, [%r2]
-    ldxdw %r9, [%r8]
-    add %r9, %r5
-    stxdw [%r8], %r9
-    ldxdw %r1, [%r2+8]
-    jeq %r1, 0, done
-    mov %r2, 16
-    call 100
-    mov %r0, 0
-    exit
-  done:
-    mov %r0, %r9
-    exit
-  fail:
-    mov %r0, -1
-    exit`;
+const LIST_WALK = LIST_WALK_ASM;
 
 /** Scan: sums the u64 words of every chunk into scratch; at the end emits and returns the sum. */
 const SCAN_SUM = `

@@ -6,44 +6,10 @@ import { assemble, encodeProgram } from '../isa/index.js';
 import { NvmeStatusError } from '../protocol/errors.js';
 import { ProgramOpcode } from '../protocol/programs.js';
 import { makeSqe } from '../protocol/sqe.js';
+import { LIST_WALK_ASM } from '../testing/storage-programs.js';
 import { SUBNQN, startTestTarget, type TestTarget } from './test-helpers.js';
 
-/** Sums the u64 words of a linked list of 16-byte nodes {value, next}, one read per step. */
-const LIST_WALK = `
-    mov %r6, %r1
-    ldxdw %r7, [%r6+56]      # ctx->step
-    jne %r7, 0, have_data
-    ldxdw %r1, [%r6+40]      # ctx->param0: first node
-    mov %r2, 16
-    call 100                 # nb_read
-    mov %r0, 0
-    exit
-  have_data:
-    ldxdw %r8, [%r6+16]      # ctx->scratch
-    ldxdw %r2, [%r6+0]       # ctx->data
-    ldxdw %r3, [%r6+8]       # ctx->data_end
-    mov %r4, %r2
-    add %r4, 16
-    jgt %r4, %r3, fail
-    ldxdw %r5, [%r2]
-    ldxdw %r9, [%r8]
-    add %r9, %r5
-    stxdw [%r8], %r9
-    ldxdw %r1, [%r2+8]
-    jeq %r1, 0, done
-    mov %r2, 16
-    call 100
-    mov %r0, 0
-    exit
-  done:
-    mov %r1, %r8
-    mov %r2, 8
-    call 101                 # nb_emit(scratch, 8)
-    mov %r0, %r9
-    exit
-  fail:
-    mov %r0, 1
-    exit`;
+const LIST_WALK = LIST_WALK_ASM;
 
 const bytecode = (source: string) => encodeProgram(assemble(source));
 

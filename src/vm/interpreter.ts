@@ -244,18 +244,8 @@ export class Interpreter implements Engine {
                 hi[d] = blo >> 31;
             }
             break;
-          case 0xd7: // BSWAP (v4)
-            if (imm[pc] === 16) {
-              lo[d] = swap16(lo[d]);
-              hi[d] = 0;
-            } else if (imm[pc] === 32) {
-              lo[d] = swap32(lo[d]);
-              hi[d] = 0;
-            } else {
-              const l = lo[d];
-              lo[d] = swap32(hi[d]);
-              hi[d] = swap32(l);
-            }
+          case 0xd7: // BSWAP (v4): the same swap-then-truncate as be on a little-endian host
+            byteSwap(lo, hi, d, imm[pc]);
             break;
 
           // ---- ALU (32-bit; results zero-extended) ----
@@ -328,17 +318,7 @@ export class Interpreter implements Engine {
             if (imm[pc] !== 64) hi[d] = 0;
             break;
           case 0xdc: // be: swap then truncate
-            if (imm[pc] === 16) {
-              lo[d] = swap16(lo[d]);
-              hi[d] = 0;
-            } else if (imm[pc] === 32) {
-              lo[d] = swap32(lo[d]);
-              hi[d] = 0;
-            } else {
-              const l = lo[d];
-              lo[d] = swap32(hi[d]);
-              hi[d] = swap32(l);
-            }
+            byteSwap(lo, hi, d, imm[pc]);
             break;
 
           // ---- lddw ----
@@ -558,6 +538,21 @@ export class Interpreter implements Engine {
     lo[0] = Number(r0 & 0xffffffffn) | 0;
     hi[0] = Number(r0 >> 32n) | 0;
     // r1-r5 are clobbered by calls (RFC 9669 §4.3.1); leave them as they were, as the kernel does.
+  }
+}
+
+/** Swap the low `bits` (16, 32 or 64) bits of register `d` and zero the rest. */
+function byteSwap(lo: Int32Array, hi: Int32Array, d: number, bits: number): void {
+  if (bits === 16) {
+    lo[d] = swap16(lo[d]);
+    hi[d] = 0;
+  } else if (bits === 32) {
+    lo[d] = swap32(lo[d]);
+    hi[d] = 0;
+  } else {
+    const l = lo[d];
+    lo[d] = swap32(hi[d]);
+    hi[d] = swap32(l);
   }
 }
 
