@@ -19,7 +19,8 @@
  *     "maxKeepAliveTimeoutMs": 3600000,          // larger KATO in Connect is refused
  *     "idleTimeoutMs": 300000,                   // association dropped after this long without a command when KATO is 0
  *     "handshakeTimeoutMs": 10000,               // ICReq + Connect must arrive within this
- *     "maxDeallocateRangeBytes": 67108864        // per Dataset Management range (advertised as DMRSL)
+ *     "maxDeallocateRangeBytes": 67108864,       // per Dataset Management range (advertised as DMRSL)
+ *     "readCacheBytes": 67108864                 // write-through page cache per namespace (0 = none)
  *   },
  *   "programs": {                               // storage functions: limits per tenant (host NQN)
  *     "defaults": { "maxSteps": 1024, "maxInstructionsPerStep": 2000000, ... }, // any TenantLimits field
@@ -85,6 +86,8 @@ export interface TargetLimits {
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxDeallocateRangeBytes: number;
+  /** Write-through cache of 4 KiB pages per namespace, for small reads (0 disables it). */
+  readCacheBytes: number;
 }
 
 export interface TargetConfig {
@@ -116,6 +119,7 @@ export const DEFAULT_LIMITS: Readonly<TargetLimits> = {
   idleTimeoutMs: 300_000,
   handshakeTimeoutMs: 10_000,
   maxDeallocateRangeBytes: 64 << 20,
+  readCacheBytes: 64 << 20,
 };
 
 /** Hard ceilings on the limits themselves, so a config cannot ask for absurd memory. */
@@ -133,6 +137,7 @@ const LIMIT_RANGES: Record<keyof TargetLimits, [number, number]> = {
   idleTimeoutMs: [1000, 86_400_000],
   handshakeTimeoutMs: [100, 600_000],
   maxDeallocateRangeBytes: [4096, 2 ** 40],
+  readCacheBytes: [0, 2 ** 34],
 };
 
 type Json = Record<string, unknown>;

@@ -13,9 +13,12 @@ import { type FileHandle, mkdir, open, readFile, realpath, stat } from 'node:fs/
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../protocol/errors.js';
 import type { NamespaceConfig } from './config.js';
+import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
 
 /** Zero-filled buffer shared by write-zeroes and deallocate. */
 const ZERO_CHUNK_BYTES = 1 << 20;
+/** Reads up to this size go through the page cache; larger ones (scans, big transfers) bypass it. */
+const MAX_CACHED_READ_BYTES = 64 * 1024;
 let zeroChunk: Buffer | null = null;
 const zeros = () => (zeroChunk ??= Buffer.alloc(ZERO_CHUNK_BYTES));
 
@@ -36,6 +39,8 @@ export class Namespace {
     readonly sizeBytes: number,
     readonly ids: NamespaceIds,
     private readonly fh: FileHandle,
+    /** Write-through page cache (see page-cache.ts); undefined when disabled. */
+    readonly cache?: PageCache,
   ) {}
 
   get blockCount(): number {
@@ -46,7 +51,7 @@ export class Namespace {
     return this.blockSize === 4096 ? 12 : 9;
   }
 
-  static async open(cfg: NamespaceConfig, subsystemNqn: string, field: string): Promise<Namespace> {
+  static async open(cfg: NamespaceConfig, subsystemNqn: string, field: string, cacheBytes = 0): Promise<Namespace> {
     let st = await stat(cfg.path).catch(() => null);
     let sizeBytes: number;
     let fh: FileHandle;
@@ -70,7 +75,8 @@ export class Namespace {
       // Extending with truncate keeps the file sparse.
       if (st.size < sizeBytes) await fh.truncate(sizeBytes);
     }
-    return new Namespace(cfg.nsid, cfg.path, cfg.blockSize, sizeBytes, namespaceIds(subsystemNqn, cfg.nsid), fh);
+    const cache = cacheBytes >= CACHE_PAGE_BYTES ? new PageCache(Math.floor(cacheBytes / CACHE_PAGE_BYTES)) : undefined;
+    return new Namespace(cfg.nsid, cfg.path, cfg.blockSize, sizeBytes, namespaceIds(subsystemNqn, cfg.nsid), fh, cache);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -82,6 +88,23 @@ export class Namespace {
 
   /** Read `bytes` at byte `offset` into a new buffer; bytes past the end of a shrunken file read as zeros. */
   read(offset: number, bytes: number): Promise<Buffer> {
+    const cached = this.cache?.read(offset, bytes);
+    if (cached) return Promise.resolve(cached);
+    const cache = this.cache;
+    if (cache && bytes <= MAX_CACHED_READ_BYTES) {
+      // Read whole pages so they can be kept; return the part asked for.
+      const start = offset - (offset % CACHE_PAGE_BYTES);
+      const end = Math.min(this.sizeBytes, Math.ceil((offset + bytes) / CACHE_PAGE_BYTES) * CACHE_PAGE_BYTES);
+      const generation = cache.generation;
+      return this.readFile(start, end - start).then((pages) => {
+        cache.fill(start, pages, generation);
+        return pages.subarray(offset - start, offset - start + bytes);
+      });
+    }
+    return this.readFile(offset, bytes);
+  }
+
+  private readFile(offset: number, bytes: number): Promise<Buffer> {
     return this.track(
       (async () => {
         const buf = Buffer.allocUnsafe(bytes);
@@ -101,12 +124,18 @@ export class Namespace {
 
   /** Write all of `data` at `offset`; resolves after every byte went through write(). */
   write(offset: number, data: Buffer): Promise<void> {
+    this.cache?.bump();
     return this.track(
       (async () => {
-        let done = 0;
-        while (done < data.length) {
-          const bytesWritten = await writeAt(this.fh.fd, data, done, data.length - done, offset + done);
-          done += bytesWritten;
+        try {
+          let done = 0;
+          while (done < data.length) {
+            const bytesWritten = await writeAt(this.fh.fd, data, done, data.length - done, offset + done);
+            done += bytesWritten;
+          }
+          this.cache?.written(offset, data);
+        } finally {
+          this.cache?.bump();
         }
       })(),
     );

@@ -92,7 +92,10 @@ export class NvmeTcpTarget implements CommandRouter {
           hosts: sc.hosts,
         });
         for (const [j, nc] of sc.namespaces.entries()) {
-          namespaces.set(nc.nsid, await Namespace.open(nc, sc.nqn, `subsystems[${i}].namespaces[${j}]`));
+          namespaces.set(
+            nc.nsid,
+            await Namespace.open(nc, sc.nqn, `subsystems[${i}].namespaces[${j}]`, config.limits.readCacheBytes),
+          );
         }
       }
     } catch (e) {
