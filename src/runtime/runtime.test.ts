@@ -187,6 +187,11 @@ describe('storage functions', () => {
     });
   });
 
+  it('holds as many execution slots as the configuration allows (32)', () => {
+    const fn = load(LIST_WALK, 32);
+    assert.equal(fn.slotCount, 32);
+  });
+
   it('rejects reads outside the namespace and memory faults, typed', async () => {
     const ns = new MemoryNamespace(new Uint8Array(4096));
     await assert.rejects(

@@ -34,7 +34,6 @@ import {
   rangeFetched,
   rangePushdown,
   rng,
-  SLOTS_PER_PROGRAM,
   samePairs,
   sameScan,
   sameValue,
@@ -234,7 +233,6 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
     const maxC = run.profile === 'rtt' ? 16 : Math.max(...CONCURRENCIES);
     const loaded = await loadStorageFunctions(programs, {
       names: run.profile === 'rtt' ? ['btree_lookup', 'table_scan'] : undefined,
-      copies: { btree_lookup: Math.ceil(maxC / SLOTS_PER_PROGRAM) },
     });
     if (loaded.refused.length > 0) say(err, describeRefusals(loaded));
     const h = loaded.handles;
@@ -282,7 +280,7 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
       const m = await both(
         plan.latencyOps,
         1,
-        lookupH && ((i) => lookupPushdown(d6, lookupH.slice(0, 1), layout, keys[i])),
+        lookupH === undefined ? undefined : (i) => lookupPushdown(d6, lookupH, layout, keys[i]),
         (i) => lookupFetched(d6, layout, keys[i]),
         sameValue,
       );
@@ -301,7 +299,7 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
       const m = await both(
         ops,
         c,
-        lookupH && ((i) => lookupPushdown(d6, lookupH, layout6, keys[i])),
+        lookupH === undefined ? undefined : (i) => lookupPushdown(d6, lookupH, layout6, keys[i]),
         (i) => lookupFetched(d6, layout6, keys[i]),
         sameValue,
       );
@@ -326,7 +324,7 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
         ...(await both(
           plan.rangeOps,
           1,
-          rangeH && ((i) => rangePushdown(d6, rangeH, layout6, ranges[i].lo, ranges[i].hi)),
+          rangeH === undefined ? undefined : (i) => rangePushdown(d6, rangeH, layout6, ranges[i].lo, ranges[i].hi),
           (i) => rangeFetched(d6, layout6, ranges[i].lo, ranges[i].hi),
           samePairs,
         )),
@@ -340,7 +338,7 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
         ...(await both(
           plan.batchOps,
           1,
-          batchH && ((i) => batchPushdown(d6, batchH, layout6, batches[i])),
+          batchH === undefined ? undefined : (i) => batchPushdown(d6, batchH, layout6, batches[i]),
           (i) => batchFetched(d6, layout6, batches[i]),
           sameValues,
         )),
@@ -357,13 +355,13 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
       const agg = await both(
         plan.scanRuns,
         1,
-        scanH && (() => scanPushdown(t, scanH, table, threshold)),
+        scanH === undefined ? undefined : () => scanPushdown(t, scanH, table, threshold),
         () => scanFetched(t, table, threshold, { project: true }),
         (a, b) => sameScan(a, { aggregate: b.aggregate, projected: [] }),
       );
       let project: Measurement | undefined;
       let matches = 0;
-      if (scanH && run.profile === 'full') {
+      if (scanH !== undefined && run.profile === 'full') {
         const expected = await scanFetched(t, table, threshold, { project: true });
         matches = Number(expected.aggregate.count);
         project = await measure(host, plan.scanRuns, 1, async () => {

@@ -163,7 +163,7 @@ export async function runStorageDemo(options: DemoOptions, err: ProgressStream):
       'point lookup',
       'btree_lookup',
       options.lookups,
-      lookupH && ((i) => lookupPushdown(tree, lookupH, layout, lookupKeys[i])),
+      lookupH === undefined ? undefined : (i) => lookupPushdown(tree, lookupH, layout, lookupKeys[i]),
       (i) => lookupFetched(tree, layout, lookupKeys[i]),
       sameValue,
     );
@@ -177,7 +177,7 @@ export async function runStorageDemo(options: DemoOptions, err: ProgressStream):
       'range (<= 32 keys)',
       'btree_range',
       options.ranges,
-      rangeH && ((i) => rangePushdown(tree, rangeH, layout, ranges[i].lo, ranges[i].hi)),
+      rangeH === undefined ? undefined : (i) => rangePushdown(tree, rangeH, layout, ranges[i].lo, ranges[i].hi),
       (i) => rangeFetched(tree, layout, ranges[i].lo, ranges[i].hi),
       samePairs,
     );
@@ -190,7 +190,7 @@ export async function runStorageDemo(options: DemoOptions, err: ProgressStream):
       `batch of ${options.batchSize} lookups`,
       'btree_batch',
       options.batches,
-      batchH && ((i) => batchPushdown(tree, batchH, layout, batches[i])),
+      batchH === undefined ? undefined : (i) => batchPushdown(tree, batchH, layout, batches[i]),
       (i) => batchFetched(tree, layout, batches[i]),
       sameValues,
     );
@@ -201,7 +201,7 @@ export async function runStorageDemo(options: DemoOptions, err: ProgressStream):
       `scan, ${options.selectivity * 100}% selective aggregate`,
       'table_scan',
       options.scans,
-      scanH && (() => scanPushdown(tab, scanH, table, threshold)),
+      scanH === undefined ? undefined : () => scanPushdown(tab, scanH, table, threshold),
       () => scanFetched(tab, table, threshold),
       sameScan,
     );

@@ -17,15 +17,12 @@ import { type Aggregate, decodeScanOutput, ROW_SIZE_BYTES, scanAtClient } from '
 export const BTREE_OBJECT = join(REPO_ROOT, 'examples', 'build', 'btree.o');
 export const SCAN_OBJECT = join(REPO_ROOT, 'examples', 'build', 'scan.o');
 
-/** Executions of one loaded program the target runs at once (its default `maxConcurrentExecutions`). */
-export const SLOTS_PER_PROGRAM = 8;
-
 export type FunctionName = 'btree_lookup' | 'btree_range' | 'btree_batch' | 'table_scan';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['btree_lookup', 'btree_range', 'btree_batch', 'table_scan'];
 
-/** Handles of the loaded storage functions; several copies of one give more concurrent executions. */
+/** Handles of the loaded storage functions. */
 export interface LoadedFunctions {
-  readonly handles: Partial<Record<FunctionName, number[]>>;
+  readonly handles: Partial<Record<FunctionName, number>>;
   /** Functions the target refused, with its reason (the verifier's message and log for a rejection). */
   readonly refused: { name: FunctionName; status: string; message: string; log?: string }[];
   /** Milliseconds each load (verification + compilation on the target) took. */
@@ -33,31 +30,25 @@ export interface LoadedFunctions {
 }
 
 /**
- * Load the storage functions (`copies` of each, for concurrency beyond one program's slots). A
- * refusal is recorded, not thrown: the caller reports it and runs only what was accepted.
+ * Load the storage functions. A refusal is recorded, not thrown: the caller reports it and runs
+ * only what was accepted.
  */
 export async function loadStorageFunctions(
   programs: ProgramClient,
-  options: { names?: readonly FunctionName[]; copies?: Partial<Record<FunctionName, number>>; prefix?: string } = {},
+  options: { names?: readonly FunctionName[]; prefix?: string } = {},
 ): Promise<LoadedFunctions> {
   const objects = { btree: readFileSync(BTREE_OBJECT), scan: readFileSync(SCAN_OBJECT) };
   const result: LoadedFunctions = { handles: {}, refused: [], loadMs: {} };
   for (const name of options.names ?? FUNCTION_NAMES) {
     const object = name === 'table_scan' ? objects.scan : objects.btree;
-    const handles: number[] = [];
-    const copies = options.copies?.[name] ?? 1;
-    for (let c = 0; c < copies; c++) {
-      const started = performance.now();
-      try {
-        handles.push(await programs.load(object, { name: `${options.prefix ?? ''}${name}.${c}`, objectProgram: name }));
-      } catch (e) {
-        if (!(e instanceof ProgramCommandError)) throw e;
-        result.refused.push({ name, status: e.status, message: e.message, log: e.log });
-        break;
-      }
-      if (c === 0) result.loadMs[name] = performance.now() - started;
+    const started = performance.now();
+    try {
+      result.handles[name] = await programs.load(object, { name: `${options.prefix ?? ''}${name}`, objectProgram: name });
+      result.loadMs[name] = performance.now() - started;
+    } catch (e) {
+      if (!(e instanceof ProgramCommandError)) throw e;
+      result.refused.push({ name, status: e.status, message: e.message, log: e.log });
     }
-    if (handles.length === copies) result.handles[name] = handles;
   }
   return result;
 }
@@ -100,20 +91,6 @@ const MAX_RANGE = 32;
  * per command, so a tight bound keeps a lookup from allocating (and collecting) the 256 KiB default.
  */
 
-/** Executions in flight per handle: each one goes to the least busy copy of its program. */
-const busy = new Map<number, number>();
-
-async function executeOn(d: Dataset, handles: readonly number[], options: ExecuteOptions): Promise<ExecuteResult> {
-  let handle = handles[0];
-  for (const h of handles) if ((busy.get(h) ?? 0) < (busy.get(handle) ?? 0)) handle = h;
-  busy.set(handle, (busy.get(handle) ?? 0) + 1);
-  try {
-    return await d.programs.execute(handle, options);
-  } finally {
-    busy.set(handle, (busy.get(handle) ?? 1) - 1);
-  }
-}
-
 const u64s = (values: readonly bigint[]) => {
   const bytes = Buffer.alloc(values.length * 8);
   values.forEach((v, i) => {
@@ -124,8 +101,8 @@ const u64s = (values: readonly bigint[]) => {
 
 // ---- point lookup ----
 
-export async function lookupPushdown(d: Dataset, handles: readonly number[], layout: BtreeLayout, key: bigint) {
-  const r = await executeOn(d, handles, {
+export async function lookupPushdown(d: Dataset, handle: number, layout: BtreeLayout, key: bigint) {
+  const r = await d.programs.execute(handle, {
     nsid: d.nsid,
     params: [key, BigInt(layout.rootOffset)],
     maxOutputBytes: VALUE_SIZE_BYTES,
@@ -144,14 +121,8 @@ export interface Pair {
   value: Uint8Array;
 }
 
-export async function rangePushdown(
-  d: Dataset,
-  handles: readonly number[],
-  layout: BtreeLayout,
-  lo: bigint,
-  hi: bigint,
-): Promise<Pair[]> {
-  const r = await executeOn(d, handles, {
+export async function rangePushdown(d: Dataset, handle: number, layout: BtreeLayout, lo: bigint, hi: bigint): Promise<Pair[]> {
+  const r = await d.programs.execute(handle, {
     nsid: d.nsid,
     params: [lo, BigInt(layout.rootOffset)],
     input: u64s([hi, BigInt(layout.leavesEnd)]),
@@ -172,11 +143,11 @@ export const rangeFetched = (d: Dataset, layout: BtreeLayout, lo: bigint, hi: bi
 
 export async function batchPushdown(
   d: Dataset,
-  handles: readonly number[],
+  handle: number,
   layout: BtreeLayout,
   keys: readonly bigint[],
 ): Promise<(Uint8Array | undefined)[]> {
-  const r = await executeOn(d, handles, {
+  const r = await d.programs.execute(handle, {
     nsid: d.nsid,
     params: [0n, BigInt(layout.rootOffset)],
     input: u64s(keys),
@@ -215,7 +186,7 @@ const SCAN_SEGMENT_BYTES = 64 << 20;
  */
 export async function scanPushdown(
   d: Dataset,
-  handles: readonly number[],
+  handle: number,
   table: TablePlace,
   threshold: number,
   options: { project?: boolean; selectivityHint?: number } = {},
@@ -237,7 +208,7 @@ export async function scanPushdown(
     };
     let r: ExecuteResult;
     try {
-      r = await executeOn(d, handles, opts);
+      r = await d.programs.execute(handle, opts);
     } catch (e) {
       const tooBig = e instanceof ProgramCommandError && (e.status === 'OutputTooLarge' || e.status === 'BudgetOutputBytes');
       if (!tooBig || blocks < 2) throw e;

@@ -189,12 +189,12 @@ export async function benchRtt(
     // Warm up both hosts, the target's caches and the JIT on every key (not measured).
     say(err, `  warming up (${lookups} lookups each way on both hosts)`);
     for (const s of sessions) {
-      const h = s.loaded.handles.btree_lookup?.slice(0, 1);
+      const h = s.loaded.handles.btree_lookup;
       for (const k of keys) {
         await lookupFetched(s.tree, layout, k);
-        if (h) await lookupPushdown(s.tree, h, layout, k);
+        if (h !== undefined) await lookupPushdown(s.tree, h, layout, k);
       }
-      if (s.loaded.handles.table_scan) await scanPushdown(s.table, s.loaded.handles.table_scan, table, threshold);
+      if (s.loaded.handles.table_scan !== undefined) await scanPushdown(s.table, s.loaded.handles.table_scan, table, threshold);
     }
 
     const fresh = (path: Point['path'], oneWayUs: number, s: Session): Point => ({
@@ -218,17 +218,17 @@ export async function benchRtt(
         proxy.setOneWayDelay(p.oneWayUs);
         const probe = await pingPongVia(p.path === 'direct' ? undefined : p.oneWayUs, probeRounds);
         p.rttUs.push(...probe);
-        const lookupH = s.loaded.handles.btree_lookup?.slice(0, 1);
+        const lookupH = s.loaded.handles.btree_lookup;
         const scanH = s.loaded.handles.table_scan;
         // A few unmeasured operations at the new delay first.
         for (let i = 0; i < 5; i++) {
           await lookupFetched(s.tree, layout, keys[i]);
-          if (lookupH) await lookupPushdown(s.tree, lookupH, layout, keys[i]);
+          if (lookupH !== undefined) await lookupPushdown(s.tree, lookupH, layout, keys[i]);
         }
         proxy.resetStats();
         for (let i = round * perRound; i < Math.min(lookups, (round + 1) * perRound); i++) {
           const expected = await p.lookupFetched.time(s.host, () => lookupFetched(s.tree, layout, keys[i]));
-          if (lookupH) {
+          if (lookupH !== undefined) {
             const got = await p.lookupPushdown.time(s.host, () => lookupPushdown(s.tree, lookupH, layout, keys[i]));
             if (!sameValue(got, expected)) mismatches++;
           }
@@ -238,7 +238,10 @@ export async function benchRtt(
         p.heldChunks += held.chunks;
         for (let k = 0; k < (plan.quick ? 1 : Math.ceil(plan.scanRuns / 2)); k++) {
           if (!sameScan(await p.scanFetched.time(s.host, () => scanFetched(s.table, table, threshold)), want)) mismatches++;
-          if (scanH && !sameScan(await p.scanPushdown.time(s.host, () => scanPushdown(s.table, scanH, table, threshold)), want))
+          if (
+            scanH !== undefined &&
+            !sameScan(await p.scanPushdown.time(s.host, () => scanPushdown(s.table, scanH, table, threshold)), want)
+          )
             mismatches++;
         }
       }

@@ -12,7 +12,10 @@ import { type AccessKind, MemoryAccessError, ProgramLoadError } from '../errors.
 export const WASM_PAGE_SIZE_BYTES = 65536;
 /** Region table entries: base u32, readable length u32, writable length u32, reserved u32. */
 export const REGION_TABLE_ENTRY_BYTES = 16;
-export const MAX_REGIONS = 64;
+/** Regions per sandbox (id 0 is never mapped): a power of two, so the JIT masks ids into the table. */
+export const MAX_REGIONS = 256;
+/** The id bits that index the region table. */
+export const REGION_ID_MASK = MAX_REGIONS - 1;
 const REGION_TABLE_BYTES = REGION_TABLE_ENTRY_BYTES * MAX_REGIONS;
 const FIRST_REGION_OFFSET = 4096;
 /** Upper bound of one sandbox: regions beyond this are refused rather than allocated. */

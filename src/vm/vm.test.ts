@@ -169,12 +169,12 @@ describe('memory faults name pc, address and size', () => {
       size: 1,
     },
     {
-      // The JIT indexes its region table with the id's low 6 bits: 65 must not alias region 1.
-      name: 'region id 65, whose low bits name the stack',
-      program: 'lddw %r1, 0x4100000ff0\nldxdw %r0, [%r1]\nexit',
+      // The JIT indexes its region table with the id's low 8 bits: 257 must not alias region 1.
+      name: 'region id 257, whose low bits name the stack',
+      program: 'lddw %r1, 0x10100000ff0\nldxdw %r0, [%r1]\nexit',
       pc: 2,
       access: 'read',
-      address: 0x4100000ff0n,
+      address: 0x10100000ff0n,
       size: 8,
     },
     {

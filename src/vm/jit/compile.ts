@@ -11,7 +11,7 @@
  */
 import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
 import { blockCosts, blockLeaders } from '../blocks.js';
-import { REGION_TABLE_ENTRY_BYTES } from '../memory.js';
+import { REGION_ID_MASK, REGION_TABLE_ENTRY_BYTES } from '../memory.js';
 import { analyzeControlFlow } from './cfg.js';
 import { ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
 
@@ -42,7 +42,6 @@ const L_ENTRY = 16;
 const L_LABEL = 17;
 const L_T32 = 18;
 const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32];
-const REGION_ID_MASK = 63;
 /** Deepest structured nesting (see `structuredNestingDepth`) compiled without the dispatch loop. */
 const MAX_STRUCTURED_NESTING = 1000;
 
@@ -387,9 +386,9 @@ class FunctionCompiler {
   /**
    * Leaves the linear-memory offset of `[base + offset, +size)` on the stack, or faults.
    *
-   * The region table is indexed by the id's low 6 bits, so even a wild id reads inside the table.
+   * The region table is indexed by the id's low bits (REGION_ID_MASK), so even a wild id reads inside the table.
    * The limit check compares `(addr with those 6 bits cleared) + size` against the region's length:
-   * any id bit above them makes the left side at least 2^38, larger than every region, so one
+   * any id bit above them makes the left side at least 2^40, larger than every region, so one
    * unsigned comparison covers both the id and the offset (no wrap-around is possible, since the
    * cleared bits absorb the carry).
    */
