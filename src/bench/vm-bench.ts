@@ -60,6 +60,23 @@ function workload(
   };
 }
 
+/** Sum the memory `n` times, loading with `load` and stepping `step` bytes (byte and word sums). */
+const sumLoop = (load: 'ldxb' | 'ldxdw', step: number, n: number) => `
+      mov %r0, 0
+      mov %r5, ${n}
+    outer:
+      mov %r3, %r1
+      mov %r4, %r1
+      add %r4, %r2
+    inner:
+      ${load} %r6, [%r3]
+      add %r0, %r6
+      add %r3, ${step}
+      jlt %r3, %r4, inner
+      sub %r5, 1
+      jne %r5, 0, outer
+      exit`;
+
 const workloads: Workload[] = [
   workload(
     'ALU loop (1e8 iterations)',
@@ -87,21 +104,7 @@ const workloads: Workload[] = [
   ),
   workload(
     'byte sum, 64 KiB x 1000',
-    (n) => `
-      mov %r0, 0
-      mov %r5, ${n}
-    outer:
-      mov %r3, %r1
-      mov %r4, %r1
-      add %r4, %r2
-    inner:
-      ldxb %r6, [%r3]
-      add %r0, %r6
-      add %r3, 1
-      jlt %r3, %r4, inner
-      sub %r5, 1
-      jne %r5, 0, outer
-      exit`,
+    (n) => sumLoop('ldxb', 1, n),
     1000,
     data,
     100,
@@ -115,21 +118,7 @@ const workloads: Workload[] = [
   ),
   workload(
     'u64 word sum, 64 KiB x 1000',
-    (n) => `
-      mov %r0, 0
-      mov %r5, ${n}
-    outer:
-      mov %r3, %r1
-      mov %r4, %r1
-      add %r4, %r2
-    inner:
-      ldxdw %r6, [%r3]
-      add %r0, %r6
-      add %r3, 8
-      jlt %r3, %r4, inner
-      sub %r5, 1
-      jne %r5, 0, outer
-      exit`,
+    (n) => sumLoop('ldxdw', 8, n),
     1000,
     data,
     100,

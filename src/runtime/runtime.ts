@@ -2,7 +2,7 @@
  * The storage runtime: loaded storage functions per tenant, their limits, and executions. It knows
  * nothing of NVMe; the target maps its vendor commands onto these calls.
  */
-import { ProgramLoadError } from '../errors.js';
+import { NearbpfError, ProgramLoadError } from '../errors.js';
 import type { Program } from '../isa/index.js';
 import type { MapSet, MapSpec } from '../maps/index.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
@@ -41,6 +41,25 @@ export class UnknownProgramError extends ProgramLoadError {
   }
 }
 
+/** A tenant already has a program of that name (or one being verified). */
+export class ProgramNameInUseError extends NearbpfError {
+  readonly code = 'ERR_PROGRAM_NAME_IN_USE';
+  constructor(readonly programName: string) {
+    super(`a program named '${programName}' is already loaded`);
+  }
+}
+
+/** A program cannot be unloaded while executions of it are running. */
+export class ProgramBusyError extends NearbpfError {
+  readonly code = 'ERR_PROGRAM_BUSY';
+  constructor(
+    readonly programName: string,
+    readonly executions: number,
+  ) {
+    super(`program '${programName}' has ${executions} executions running`);
+  }
+}
+
 /** Longest program name, in bytes of UTF-8. */
 export const MAX_PROGRAM_NAME_BYTES = 64;
 
@@ -63,30 +82,26 @@ export class StorageRuntime {
     }
     const limits = this.limits(tenant);
     const mine = this.tenantPrograms(tenant);
-    if (mine.has(name)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
-    if (mine.size >= limits.maxLoadedPrograms) {
-      throw new BudgetExceededError(
-        'loadedPrograms',
-        limits.maxLoadedPrograms,
-        `tenant '${tenant}' has ${mine.size} programs loaded`,
-      );
-    }
-    // Reserve the name while verifying (which may take a while, off the event loop).
-    if (this.verifying.has(`${tenant}\0${name}`)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
-    this.verifying.add(`${tenant}\0${name}`);
+    const key = `${tenant}\0${name}`;
+    // A name being verified is taken too: verification may take a while (off the event loop).
+    if (mine.has(name) || this.verifying.has(key)) throw new ProgramNameInUseError(name);
+    const checkCount = () => {
+      if (mine.size >= limits.maxLoadedPrograms) {
+        throw new BudgetExceededError(
+          'loadedPrograms',
+          limits.maxLoadedPrograms,
+          `tenant '${tenant}' has ${mine.size} programs loaded`,
+        );
+      }
+    };
+    checkCount();
+    this.verifying.add(key);
     try {
       await this.options.verify(program.instructions, name, program.maps ?? []);
     } finally {
-      this.verifying.delete(`${tenant}\0${name}`);
+      this.verifying.delete(key);
     }
-    if (mine.has(name)) throw new ProgramLoadError(`a program named '${name}' is already loaded`);
-    if (mine.size >= limits.maxLoadedPrograms) {
-      throw new BudgetExceededError(
-        'loadedPrograms',
-        limits.maxLoadedPrograms,
-        `tenant '${tenant}' has ${mine.size} programs loaded`,
-      );
-    }
+    checkCount(); // other names may have been loaded while this one was verified
     const fn = new StorageFunction({
       name,
       program: program.instructions,
@@ -101,7 +116,7 @@ export class StorageRuntime {
 
   unload(tenant: string, name: string): void {
     const fn = this.find(tenant, name);
-    if (fn.busySlots > 0) throw new ProgramLoadError(`program '${name}' has ${fn.busySlots} executions running`);
+    if (fn.busySlots > 0) throw new ProgramBusyError(name, fn.busySlots);
     this.tenantPrograms(tenant).delete(name);
   }
 

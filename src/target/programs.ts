@@ -4,9 +4,17 @@
  * namespace of the controller's subsystem, and keeping the messages of failed commands for the host.
  * Programs belong to a tenant, the host NQN: a host sees and runs only its own.
  */
-import { CallDepthError, HelperError, MemoryAccessError, NearbpfError, UnknownHelperError } from '../errors.js';
+import {
+  CallDepthError,
+  DecodeError,
+  HelperError,
+  MemoryAccessError,
+  NearbpfError,
+  ProgramLoadError,
+  UnknownHelperError,
+} from '../errors.js';
 import { decodeProgram } from '../isa/index.js';
-import { isElf, linkForSandbox, loadProgramBytes } from '../loader/index.js';
+import { isElf, LoaderError, linkForSandbox, loadProgramBytes } from '../loader/index.js';
 import type { MapSet } from '../maps/index.js';
 import {
   decodeLoadImage,
@@ -32,7 +40,13 @@ import type { Sqe } from '../protocol/sqe.js';
 import type { TenantLimits } from '../runtime/budget.js';
 import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
 import type { ExecutionMode } from '../runtime/execution.js';
-import { type LoadableProgram, StorageRuntime, UnknownProgramError } from '../runtime/runtime.js';
+import {
+  type LoadableProgram,
+  ProgramBusyError,
+  ProgramNameInUseError,
+  StorageRuntime,
+  UnknownProgramError,
+} from '../runtime/runtime.js';
 import { VerifierError } from '../verifier/errors.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
 import type { Controller } from './controller.js';
@@ -354,16 +368,10 @@ export class ProgramService {
     if (e instanceof StorageReadError) return vendor(ProgramStatus.StorageRead);
     if (e instanceof HelperError || e instanceof UnknownHelperError) return vendor(ProgramStatus.HelperFailed, e.pc);
     if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
-    if (
-      e instanceof ProgramImageError ||
-      (e instanceof NearbpfError && /ERR_(DECODE|ELF|BTF|LINK|LOADER|PROGRAM)/.test(e.code))
-    ) {
-      if (e instanceof NearbpfError && e.code === 'ERR_PROGRAM_LOAD' && /already loaded/.test(e.message)) {
-        return vendor(ProgramStatus.NameInUse);
-      }
-      if (e instanceof NearbpfError && e.code === 'ERR_PROGRAM_LOAD' && /executions running/.test(e.message)) {
-        return vendor(ProgramStatus.ProgramBusy);
-      }
+    if (e instanceof ProgramNameInUseError) return vendor(ProgramStatus.NameInUse);
+    if (e instanceof ProgramBusyError) return vendor(ProgramStatus.ProgramBusy);
+    // Anything wrong with the image itself: its header, the ELF object, the bytecode, the link.
+    if (e instanceof ProgramImageError || e instanceof LoaderError || e instanceof DecodeError || e instanceof ProgramLoadError) {
       return vendor(ProgramStatus.BadImage);
     }
     return vendor(ProgramStatus.ExecutionFailed);
