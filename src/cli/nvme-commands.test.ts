@@ -51,6 +51,9 @@ const nvme = (command: string, args: string[] = [], options: RunOptions = {}) =>
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'nearbpf-cli-nvme-'));
+  // The CLI's host identity comes from here, never from the machine's /etc/nvme or $HOME.
+  process.env.NEARBPF_NVME_DIR = join(dir, 'etc-nvme');
+  process.env.XDG_CONFIG_HOME = join(dir, 'config');
   target = await startTestTarget({
     limits: { maxDataTransferBytes: MAX_TRANSFER_BYTES },
     subsystems: [
@@ -288,7 +291,7 @@ describe('nearbpf NVMe host commands', { timeout: 30_000 }, () => {
     assert.equal(denied.code, 1);
     assert.match(
       denied.stderr,
-      /connect to .* as nqn\.2026-11\.io\.nearbpf:host:cli failed: Connect Invalid Host \(SCT 1 SC 0x84/,
+      /connect to .* as nqn\.2014-08\.org\.nvmexpress:uuid:[0-9a-f-]{36} failed: Connect Invalid Host \(SCT 1 SC 0x84/,
     );
   });
 

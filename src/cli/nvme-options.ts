@@ -4,6 +4,7 @@
  * close), and NVMe status errors rewritten to say which operation failed and what the status means.
  */
 import { NvmeTcpHost } from '../client/host.js';
+import { hostIdForNqn, resolveHostIdentity, uuidBytes } from '../client/identity.js';
 import { NearbpfError, UsageError } from '../errors.js';
 import { AdminOpcode, Cns, DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
 import { NvmeStatusError, TransportError } from '../protocol/errors.js';
@@ -12,8 +13,6 @@ import type { CliIo, OutputStream } from './io.js';
 
 export { DEFAULT_SUBSYSTEM_NQN, DISCOVERY_NQN };
 
-/** The host NQN the CLI connects as unless `--hostnqn` says otherwise (fixed, so access rules can name it). */
-export const DEFAULT_HOST_NQN = 'nqn.2026-11.io.nearbpf:host:cli';
 export const DEFAULT_ADDR = `${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`;
 export const DEFAULT_PORT = DEFAULT_LISTEN.port;
 
@@ -28,13 +27,16 @@ const UNLIMITED_MDTS_CHUNK_BYTES = 1 << 20;
 export const CONNECTION_OPTIONS = {
   addr: { type: 'string', default: DEFAULT_ADDR },
   nqn: { type: 'string' },
-  hostnqn: { type: 'string', default: DEFAULT_HOST_NQN },
+  hostnqn: { type: 'string' },
+  hostid: { type: 'string' },
 } as const;
 
 export function connectionUsage(defaultNqn = DEFAULT_SUBSYSTEM_NQN): string {
   return `  --addr HOST:PORT   target address (default ${DEFAULT_ADDR}; [::1]:4420 for IPv6; the port defaults to ${DEFAULT_PORT})
   --nqn NQN          subsystem NQN (default ${defaultNqn})
-  --hostnqn NQN      host NQN to connect as (default ${DEFAULT_HOST_NQN})`;
+  --hostnqn NQN      host NQN to connect as (default: /etc/nvme/hostnqn, else one created once in
+                     $XDG_CONFIG_HOME/nearbpf or ~/.config/nearbpf; 'nearbpf hostnqn' prints it)
+  --hostid UUID      Host Identifier (default: /etc/nvme/hostid, or derived from the host NQN)`;
 }
 
 export const NVME_EXIT_STATUS = `Exit status: 0 on success, 1 if the connection or an NVMe command fails (the NVMe status is
@@ -45,6 +47,7 @@ export interface ConnectionOptions {
   port: number;
   subsystemNqn: string;
   hostNqn: string;
+  hostId: Buffer;
 }
 
 /** `HOST:PORT`, `HOST`, `[IPV6]:PORT` or `[IPV6]`; the port is 1..65535. */
@@ -66,16 +69,25 @@ function checkNqn(value: string, flag: string): string {
 }
 
 export function parseConnectionOptions(
-  values: { addr?: string; nqn?: string; hostnqn?: string },
+  values: { addr?: string; nqn?: string; hostnqn?: string; hostid?: string },
   defaultNqn = DEFAULT_SUBSYSTEM_NQN,
 ): ConnectionOptions {
   const { host, port } = parseAddress(values.addr ?? DEFAULT_ADDR);
-  return {
-    host,
-    port,
-    subsystemNqn: checkNqn(values.nqn ?? defaultNqn, '--nqn'),
-    hostNqn: checkNqn(values.hostnqn ?? DEFAULT_HOST_NQN, '--hostnqn'),
-  };
+  const subsystemNqn = checkNqn(values.nqn ?? defaultNqn, '--nqn');
+  let hostId: Buffer | undefined;
+  if (values.hostid !== undefined) {
+    try {
+      hostId = uuidBytes(values.hostid);
+    } catch {
+      throw new UsageError(`--hostid must be a UUID (8-4-4-4-12 hex digits), got '${values.hostid}'`);
+    }
+  }
+  if (values.hostnqn !== undefined) {
+    const hostNqn = checkNqn(values.hostnqn, '--hostnqn');
+    return { host, port, subsystemNqn, hostNqn, hostId: hostId ?? hostIdForNqn(hostNqn) };
+  }
+  const identity = resolveHostIdentity();
+  return { host, port, subsystemNqn, hostNqn: identity.hostNqn, hostId: hostId ?? identity.hostId };
 }
 
 /**
@@ -311,6 +323,7 @@ export async function withHost<T>(options: WithHostOptions, fn: (host: NvmeTcpHo
       port: options.port,
       subsystemNqn: options.subsystemNqn,
       hostNqn: options.hostNqn,
+      hostId: options.hostId,
       ioQueues: options.ioQueues,
     });
   } catch (e) {

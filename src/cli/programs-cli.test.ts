@@ -27,6 +27,8 @@ describe('nearbpf load, exec, programs, unload', () => {
   before(async () => {
     target = await startTestTarget();
     dir = await mkdtemp(join(tmpdir(), 'nearbpf-cli-programs-'));
+    process.env.NEARBPF_NVME_DIR = join(dir, 'etc-nvme');
+    process.env.XDG_CONFIG_HOME = join(dir, 'config');
     // Returns param0 + param1 and emits the input back.
     const echo = `
         mov %r6, %r1
@@ -83,6 +85,24 @@ describe('nearbpf load, exec, programs, unload', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error\[ERR_PROGRAM_COMMAND\]/);
     assert.match(r.stderr, /ldxdw %r0, \[%r1\+512\]/);
+  });
+
+  it("two users without /etc/nvme are two tenants: neither sees nor unloads the other's programs", async () => {
+    const first = process.env.XDG_CONFIG_HOME;
+    assert.equal((await run(['load', join(dir, 'echo.bin'), '--name', 'mine'])).code, 0);
+    try {
+      process.env.XDG_CONFIG_HOME = join(dir, 'other-user-config');
+      const theirs = await run(['programs']);
+      assert.equal(theirs.code, 0, theirs.stderr);
+      assert.doesNotMatch(theirs.stdout, /mine/);
+      const unload = await run(['unload', 'mine']);
+      assert.equal(unload.code, 1);
+      assert.match(unload.stderr, /no program named 'mine'/);
+    } finally {
+      process.env.XDG_CONFIG_HOME = first;
+    }
+    assert.match((await run(['programs'])).stdout, /mine/);
+    assert.equal((await run(['unload', 'mine'])).code, 0);
   });
 
   it('rejects bad usage with exit 2', async () => {

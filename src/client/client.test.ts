@@ -142,6 +142,7 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
       }),
     );
     const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
       host: '127.0.0.1',
       port,
       subsystemNqn: 'nqn.fake:sub',
@@ -167,7 +168,13 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
         });
       }),
     );
-    const host = await NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: 'nqn.fake:sub', keepAliveTimeoutMs: 0 });
+    const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
+      host: '127.0.0.1',
+      port,
+      subsystemNqn: 'nqn.fake:sub',
+      keepAliveTimeoutMs: 0,
+    });
     const { makeSqe } = await import('../protocol/sqe.js');
     await assert.rejects(
       host.ioCommand(makeSqe({ opcode: 0x02, nsid: 1 }), { dataInBytes: 512 }),
@@ -185,6 +192,7 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
     );
     const { makeSqe } = await import('../protocol/sqe.js');
     const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
       host: '127.0.0.1',
       port,
       subsystemNqn: 'nqn.fake:sub',
@@ -194,7 +202,13 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
     await assert.rejects(host.ioCommand(makeSqe({ opcode: 0x80, cdw10: 2 })), TransportError);
     await assert.rejects(host.ioCommand(makeSqe({ opcode: 0x80, cdw10: 1 })), TransportError);
     host.disconnect();
-    const host2 = await NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: 'nqn.fake:sub', keepAliveTimeoutMs: 0 });
+    const host2 = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
+      host: '127.0.0.1',
+      port,
+      subsystemNqn: 'nqn.fake:sub',
+      keepAliveTimeoutMs: 0,
+    });
     await assert.rejects(host2.ioCommand(makeSqe({ opcode: 0x80, cdw10: 1 })), TransportError);
     host2.disconnect();
   });
@@ -220,6 +234,7 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
       }),
     );
     const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
       host: '127.0.0.1',
       port,
       subsystemNqn: 'nqn.fake:sub',
@@ -258,7 +273,13 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
         socket.on('data', onData);
       }),
     );
-    const host = await NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: 'nqn.fake:sub', keepAliveTimeoutMs: 0 });
+    const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
+      host: '127.0.0.1',
+      port,
+      subsystemNqn: 'nqn.fake:sub',
+      keepAliveTimeoutMs: 0,
+    });
     const { makeSqe } = await import('../protocol/sqe.js');
     await host.ioCommand(makeSqe({ opcode: 0x01, nsid: 1 }), { dataOut: Buffer.alloc(20000) });
     assert.deepEqual(received, [

@@ -3,7 +3,6 @@
  * CSTS.RDY, Identify Controller, Set Features Number of Queues), then N I/O queues, and keeps the
  * association alive with Keep Alive commands. Depends only on src/protocol.
  */
-import { randomUUID } from 'node:crypto';
 import {
   ADMIN_IN_CAPSULE_BYTES,
   AdminOpcode,
@@ -28,15 +27,19 @@ import {
 import { TransportError } from '../protocol/errors.js';
 import { type DiscoveryLog, encodeConnectData, parseDiscoveryLog } from '../protocol/fabrics.js';
 import { makeSqe, type Sqe } from '../protocol/sqe.js';
+import { hostIdForNqn, type IdentityPaths, resolveHostIdentity } from './identity.js';
 import { type CommandData, type CommandResult, HostQueue } from './queue.js';
 
 export interface HostOptions {
   host: string;
   port: number;
   subsystemNqn: string;
+  /** Default: this machine's identity (`resolveHostIdentity`: /etc/nvme, else one created once per user). */
   hostNqn?: string;
-  /** 16 bytes; random by default. */
+  /** 16 bytes; default: the identity's, or derived from `hostNqn` (stable across reconnects). */
   hostId?: Buffer;
+  /** Where the default identity is looked up (tests point these at temporary folders). */
+  identityPaths?: IdentityPaths;
   /** I/O queues to connect (0 for discovery or admin-only use). */
   ioQueues?: number;
   /** Entries per I/O queue (SQSIZE + 1). */
@@ -168,12 +171,18 @@ export class NvmeTcpHost {
     readonly options: HostOptions,
     readonly admin: HostQueue,
   ) {
-    this.hostNqn = options.hostNqn ?? `nqn.2014-08.org.nvmexpress:uuid:${randomUUID()}`;
-    this.hostId = options.hostId ?? Buffer.from(randomUUID().replace(/-/g, ''), 'hex');
+    // connect() has resolved the machine identity when no hostNqn was given.
+    this.hostNqn = options.hostNqn ?? '';
+    this.hostId = options.hostId ?? hostIdForNqn(this.hostNqn);
   }
 
   /** Connect the admin queue, enable the controller, identify it, and connect the I/O queues. */
   static async connect(options: HostOptions): Promise<NvmeTcpHost> {
+    if (options.hostNqn === undefined) {
+      // Resolve the machine identity before opening a socket (it may fail on unreadable files).
+      const identity = resolveHostIdentity(options.identityPaths);
+      options = { ...options, hostNqn: identity.hostNqn, hostId: options.hostId ?? identity.hostId };
+    }
     const o = { ...DEFAULTS, ...options };
     const discovery = o.subsystemNqn === DISCOVERY_NQN;
     const queueOptions = (qid: number, depth: number) => ({

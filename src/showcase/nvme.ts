@@ -11,6 +11,8 @@ import { startTarget, type TargetHandle } from '../target/target.js';
 import type { ByteReader, ByteWriter } from './btree.js';
 
 export const SHOWCASE_NQN = 'nqn.2026-11.io.nearbpf:showcase';
+/** The host of an in-process session: its own target, so the machine's identity is not needed. */
+export const SHOWCASE_HOST_NQN = 'nqn.2026-11.io.nearbpf:showcase-host';
 
 /**
  * Keep-alive timeout of the showcase's hosts: generous, because the benchmarks deliberately keep
@@ -140,6 +142,7 @@ export async function startLoopbackSession(options: {
       host: '127.0.0.1',
       port: target.address.port,
       subsystemNqn: SHOWCASE_NQN,
+      hostNqn: SHOWCASE_HOST_NQN,
       ioQueues: options.ioQueues ?? 1,
       queueDepth: options.queueDepth ?? 64,
       keepAliveTimeoutMs: SHOWCASE_KATO_MS,

@@ -19,6 +19,7 @@ const KILL_AFTER_ACKS = 300;
 const MAX_OPS = 5000;
 const CONCURRENCY = 12;
 
+const TEST_HOST_NQN = 'nqn.2014-08.org.nvmexpress:uuid:durability-test-host';
 const serveModule = new URL('./serve.js', import.meta.url).href;
 
 function spawnTarget(configFile: string): Promise<{ child: ChildProcess; port: number }> {
@@ -89,6 +90,7 @@ describe('durability across SIGKILL', { timeout: 60_000 }, () => {
     const first = await spawnTarget(configFile);
     children.push(first.child);
     const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: first.port,
       subsystemNqn: SUBNQN,
@@ -150,7 +152,12 @@ describe('durability across SIGKILL', { timeout: 60_000 }, () => {
 
     const second = await spawnTarget(configFile);
     children.push(second.child);
-    const host2 = await NvmeTcpHost.connect({ host: '127.0.0.1', port: second.port, subsystemNqn: SUBNQN });
+    const host2 = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: second.port,
+      subsystemNqn: SUBNQN,
+    });
     const region = await host2.read(1, 0, REGION_BLOCKS);
     await host2.close();
     for (let lba = 0; lba < REGION_BLOCKS; lba++) {

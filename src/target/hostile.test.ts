@@ -23,7 +23,7 @@ import {
   statusSct,
   type TermReqPdu,
 } from '../protocol/index.js';
-import { RawHost, SUBNQN, startTestTarget, type TestTarget, waitFor } from './test-helpers.js';
+import { RawHost, SUBNQN, startTestTarget, TEST_HOST_NQN, type TestTarget, waitFor } from './test-helpers.js';
 
 const isTerm = (p: Pdu): p is TermReqPdu => p.type === PduType.C2HTermReq;
 
@@ -36,7 +36,12 @@ describe('hostile input', { timeout: 60_000 }, () => {
 
   /** A full, working association: the proof the server survived. */
   async function stillWorks(): Promise<void> {
-    const host = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN });
+    const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+    });
     try {
       const data = randomBytes(512);
       await host.write(1, 3, data);
@@ -127,6 +132,7 @@ describe('hostile input', { timeout: 60_000 }, () => {
     await expectTerm(r, FatalErrorStatus.HeaderDigestError);
 
     const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: SUBNQN,
@@ -134,7 +140,12 @@ describe('hostile input', { timeout: 60_000 }, () => {
       headerDigest: true,
       dataDigest: true,
     });
-    const checker = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN });
+    const checker = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+    });
     try {
       // Same write via a raw I/O queue whose data digest we corrupt.
       const io = await RawHost.open(t.address.port);
@@ -180,7 +191,13 @@ describe('hostile input', { timeout: 60_000 }, () => {
   });
 
   it('H2CData outside the R2T range is fatal', async () => {
-    const host = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN, ioQueues: 0 });
+    const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+      ioQueues: 0,
+    });
     try {
       const io = await RawHost.open(t.address.port);
       await io.icReq();
@@ -380,6 +397,7 @@ describe('keep-alive', { timeout: 60_000 }, () => {
   it('drops an association that sends no command within KATO', async () => {
     t = await startTestTarget();
     const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: SUBNQN,
@@ -399,7 +417,13 @@ describe('backpressure', { timeout: 60_000 }, () => {
   after(async () => t?.cleanup());
   it('pauses a connection whose host stops reading, and serves it all once it reads again', async () => {
     t = await startTestTarget({ limits: { maxInFlightBytesPerConnection: 1 << 20 } });
-    const host = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN, ioQueues: 0 });
+    const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+      ioQueues: 0,
+    });
     try {
       const io = await RawHost.open(t.address.port);
       await io.icReq();

@@ -11,7 +11,7 @@ import {
   NvmeStatusError,
   StatusCodeType,
 } from '../protocol/index.js';
-import { DENIED_HOST, RO_HOST, RW_HOST, SUBNQN, startTestTarget, type TestTarget } from './test-helpers.js';
+import { DENIED_HOST, RO_HOST, RW_HOST, SUBNQN, startTestTarget, TEST_HOST_NQN, type TestTarget } from './test-helpers.js';
 
 const isStatus = (sct: number, sc: number) => (e: unknown) => e instanceof NvmeStatusError && e.sct === sct && e.sc === sc;
 
@@ -21,6 +21,7 @@ describe('client <-> target over loopback', { timeout: 60_000 }, () => {
   before(async () => {
     t = await startTestTarget();
     host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: SUBNQN,
@@ -142,6 +143,7 @@ describe('client <-> target over loopback', { timeout: 60_000 }, () => {
 
   it('serves the discovery log with the subsystems this host may see', async () => {
     const d = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: DISCOVERY_NQN,
@@ -184,7 +186,12 @@ describe('client <-> target over loopback', { timeout: 60_000 }, () => {
       isStatus(StatusCodeType.CommandSpecific, CommandSpecificStatus.ConnectInvalidHost),
     );
     await assert.rejects(
-      NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: 'nqn.2026-11.io.nearbpf:nope' }),
+      NvmeTcpHost.connect({
+        hostNqn: TEST_HOST_NQN,
+        host: '127.0.0.1',
+        port: t.address.port,
+        subsystemNqn: 'nqn.2026-11.io.nearbpf:nope',
+      }),
       isStatus(StatusCodeType.CommandSpecific, CommandSpecificStatus.ConnectInvalidParameters),
     );
     const ro = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN, hostNqn: RO_HOST });
@@ -206,6 +213,7 @@ describe('digests', { timeout: 60_000 }, () => {
   it('negotiates header and data digests and moves data with them', async () => {
     t = await startTestTarget();
     const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: SUBNQN,
@@ -228,6 +236,7 @@ describe('target close', { timeout: 60_000 }, () => {
   it('completes in-flight writes before closing', async () => {
     const t = await startTestTarget();
     const host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
       host: '127.0.0.1',
       port: t.address.port,
       subsystemNqn: SUBNQN,

@@ -7,7 +7,7 @@ import { NvmeStatusError } from '../protocol/errors.js';
 import { ProgramOpcode } from '../protocol/programs.js';
 import { makeSqe } from '../protocol/sqe.js';
 import { LIST_WALK_ASM } from '../testing/storage-programs.js';
-import { SUBNQN, startTestTarget, type TestTarget } from './test-helpers.js';
+import { SUBNQN, startTestTarget, TEST_HOST_NQN, type TestTarget } from './test-helpers.js';
 
 const LIST_WALK = LIST_WALK_ASM;
 
@@ -22,7 +22,13 @@ describe('storage functions over NVMe/TCP', () => {
 
   before(async () => {
     t = await startTestTarget();
-    host = await NvmeTcpHost.connect({ host: '127.0.0.1', port: t.address.port, subsystemNqn: SUBNQN, ioQueues: 2 });
+    host = await NvmeTcpHost.connect({
+      hostNqn: TEST_HOST_NQN,
+      host: '127.0.0.1',
+      port: t.address.port,
+      subsystemNqn: SUBNQN,
+      ioQueues: 2,
+    });
     programs = new ProgramClient(host);
     // A linked list at 8 KiB, 1 KiB apart, written through plain NVMe writes.
     const image = Buffer.alloc(16 * 1024);

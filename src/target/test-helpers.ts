@@ -14,6 +14,8 @@ export const SUBNQN = 'nqn.2026-11.io.nearbpf:test';
 export const RO_HOST = 'nqn.2014-08.org.nvmexpress:uuid:read-only-host';
 export const DENIED_HOST = 'nqn.2014-08.org.nvmexpress:uuid:denied-host';
 export const RW_HOST = 'nqn.2014-08.org.nvmexpress:uuid:rw-host';
+/** The identity the loopback tests connect as (never the machine's /etc/nvme/hostnqn). */
+export const TEST_HOST_NQN = 'nqn.2014-08.org.nvmexpress:uuid:test-host';
 
 export interface TestTarget extends TargetHandle {
   dir: string;

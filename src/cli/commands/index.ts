@@ -8,6 +8,7 @@ import { demoCommand } from './demo.js';
 import { disasmCommand } from './disasm.js';
 import { discoverCommand } from './discover.js';
 import { flushCommand } from './flush.js';
+import { hostnqnCommand } from './hostnqn.js';
 import { idCtrlCommand } from './id-ctrl.js';
 import { idNsCommand } from './id-ns.js';
 import { inspectCommand } from './inspect.js';
@@ -37,6 +38,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     readCommand,
     writeCommand,
     flushCommand,
+    hostnqnCommand,
     loadCommand,
     execCommand,
     programsCommand,
