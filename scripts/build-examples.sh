@@ -1,19 +1,8 @@
 #!/usr/bin/env bash
 # Compile every examples/*.c to OUTDIR/*.o (default examples/build), as committed in the repository.
 #   scripts/build-examples.sh [OUTDIR]
-# Needs clang >= 14 with the BPF target (Debian: apt-get install -y clang llvm). CLANG overrides the
-# compiler, MCPU the ISA version (v3 for the committed objects; v4 needs clang >= 18).
-# -fdebug-prefix-map keeps the checkout's path out of the objects, so rebuilding from another
-# directory gives the same bytes; -nostdinc proves include/nearbpf.h needs no system header.
+# Compiler and flags: scripts/compile-bpf.sh (CLANG, MCPU).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:-$root/examples/build}"
-clang="${CLANG:-clang}"
-mcpu="${MCPU:-v3}"
-mkdir -p "$out"
 cd "$root"
-for src in examples/*.c; do
-  obj="$out/$(basename "$src" .c).o"
-  "$clang" -O2 -g -target bpf -mcpu="$mcpu" -Wall -Werror -nostdinc -Iinclude -fdebug-prefix-map="$root"=. -c "$src" -o "$obj"
-  echo "built $obj"
-done
+exec bash scripts/compile-bpf.sh "${1:-$root/examples/build}" examples/*.c
