@@ -5,7 +5,8 @@
  * Layout of the sandbox: region 1 the stack, region 2 the program memory (r1 = its address,
  * r2 = the input length: the conformance convention, for now), regions 3... the maps in
  * `LoadedObject.maps` order. Linking for the sandbox turns `map_by_idx K` into the map's handle and
- * `map_value_by_idx K, OFF` into the sandbox address OFF bytes into entry 0 of map K.
+ * `map_value_by_idx K, OFF` into the sandbox address OFF bytes into entry 0 of map K (addresses are
+ * flat offsets into the sandbox: see src/vm/memory.ts).
  */
 import { DEFAULT_FUEL } from '../abi/limits.js';
 import type { Instruction } from '../isa/index.js';
@@ -15,7 +16,7 @@ import { createSandbox, type Engine, type EngineKind } from '../vm/engine.js';
 import { type HelperTable, helperTable } from '../vm/helpers.js';
 import { Interpreter } from '../vm/interpreter.js';
 import { JitEngine } from '../vm/jit/engine.js';
-import { regionAddress, type SandboxMemory } from '../vm/memory.js';
+import type { SandboxMemory } from '../vm/memory.js';
 import { EnvironmentError, ProgramNotFoundError } from './errors.js';
 import { findProgram, type LoadedObject, type LoadedProgram } from './object.js';
 import { DebugLog, tracePrintkHelper } from './trace-printk.js';
@@ -60,7 +61,7 @@ export function linkForSandbox(program: LoadedProgram, maps: MapSet): Instructio
       if (map.spec.type !== 'array' || map.spec.maxEntries !== 1) throw fail(`map ${map.name} is not a one-entry array`);
       if (insn.nextImm < 0 || insn.nextImm > map.spec.valueSizeBytes)
         throw fail(`offset ${insn.nextImm} is outside map ${map.name}`);
-      value = regionAddress(map.regionId, insn.nextImm);
+      value = BigInt(map.valuesAddress + insn.nextImm);
     } else {
       throw fail(`lddw source ${insn.source} is not supported`);
     }
@@ -130,7 +131,7 @@ export class ProgramEnvironment {
     mem.fill(0);
     mem.set(input);
     const before = this.log.lines.length;
-    const result = engine.run([regionAddress(PROGRAM_MEMORY_REGION_ID, 0), BigInt(input.length)], {
+    const result = engine.run([BigInt(this.memory.address(PROGRAM_MEMORY_REGION_ID)), BigInt(input.length)], {
       fuel: options.fuel ?? DEFAULT_FUEL,
     });
     return { ...result, memory: mem.slice(0, input.length), log: this.log.lines.slice(before) };

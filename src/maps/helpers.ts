@@ -6,7 +6,6 @@
 import { HELPER_IDS } from '../abi/helpers.js';
 import { HelperError } from '../errors.js';
 import type { Helper, HelperCall } from '../vm/helpers.js';
-import { regionAddress } from '../vm/memory.js';
 import type { BpfMap, MapSet } from './map.js';
 
 const errno = (result: number): bigint => BigInt.asUintN(64, BigInt(result));
@@ -26,7 +25,7 @@ export function mapHelpers(maps: MapSet): Helper[] {
         const map = mapOf(maps, r1, HELPER_IDS.mapLookupElem, call);
         const key = call.memory.slice(r2, map.spec.keySizeBytes, 'read', call.pc);
         const at = map.lookupOffset(key);
-        return at < 0 ? 0n : regionAddress(map.regionId, at);
+        return at < 0 ? 0n : BigInt(map.valuesAddress + at);
       },
     },
     {

@@ -90,6 +90,8 @@ export abstract class BpfMap {
   readonly strideBytes: number;
   /** View of the values region (the sandbox memory never grows, so the view stays valid). */
   protected readonly values: Uint8Array;
+  /** The address programs see for the first value byte (values follow at `strideBytes`). */
+  readonly valuesAddress: number;
 
   constructor(
     readonly spec: MapSpec,
@@ -99,6 +101,7 @@ export abstract class BpfMap {
     checkSpec(spec);
     this.strideBytes = valueStrideBytes(spec.valueSizeBytes);
     this.values = memory.bytes(regionId);
+    this.valuesAddress = memory.address(regionId);
     if (this.values.length !== this.strideBytes * spec.maxEntries) {
       throw new MapArgumentError(
         spec.name,
@@ -257,8 +260,8 @@ export class HashMap extends BpfMap {
 }
 
 /**
- * What r1 holds for a map helper: a handle, not an address. Its high 32 bits are far above any
- * region id, so a program that dereferences a map reference faults instead of reading host state.
+ * What r1 holds for a map helper: a handle, not an address. It is far above 2^32, the end of every
+ * sandbox, so a program that dereferences a map reference faults instead of reading host state.
  */
 export const MAP_HANDLE_BASE = 0x6d617000n << 32n;
 

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HelperError, MemoryAccessError } from '../errors.js';
 import { createSandbox } from '../vm/engine.js';
-import { regionAddress } from '../vm/memory.js';
 import { MapArgumentError, MapMemoryLimitError } from './errors.js';
 import { mapHelpers } from './helpers.js';
 import {
@@ -28,6 +27,9 @@ function setup(specs: MapSpec[], limitBytes?: number) {
   const memory = createSandbox([{ name: 'scratch', sizeBytes: 64, writable: true }, ...mapRegionSpecs(specs, limitBytes)]);
   return { memory, maps: new MapSet(memory, specs, 3) };
 }
+
+/** Address of byte `offset` of region `id`, as programs see it. */
+const at = (memory: ReturnType<typeof createSandbox>, id: number, offset: number) => BigInt(memory.address(id, offset));
 
 const hash: MapSpec = { name: 'h', type: 'hash', keySizeBytes: 4, valueSizeBytes: 8, maxEntries: 2 };
 const array: MapSpec = { name: 'a', type: 'array', keySizeBytes: 4, valueSizeBytes: 12, maxEntries: 3 };
@@ -80,7 +82,7 @@ describe('array map', () => {
     const { memory, maps } = setup([spec]);
     assert.equal(maps.maps[0].update(u32(0), new Uint8Array(12), BPF_ANY), -EPERM);
     assert.equal(maps.maps[0].lookup(u32(0))?.[11], 5);
-    assert.throws(() => memory.slice(regionAddress(3, 0), 1, 'write', 0), MemoryAccessError);
+    assert.throws(() => memory.slice(at(memory, 3, 0), 1, 'write', 0), MemoryAccessError);
   });
 });
 
@@ -108,13 +110,14 @@ describe('map helpers', () => {
     const scratch = memory.bytes(2);
     scratch.set(u32(42), 0);
     scratch.set(u64(99n), 8);
-    const key = regionAddress(2, 0);
-    const value = regionAddress(2, 8);
+    const key = at(memory, 2, 0);
+    const value = at(memory, 2, 8);
     const handle = maps.handle(0);
     assert.equal(lookup.fn(handle, key, 0n, 0n, 0n, call), 0n);
     assert.equal(update.fn(handle, key, value, BigInt(BPF_ANY), 0n, call), 0n);
     const address = lookup.fn(handle, key, 0n, 0n, 0n, call);
-    assert.equal(address >> 32n, 3n, 'the value lives in the map region');
+    const region = memory.region(3);
+    assert.ok(address >= BigInt(region.base) && address + 8n <= BigInt(region.base + region.sizeBytes), 'in the map region');
     assert.deepEqual(memory.read(address, 8, 0), u64(99n));
     assert.equal(update.fn(handle, key, value, BigInt(BPF_NOEXIST), 0n, call), BigInt.asUintN(64, BigInt(-EEXIST)));
     assert.equal(del.fn(handle, key, 0n, 0n, 0n, call), 0n);
@@ -125,9 +128,11 @@ describe('map helpers', () => {
     const { memory, maps } = setup([hash]);
     const [lookup] = mapHelpers(maps);
     const call = { memory, pc: 3 };
-    assert.throws(() => lookup.fn(regionAddress(2, 0), regionAddress(2, 0), 0n, 0n, 0n, call), HelperError);
-    assert.throws(() => lookup.fn(MAP_HANDLE_BASE + 1n, regionAddress(2, 0), 0n, 0n, 0n, call), HelperError);
-    assert.throws(() => lookup.fn(maps.handle(0), regionAddress(2, 62), 0n, 0n, 0n, call), MemoryAccessError);
+    assert.throws(() => lookup.fn(at(memory, 2, 0), at(memory, 2, 0), 0n, 0n, 0n, call), HelperError);
+    assert.throws(() => lookup.fn(MAP_HANDLE_BASE + 1n, at(memory, 2, 0), 0n, 0n, 0n, call), HelperError);
+    // A key straddling the end of the sandbox, and one at NULL.
+    assert.throws(() => lookup.fn(maps.handle(0), BigInt(memory.readableEnd - 2), 0n, 0n, 0n, call), MemoryAccessError);
+    assert.throws(() => lookup.fn(maps.handle(0), 0n, 0n, 0n, 0n, call), MemoryAccessError);
     // A map handle is not an address: dereferencing it faults.
     assert.throws(() => memory.slice(maps.handle(0), 1, 'read', 0), MemoryAccessError);
   });

@@ -5,7 +5,6 @@
  */
 import { NB_FLAG_SCAN, NB_FLAG_SCAN_END, STORAGE_CTX } from '../abi/storage.js';
 import { FuelExhaustedError } from '../errors.js';
-import { regionAddress } from '../vm/memory.js';
 import type { ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError, StorageReadError } from './errors.js';
 import type { FairScheduler } from './scheduler.js';
@@ -76,6 +75,8 @@ class Execution {
   private readonly state: StepState;
   private readonly ctx: DataView;
   private readonly data: Uint8Array;
+  /** Sandbox address of the data region's first byte. */
+  private readonly dataAddress: number;
 
   constructor(
     private readonly fn: StorageFunction,
@@ -108,9 +109,11 @@ class Execution {
     inputRegion.fill(0).set(input);
     sandbox.bytes(slot.scratchRegion).fill(0);
     ctxBytes.fill(0);
-    this.ctx.setBigUint64(STORAGE_CTX.data, regionAddress(slot.dataRegion, 0), true);
-    this.ctx.setBigUint64(STORAGE_CTX.scratch, regionAddress(slot.scratchRegion, 0), true);
-    this.ctx.setBigUint64(STORAGE_CTX.input, regionAddress(slot.inputRegion, 0), true);
+    // Pointers are 32-bit sandbox addresses: the low half of the field (the high half stays 0).
+    this.ctx.setUint32(STORAGE_CTX.data, sandbox.address(slot.dataRegion), true);
+    this.ctx.setUint32(STORAGE_CTX.scratch, sandbox.address(slot.scratchRegion), true);
+    this.ctx.setUint32(STORAGE_CTX.input, sandbox.address(slot.inputRegion), true);
+    this.dataAddress = sandbox.address(slot.dataRegion);
     this.ctx.setBigUint64(STORAGE_CTX.inputLen, BigInt(input.length), true);
     this.ctx.setBigUint64(STORAGE_CTX.param0, BigInt.asUintN(64, request.params[0]), true);
     this.ctx.setBigUint64(STORAGE_CTX.param1, BigInt.asUintN(64, request.params[1]), true);
@@ -180,7 +183,7 @@ class Execution {
     const release = await this.scheduler.turn(this.request.tenant);
     try {
       this.checkDeadline();
-      ctx.setBigUint64(STORAGE_CTX.dataEnd, regionAddress(this.slot.dataRegion, dataBytes), true);
+      ctx.setUint32(STORAGE_CTX.dataEnd, this.dataAddress + dataBytes, true);
       ctx.setBigUint64(STORAGE_CTX.step, BigInt(this.stats.steps), true);
       ctx.setBigUint64(STORAGE_CTX.nrReads, BigInt(nrReads), true);
       ctx.setBigUint64(STORAGE_CTX.dataOffset, BigInt(dataOffset), true);
@@ -192,7 +195,7 @@ class Execution {
       fn.current = this.state;
       this.stats.steps++;
       try {
-        const result = fn.engine.run([fn.contextAddress(this.slot)], { fuel });
+        const result = fn.engine.run(this.slot.entryArgs, { fuel });
         this.stats.instructions += result.fuelUsed;
         return result.r0;
       } catch (e) {

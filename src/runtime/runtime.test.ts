@@ -205,7 +205,7 @@ describe('storage functions', () => {
     );
     await assert.rejects(
       executeStorageFunction(
-        load('ldxdw %r0, [%r1+96]\nexit'),
+        load('lddw %r1, 0x100000000\nldxdw %r0, [%r1+96]\nexit'),
         { reader: ns, params: [0n, 0n], tenant: 'a' },
         budget(),
         new FairScheduler(),

@@ -5,6 +5,7 @@
 import { NearbpfError, ProgramLoadError } from '../errors.js';
 import type { Program } from '../isa/index.js';
 import type { MapSet, MapSpec } from '../maps/index.js';
+import type { MemoryMode } from '../vm/jit/engine.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
 import { BudgetExceededError } from './errors.js';
 import { type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
@@ -23,6 +24,11 @@ export interface LoadableProgram {
 
 export interface StorageRuntimeOptions {
   readonly verify: ProgramVerifier;
+  /**
+   * Whether `verify` proves every memory access of an accepted program in bounds, so its code runs
+   * without per-access checks (`verified`), or not (`checked`, the default: e.g. a test's stand-in).
+   */
+  readonly memoryMode?: MemoryMode;
   /** Limits of a tenant (host NQN); the defaults when omitted. */
   readonly limitsFor?: (tenant: string) => TenantLimits;
 }
@@ -109,6 +115,7 @@ export class StorageRuntime {
       link: program.link,
       mapMemoryLimitBytes: limits.maxMapMemoryBytes,
       slots: limits.maxConcurrentExecutions,
+      memoryMode: this.options.memoryMode ?? 'checked',
     });
     mine.set(name, fn);
     return info(fn);

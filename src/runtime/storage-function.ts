@@ -11,8 +11,8 @@ import type { Program } from '../isa/index.js';
 import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs } from '../maps/index.js';
 import { createSandbox } from '../vm/engine.js';
 import { type Helper, helperTable } from '../vm/helpers.js';
-import { JitEngine } from '../vm/jit/engine.js';
-import { type RegionSpec, regionAddress, type SandboxMemory } from '../vm/memory.js';
+import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
+import type { RegionSpec, SandboxMemory } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 
 /** A read a step asked for, in namespace bytes. */
@@ -40,6 +40,8 @@ export interface Slot {
   readonly dataRegion: number;
   readonly scratchRegion: number;
   readonly inputRegion: number;
+  /** r1 for a step of this slot (its context's address), built once so a step allocates nothing. */
+  readonly entryArgs: readonly bigint[];
 }
 
 const REGIONS_PER_SLOT = 4;
@@ -56,6 +58,11 @@ export interface StorageFunctionOptions {
   readonly mapMemoryLimitBytes?: number;
   /** Resolves map references (lddw map_by_idx / map_value_by_idx) once the maps have addresses. */
   readonly link?: (maps: MapSet) => Program;
+  /**
+   * How the JIT compiles memory accesses (default `checked`). `verified` only for a program the
+   * verifier accepted: its accesses run without bounds checks (see src/vm/jit/compile.ts).
+   */
+  readonly memoryMode?: MemoryMode;
 }
 
 export interface StorageFunctionStats {
@@ -108,10 +115,22 @@ export class StorageFunction {
     this.program = options.link ? options.link(this.maps) : options.program;
     for (let s = options.slots - 1; s >= 0; s--) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
-      this.freeSlots.push({ index: s, ctxRegion: base, dataRegion: base + 1, scratchRegion: base + 2, inputRegion: base + 3 });
+      this.freeSlots.push({
+        index: s,
+        ctxRegion: base,
+        dataRegion: base + 1,
+        scratchRegion: base + 2,
+        inputRegion: base + 3,
+        entryArgs: [BigInt(this.sandbox.address(base))],
+      });
     }
     const helpers = helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]);
-    this.engine = new JitEngine(this.program, { helpers, memory: this.sandbox, maxCallDepth: MAX_CALL_DEPTH });
+    this.engine = new JitEngine(this.program, {
+      helpers,
+      memory: this.sandbox,
+      maxCallDepth: MAX_CALL_DEPTH,
+      memoryMode: options.memoryMode ?? 'checked',
+    });
   }
 
   acquireSlot(): Slot | undefined {
@@ -124,11 +143,6 @@ export class StorageFunction {
 
   get busySlots(): number {
     return this.slotCount - this.freeSlots.length;
-  }
-
-  /** Address of a slot's context, as the program sees it in r1. */
-  contextAddress(slot: Slot): bigint {
-    return regionAddress(slot.ctxRegion, 0);
   }
 
   private step(pc: number): StepState {

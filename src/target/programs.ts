@@ -118,6 +118,8 @@ export class ProgramService {
   ) {
     this.runtime = new StorageRuntime({
       verify: (program, _name, maps) => this.verifier.verify(program, maps),
+      // The verifier proves every access of an accepted program in bounds.
+      memoryMode: 'verified',
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
     });
   }

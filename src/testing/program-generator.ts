@@ -35,8 +35,8 @@ import {
   store,
   type Width,
 } from '../isa/index.js';
+import { differentialAddresses } from '../vm/differential.js';
 import { type Helper, ProgramStop } from '../vm/helpers.js';
-import { regionAddress } from '../vm/memory.js';
 
 // ---- the environment generated programs run in ----
 
@@ -380,6 +380,8 @@ interface ProgramPlan {
   readonly fuelLoops: boolean;
   readonly dataSize: number;
   readonly readOnlySize: number;
+  /** Where the data and read-only regions lie in the sandbox the program runs in. */
+  readonly addresses: { readonly data: number; readonly readOnly: number };
   /** Chance that a memory access, helper argument or callx target is chosen to be likely to fault. */
   readonly wildness: number;
 }
@@ -471,7 +473,7 @@ class ProgramGenerator {
   private prologue(): void {
     const { asm, rng } = this;
     if (this.fnIndex === 0) asm.emit(alu(64, 'mov', DATA_POINTER, reg(1)));
-    else asm.emit(lddw(DATA_POINTER, regionAddress(DATA_REGION_ID, 0)));
+    else asm.emit(lddw(DATA_POINTER, BigInt(this.plan.addresses.data)));
     for (const r of [0, 6, 7, 8] as Register[]) this.setRandomValue(r);
     if (rng.chance(0.3)) asm.emit(alu(64, 'mov', rng.pick([2, 3, 4, 5] as Register[]), imm(rng.pick(INTERESTING_IMM32))));
   }
@@ -781,7 +783,7 @@ class ProgramGenerator {
       asm.emit(alu(64, 'add', 1, imm(rng.between(dataSize - length + 1, dataSize + 4))));
     } else {
       length = rng.between(write ? 1 : 0, readOnlySize + 2);
-      asm.emit(lddw(1, regionAddress(READ_ONLY_REGION_ID, 0)));
+      asm.emit(lddw(1, BigInt(this.plan.addresses.readOnly)));
     }
     asm.emit(alu(64, 'mov', 2, imm(length)));
   }
@@ -889,7 +891,7 @@ class ProgramGenerator {
     const { dataSize, readOnlySize } = this.plan;
     const roRegister = () => {
       const base = scratch ?? this.writableRegister();
-      if (base !== undefined) this.asm.emit(lddw(base, regionAddress(READ_ONLY_REGION_ID, 0)));
+      if (base !== undefined) this.asm.emit(lddw(base, BigInt(this.plan.addresses.readOnly)));
       return base;
     };
     if (!this.wild()) {
@@ -938,8 +940,8 @@ class ProgramGenerator {
     else if (roll < 8) asm.emit(lddw(r, rng.pick(INTERESTING_U64)));
     else if (roll < 9 && allowPointers) {
       const pointer = rng.chance(0.5)
-        ? regionAddress(DATA_REGION_ID, rng.between(0, this.plan.dataSize))
-        : regionAddress(READ_ONLY_REGION_ID, rng.between(0, this.plan.readOnlySize));
+        ? BigInt(this.plan.addresses.data + rng.between(0, this.plan.dataSize))
+        : BigInt(this.plan.addresses.readOnly + rng.between(0, this.plan.readOnlySize));
       asm.emit(lddw(r, pointer));
     } else asm.emit(lddw(r, rng.u64()));
   }
@@ -973,11 +975,14 @@ export function generateProgram(seed: number, options: GeneratorOptions = {}): G
   const roles: FunctionRole[] = ['main'];
   for (let i = 0; i < extra; i++) roles.push(rng.chance(0.25) ? 'recursive' : 'plain');
   const fuelLoops = rng.chance(0.08);
+  const dataSize = rng.pick([8, 16, 32, 64, 100, 256]);
+  const readOnlySize = rng.pick([8, 16, 32]);
   const plan: ProgramPlan = {
     roles,
     fuelLoops,
-    dataSize: rng.pick([8, 16, 32, 64, 100, 256]),
-    readOnlySize: rng.pick([8, 16, 32]),
+    dataSize,
+    readOnlySize,
+    addresses: differentialAddresses(dataSize, readOnlySize),
     wildness: rng.pick([0, 0, 0.01, 0.03, 0.1, 0.3]),
   };
   const program = new ProgramGenerator(rng, plan).generate(options.mainStatements ?? rng.between(4, 40));
@@ -990,9 +995,9 @@ export function generateProgram(seed: number, options: GeneratorOptions = {}): G
     data: rng.bytes(plan.dataSize),
     readOnly: rng.bytes(plan.readOnlySize),
     args: [
-      regionAddress(DATA_REGION_ID, 0),
+      BigInt(plan.addresses.data),
       BigInt(plan.dataSize),
-      regionAddress(READ_ONLY_REGION_ID, 0),
+      BigInt(plan.addresses.readOnly),
       rng.u64(),
       BigInt(rng.pick(INTERESTING_IMM32)),
     ],

@@ -10,7 +10,6 @@ import { createSandbox } from './engine.js';
 import { type Helper, helperTable, ProgramStop } from './helpers.js';
 import { Interpreter } from './interpreter.js';
 import { JitEngine } from './jit/engine.js';
-import { regionAddress } from './memory.js';
 
 export const CONFORMANCE_MEMORY_REGION_ID = 2;
 
@@ -54,7 +53,7 @@ export function runConformance(
 ): ConformanceRun {
   const { instance, memory } = createConformanceEngine(program, options.engine, memoryBytes.length);
   memory.bytes(CONFORMANCE_MEMORY_REGION_ID).set(memoryBytes);
-  const args = [regionAddress(CONFORMANCE_MEMORY_REGION_ID, 0), BigInt(memoryBytes.length)];
+  const args = [BigInt(memory.address(CONFORMANCE_MEMORY_REGION_ID)), BigInt(memoryBytes.length)];
   const result = instance.run(args, { fuel: options.fuel ?? DEFAULT_FUEL });
   return {
     ...result,

@@ -9,15 +9,29 @@
  */
 import { ExecutionError, NearbpfError } from '../errors.js';
 import type { Program } from '../isa/index.js';
-import { createSandbox, type Engine, type EngineKind, STACK_REGION_ID } from './engine.js';
+import { createSandbox, type Engine, type EngineKind, layoutOfSandbox, STACK_REGION_ID } from './engine.js';
 import { type Helper, type HelperTable, helperTable, ProgramStop } from './helpers.js';
 import { Interpreter } from './interpreter.js';
-import { JitEngine } from './jit/engine.js';
-import { regionAddress } from './memory.js';
+import { JitEngine, type MemoryMode } from './jit/engine.js';
+import type { RegionSpec } from './memory.js';
 
 /** Region ids inside the differential sandbox (the stack is region 1). */
 export const DIFFERENTIAL_DATA_REGION_ID = 2;
 export const DIFFERENTIAL_READ_ONLY_REGION_ID = 3;
+
+/** The regions after the stack: a writable data region, then a read-only one. */
+function differentialRegions(dataBytes: number, readOnlyBytes: number): RegionSpec[] {
+  return [
+    { name: 'data', sizeBytes: dataBytes, writable: true },
+    { name: 'rodata', sizeBytes: readOnlyBytes, writable: false },
+  ];
+}
+
+/** Addresses of the data and read-only regions in a differential sandbox of these sizes. */
+export function differentialAddresses(dataBytes: number, readOnlyBytes: number): { data: number; readOnly: number } {
+  const { bases } = layoutOfSandbox(differentialRegions(dataBytes, readOnlyBytes));
+  return { data: bases[DIFFERENTIAL_DATA_REGION_ID - 1], readOnly: bases[DIFFERENTIAL_READ_ONLY_REGION_ID - 1] };
+}
 
 export interface DifferentialOptions {
   /** Initial contents of the writable data region (region 2). */
@@ -29,6 +43,8 @@ export interface DifferentialOptions {
   /** r1-r5; by default r1 = data region, r2 = its length, r3 = read-only region. */
   readonly args?: readonly bigint[];
   readonly maxCallDepth?: number;
+  /** How the JIT compiles memory accesses (default `checked`, the interpreter's rule). */
+  readonly jitMemoryMode?: MemoryMode;
   /**
    * Runs of the same engine instance over the same sandbox (default 1). Later runs start from the
    * memory the earlier ones left, and show any state an engine leaks from one run to the next.
@@ -93,10 +109,7 @@ function runOn(
   options: DifferentialOptions,
 ): { outcomes: Outcome[]; structured?: readonly boolean[] } {
   const readOnly = options.readOnlyMemory ?? new Uint8Array(0);
-  const memory = createSandbox([
-    { name: 'data', sizeBytes: options.memory.length, writable: true },
-    { name: 'rodata', sizeBytes: readOnly.length, writable: false },
-  ]);
+  const memory = createSandbox(differentialRegions(options.memory.length, readOnly.length));
   memory.bytes(DIFFERENTIAL_DATA_REGION_ID).set(options.memory);
   memory.bytes(DIFFERENTIAL_READ_ONLY_REGION_ID).set(readOnly);
   // Wrap each helper to notice a ProgramStop, which the engines turn into a normal return.
@@ -115,9 +128,9 @@ function runOn(
     }),
   );
   const args = options.args ?? [
-    regionAddress(DIFFERENTIAL_DATA_REGION_ID, 0),
+    BigInt(memory.address(DIFFERENTIAL_DATA_REGION_ID)),
     BigInt(options.memory.length),
-    regionAddress(DIFFERENTIAL_READ_ONLY_REGION_ID, 0),
+    BigInt(memory.address(DIFFERENTIAL_READ_ONLY_REGION_ID)),
   ];
   const snapshot = () => ({
     memory: memory.bytes(DIFFERENTIAL_DATA_REGION_ID).slice(),
@@ -132,7 +145,7 @@ function runOn(
   };
   try {
     if (kind === 'jit') {
-      const jit = new JitEngine(program, engineOptions);
+      const jit = new JitEngine(program, { ...engineOptions, memoryMode: options.jitMemoryMode ?? 'checked' });
       structured = jit.compiled.structured;
       engine = jit;
     } else engine = new Interpreter(program, engineOptions);

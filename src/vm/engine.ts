@@ -5,7 +5,7 @@ import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES, STACK_FRAME_SIZE_BYTES } from '..
 import { ProgramLoadError } from '../errors.js';
 import { layoutProgram, type Program, type ProgramLayout } from '../isa/index.js';
 import type { HelperTable } from './helpers.js';
-import { type RegionSpec, SandboxMemory, STACK_REGION_ID } from './memory.js';
+import { layoutSandbox, type RegionSpec, type SandboxLayout, SandboxMemory, STACK_REGION_ID } from './memory.js';
 
 export interface EngineOptions {
   readonly helpers: HelperTable;
@@ -18,6 +18,11 @@ export interface EngineOptions {
 export interface RunOptions {
   /** Instruction budget of this run. */
   readonly fuel: number;
+  /**
+   * Zero the stack before the run (default true). Skipping it is for programs the verifier proved
+   * never read stack bytes they did not write in the same run.
+   */
+  readonly clearStack?: boolean;
 }
 
 export interface RunResult {
@@ -34,9 +39,19 @@ export interface Engine {
 
 export type EngineKind = 'interpreter' | 'jit';
 
+/** The regions of a sandbox with the stack as region 1 followed by `regions` (ids 2, 3, ...). */
+export function sandboxRegions(regions: readonly RegionSpec[]): RegionSpec[] {
+  return [{ name: 'stack', sizeBytes: MAX_STACK_SIZE_BYTES, writable: true }, ...regions];
+}
+
 /** A sandbox with the stack as region 1 followed by `regions` (ids 2, 3, ...). */
 export function createSandbox(regions: readonly RegionSpec[]): SandboxMemory {
-  return new SandboxMemory([{ name: 'stack', sizeBytes: MAX_STACK_SIZE_BYTES, writable: true }, ...regions]);
+  return new SandboxMemory(sandboxRegions(regions));
+}
+
+/** The layout `createSandbox(regions)` gets, without allocating it. */
+export function layoutOfSandbox(regions: readonly RegionSpec[]): SandboxLayout {
+  return layoutSandbox(sandboxRegions(regions));
 }
 
 export const STACK_TOP_OFFSET = MAX_STACK_SIZE_BYTES;

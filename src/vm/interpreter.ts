@@ -42,10 +42,10 @@ export class Interpreter implements Engine {
   private readonly code: Int32Array;
   private readonly imm: Int32Array;
   private readonly cost: Int32Array;
-  /** By region id (index 0 unused): linear-memory base, readable and writable lengths. */
-  private readonly regionBase: Int32Array;
-  private readonly regionReadable: Int32Array;
-  private readonly regionWritable: Int32Array;
+  /** The sandbox's bounds (see memory.ts): mapped from `low`, writable below `writableEnd`. */
+  private readonly low: number;
+  private readonly writableEnd: number;
+  private readonly readableEnd: number;
   private readonly helpers: HelperTable;
   private readonly memory: SandboxMemory;
   private readonly maxDepth: number;
@@ -63,15 +63,9 @@ export class Interpreter implements Engine {
       this.imm[pc] = view.getInt32(pc * 8 + 4, true);
     }
     this.cost = blockCosts(layout);
-    const regions = options.memory.regions;
-    this.regionBase = new Int32Array(regions.length + 1);
-    this.regionReadable = new Int32Array(regions.length + 1);
-    this.regionWritable = new Int32Array(regions.length + 1);
-    for (const r of regions) {
-      this.regionBase[r.id] = r.base;
-      this.regionReadable[r.id] = r.sizeBytes;
-      this.regionWritable[r.id] = r.writable ? r.sizeBytes : 0;
-    }
+    this.low = options.memory.lowAddress;
+    this.writableEnd = options.memory.writableEnd;
+    this.readableEnd = options.memory.readableEnd;
     this.helpers = options.helpers;
     this.memory = options.memory;
     this.maxDepth = options.maxCallDepth ?? 8;
@@ -86,9 +80,8 @@ export class Interpreter implements Engine {
       lo[i + 1] = Number(v & 0xffffffffn) | 0;
       hi[i + 1] = Number(v >> 32n) | 0;
     }
-    this.memory.bytes(STACK_REGION_ID).fill(0);
-    lo[R10] = STACK_TOP_OFFSET;
-    hi[R10] = STACK_REGION_ID;
+    if (options.clearStack !== false) this.memory.bytes(STACK_REGION_ID).fill(0);
+    lo[R10] = this.memory.address(STACK_REGION_ID, STACK_TOP_OFFSET);
     const budget = options.fuel;
     const fuel = { left: budget };
     try {
@@ -453,11 +446,9 @@ export class Interpreter implements Engine {
     const sum = (baseLo >>> 0) + offset;
     const addrLo = sum | 0;
     const addrHi = (baseHi + (sum > 0xffffffff ? 1 : sum < 0 ? -1 : 0)) | 0;
-    // The sandbox's region table, copied into typed arrays: the same check as SandboxMemory.translate.
-    if (addrHi >= 1 && addrHi < this.regionBase.length) {
-      const limit = access === 'read' ? this.regionReadable[addrHi] : this.regionWritable[addrHi];
-      if ((addrLo >>> 0) + size <= limit) return this.regionBase[addrHi] + (addrLo >>> 0);
-    }
+    // The same rule as SandboxMemory.check, on numbers.
+    const at = addrLo >>> 0;
+    if (addrHi === 0 && at >= this.low && at + size <= (access === 'read' ? this.readableEnd : this.writableEnd)) return at;
     throw new MemoryAccessError(pc, access, (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size);
   }
 

@@ -1,25 +1,30 @@
 /**
- * The sandbox memory shared by both engines: one WebAssembly.Memory holding a region table and every
- * region a program may address (its stack, context, data buffers and later its maps).
+ * The sandbox memory shared by both engines: one WebAssembly.Memory holding every region a program
+ * may address (its stack, context, data buffers, scratch areas and maps).
  *
- * A program's addresses are segmented: the high 32 bits name a region (1-based; 0 is never mapped, so
- * NULL plus any offset faults) and the low 32 bits are an offset into it. A check is one table
- * lookup, the same in the interpreter and in the JIT's generated code.
+ * Addresses are flat: a program's pointer is a 32-bit offset into the linear memory, and every
+ * region keeps a fixed place in it for the sandbox's life. The layout is
+ *
+ *     [0, NULL_GUARD_BYTES)            never mapped: NULL plus any 16-bit offset faults
+ *     [lowAddress, writableEnd)        the writable regions (the stack first)
+ *     [writableEnd, readableEnd)       the read-only regions
+ *
+ * so a checked access is one unsigned comparison: `address - lowAddress <= end - size - lowAddress`,
+ * with `end` the writable or the readable end. Verified programs skip even that (see the JIT's
+ * `MemoryMode`): Wasm itself keeps them inside this linear memory.
  */
 import assert from 'node:assert/strict';
 import { type AccessKind, MemoryAccessError, ProgramLoadError } from '../errors.js';
 
 export const WASM_PAGE_SIZE_BYTES = 65536;
-/** Region table entries: base u32, readable length u32, writable length u32, reserved u32. */
-export const REGION_TABLE_ENTRY_BYTES = 16;
-/** Regions per sandbox (id 0 is never mapped): a power of two, so the JIT masks ids into the table. */
-export const MAX_REGIONS = 256;
-/** The id bits that index the region table. */
-export const REGION_ID_MASK = MAX_REGIONS - 1;
-const REGION_TABLE_BYTES = REGION_TABLE_ENTRY_BYTES * MAX_REGIONS;
-const FIRST_REGION_OFFSET = 4096;
+/** Unmapped bytes at address 0: larger than any instruction offset (s16), so NULL + offset faults. */
+export const NULL_GUARD_BYTES = 65536;
+/** Regions per sandbox: a sanity bound on what a caller may lay out. */
+export const MAX_REGIONS = 4096;
 /** Upper bound of one sandbox: regions beyond this are refused rather than allocated. */
 export const MAX_SANDBOX_SIZE_BYTES = 1 << 30;
+/** Alignment of each region's base: enough for any access size and for 8-byte atomics. */
+const REGION_ALIGN_BYTES = 16;
 
 export interface RegionSpec {
   readonly name: string;
@@ -28,50 +33,75 @@ export interface RegionSpec {
 }
 
 export interface Region extends RegionSpec {
-  /** 1-based id: the high 32 bits of every address in the region. */
+  /** 1-based id, in the order the regions were specified. */
   readonly id: number;
-  /** Offset of the region inside the linear memory. */
+  /** Offset of the region inside the linear memory: the address programs see for its first byte. */
   readonly base: number;
 }
 
 export const STACK_REGION_ID = 1;
 
-/** Address of `offset` inside region `id`, as a program sees it. */
-export function regionAddress(id: number, offset: number): bigint {
-  return (BigInt(id) << 32n) | BigInt(offset >>> 0);
+/** Where each region of a sandbox lies, computed without allocating it. */
+export interface SandboxLayout {
+  /** Base address of each region, in the order of the specs. */
+  readonly bases: readonly number[];
+  readonly lowAddress: number;
+  readonly writableEnd: number;
+  readonly readableEnd: number;
+}
+
+/**
+ * The layout every sandbox of these specs gets: the NULL guard, then the writable regions, then the
+ * read-only ones, each in spec order and 16-byte aligned. Deterministic, so a generator can embed
+ * addresses in a program before the sandbox exists.
+ */
+export function layoutSandbox(specs: readonly RegionSpec[]): SandboxLayout {
+  if (specs.length === 0 || specs.length > MAX_REGIONS) {
+    throw new ProgramLoadError(`a sandbox holds 1 to ${MAX_REGIONS} regions, got ${specs.length}`);
+  }
+  for (const spec of specs) {
+    if (!Number.isSafeInteger(spec.sizeBytes) || spec.sizeBytes < 0) {
+      throw new ProgramLoadError(`region '${spec.name}' has invalid size ${spec.sizeBytes}`);
+    }
+  }
+  const bases = new Array<number>(specs.length);
+  let next = NULL_GUARD_BYTES;
+  // Each end is exact (the last region's last byte + 1), so the padding after it is not addressable.
+  let end = NULL_GUARD_BYTES;
+  const place = (writable: boolean) => {
+    specs.forEach((spec, i) => {
+      if (spec.writable !== writable) return;
+      bases[i] = next;
+      end = next + spec.sizeBytes;
+      next += Math.ceil(spec.sizeBytes / REGION_ALIGN_BYTES) * REGION_ALIGN_BYTES;
+      if (next > MAX_SANDBOX_SIZE_BYTES) throw new ProgramLoadError(`sandbox exceeds ${MAX_SANDBOX_SIZE_BYTES} bytes`);
+    });
+    return end;
+  };
+  const writableEnd = place(true);
+  const readableEnd = place(false);
+  return { bases, lowAddress: NULL_GUARD_BYTES, writableEnd, readableEnd };
 }
 
 export class SandboxMemory {
   readonly memory: WebAssembly.Memory;
   readonly regions: readonly Region[];
-  private view: DataView;
+  /** First mapped address. */
+  readonly lowAddress: number;
+  /** One past the last writable byte. */
+  readonly writableEnd: number;
+  /** One past the last readable byte. */
+  readonly readableEnd: number;
 
-  /** Lays out `specs` after the region table; the first spec is region 1. */
+  /** Lays out `specs` (see `layoutSandbox`); the first spec is region 1. */
   constructor(specs: readonly RegionSpec[]) {
-    if (specs.length === 0 || specs.length >= MAX_REGIONS) {
-      throw new ProgramLoadError(`a sandbox holds 1 to ${MAX_REGIONS - 1} regions, got ${specs.length}`);
-    }
-    let next = FIRST_REGION_OFFSET;
-    const regions: Region[] = [];
-    specs.forEach((spec, i) => {
-      if (!Number.isSafeInteger(spec.sizeBytes) || spec.sizeBytes < 0) {
-        throw new ProgramLoadError(`region '${spec.name}' has invalid size ${spec.sizeBytes}`);
-      }
-      regions.push({ ...spec, id: i + 1, base: next });
-      next += (spec.sizeBytes + 15) & ~15;
-      if (next > MAX_SANDBOX_SIZE_BYTES) throw new ProgramLoadError(`sandbox exceeds ${MAX_SANDBOX_SIZE_BYTES} bytes`);
-    });
-    const pages = Math.max(1, Math.ceil(next / WASM_PAGE_SIZE_BYTES));
+    const layout = layoutSandbox(specs);
+    this.lowAddress = layout.lowAddress;
+    this.writableEnd = layout.writableEnd;
+    this.readableEnd = layout.readableEnd;
+    this.regions = specs.map((spec, i) => ({ ...spec, id: i + 1, base: layout.bases[i] }));
+    const pages = Math.max(1, Math.ceil(this.readableEnd / WASM_PAGE_SIZE_BYTES));
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    this.regions = regions;
-    this.view = new DataView(this.memory.buffer);
-    for (const r of regions) {
-      const at = r.id * REGION_TABLE_ENTRY_BYTES;
-      this.view.setUint32(at, r.base, true);
-      this.view.setUint32(at + 4, r.sizeBytes, true);
-      this.view.setUint32(at + 8, r.writable ? r.sizeBytes : 0, true);
-    }
-    assert.ok(REGION_TABLE_BYTES <= FIRST_REGION_OFFSET);
   }
 
   get regionCount(): number {
@@ -84,6 +114,13 @@ export class SandboxMemory {
     return r;
   }
 
+  /** The address a program uses for byte `offset` of region `id`. */
+  address(id: number, offset = 0): number {
+    const r = this.region(id);
+    assert.ok(Number.isInteger(offset) && offset >= 0 && offset <= r.sizeBytes, `offset ${offset} outside region ${r.name}`);
+    return r.base + offset;
+  }
+
   /** The bytes of one region, as a view into the sandbox (writes through it are visible to programs). */
   bytes(id: number): Uint8Array {
     const r = this.region(id);
@@ -91,15 +128,14 @@ export class SandboxMemory {
   }
 
   /**
-   * Offset in the linear memory of `[address, address + sizeBytes)` if it lies inside one region
-   * that allows `access`; -1 otherwise. `hi`/`lo` are the two halves of the address.
+   * Linear-memory offset of `[address, address + sizeBytes)` if `access` is allowed there (the rule
+   * both engines apply to every checked load and store); -1 otherwise. `hi`/`lo` are the address's
+   * two 32-bit halves.
    */
-  translate(hi: number, lo: number, sizeBytes: number, access: AccessKind): number {
-    if (hi < 1 || hi > this.regions.length) return -1;
-    const r = this.regions[hi - 1];
-    const limit = access === 'read' || r.writable ? r.sizeBytes : 0;
-    const offset = lo >>> 0;
-    return offset + sizeBytes <= limit ? r.base + offset : -1;
+  check(hi: number, lo: number, sizeBytes: number, access: AccessKind): number {
+    const end = access === 'read' ? this.readableEnd : this.writableEnd;
+    const at = lo >>> 0;
+    return hi === 0 && at >= this.lowAddress && at + sizeBytes <= end ? at : -1;
   }
 
   /** Checked copy out of the sandbox, for helpers. */
@@ -107,12 +143,12 @@ export class SandboxMemory {
     return this.slice(address, sizeBytes, 'read', pc).slice();
   }
 
-  /** Checked view of sandbox memory, for helpers that write. */
+  /** Checked view of sandbox memory, for helpers: the same rule as the engines' accesses. */
   slice(address: bigint, sizeBytes: number, access: AccessKind, pc: number): Uint8Array {
-    const hi = Number(BigInt.asUintN(64, address) >> 32n);
-    const lo = Number(BigInt.asUintN(32, address));
-    const at = sizeBytes < 0 || hi > 0xffff ? -1 : this.translate(hi, lo, sizeBytes, access);
-    if (at < 0) throw new MemoryAccessError(pc, access, BigInt.asUintN(64, address), sizeBytes);
+    const a = BigInt.asUintN(64, address);
+    const at =
+      sizeBytes < 0 || !Number.isSafeInteger(sizeBytes) || a > 0xffffffffn ? -1 : this.check(0, Number(a), sizeBytes, access);
+    if (at < 0) throw new MemoryAccessError(pc, access, a, sizeBytes);
     return new Uint8Array(this.memory.buffer, at, sizeBytes);
   }
 }

@@ -15,19 +15,25 @@ import {
 } from '../errors.js';
 import { alu, assemble, exit, type Instruction, imm, jump, type Program } from '../isa/index.js';
 import { compareEngines } from './differential.js';
-import { createSandbox, type Engine, type EngineKind } from './engine.js';
+import { createSandbox, type Engine, type EngineKind, layoutOfSandbox } from './engine.js';
 import { type Helper, helperTable, ProgramStop } from './helpers.js';
 import { Interpreter } from './interpreter.js';
 import { JitEngine } from './jit/engine.js';
-import { regionAddress } from './memory.js';
+import { NULL_GUARD_BYTES } from './memory.js';
 
 const ENGINES: EngineKind[] = ['interpreter', 'jit'];
 const DATA_REGION = 2;
 const READ_ONLY_REGION = 3;
 const DATA_SIZE = 16;
-const DATA = regionAddress(DATA_REGION, 0);
-const READ_ONLY = regionAddress(READ_ONLY_REGION, 0);
-const STACK_TOP = regionAddress(1, 4096);
+const SANDBOX_REGIONS = [
+  { name: 'data', sizeBytes: DATA_SIZE, writable: true },
+  { name: 'rodata', sizeBytes: 8, writable: false },
+];
+// Flat addresses (memory.ts): the NULL guard, the stack, the data region, then the read-only one.
+const LAYOUT = layoutOfSandbox(SANDBOX_REGIONS);
+const DATA = BigInt(LAYOUT.bases[DATA_REGION - 1]);
+const READ_ONLY = BigInt(LAYOUT.bases[READ_ONLY_REGION - 1]);
+const STACK_TOP = BigInt(LAYOUT.bases[0] + 4096);
 const FUEL = 100_000;
 
 const helpers: Helper[] = [
@@ -55,10 +61,7 @@ interface Setup {
 
 /** An engine over a sandbox with a 16-byte writable data region (2) and an 8-byte read-only one (3). */
 function load(kind: EngineKind, program: Program | string, setup: Setup = {}): Engine {
-  const memory = createSandbox([
-    { name: 'data', sizeBytes: DATA_SIZE, writable: true },
-    { name: 'rodata', sizeBytes: 8, writable: false },
-  ]);
+  const memory = createSandbox(SANDBOX_REGIONS);
   memory.bytes(DATA_REGION).set(Uint8Array.from({ length: DATA_SIZE }, (_, i) => i + 1));
   memory.bytes(READ_ONLY_REGION).set([0xaa, 0xbb, 0xcc, 0xdd, 1, 2, 3, 4]);
   const options = {
@@ -97,23 +100,23 @@ describe('memory faults name pc, address and size', () => {
     },
     { name: 'NULL plus an offset', program: 'mov %r2, 0\nstw [%r2+16], 7\nexit', pc: 1, access: 'write', address: 16n, size: 4 },
     {
-      name: 'read just past the end of the data region',
-      program: 'ldxb %r0, [%r1+16]\nexit',
+      name: 'read just past the end of the sandbox',
+      program: 'ldxb %r0, [%r3+8]\nexit',
       pc: 0,
       access: 'read',
-      address: DATA + 16n,
+      address: READ_ONLY + 8n,
       size: 1,
     },
     {
-      name: 'access straddling the end of the data region',
-      program: 'mov %r0, 0\nldxw %r0, [%r1+14]\nexit',
+      name: 'read straddling the end of the sandbox',
+      program: 'mov %r0, 0\nldxw %r0, [%r3+6]\nexit',
       pc: 1,
       access: 'read',
-      address: DATA + 14n,
+      address: READ_ONLY + 6n,
       size: 4,
     },
     {
-      name: 'write straddling the end of the data region',
+      name: 'write straddling the end of the writable regions',
       program: 'stxdw [%r1+9], %r1\nexit',
       pc: 0,
       access: 'write',
@@ -121,11 +124,19 @@ describe('memory faults name pc, address and size', () => {
       size: 8,
     },
     {
-      name: 'negative offset borrows into the region id (region 1 at 0xffffffff)',
-      program: 'ldxb %r0, [%r1-1]\nexit',
-      pc: 0,
+      name: 'negative offset from the first region into the NULL guard',
+      program: `lddw %r1, ${NULL_GUARD_BYTES}\nldxb %r0, [%r1-1]\nexit`,
+      pc: 2,
       access: 'read',
-      address: DATA - 1n,
+      address: BigInt(NULL_GUARD_BYTES - 1),
+      size: 1,
+    },
+    {
+      name: 'largest offset from NULL',
+      program: 'mov %r1, 0\nldxb %r0, [%r1+32767]\nexit',
+      pc: 1,
+      access: 'read',
+      address: 32767n,
       size: 1,
     },
     {
@@ -145,14 +156,6 @@ describe('memory faults name pc, address and size', () => {
       size: 8,
     },
     {
-      name: 'above the top frame',
-      program: 'ldxdw %r0, [%r10]\nexit',
-      pc: 0,
-      access: 'read',
-      address: STACK_TOP,
-      size: 8,
-    },
-    {
       name: 'below the whole stack (all 8 frames)',
       program: 'stxdw [%r10-4104], %r1\nexit',
       pc: 0,
@@ -161,7 +164,7 @@ describe('memory faults name pc, address and size', () => {
       size: 8,
     },
     {
-      name: 'unmapped region id 4',
+      name: 'address at 2^34',
       program: 'lddw %r1, 0x400000000\nldxb %r0, [%r1]\nexit',
       pc: 2,
       access: 'read',
@@ -169,13 +172,21 @@ describe('memory faults name pc, address and size', () => {
       size: 1,
     },
     {
-      // The JIT indexes its region table with the id's low 8 bits: 257 must not alias region 1.
-      name: 'region id 257, whose low bits name the stack',
-      program: 'lddw %r1, 0x10100000ff0\nldxdw %r0, [%r1]\nexit',
+      // Only the low half of this address lies inside the sandbox: the high half must not be dropped.
+      name: 'address above 2^32 whose low half is a valid address',
+      program: `lddw %r1, 0x${((1n << 32n) + DATA).toString(16)}\nldxdw %r0, [%r1]\nexit`,
       pc: 2,
       access: 'read',
-      address: 0x10100000ff0n,
+      address: (1n << 32n) + DATA,
       size: 8,
+    },
+    {
+      name: 'negative address whose low half is a valid address',
+      program: `lddw %r1, 0x${((0xffffffffn << 32n) + DATA).toString(16)}\nstb [%r1], 0\nexit`,
+      pc: 2,
+      access: 'write',
+      address: (0xffffffffn << 32n) + DATA,
+      size: 1,
     },
     {
       name: 'address with every high bit set',
@@ -375,7 +386,7 @@ describe('local calls', () => {
         add %r0, %r9
         add %r0, %r1
         add %r0, %r5
-        lddw %r3, 0x100000e00
+        lddw %r3, ${STACK_TOP - 512n}
         mov %r2, %r10
         sub %r2, %r3
         add %r0, %r2

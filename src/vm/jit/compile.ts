@@ -11,16 +11,30 @@
  */
 import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
 import { blockCosts, blockLeaders } from '../blocks.js';
-import { REGION_ID_MASK, REGION_TABLE_ENTRY_BYTES } from '../memory.js';
 import { analyzeControlFlow } from './cfg.js';
 import { ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
 
 export const FaultKind = { read: 0, write: 1, fuel: 2, callDepth: 3 } as const;
 
+/**
+ * How loads and stores are compiled.
+ * - `checked`: one unsigned comparison per access against the sandbox's bounds; a miss calls the
+ *   `fault` import (a `MemoryAccessError` with pc, address and size). For programs nobody verified.
+ * - `verified`: a plain Wasm load or store. Only for programs whose every access the verifier proved
+ *   in bounds; what remains is Wasm's own guarantee that nothing outside the sandbox's linear memory
+ *   is reachable (a verifier bug could at worst touch the same program's own regions).
+ */
+export type MemoryMode = 'checked' | 'verified';
+
 export interface CompileOptions {
   readonly maxCallDepth: number;
   readonly memoryPages: number;
   readonly stackFrameSizeBytes: number;
+  readonly memoryMode: MemoryMode;
+  /** The sandbox's bounds (see memory.ts): mapped from `lowAddress`, writable below `writableEnd`. */
+  readonly lowAddress: number;
+  readonly writableEnd: number;
+  readonly readableEnd: number;
 }
 
 export interface CompiledProgram {
@@ -38,10 +52,9 @@ const L_DEPTH = 7;
 const L_ADDR = 13;
 const L_TA = 14;
 const L_TB = 15;
-const L_ENTRY = 16;
-const L_LABEL = 17;
-const L_T32 = 18;
-const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32, I32];
+const L_LABEL = 16;
+const L_T32 = 17;
+const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32];
 /** Deepest structured nesting (see `structuredNestingDepth`) compiled without the dispatch loop. */
 const MAX_STRUCTURED_NESTING = 1000;
 
@@ -309,7 +322,7 @@ class FunctionCompiler {
         this.set(insn.dst);
         return;
       case 'load': {
-        this.emitAddress(insn.src, insn.offset, insn.size, false, pc);
+        const memOffset = this.emitAddress(insn.src, insn.offset, insn.size, false, pc);
         const op =
           insn.size === 8
             ? Op.i64_load
@@ -324,16 +337,16 @@ class FunctionCompiler {
                 : insn.signed
                   ? Op.i64_load8_s
                   : Op.i64_load8_u;
-        w.byte(op).u32(0).u32(0);
+        w.byte(op).u32(0).u32(memOffset);
         this.set(insn.dst);
         return;
       }
       case 'store': {
-        this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
+        const memOffset = this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
         this.push64(insn.src);
         const op =
           insn.size === 8 ? Op.i64_store : insn.size === 4 ? Op.i64_store32 : insn.size === 2 ? Op.i64_store16 : Op.i64_store8;
-        w.byte(op).u32(0).u32(0);
+        w.byte(op).u32(0).u32(memOffset);
         return;
       }
       case 'atomic':
@@ -384,48 +397,56 @@ class FunctionCompiler {
   }
 
   /**
-   * Leaves the linear-memory offset of `[base + offset, +size)` on the stack, or faults.
-   *
-   * The region table is indexed by the id's low bits (REGION_ID_MASK), so even a wild id reads inside the table.
-   * The limit check compares `(addr with those 6 bits cleared) + size` against the region's length:
-   * any id bit above them makes the left side at least 2^40, larger than every region, so one
-   * unsigned comparison covers both the id and the offset (no wrap-around is possible, since the
-   * cleared bits absorb the carry).
+   * Leaves an i32 on the stack and returns the memarg offset to add to it: together the linear-memory
+   * address of `[base + offset, +size)`. Checked mode faults unless the whole access lies in the
+   * sandbox's readable (or writable) span: `base + offset - low`, as an unsigned 64-bit number, is at
+   * most `end - size - low` exactly when the access is inside, whatever the high bits of `base` hold.
    */
-  private emitAddress(base: Register, offset: number, size: number, write: boolean, pc: number): void {
+  private emitAddress(base: Register, offset: number, size: number, write: boolean, pc: number): number {
     const w = this.w;
+    const o = this.options;
     this.get(base);
-    if (offset !== 0) w.byte(Op.i64_const).s64(BigInt(offset)).byte(Op.i64_add);
+    if (o.memoryMode === 'verified') {
+      w.byte(Op.i32_wrap_i64);
+      if (offset >= 0) return offset;
+      w.byte(Op.i32_const).s32(offset).byte(Op.i32_add);
+      return 0;
+    }
+    const low = o.lowAddress;
+    const limit = (write ? o.writableEnd : o.readableEnd) - size - low;
+    if (offset - low !== 0)
+      w.byte(Op.i64_const)
+        .s64(BigInt(offset - low))
+        .byte(Op.i64_add);
+    const fault = () =>
+      this.fault(
+        write ? FaultKind.write : FaultKind.read,
+        pc,
+        () => w.byte(Op.local_get).u32(L_ADDR).byte(Op.i64_const).s64(BigInt(low)).byte(Op.i64_add),
+        size,
+      );
+    if (limit < 0) {
+      // A span smaller than the access admits no address; the code after the fault is unreachable.
+      w.byte(Op.local_set).u32(L_ADDR);
+      fault();
+      return low;
+    }
     w.byte(Op.local_tee).u32(L_ADDR);
-    w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64);
-    w.byte(Op.i32_const).s32(REGION_ID_MASK).byte(Op.i32_and);
-    w.byte(Op.i32_const).s32(Math.log2(REGION_TABLE_ENTRY_BYTES)).byte(Op.i32_shl).byte(Op.local_set).u32(L_ENTRY);
-    w.byte(Op.local_get)
-      .u32(L_ADDR)
-      .byte(Op.i64_const)
-      .s64(~(BigInt(REGION_ID_MASK) << 32n))
-      .byte(Op.i64_and);
-    w.byte(Op.i64_const).s64(BigInt(size)).byte(Op.i64_add);
-    w.byte(Op.local_get)
-      .u32(L_ENTRY)
-      .byte(Op.i64_load32_u)
-      .u32(2)
-      .u32(write ? 8 : 4);
-    w.byte(Op.i64_gt_u).byte(Op.if).byte(VOID_BLOCK);
-    this.fault(write ? FaultKind.write : FaultKind.read, pc, () => w.byte(Op.local_get).u32(L_ADDR), size);
+    w.byte(Op.i64_const).s64(BigInt(limit)).byte(Op.i64_gt_u).byte(Op.if).byte(VOID_BLOCK);
+    fault();
     w.byte(Op.end);
-    w.byte(Op.local_get).u32(L_ENTRY).byte(Op.i32_load).u32(2).u32(0);
-    w.byte(Op.local_get).u32(L_ADDR).byte(Op.i32_wrap_i64).byte(Op.i32_add);
+    w.byte(Op.local_get).u32(L_ADDR).byte(Op.i32_wrap_i64);
+    return low;
   }
 
   private emitAtomic(pc: number, insn: Extract<Instruction, { kind: 'atomic' }>): void {
     const w = this.w;
     const wide = insn.size === 8;
-    this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
+    const memOffset = this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
     w.byte(Op.local_tee).u32(L_T32);
     w.byte(wide ? Op.i64_load : Op.i64_load32_u)
       .u32(wide ? 3 : 2)
-      .u32(0)
+      .u32(memOffset)
       .byte(Op.local_set)
       .u32(L_TA);
     const mask = () => {
@@ -459,7 +480,7 @@ class FunctionCompiler {
     w.byte(Op.local_get).u32(L_T32).byte(Op.local_get).u32(L_TB);
     w.byte(wide ? Op.i64_store : Op.i64_store32)
       .u32(wide ? 3 : 2)
-      .u32(0);
+      .u32(memOffset);
     if (insn.fetch) {
       w.byte(Op.local_get).u32(L_TA);
       this.set(insn.op === 'cmpxchg' ? 0 : insn.src);

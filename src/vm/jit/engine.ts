@@ -2,9 +2,11 @@
  * The JIT engine: compiles a program to WebAssembly once, then runs it in V8 against the sandbox
  * memory. Errors are the interpreter's, raised by the `fault` and `helper` imports.
  */
+import v8 from 'node:v8';
 import { MAX_CALL_DEPTH } from '../../abi/limits.js';
 import {
   CallDepthError,
+  ExecutionError,
   FuelExhaustedError,
   HelperError,
   MemoryAccessError,
@@ -25,14 +27,36 @@ import {
   STACK_TOP_OFFSET,
 } from '../engine.js';
 import { type HelperCall, type HelperTable, ProgramStop } from '../helpers.js';
-import { regionAddress, type SandboxMemory, WASM_PAGE_SIZE_BYTES } from '../memory.js';
-import { type CompiledProgram, compileProgram, FaultKind } from './compile.js';
+import { type SandboxMemory, WASM_PAGE_SIZE_BYTES } from '../memory.js';
+import { type CompiledProgram, compileProgram, FaultKind, type MemoryMode } from './compile.js';
+
+export type { MemoryMode };
+
+// V8 compiles Wasm with its baseline compiler (Liftoff) first and moves a function to the optimising
+// one (TurboFan) only for its next call: there is no on-stack replacement, so a program whose loop
+// runs inside one call would run baseline code to its end. Every JIT compile therefore goes straight
+// to TurboFan. The flag is read at each module compile, so setting it here, before the first one,
+// is enough and needs no command-line flag from the user.
+v8.setFlagsFromString('--no-liftoff');
 
 interface Exports {
   /** Returns [r0, fuel left]. */
   entry(r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, r10: bigint, fuel: bigint, depth: number): [bigint, bigint];
   /** Fuel left as of the last helper call. */
   fuel: WebAssembly.Global;
+}
+
+export interface JitOptions extends EngineOptions {
+  /** `checked` (default) or `verified`: see `MemoryMode`. Only a verifier's acceptance justifies `verified`. */
+  readonly memoryMode?: MemoryMode;
+}
+
+/** A verified program trapped in Wasm: the verifier accepted an access outside the sandbox's regions. */
+export class SandboxTrapError extends ExecutionError {
+  readonly code = 'ERR_SANDBOX_TRAP';
+  constructor(readonly reason: string) {
+    super(-1, `verified program trapped (${reason}); the sandbox held, but the verifier let an invalid access through`);
+  }
 }
 
 export interface JitStats {
@@ -54,17 +78,26 @@ export class JitProgram {
   readonly compiled: CompiledProgram;
   readonly stats: JitStats;
   readonly maxCallDepth: number;
-  readonly memoryPages: number;
+  readonly memoryMode: MemoryMode;
+  /** The sandbox layout the code was compiled for: pages, then the bounds its checks compare with. */
+  readonly layoutKey: string;
 
-  constructor(program: Program, options: EngineOptions) {
+  constructor(program: Program, options: JitOptions) {
     const layout = prepareProgram(program, options);
     this.maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
-    this.memoryPages = options.memory.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
+    this.memoryMode = options.memoryMode ?? 'checked';
+    const m = options.memory;
+    const memoryPages = m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
+    this.layoutKey = sandboxLayoutKey(m);
     const t0 = performance.now();
     this.compiled = compileProgram(layout, {
       maxCallDepth: this.maxCallDepth,
-      memoryPages: this.memoryPages,
+      memoryPages,
       stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
+      memoryMode: this.memoryMode,
+      lowAddress: m.lowAddress,
+      writableEnd: m.writableEnd,
+      readableEnd: m.readableEnd,
     });
     const t1 = performance.now();
     try {
@@ -91,15 +124,16 @@ export class JitEngine implements Engine {
   readonly instantiateMs: number;
   private readonly exports: Exports;
   private readonly memory: SandboxMemory;
+  private readonly stackTop: bigint;
   private budget = 0;
 
-  /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same size) and instantiates it. */
-  constructor(program: Program | JitProgram, options: EngineOptions) {
+  /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same layout) and instantiates it. */
+  constructor(program: Program | JitProgram, options: JitOptions) {
     this.program = program instanceof JitProgram ? program : new JitProgram(program, options);
     this.memory = options.memory;
-    const pages = options.memory.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
-    if (pages !== this.program.memoryPages) {
-      throw new ProgramLoadError(`sandbox of ${pages} pages given to a program compiled for ${this.program.memoryPages}`);
+    const key = sandboxLayoutKey(options.memory);
+    if (key !== this.program.layoutKey) {
+      throw new ProgramLoadError(`sandbox laid out as ${key} given to a program compiled for ${this.program.layoutKey}`);
     }
     const maxCallDepth = this.program.maxCallDepth;
     const t0 = performance.now();
@@ -111,6 +145,7 @@ export class JitEngine implements Engine {
       },
     });
     this.exports = instance.exports as unknown as Exports;
+    this.stackTop = BigInt(options.memory.address(STACK_REGION_ID, STACK_TOP_OFFSET));
     this.instantiateMs = performance.now() - t0;
   }
 
@@ -126,15 +161,16 @@ export class JitEngine implements Engine {
     checkFuel(options.fuel);
     this.budget = options.fuel;
     this.exports.fuel.value = BigInt(options.fuel);
-    this.memory.bytes(STACK_REGION_ID).fill(0);
+    if (options.clearStack !== false) this.memory.bytes(STACK_REGION_ID).fill(0);
     const a = (i: number) => (i < args.length ? BigInt.asIntN(64, args[i]) : 0n);
-    const stackTop = regionAddress(STACK_REGION_ID, STACK_TOP_OFFSET);
     try {
-      const [r0, left] = this.exports.entry(a(0), a(1), a(2), a(3), a(4), stackTop, BigInt(options.fuel), 0);
+      const [r0, left] = this.exports.entry(a(0), a(1), a(2), a(3), a(4), this.stackTop, BigInt(options.fuel), 0);
       return { r0: BigInt.asUintN(64, r0), fuelUsed: options.fuel - Number(left) };
     } catch (e) {
-      if (!(e instanceof ProgramStop)) throw e;
-      return { r0: e.r0, fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint) };
+      if (e instanceof ProgramStop) return { r0: e.r0, fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint) };
+      // Only verified code can trap (checked code faults through the import first): a verifier bug.
+      if (e instanceof WebAssembly.RuntimeError) throw new SandboxTrapError(e.message);
+      throw e;
     }
   }
 
@@ -150,6 +186,10 @@ export class JitEngine implements Engine {
         throw new CallDepthError(pc, maxCallDepth);
     }
   }
+}
+
+function sandboxLayoutKey(m: SandboxMemory): string {
+  return `${m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES} pages, [${m.lowAddress}, ${m.writableEnd}, ${m.readableEnd})`;
 }
 
 function makeHelperImport(helpers: HelperTable, memory: SandboxMemory) {
