@@ -3,10 +3,13 @@
  * connection flags (`--addr`, `--nqn`, `--hostnqn`), number parsing, `withHost` (connect, run, always
  * close), and NVMe status errors rewritten to say which operation failed and what the status means.
  */
+import { readFileSync } from 'node:fs';
+import type { DhchapOptions } from '../client/auth.js';
 import { NvmeTcpHost } from '../client/host.js';
 import { hostIdForNqn, resolveHostIdentity, uuidBytes } from '../client/identity.js';
 import { NearbpfError, UsageError } from '../errors.js';
 import { AdminOpcode, Cns, DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
+import { type DhchapKey, DhchapKeyError, parseDhchapKey } from '../protocol/dhchap.js';
 import { NvmeStatusError, TransportError } from '../protocol/errors.js';
 import { DEFAULT_LISTEN, DEFAULT_SUBSYSTEM_NQN } from '../target/config.js';
 import type { CliIo, OutputStream } from './io.js';
@@ -29,6 +32,10 @@ export const CONNECTION_OPTIONS = {
   nqn: { type: 'string' },
   hostnqn: { type: 'string' },
   hostid: { type: 'string' },
+  'dhchap-secret': { type: 'string' },
+  'dhchap-secret-file': { type: 'string' },
+  'dhchap-ctrl-secret': { type: 'string' },
+  'dhchap-ctrl-secret-file': { type: 'string' },
 } as const;
 
 export function connectionUsage(defaultNqn = DEFAULT_SUBSYSTEM_NQN): string {
@@ -36,7 +43,11 @@ export function connectionUsage(defaultNqn = DEFAULT_SUBSYSTEM_NQN): string {
   --nqn NQN          subsystem NQN (default ${defaultNqn})
   --hostnqn NQN      host NQN to connect as (default: /etc/nvme/hostnqn, else one created once in
                      $XDG_CONFIG_HOME/nearbpf or ~/.config/nearbpf; 'nearbpf hostnqn' prints it)
-  --hostid UUID      Host Identifier (default: /etc/nvme/hostid, or derived from the host NQN)`;
+  --hostid UUID      Host Identifier (default: /etc/nvme/hostid, or derived from the host NQN)
+  --dhchap-secret KEY          DH-HMAC-CHAP host secret (DHHC-1:...), used when the target asks;
+                               or --dhchap-secret-file FILE, or $NEARBPF_DHCHAP_SECRET
+  --dhchap-ctrl-secret KEY     controller secret: the target must prove it knows it (bidirectional);
+                               or --dhchap-ctrl-secret-file FILE, or $NEARBPF_DHCHAP_CTRL_SECRET`;
 }
 
 export const NVME_EXIT_STATUS = `Exit status: 0 on success, 1 if the connection or an NVMe command fails (the NVMe status is
@@ -48,6 +59,54 @@ export interface ConnectionOptions {
   subsystemNqn: string;
   hostNqn: string;
   hostId: Buffer;
+  dhchap?: DhchapOptions;
+}
+
+type SecretValues = {
+  'dhchap-secret'?: string;
+  'dhchap-secret-file'?: string;
+  'dhchap-ctrl-secret'?: string;
+  'dhchap-ctrl-secret-file'?: string;
+};
+
+/** One secret from its flag, its file flag or its environment variable (in that order), parsed. */
+function secretOption(
+  values: SecretValues,
+  flag: 'dhchap-secret' | 'dhchap-ctrl-secret',
+  envName: string,
+): DhchapKey | undefined {
+  const inline = values[flag];
+  const file = values[`${flag}-file`];
+  if (inline !== undefined && file !== undefined) throw new UsageError(`give --${flag} or --${flag}-file, not both`);
+  let text: string | undefined = inline;
+  let from = `--${flag}`;
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8').split('\n')[0];
+    } catch (e) {
+      throw new UsageError(`--${flag}-file: cannot read ${file}: ${(e as Error).message}`);
+    }
+    from = `--${flag}-file ${file}`;
+  } else if (text === undefined && process.env[envName]) {
+    text = process.env[envName];
+    from = `$${envName}`;
+  }
+  if (text === undefined) return undefined;
+  try {
+    return parseDhchapKey(text);
+  } catch (e) {
+    // The message never repeats the secret.
+    if (e instanceof DhchapKeyError) throw new UsageError(`${from}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The DH-HMAC-CHAP options of the connection flags, or undefined when no secret is given. */
+export function parseDhchapOptions(values: SecretValues): DhchapOptions | undefined {
+  const secret = secretOption(values, 'dhchap-secret', 'NEARBPF_DHCHAP_SECRET');
+  const controllerSecret = secretOption(values, 'dhchap-ctrl-secret', 'NEARBPF_DHCHAP_CTRL_SECRET');
+  if (controllerSecret && !secret) throw new UsageError('--dhchap-ctrl-secret needs --dhchap-secret too');
+  return secret ? { secret, controllerSecret } : undefined;
 }
 
 /** `HOST:PORT`, `HOST`, `[IPV6]:PORT` or `[IPV6]`; the port is 1..65535. */
@@ -69,9 +128,10 @@ function checkNqn(value: string, flag: string): string {
 }
 
 export function parseConnectionOptions(
-  values: { addr?: string; nqn?: string; hostnqn?: string; hostid?: string },
+  values: { addr?: string; nqn?: string; hostnqn?: string; hostid?: string } & SecretValues,
   defaultNqn = DEFAULT_SUBSYSTEM_NQN,
 ): ConnectionOptions {
+  const dhchap = parseDhchapOptions(values);
   const { host, port } = parseAddress(values.addr ?? DEFAULT_ADDR);
   const subsystemNqn = checkNqn(values.nqn ?? defaultNqn, '--nqn');
   let hostId: Buffer | undefined;
@@ -84,10 +144,10 @@ export function parseConnectionOptions(
   }
   if (values.hostnqn !== undefined) {
     const hostNqn = checkNqn(values.hostnqn, '--hostnqn');
-    return { host, port, subsystemNqn, hostNqn, hostId: hostId ?? hostIdForNqn(hostNqn) };
+    return { host, port, subsystemNqn, hostNqn, hostId: hostId ?? hostIdForNqn(hostNqn), dhchap };
   }
   const identity = resolveHostIdentity();
-  return { host, port, subsystemNqn, hostNqn: identity.hostNqn, hostId: hostId ?? identity.hostId };
+  return { host, port, subsystemNqn, hostNqn: identity.hostNqn, hostId: hostId ?? identity.hostId, dhchap };
 }
 
 /**
@@ -244,6 +304,8 @@ const CONNECT_SQE_FIELDS: Record<number, string> = { 42: 'queue ID', 44: 'queue 
 /** The spec's name for a status, e.g. `LBA Out of Range`, or `SCT 1 status 0x9a` when unknown. */
 export function nvmeStatusName(sct: number, sc: number, opcode: number, queue: CommandQueue): string {
   const fabrics = queue === 'admin' && opcode === AdminOpcode.Fabrics;
+  // Any command of a queue that has not authenticated yet (fabrics SCT 1 / 91h, on every queue).
+  if (sct === 1 && sc === 0x91) return 'Authentication Required';
   const table =
     sct === 0
       ? GENERIC_STATUS
@@ -324,6 +386,7 @@ export async function withHost<T>(options: WithHostOptions, fn: (host: NvmeTcpHo
       subsystemNqn: options.subsystemNqn,
       hostNqn: options.hostNqn,
       hostId: options.hostId,
+      dhchap: options.dhchap,
       ioQueues: options.ioQueues,
     });
   } catch (e) {

@@ -24,9 +24,11 @@ import {
   RW_FUA,
   SQE_BYTES,
 } from '../protocol/constants.js';
+import { AuthenticationError, CONNECT_AUTHREQ_ASCR, CONNECT_AUTHREQ_ATR } from '../protocol/dhchap.js';
 import { TransportError } from '../protocol/errors.js';
 import { type DiscoveryLog, encodeConnectData, parseDiscoveryLog } from '../protocol/fabrics.js';
 import { makeSqe, type Sqe } from '../protocol/sqe.js';
+import { type AuthResult, authenticateQueue, type DhchapOptions, resolveDhchap } from './auth.js';
 import { hostIdForNqn, type IdentityPaths, resolveHostIdentity } from './identity.js';
 import { type CommandData, type CommandResult, HostQueue } from './queue.js';
 
@@ -55,6 +57,8 @@ export interface HostOptions {
   connectTimeoutMs?: number;
   /** Largest PDU accepted from the target. */
   maxPduBytes?: number;
+  /** DH-HMAC-CHAP secrets: used on every queue whose Connect asks for authentication. */
+  dhchap?: DhchapOptions;
 }
 
 export interface ControllerInfo {
@@ -166,6 +170,9 @@ export class NvmeTcpHost {
   private keepAliveTimer: NodeJS.Timeout | null = null;
   private readonly namespaces = new Map<number, NamespaceInfo>();
   private closing = false;
+  private readonly dhchap: ReturnType<typeof resolveDhchap> | null;
+  /** How the admin queue authenticated (null: the target did not ask). */
+  authentication: AuthResult | null = null;
 
   private constructor(
     readonly options: HostOptions,
@@ -174,6 +181,7 @@ export class NvmeTcpHost {
     // connect() has resolved the machine identity when no hostNqn was given.
     this.hostNqn = options.hostNqn ?? '';
     this.hostId = options.hostId ?? hostIdForNqn(this.hostNqn);
+    this.dhchap = options.dhchap ? resolveDhchap(options.dhchap) : null;
   }
 
   /** Connect the admin queue, enable the controller, identify it, and connect the I/O queues. */
@@ -183,6 +191,7 @@ export class NvmeTcpHost {
       const identity = resolveHostIdentity(options.identityPaths);
       options = { ...options, hostNqn: identity.hostNqn, hostId: options.hostId ?? identity.hostId };
     }
+    if (options.dhchap) resolveDhchap(options.dhchap); // a malformed secret fails before any socket opens
     const o = { ...DEFAULTS, ...options };
     const discovery = o.subsystemNqn === DISCOVERY_NQN;
     const queueOptions = (qid: number, depth: number) => ({
@@ -200,7 +209,7 @@ export class NvmeTcpHost {
     admin.inCapsuleBytes = ADMIN_IN_CAPSULE_BYTES;
     const host = new NvmeTcpHost(options, admin);
     try {
-      host.cntlid = await host.fabricsConnect(admin, 0, o.adminQueueDepth, o.keepAliveTimeoutMs, CNTLID_DYNAMIC);
+      host.cntlid = await host.connectQueue(admin, 0, o.adminQueueDepth, o.keepAliveTimeoutMs, CNTLID_DYNAMIC);
       const cap = await host.propertyGet(Property.CAP, 8);
       const timeoutMs = Math.max(500, ((cap.lo >>> 24) & 0xff) * 500);
       await host.propertySet(Property.CC, CC_EN | (6 << 16) | (4 << 20));
@@ -223,7 +232,7 @@ export class NvmeTcpHost {
           const q = await HostQueue.open(queueOptions(qid, depth));
           host.ioQueues.push(q);
           q.inCapsuleBytes = Math.max(0, host.controller.ioccszBytes - SQE_BYTES);
-          await host.fabricsConnect(q, qid, depth, o.keepAliveTimeoutMs, host.cntlid);
+          await host.connectQueue(q, qid, depth, o.keepAliveTimeoutMs, host.cntlid);
         }
       }
       if (o.keepAliveTimeoutMs > 0) {
@@ -270,6 +279,23 @@ export class NvmeTcpHost {
     return this.admin.digestsGranted;
   }
 
+  /** Connect, then DH-HMAC-CHAP when the target asks for it (AUTHREQ.ATR); returns the CNTLID. */
+  private async connectQueue(q: HostQueue, qid: number, depth: number, katoMs: number, cntlid: number): Promise<number> {
+    const dw0 = await this.fabricsConnect(q, qid, depth, katoMs, cntlid);
+    if (dw0 & CONNECT_AUTHREQ_ASCR)
+      throw new AuthenticationError('the target asks for a secure channel (TLS), which is not supported');
+    if (dw0 & CONNECT_AUTHREQ_ATR) {
+      if (!this.dhchap) throw new AuthenticationError('the target requires authentication: give a DH-HMAC-CHAP secret');
+      const result = await authenticateQueue(q, this.dhchap, this.hostNqn, this.options.subsystemNqn);
+      if (qid === 0) this.authentication = result;
+    } else if (this.dhchap?.controllerKey) {
+      // The controller key means "verify the target": one that does not authenticate cannot be verified.
+      throw new AuthenticationError('the target did not ask for authentication, so it cannot prove it knows the controller key');
+    }
+    return dw0 & 0xffff;
+  }
+
+  /** Connect on a queue; returns the response's DW0 (CNTLID and AUTHREQ). */
   private async fabricsConnect(q: HostQueue, qid: number, depth: number, katoMs: number, cntlid: number): Promise<number> {
     const data = encodeConnectData({ hostId: this.hostId, cntlid, subnqn: this.options.subsystemNqn, hostnqn: this.hostNqn });
     const r = await q.submit(
@@ -282,7 +308,7 @@ export class NvmeTcpHost {
       }),
       { dataOut: data },
     );
-    return r.cqe.dw0 & 0xffff;
+    return r.cqe.dw0 >>> 0;
   }
 
   async propertyGet(offset: number, sizeBytes: 4 | 8 = 4): Promise<{ lo: number; hi: number }> {

@@ -39,7 +39,7 @@ const UUID_NQN_PREFIX = 'nqn.2014-08.org.nvmexpress:uuid:';
 
 export function defaultIdentityPaths(env: NodeJS.ProcessEnv = process.env): Required<IdentityPaths> {
   const xdg = env.XDG_CONFIG_HOME;
-  const configHome = xdg && xdg.startsWith('/') ? xdg : join(env.HOME || homedir(), '.config');
+  const configHome = xdg?.startsWith('/') ? xdg : join(env.HOME || homedir(), '.config');
   return { nvmeDir: env.NEARBPF_NVME_DIR || '/etc/nvme', configDir: join(configHome, 'nearbpf') };
 }
 

@@ -1,3 +1,4 @@
+export * from './auth.js';
 export * from './host.js';
 export * from './identity.js';
 export * from './programs.js';

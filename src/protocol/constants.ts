@@ -179,6 +179,8 @@ export const CommandSpecificStatus = {
   ConnectControllerBusy: 0x81,
   ConnectInvalidParameters: 0x82,
   ConnectInvalidHost: 0x84,
+  /** A queue of a host that must authenticate got a command other than AUTH_Send/AUTH_Receive first. */
+  AuthenticationRequired: 0x91,
 } as const;
 
 /** Media and data integrity errors (SCT 2). */

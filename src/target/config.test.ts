@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../protocol/errors.js';
 import { DEFAULT_SUBSYSTEM_NQN, hostAccess, loadConfigFile, validateConfig } from './config.js';
-import { parseListen } from './serve.js';
+import { parseListen, unauthenticatedExposureWarning } from './serve.js';
 
 const fails = (input: unknown, field: string) =>
   assert.throws(
@@ -106,5 +106,62 @@ describe('target config', () => {
     assert.deepEqual(parseListen(':4421'), { host: '127.0.0.1', port: 4421 });
     assert.throws(() => parseListen('localhost'));
     assert.throws(() => parseListen('h:99999'));
+  });
+
+  it('reads DH-HMAC-CHAP host keys (inline or from a file), never echoing a bad secret', async () => {
+    const key = 'DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:';
+    const ctrl = 'DHHC-1:01:WulleCBkG4oCs0iIC3Cit9gBDCLWiZ9PNXuhqytWkBIZkvGy:';
+    const host = 'nqn.2014-08.org.nvmexpress:uuid:h';
+    const dir = await mkdtemp(join(tmpdir(), 'nearbpf-auth-config-'));
+    try {
+      await writeFile(join(dir, 'h.key'), `${ctrl}\n`);
+      const c = validateConfig(
+        {
+          auth: { hosts: { [host]: { key, controllerKeyFile: 'h.key' } }, hashes: ['sha256'] },
+          subsystems: [{ nqn: 'nqn.a:b', requireAuthentication: true, namespaces: [{ path: 'x', sizeBytes: 512 }] }],
+        },
+        dir,
+      );
+      assert.equal(c.auth.hosts.get(host)?.key.transform, 0);
+      assert.equal(c.auth.hosts.get(host)?.controllerKey?.transform, 1);
+      assert.deepEqual(c.auth.hashes, ['sha256']);
+      assert.equal(c.subsystems[0].requireAuthentication, true);
+      const bad = key.replace('KfiaR', 'KfiaS');
+      assert.throws(
+        () => validateConfig({ auth: { hosts: { [host]: { key: bad } } } }, dir),
+        (e: unknown) => e instanceof ConfigError && e.field === `auth.hosts.${host}.key` && !e.message.includes('AAEC'),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    fails({ auth: { hosts: { [host]: {} } } }, `auth.hosts.${host}.key`);
+    fails({ auth: { hosts: { [host]: { key, keyFile: 'x' } } } }, `auth.hosts.${host}.key`);
+    fails({ auth: { hosts: { [host]: { key, controllerKey: key } } } }, `auth.hosts.${host}.controllerKey`);
+    fails(
+      { auth: { hosts: { [host]: { key, keyFile: undefined, controllerKeyFile: '/nonexistent/k' } } } },
+      `auth.hosts.${host}.controllerKeyFile`,
+    );
+    fails({ auth: { hosts: { 'not-an-nqn': { key } } } }, 'auth.hosts.not-an-nqn');
+    fails({ auth: { hashes: ['md5'] } }, 'auth.hashes[0]');
+    fails({ auth: { dhGroups: [] } }, 'auth.dhGroups');
+    fails(
+      { subsystems: [{ nqn: 'nqn.a:b', requireAuthentication: 'yes', namespaces: [{ path: 'x', sizeBytes: 512 }] }] },
+      'subsystems[0].requireAuthentication',
+    );
+  });
+
+  it('warns when serving beyond loopback with no host keys, and only then', () => {
+    const key = 'DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:';
+    assert.equal(unauthenticatedExposureWarning(validateConfig({}, '/base')), null, 'the quick start needs no keys');
+    assert.equal(unauthenticatedExposureWarning(validateConfig({ listen: { host: '::1' } }, '/base')), null);
+    assert.match(
+      unauthenticatedExposureWarning(validateConfig({ listen: { host: '0.0.0.0' } }, '/base')) ?? '',
+      /any host .* can claim any host NQN/,
+    );
+    const keyed = validateConfig(
+      { listen: { host: '0.0.0.0' }, auth: { hosts: { 'nqn.2014-08.org.nvmexpress:uuid:h': { key } } } },
+      '/base',
+    );
+    assert.equal(unauthenticatedExposureWarning(keyed), null);
   });
 });

@@ -26,8 +26,19 @@
  *     "defaults": { "maxSteps": 1024, "maxInstructionsPerStep": 2000000, ... }, // any TenantLimits field
  *     "tenants": { "nqn.2014-08.org.nvmexpress:uuid:...": { "maxSteps": 64 } } // overrides per host
  *   },
+ *   "auth": {                                   // DH-HMAC-CHAP (NVMe in-band authentication)
+ *     "hosts": {                                 // per host NQN: a host with a key must authenticate on every queue
+ *       "nqn.2014-08.org.nvmexpress:uuid:...": {
+ *         "key": "DHHC-1:01:...:",               // or "keyFile": "host.key" (first line); nvme gen-dhchap-key format
+ *         "controllerKey": "DHHC-1:..."          // optional (or "controllerKeyFile"): the target proves itself too
+ *       }
+ *     },
+ *     "hashes": ["sha512", "sha384", "sha256"],  // preference order (default as shown)
+ *     "dhGroups": ["ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192", "null"]
+ *   },
  *   "subsystems": [{
  *     "nqn": "nqn.2026-11.io.nearbpf:default",
+ *     "requireAuthentication": false,            // true: a host without a key is refused (Connect Invalid Host)
  *     "serial": "nearbpf0001",                   // optional, <= 20 ASCII characters
  *     "model": "nearbpf",                        // optional, <= 40 ASCII characters
  *     "hosts": [{ "nqn": "*", "access": "read-write" }], // "*" = any host; exact NQNs take precedence
@@ -38,11 +49,14 @@
  * A namespace path that does not exist is created as a sparse file of `sizeBytes`; a block device is used
  * as is (`sizeBytes` optional, at most the device size).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
+import { DH_GROUP_NAMES, type DhchapKey, DhchapKeyError, HASH_NAMES, parseDhchapKey } from '../protocol/dhchap.js';
 import { ConfigError } from '../protocol/errors.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../runtime/budget.js';
+import { type AuthPolicy, DEFAULT_AUTH_POLICY, type HostCredentials } from './auth.js';
 
 /** Upper bound of every storage-function limit in the configuration (each is a count or a size). */
 const MAX_PROGRAM_LIMIT = 2 ** 40;
@@ -66,6 +80,8 @@ export interface NamespaceConfig {
 
 export interface SubsystemConfig {
   nqn: string;
+  /** Every host must authenticate (hosts without a configured key are refused). */
+  requireAuthentication: boolean;
   serial: string;
   model: string;
   hosts: HostRule[];
@@ -98,6 +114,12 @@ export interface TargetConfig {
   /** Storage-function limits: defaults, and overrides per host NQN. */
   programs: { defaults: TenantLimits; tenants: Map<string, TenantLimits> };
   subsystems: SubsystemConfig[];
+  /** DH-HMAC-CHAP: credentials per host NQN and the target's preferences. */
+  auth: AuthConfig;
+}
+
+export interface AuthConfig extends AuthPolicy {
+  hosts: Map<string, HostCredentials>;
 }
 
 export const DEFAULT_SUBSYSTEM_NQN = 'nqn.2026-11.io.nearbpf:default';
@@ -178,7 +200,7 @@ export function validateNqn(v: unknown, field: string): string {
 export function validateConfig(input: unknown, baseDir = process.cwd()): TargetConfig {
   const raw = input ?? {};
   if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
-  checkKeys(raw, ['listen', 'dataDir', 'digests', 'limits', 'programs', 'subsystems'], '');
+  checkKeys(raw, ['listen', 'dataDir', 'digests', 'limits', 'programs', 'auth', 'subsystems'], '');
 
   const listenRaw = raw.listen ?? {};
   if (!isObject(listenRaw)) throw new ConfigError('listen', 'must be an object');
@@ -224,7 +246,63 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
     seen.add(sub.nqn);
     return sub;
   });
-  return { listen, dataDir, digests, limits, programs: programLimits(raw.programs), subsystems };
+  const auth = authConfig(raw.auth, baseDir);
+  return { listen, dataDir, digests, limits, programs: programLimits(raw.programs), subsystems, auth };
+}
+
+function secret(v: Json, field: string, fileField: string, at: string, baseDir: string): DhchapKey | undefined {
+  if (v[field] !== undefined && v[fileField] !== undefined)
+    throw new ConfigError(`${at}.${field}`, `give ${field} or ${fileField}, not both`);
+  let text: string;
+  if (v[field] !== undefined) text = str(v[field], `${at}.${field}`);
+  else if (v[fileField] !== undefined) {
+    const file = resolve(baseDir, str(v[fileField], `${at}.${fileField}`));
+    try {
+      text = readFileSync(file, 'utf8').split('\n')[0];
+    } catch (e) {
+      throw new ConfigError(`${at}.${fileField}`, `cannot read ${file}: ${(e as Error).message}`);
+    }
+  } else return undefined;
+  try {
+    return parseDhchapKey(text);
+  } catch (e) {
+    // Never echo the secret itself.
+    if (e instanceof DhchapKeyError) throw new ConfigError(`${at}.${v[field] !== undefined ? field : fileField}`, e.message);
+    throw e;
+  }
+}
+
+function authConfig(input: unknown, baseDir: string): AuthConfig {
+  const raw = input ?? {};
+  if (!isObject(raw)) throw new ConfigError('auth', 'must be an object');
+  checkKeys(raw, ['hosts', 'hashes', 'dhGroups'], 'auth');
+  const list = <T extends string>(v: unknown, field: string, allowed: readonly T[], dflt: readonly T[]): T[] => {
+    if (v === undefined) return [...dflt];
+    if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, 'must be a non-empty array');
+    return v.map((x, i) => {
+      if (!allowed.includes(x as T)) throw new ConfigError(`${field}[${i}]`, `must be one of ${allowed.join(', ')}`);
+      return x as T;
+    });
+  };
+  const hashes = list(raw.hashes, 'auth.hashes', HASH_NAMES, DEFAULT_AUTH_POLICY.hashes);
+  const dhGroups = list(raw.dhGroups, 'auth.dhGroups', DH_GROUP_NAMES, DEFAULT_AUTH_POLICY.dhGroups);
+  const hostsRaw = raw.hosts ?? {};
+  if (!isObject(hostsRaw)) throw new ConfigError('auth.hosts', 'must be an object keyed by host NQN');
+  const hosts = new Map<string, HostCredentials>();
+  for (const [nqn, v] of Object.entries(hostsRaw)) {
+    const at = `auth.hosts.${nqn}`;
+    validateNqn(nqn, at);
+    if (!isObject(v)) throw new ConfigError(at, 'must be an object');
+    checkKeys(v, ['key', 'keyFile', 'controllerKey', 'controllerKeyFile'], at);
+    const key = secret(v, 'key', 'keyFile', at, baseDir);
+    if (!key) throw new ConfigError(`${at}.key`, 'a host entry needs key or keyFile');
+    const controllerKey = secret(v, 'controllerKey', 'controllerKeyFile', at, baseDir);
+    if (controllerKey?.secret.equals(key.secret)) {
+      throw new ConfigError(`${at}.controllerKey`, 'must differ from the host key (a reflected response would pass)');
+    }
+    hosts.set(nqn, { key, controllerKey });
+  }
+  return { hosts, hashes, dhGroups };
 }
 
 function programLimits(input: unknown): TargetConfig['programs'] {
@@ -261,7 +339,13 @@ function defaultSubsystemJson(): Json {
 
 function validateSubsystem(s: unknown, at: string, dataDir: string, index: number): SubsystemConfig {
   if (!isObject(s)) throw new ConfigError(at, 'must be an object');
-  checkKeys(s, ['nqn', 'serial', 'model', 'hosts', 'namespaces'], at);
+  checkKeys(s, ['nqn', 'serial', 'model', 'hosts', 'namespaces', 'requireAuthentication'], at);
+  let requireAuthentication = false;
+  if (s.requireAuthentication !== undefined) {
+    if (typeof s.requireAuthentication !== 'boolean')
+      throw new ConfigError(`${at}.requireAuthentication`, 'must be true or false');
+    requireAuthentication = s.requireAuthentication;
+  }
   const nqn = validateNqn(s.nqn, `${at}.nqn`);
   if (nqn === DISCOVERY_NQN) throw new ConfigError(`${at}.nqn`, 'the discovery NQN is reserved');
   const serial = s.serial === undefined ? `nearbpf${String(index + 1).padStart(4, '0')}` : ascii(s.serial, `${at}.serial`, 20);
@@ -299,7 +383,7 @@ function validateSubsystem(s: unknown, at: string, dataDir: string, index: numbe
     }
     return { nsid, path: isAbsolute(path) ? path : resolve(dataDir, path), sizeBytes, blockSize };
   });
-  return { nqn, serial, model, hosts, namespaces };
+  return { nqn, requireAuthentication, serial, model, hosts, namespaces };
 }
 
 /** Read and validate a JSON config file; relative paths in it are relative to the file's folder. */

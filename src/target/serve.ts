@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ConfigError } from '../protocol/errors.js';
-import { validateConfig } from './config.js';
+import { type TargetConfig, validateConfig } from './config.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { startTarget } from './target.js';
 
@@ -27,6 +27,8 @@ Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --config FILE       JSON configuration (see src/target/config.ts); paths in it are relative to FILE
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6)
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
+Host keys (DH-HMAC-CHAP) are set per host NQN in the config's "auth" section; listening beyond
+loopback without any prints a warning.
   --verbose           debug logging`;
 
 export function parseListen(s: string): { host: string; port: number } {
@@ -69,6 +71,8 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
   const config = validateConfig(raw, baseDir);
   const log = options.logger ?? consoleLogger(values.verbose ?? false);
+  const openWarning = unauthenticatedExposureWarning(config);
+  if (openWarning) io.stderr.write(`nearbpf: WARNING: ${openWarning}\n`);
   const handle = await startTarget({ config, logger: log });
   io.stdout.write(`nearbpf: listening on ${handle.address.host}:${handle.address.port}\n`);
   for (const s of handle.target.describe()) {
@@ -97,6 +101,20 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   await handle.close();
   io.stdout.write('nearbpf: stopped\n');
   return 0;
+}
+
+/** Loopback addresses: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || /^::ffff:127\./i.test(host);
+}
+
+/**
+ * Listening beyond loopback with no host keys means a host NQN is just a claim: say so. Null when the
+ * listen address is loopback or at least one host key is configured.
+ */
+export function unauthenticatedExposureWarning(config: TargetConfig): string | null {
+  if (isLoopback(config.listen.host) || config.auth.hosts.size > 0) return null;
+  return `listening on ${config.listen.host} with no DH-HMAC-CHAP host keys (config "auth.hosts"): any host that can reach this port can claim any host NQN and get that host's access, programs and maps`;
 }
 
 function parseServeArgs(args: string[]) {

@@ -4,9 +4,19 @@
  * a new controller (admin queue) or to an existing one (I/O queue).
  */
 import { createServer, type Server } from 'node:net';
-import { CNTLID_DYNAMIC, CNTLID_MAX, CommandSpecificStatus, DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
+import {
+  AdminOpcode,
+  CNTLID_DYNAMIC,
+  CNTLID_MAX,
+  CommandSpecificStatus,
+  DISCOVERY_NQN,
+  FabricsType,
+  NQN_MAX_BYTES,
+} from '../protocol/constants.js';
+import { CONNECT_AUTHREQ_ATR } from '../protocol/dhchap.js';
 import { parseConnectData } from '../protocol/fabrics.js';
 import { type Sqe, sqeFctype } from '../protocol/sqe.js';
+import { type HostCredentials, QueueAuthentication } from './auth.js';
 import { type Completion, INVALID_OPCODE, SEQUENCE_ERROR, specific, success } from './completion.js';
 import { type HostRule, hostAccess, type TargetConfig, validateConfig } from './config.js';
 import { type CommandRouter, TargetConnection } from './connection.js';
@@ -21,6 +31,7 @@ const FIRMWARE = '0.1.0';
 
 interface SubsystemEntry extends Subsystem {
   hosts: HostRule[];
+  requireAuthentication: boolean;
 }
 
 export interface TargetAddress {
@@ -34,6 +45,8 @@ export class NvmeTcpTarget implements CommandRouter {
   private readonly controllers = new Map<number, Controller>();
   private readonly owners = new Map<TargetConnection, Controller>();
   private readonly connections = new Set<TargetConnection>();
+  /** DH-HMAC-CHAP state of the queues whose host must authenticate. */
+  private readonly auths = new Map<TargetConnection, QueueAuthentication>();
   private readonly inflight = new Set<Promise<unknown>>();
   private nextCntlid = 1;
   private closing: Promise<void> | null = null;
@@ -78,6 +91,7 @@ export class NvmeTcpTarget implements CommandRouter {
       namespaces: new Map(),
       stats: { bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
       hosts: [{ nqn: '*', access: 'read-only' }],
+      requireAuthentication: false,
     });
     try {
       for (const [i, sc] of config.subsystems.entries()) {
@@ -90,6 +104,7 @@ export class NvmeTcpTarget implements CommandRouter {
           namespaces,
           stats: { bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
           hosts: sc.hosts,
+          requireAuthentication: sc.requireAuthentication,
         });
         for (const [j, nc] of sc.namespaces.entries()) {
           namespaces.set(
@@ -183,6 +198,17 @@ export class NvmeTcpTarget implements CommandRouter {
       this.log.warn('host not allowed', { subsystem: sub.nqn, host: d.hostnqn, remote: conn.remote });
       return specific(CommandSpecificStatus.ConnectInvalidHost);
     }
+    const credentials = this.config.auth.hosts.get(d.hostnqn) ?? null;
+    if (credentials === null && sub.requireAuthentication) {
+      this.log.warn('host refused: the subsystem requires authentication and the host has no key', {
+        subsystem: sub.nqn,
+        host: d.hostnqn,
+        remote: conn.remote,
+      });
+      return specific(CommandSpecificStatus.ConnectInvalidHost);
+    }
+    // AUTHREQ.ATR in DW0 tells the host to authenticate this queue before anything else.
+    const authReq = credentials ? CONNECT_AUTHREQ_ATR : 0;
     if (qid === 0) {
       if (d.cntlid !== CNTLID_DYNAMIC) return invalid(true, 16);
       if (kato > limits.maxKeepAliveTimeoutMs) return invalid(false, 48);
@@ -200,8 +226,10 @@ export class NvmeTcpTarget implements CommandRouter {
         access,
         katoMs: kato,
         remote: conn.remote,
+        authentication: credentials !== null,
       });
-      return success(cntlid);
+      if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, 0, credentials);
+      return success((cntlid | authReq) >>> 0);
     }
     if (sub.discovery) return invalid(false, 42);
     const ctl = this.controllers.get(d.cntlid);
@@ -212,7 +240,51 @@ export class NvmeTcpTarget implements CommandRouter {
     this.owners.set(conn, ctl);
     conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch() });
     this.log.debug('I/O queue connected', { cntlid: ctl.cntlid, qid, sqsize });
-    return success(ctl.cntlid);
+    if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, qid, credentials);
+    return success((ctl.cntlid | authReq) >>> 0);
+  }
+
+  /** This queue must finish DH-HMAC-CHAP within handshakeTimeoutMs, or it is closed. */
+  private requireAuthentication(conn: TargetConnection, subNqn: string, hostNqn: string, qid: number, c: HostCredentials): void {
+    const auth = new QueueAuthentication(hostNqn, subNqn, c, this.config.auth);
+    this.auths.set(conn, auth);
+    const timer = setTimeout(() => {
+      if (auth.authenticated) return;
+      this.log.warn('authentication timed out: closing the queue', {
+        host: hostNqn,
+        subsystem: subNqn,
+        qid,
+        remote: conn.remote,
+      });
+      conn.shutdown();
+    }, this.config.limits.handshakeTimeoutMs);
+    timer.unref();
+  }
+
+  /** AUTH_Send / AUTH_Receive on any queue. */
+  private authCommand(conn: TargetConnection, ctl: Controller, sqe: Sqe, data: Buffer | null): Completion {
+    let auth = this.auths.get(conn);
+    if (!auth) {
+      // A host without a key may still try; its exchange fails at the reply.
+      auth = new QueueAuthentication(ctl.hostNqn, ctl.subsystem.nqn, null, this.config.auth);
+      this.auths.set(conn, auth);
+    }
+    const out = sqeFctype(sqe) === FabricsType.AuthSend ? auth.send(sqe, data) : auth.receive(sqe);
+    const fields = {
+      host: ctl.hostNqn,
+      subsystem: ctl.subsystem.nqn,
+      cntlid: ctl.cntlid,
+      qid: conn.binding?.qid,
+      remote: conn.remote,
+    };
+    if (out.result?.ok === false) this.log.warn('authentication failed', { ...fields, reason: out.result.reason });
+    else if (out.result?.ok) {
+      const r = out.result;
+      const level = conn.binding?.qid === 0 ? 'info' : 'debug';
+      this.log[level]('authenticated', { ...fields, hash: r.hash, dhGroup: r.dhGroup, bidirectional: r.bidirectional });
+    }
+    if (out.close) setImmediate(() => conn.shutdown());
+    return out.completion;
   }
 
   private allocateCntlid(): number | null {
@@ -228,6 +300,22 @@ export class NvmeTcpTarget implements CommandRouter {
   execute(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion | null> {
     const ctl = this.owners.get(conn);
     if (!ctl || !conn.binding) return Promise.resolve(SEQUENCE_ERROR);
+    const fctype = sqe.opcode === AdminOpcode.Fabrics ? sqeFctype(sqe) : -1;
+    if (fctype === FabricsType.AuthSend || fctype === FabricsType.AuthReceive) {
+      return Promise.resolve(this.authCommand(conn, ctl, sqe, data));
+    }
+    const auth = this.auths.get(conn);
+    if (auth && !auth.authenticated) {
+      // Before authentication nothing else is served: answer, then close the queue.
+      this.log.warn('command before authentication: closing the queue', {
+        host: ctl.hostNqn,
+        qid: conn.binding.qid,
+        opcode: sqe.opcode,
+        remote: conn.remote,
+      });
+      setImmediate(() => conn.shutdown());
+      return Promise.resolve(specific(CommandSpecificStatus.AuthenticationRequired));
+    }
     let p: Promise<Completion | null>;
     if (conn.binding.qid === 0) {
       p =
@@ -252,6 +340,7 @@ export class NvmeTcpTarget implements CommandRouter {
 
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
+    this.auths.delete(conn);
     const ctl = this.owners.get(conn);
     this.owners.delete(conn);
     ctl?.queueClosed(conn);

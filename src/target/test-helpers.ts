@@ -23,7 +23,7 @@ export interface TestTarget extends TargetHandle {
 }
 
 export async function startTestTarget(
-  overrides: { limits?: Record<string, number>; digests?: object; subsystems?: unknown[] } = {},
+  overrides: { limits?: Record<string, number>; digests?: object; subsystems?: unknown[]; auth?: object } = {},
   options: Partial<StartTargetOptions> = {},
 ): Promise<TestTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-target-'));
@@ -34,6 +34,7 @@ export async function startTestTarget(
       dataDir: dir,
       limits: { handshakeTimeoutMs: 5000, ...overrides.limits },
       ...(overrides.digests ? { digests: overrides.digests } : {}),
+      ...(overrides.auth ? { auth: overrides.auth } : {}),
       subsystems: overrides.subsystems ?? [
         {
           nqn: SUBNQN,

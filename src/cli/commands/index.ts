@@ -5,6 +5,7 @@ import { asmCommand } from './asm.js';
 import { benchPushdownCommand } from './bench-pushdown.js';
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
+import { checkDhchapKeyCommand, genDhchapKeyCommand } from './dhchap-key.js';
 import { disasmCommand } from './disasm.js';
 import { discoverCommand } from './discover.js';
 import { flushCommand } from './flush.js';
@@ -39,6 +40,8 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     writeCommand,
     flushCommand,
     hostnqnCommand,
+    genDhchapKeyCommand,
+    checkDhchapKeyCommand,
     loadCommand,
     execCommand,
     programsCommand,
