@@ -1,8 +1,8 @@
 /**
  * The benchmark's C kernels are programs like any other: every committed object must load and
- * give, on both engines, what a plain TypeScript reference of the same algorithm gives on a small
- * buffer; the native build of the same source must agree too; and the committed objects must be
- * what the sources build to (clang and cc present; NEARBPF_REQUIRE_TOOLCHAIN=1, as in CI, turns a
+ * give, on every engine (the interpreter, the JIT checked and verified), what a plain TypeScript
+ * reference of the same algorithm gives on a small buffer; the native build of the same source
+ * must agree too; and the committed objects must be what the sources build to (clang and cc present; NEARBPF_REQUIRE_TOOLCHAIN=1, as in CI, turns a
  * missing compiler into a failure instead of a skip). No timings here.
  */
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ import {
   writeBufferFile,
 } from './kernels.js';
 
-const ENGINES: BenchEngine[] = ['interpreter', 'jit'];
+const ENGINES: BenchEngine[] = ['interpreter', 'jit', 'jit-verified'];
 const M64 = (1n << 64n) - 1n;
 const BAD_INPUT = M64;
 const u64 = (x: bigint) => x & M64;
@@ -256,7 +256,7 @@ describe('bench kernels', () => {
     });
   }
 
-  it('refuses short buffers, oversized payloads and too many rounds with ~0 on both engines', () => {
+  it('refuses short buffers, oversized payloads and too many rounds with ~0 on every engine', () => {
     for (const k of KERNELS) {
       const oversized = kernelBuffer(k, makePayload(k.payload, BENCH_PAYLOAD_BYTES + 1), 1);
       const kernel = openKernel(readKernelObject(k), oversized.length);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createProgramEnvironment, loadProgramBytes } from '../loader/index.js';
+import { createProgramEnvironment, loadProgramBytes, type ProgramEnvironment } from '../loader/index.js';
 
 /** src/bench/kernels/ of the repository (this module runs from dist/bench/). */
 export const KERNELS_DIR = fileURLToPath(new URL('../../src/bench/kernels/', import.meta.url));
@@ -217,7 +217,8 @@ export function kernelObjectPath(kernel: Kernel, dir = KERNELS_BUILD_DIR): strin
   return join(dir, `${kernel.name}.o`);
 }
 
-export type BenchEngine = 'interpreter' | 'jit';
+/** Our engines as the benchmark runs them: the JIT in each of its memory modes, and the interpreter. */
+export type BenchEngine = 'interpreter' | 'jit' | 'jit-verified';
 
 /** A kernel object opened on our engines, for buffers up to the size it was opened with. */
 export interface KernelOnEngines {
@@ -229,21 +230,36 @@ export interface KernelOnEngines {
 /**
  * The one place the benchmark and its test touch the loader and the engines: the loader's
  * high-level API, as `nearbpf run` uses it (src/vm is being reworked; keep every use here).
+ * `jit-verified` compiles without bounds checks whether or not the verifier accepted the kernel:
+ * the kernels are our own, and every result is checked against native or a reference.
  */
 export function openKernel(objectBytes: Uint8Array, maxBufferBytes: number): KernelOnEngines {
   const { object, program } = loadProgramBytes(objectBytes);
-  const env = createProgramEnvironment(object, program.name, { memorySizeBytes: maxBufferBytes });
+  const environments = new Map<BenchEngine, ProgramEnvironment>();
+  const environment = (engine: BenchEngine) => {
+    let env = environments.get(engine);
+    if (env === undefined) {
+      env = createProgramEnvironment(object, program.name, {
+        memorySizeBytes: maxBufferBytes,
+        jitMemoryMode: engine === 'jit-verified' ? 'verified' : 'checked',
+      });
+      environments.set(engine, env);
+    }
+    return env;
+  };
+  const kind = (engine: BenchEngine) => (engine === 'interpreter' ? 'interpreter' : 'jit');
   const prepared = new Set<BenchEngine>();
   return {
     prepare(engine) {
+      const env = environment(engine);
       if (prepared.has(engine)) return 0;
-      const t0 = performance.now();
-      env.engine(engine);
       prepared.add(engine);
+      const t0 = performance.now();
+      env.engine(kind(engine));
       return performance.now() - t0;
     },
     run(buffer, engine) {
-      const run = env.run(buffer, { engine, fuel: Number.MAX_SAFE_INTEGER });
+      const run = environment(engine).run(buffer, { engine: kind(engine), fuel: Number.MAX_SAFE_INTEGER });
       return { r0: run.r0, fuelUsed: run.fuelUsed };
     },
   };

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { MemoryAccessError } from '../errors.js';
 import { assemble } from '../isa/index.js';
 import { MapMemoryLimitError } from '../maps/index.js';
+import { SandboxTrapError } from '../vm/jit/engine.js';
 import { createProgramEnvironment } from './environment.js';
 import { EnvironmentError, ProgramNotFoundError } from './errors.js';
 import { exampleObject } from './fixtures.js';
@@ -66,6 +67,20 @@ describe('program environment', () => {
       assert.throws(() => createProgramEnvironment(objectOf(derefMap)).run(new Uint8Array(0), { engine }), MemoryAccessError);
     });
   }
+
+  it('compiles the JIT in the memory mode asked for: checked faults cleanly, verified leaves it to Wasm', () => {
+    const sum = loadObject(exampleObject('sum.o'));
+    const input = Uint8Array.from([1, 2, 3, 4]);
+    for (const jitMemoryMode of ['checked', 'verified'] as const) {
+      assert.equal(createProgramEnvironment(sum, 'sum', { jitMemoryMode }).run(input, { engine: 'jit' }).r0, 10n);
+    }
+    // Far past the sandbox: only the checked code's own compare stands between the program and it.
+    const wild = objectOf('mov %r2, 0x7fff0000\nadd %r1, %r2\nldxb %r0, [%r1]\nexit', []);
+    const run = (jitMemoryMode: 'checked' | 'verified') => () =>
+      createProgramEnvironment(wild, undefined, { jitMemoryMode }).run(input, { engine: 'jit' });
+    assert.throws(run('checked'), MemoryAccessError);
+    assert.throws(run('verified'), SandboxTrapError);
+  });
 
   it('refuses inputs larger than program memory, unknown programs and too much map memory', () => {
     const object = loadObject(exampleObject('sum.o'));

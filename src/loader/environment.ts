@@ -15,7 +15,7 @@ import { unwindHelper } from '../vm/conformance.js';
 import { createSandbox, type Engine, type EngineKind } from '../vm/engine.js';
 import { type HelperTable, helperTable } from '../vm/helpers.js';
 import { Interpreter } from '../vm/interpreter.js';
-import { JitEngine } from '../vm/jit/engine.js';
+import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
 import type { SandboxMemory } from '../vm/memory.js';
 import { EnvironmentError, ProgramNotFoundError } from './errors.js';
 import { findProgram, type LoadedObject, type LoadedProgram } from './object.js';
@@ -35,6 +35,11 @@ export interface EnvironmentOptions {
   readonly mapMemoryLimitBytes?: number;
   readonly maxLogLines?: number;
   readonly maxCallDepth?: number;
+  /**
+   * How the JIT compiles memory accesses (default `checked`). `verified` only for a program the
+   * verifier accepted (the environment does not verify): see src/vm/jit/compile.ts.
+   */
+  readonly jitMemoryMode?: MemoryMode;
 }
 
 export interface EnvironmentRun {
@@ -85,6 +90,7 @@ export class ProgramEnvironment {
   readonly log: DebugLog;
   readonly memorySizeBytes: number;
   private readonly maxCallDepth: number | undefined;
+  private readonly jitMemoryMode: MemoryMode;
   private readonly engines = new Map<EngineKind, Engine>();
 
   constructor(object: LoadedObject, programName: string | undefined, options: EnvironmentOptions = {}) {
@@ -108,6 +114,7 @@ export class ProgramEnvironment {
     this.helpers = helperTable([...mapHelpers(this.maps), unwindHelper, tracePrintkHelper(this.log)]);
     this.instructions = linkForSandbox(program, this.maps);
     this.maxCallDepth = options.maxCallDepth;
+    this.jitMemoryMode = options.jitMemoryMode ?? 'checked';
   }
 
   /** The engine of `kind` for this sandbox (compiled once, then reused). */
@@ -115,7 +122,10 @@ export class ProgramEnvironment {
     let e = this.engines.get(kind);
     if (e === undefined) {
       const options = { helpers: this.helpers, memory: this.memory, maxCallDepth: this.maxCallDepth };
-      e = kind === 'jit' ? new JitEngine(this.instructions, options) : new Interpreter(this.instructions, options);
+      e =
+        kind === 'jit'
+          ? new JitEngine(this.instructions, { ...options, memoryMode: this.jitMemoryMode })
+          : new Interpreter(this.instructions, options);
       this.engines.set(kind, e);
     }
     return e;
