@@ -241,7 +241,7 @@ export function openKernel(objectBytes: Uint8Array, maxBufferBytes: number): Ker
     if (env === undefined) {
       env = createProgramEnvironment(object, program.name, {
         memorySizeBytes: maxBufferBytes,
-        jitMemoryMode: engine === 'jit-verified' ? 'verified' : 'checked',
+        memoryMode: engine === 'jit-verified' ? 'verified' : 'checked',
       });
       environments.set(engine, env);
     }

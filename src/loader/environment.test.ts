@@ -71,13 +71,13 @@ describe('program environment', () => {
   it('compiles the JIT in the memory mode asked for: checked faults cleanly, verified leaves it to Wasm', () => {
     const sum = loadObject(exampleObject('sum.o'));
     const input = Uint8Array.from([1, 2, 3, 4]);
-    for (const jitMemoryMode of ['checked', 'verified'] as const) {
-      assert.equal(createProgramEnvironment(sum, 'sum', { jitMemoryMode }).run(input, { engine: 'jit' }).r0, 10n);
+    for (const memoryMode of ['checked', 'verified'] as const) {
+      assert.equal(createProgramEnvironment(sum, 'sum', { memoryMode }).run(input, { engine: 'jit' }).r0, 10n);
     }
     // Far past the sandbox: only the checked code's own compare stands between the program and it.
     const wild = objectOf('mov %r2, 0x7fff0000\nadd %r1, %r2\nldxb %r0, [%r1]\nexit', []);
-    const run = (jitMemoryMode: 'checked' | 'verified') => () =>
-      createProgramEnvironment(wild, undefined, { jitMemoryMode }).run(input, { engine: 'jit' });
+    const run = (memoryMode: 'checked' | 'verified') => () =>
+      createProgramEnvironment(wild, undefined, { memoryMode }).run(input, { engine: 'jit' });
     assert.throws(run('checked'), MemoryAccessError);
     assert.throws(run('verified'), SandboxTrapError);
   });

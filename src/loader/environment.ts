@@ -36,10 +36,10 @@ export interface EnvironmentOptions {
   readonly maxLogLines?: number;
   readonly maxCallDepth?: number;
   /**
-   * How the JIT compiles memory accesses (default `checked`). `verified` only for a program the
-   * verifier accepted (the environment does not verify): see src/vm/jit/compile.ts.
+   * How the JIT compiles memory accesses (default `checked`). `verified` only once the verifier
+   * accepted the program (see `MemoryMode`).
    */
-  readonly jitMemoryMode?: MemoryMode;
+  readonly memoryMode?: MemoryMode;
 }
 
 export interface EnvironmentRun {
@@ -90,7 +90,7 @@ export class ProgramEnvironment {
   readonly log: DebugLog;
   readonly memorySizeBytes: number;
   private readonly maxCallDepth: number | undefined;
-  private readonly jitMemoryMode: MemoryMode;
+  private readonly memoryMode: MemoryMode;
   private readonly engines = new Map<EngineKind, Engine>();
 
   constructor(object: LoadedObject, programName: string | undefined, options: EnvironmentOptions = {}) {
@@ -114,7 +114,7 @@ export class ProgramEnvironment {
     this.helpers = helperTable([...mapHelpers(this.maps), unwindHelper, tracePrintkHelper(this.log)]);
     this.instructions = linkForSandbox(program, this.maps);
     this.maxCallDepth = options.maxCallDepth;
-    this.jitMemoryMode = options.jitMemoryMode ?? 'checked';
+    this.memoryMode = options.memoryMode ?? 'checked';
   }
 
   /** The engine of `kind` for this sandbox (compiled once, then reused). */
@@ -124,7 +124,7 @@ export class ProgramEnvironment {
       const options = { helpers: this.helpers, memory: this.memory, maxCallDepth: this.maxCallDepth };
       e =
         kind === 'jit'
-          ? new JitEngine(this.instructions, { ...options, memoryMode: this.jitMemoryMode })
+          ? new JitEngine(this.instructions, { ...options, memoryMode: this.memoryMode })
           : new Interpreter(this.instructions, options);
       this.engines.set(kind, e);
     }
