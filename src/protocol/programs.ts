@@ -49,6 +49,14 @@ export const ProgramStatus = {
   NameInUse: 0x04,
   ProgramBusy: 0x05,
   LoadSequence: 0x06,
+  /** The host already has its quota of verifications running or queued. */
+  VerifierBusy: 0x07,
+  /** Verification ran past its wall-clock limit. */
+  VerificationTimeout: 0x08,
+  /** Verification needed more memory than a verifier worker may use. */
+  VerificationMemory: 0x09,
+  /** Half-sent images would pass the association's, the host's or the target's cap. */
+  UploadQuota: 0x0a,
   BudgetSteps: 0x10,
   BudgetBytesRead: 0x11,
   BudgetReadsPerStep: 0x12,
@@ -59,6 +67,10 @@ export const ProgramStatus = {
   BudgetConcurrentExecutions: 0x17,
   BudgetLoadedPrograms: 0x18,
   BudgetMapMemory: 0x19,
+  /** The host's (or all hosts') loaded programs would hold more map memory than allowed. */
+  TenantMapMemory: 0x1a,
+  /** The host's (or all hosts') loaded code would pass its cap. */
+  TenantProgramMemory: 0x1b,
   MemoryFault: 0x20,
   StorageAccess: 0x21,
   StorageRead: 0x22,

@@ -13,7 +13,7 @@ import { FairScheduler } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
 /** Checks a program before it is compiled; throws (e.g. a `VerifierError`) to refuse it. */
-export type ProgramVerifier = (program: Program, name: string, maps: readonly MapSpec[]) => void | Promise<void>;
+export type ProgramVerifier = (program: Program, name: string, maps: readonly MapSpec[], tenant: string) => void | Promise<void>;
 
 /** A program as loaded: its instructions (map references unresolved), its maps and how to link them. */
 export interface LoadableProgram {
@@ -103,7 +103,7 @@ export class StorageRuntime {
     checkCount();
     this.verifying.add(key);
     try {
-      await this.options.verify(program.instructions, name, program.maps ?? []);
+      await this.options.verify(program.instructions, name, program.maps ?? [], tenant);
     } finally {
       this.verifying.delete(key);
     }

@@ -18,7 +18,25 @@
  *     "maxInFlightBytesPerConnection": 16777216, // data buffered per connection before socket.pause()
  *     "maxKeepAliveTimeoutMs": 3600000,          // larger KATO in Connect is refused
  *     "idleTimeoutMs": 300000,                   // association dropped after this long without a command when KATO is 0
- *     "handshakeTimeoutMs": 10000,               // ICReq + Connect must arrive within this
+ *     "handshakeTimeoutMs": 5000,                // ICReq + Connect (+ authentication) must finish within this
+ *     "maxPendingConnections": 32,               // connections still in that handshake, all together: a separate
+ *     "maxPendingConnectionsPerAddress": 8,      //   pool; when full, the oldest pending one is dropped for a new one
+ *     "maxConnectionsPerHost": 32,               // queues of one host NQN, all its associations together
+ *     "maxConnectionsPerAddress": 64,            // queues from one source address
+ *     "maxAssociationsPerHost": 8,               // admin queues of one host NQN
+ *     "maxAssociationsPerAddress": 16,           // admin queues from one source address
+ *     "maxPendingImageBytesPerAssociation": 16777216, // bytes of half-sent program images (LOAD chunks)
+ *     "maxPendingImageBytesPerHost": 33554432,   //   per association, per host NQN and overall;
+ *     "maxPendingImageBytes": 134217728,         //   memory is allocated as chunks arrive
+ *     "pendingLoadTimeoutMs": 30000,             // a half-sent load without a chunk this long is dropped
+ *     "verifierWorkers": 0,                      // verifier threads (0: one per core beyond the first, 1..4)
+ *     "maxVerificationsPerTenant": 2,            // loads of one host verifying or queued; tenants served round-robin
+ *     "verifyTimeoutMs": 60000,                  // wall clock per verification: the worker is replaced
+ *     "verifyMemoryBytes": 536870912,            // heap per verifier worker: beyond it the verification fails
+ *     "maxMapMemoryBytesPerTenant": 67108864,    // map memory of one host's loaded programs
+ *     "maxMapMemoryBytes": 536870912,            //   and of all hosts
+ *     "maxProgramMemoryBytesPerTenant": 16777216, // loaded code (instructions x 64, JIT output included)
+ *     "maxProgramMemoryBytes": 268435456,        //   per host and overall
  *     "maxDeallocateRangeBytes": 67108864,       // per Dataset Management range (advertised as DMRSL)
  *     "readCacheBytes": 67108864                 // write-through page cache per namespace (0 = none)
  *   },
@@ -101,6 +119,24 @@ export interface TargetLimits {
   maxKeepAliveTimeoutMs: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  maxPendingConnections: number;
+  maxPendingConnectionsPerAddress: number;
+  maxConnectionsPerHost: number;
+  maxConnectionsPerAddress: number;
+  maxAssociationsPerHost: number;
+  maxAssociationsPerAddress: number;
+  maxPendingImageBytesPerAssociation: number;
+  maxPendingImageBytesPerHost: number;
+  maxPendingImageBytes: number;
+  pendingLoadTimeoutMs: number;
+  verifierWorkers: number;
+  maxVerificationsPerTenant: number;
+  verifyTimeoutMs: number;
+  verifyMemoryBytes: number;
+  maxMapMemoryBytesPerTenant: number;
+  maxMapMemoryBytes: number;
+  maxProgramMemoryBytesPerTenant: number;
+  maxProgramMemoryBytes: number;
   maxDeallocateRangeBytes: number;
   /** Write-through cache of 4 KiB pages per namespace, for small reads (0 disables it). */
   readCacheBytes: number;
@@ -139,7 +175,25 @@ export const DEFAULT_LIMITS: Readonly<TargetLimits> = {
   maxInFlightBytesPerConnection: 16 << 20,
   maxKeepAliveTimeoutMs: 3_600_000,
   idleTimeoutMs: 300_000,
-  handshakeTimeoutMs: 10_000,
+  handshakeTimeoutMs: 5_000,
+  maxPendingConnections: 32,
+  maxPendingConnectionsPerAddress: 8,
+  maxConnectionsPerHost: 32,
+  maxConnectionsPerAddress: 64,
+  maxAssociationsPerHost: 8,
+  maxAssociationsPerAddress: 16,
+  maxPendingImageBytesPerAssociation: 16 << 20,
+  maxPendingImageBytesPerHost: 32 << 20,
+  maxPendingImageBytes: 128 << 20,
+  pendingLoadTimeoutMs: 30_000,
+  verifierWorkers: 0,
+  maxVerificationsPerTenant: 2,
+  verifyTimeoutMs: 60_000,
+  verifyMemoryBytes: 512 << 20,
+  maxMapMemoryBytesPerTenant: 64 << 20,
+  maxMapMemoryBytes: 512 << 20,
+  maxProgramMemoryBytesPerTenant: 16 << 20,
+  maxProgramMemoryBytes: 256 << 20,
   maxDeallocateRangeBytes: 64 << 20,
   readCacheBytes: 64 << 20,
 };
@@ -158,6 +212,24 @@ const LIMIT_RANGES: Record<keyof TargetLimits, [number, number]> = {
   maxKeepAliveTimeoutMs: [1000, 86_400_000],
   idleTimeoutMs: [1000, 86_400_000],
   handshakeTimeoutMs: [100, 600_000],
+  maxPendingConnections: [1, 65536],
+  maxPendingConnectionsPerAddress: [1, 65536],
+  maxConnectionsPerHost: [1, 65536],
+  maxConnectionsPerAddress: [1, 65536],
+  maxAssociationsPerHost: [1, 0xffef],
+  maxAssociationsPerAddress: [1, 0xffef],
+  maxPendingImageBytesPerAssociation: [4096, 1 << 30],
+  maxPendingImageBytesPerHost: [4096, 1 << 30],
+  maxPendingImageBytes: [4096, 2 ** 34],
+  pendingLoadTimeoutMs: [100, 3_600_000],
+  verifierWorkers: [0, 64],
+  maxVerificationsPerTenant: [1, 1024],
+  verifyTimeoutMs: [100, 3_600_000],
+  verifyMemoryBytes: [16 << 20, 2 ** 34],
+  maxMapMemoryBytesPerTenant: [0, 2 ** 40],
+  maxMapMemoryBytes: [0, 2 ** 40],
+  maxProgramMemoryBytesPerTenant: [4096, 2 ** 40],
+  maxProgramMemoryBytes: [4096, 2 ** 40],
   maxDeallocateRangeBytes: [4096, 2 ** 40],
   readCacheBytes: [0, 2 ** 34],
 };

@@ -15,7 +15,7 @@ import {
 } from '../errors.js';
 import { decodeProgram } from '../isa/index.js';
 import { isElf, LoaderError, linkForSandbox, loadProgramBytes } from '../loader/index.js';
-import type { MapSet } from '../maps/index.js';
+import type { MapSet, MapSpec } from '../maps/index.js';
 import {
   decodeLoadImage,
   EXECUTE_FLAG_SCAN,
@@ -49,16 +49,21 @@ import {
 } from '../runtime/runtime.js';
 import { VerifierError } from '../verifier/errors.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
+import type { TargetLimits } from './config.js';
 import type { Controller } from './controller.js';
 import type { Logger } from './logger.js';
-import { BackgroundVerifier } from './verify-worker.js';
+import { Ledger } from './quotas.js';
+import { VerificationMemoryError, VerificationTimeoutError, VerifierBusyError, VerifierPool } from './verify-worker.js';
 
 /** Loads a controller may have half-sent at once. */
 const MAX_PENDING_LOADS = 4;
 
 interface PendingLoad {
-  image: Buffer;
+  /** Chunks as they arrived: memory grows with what was sent, not with what was announced. */
+  chunks: Buffer[];
   received: number;
+  total: number;
+  lastChunkAtMs: number;
 }
 
 interface Message {
@@ -71,6 +76,47 @@ interface Message {
 interface ControllerState {
   loads: Map<number, PendingLoad>;
   messages: Map<string, Message>;
+  /** Bytes of `loads`, counted against the association's cap. */
+  pendingBytes: number;
+  tenant: string;
+}
+
+/** What the target's limits say about programs (see config.ts). */
+export type ProgramServiceLimits = Pick<
+  TargetLimits,
+  | 'maxPendingImageBytesPerAssociation'
+  | 'maxPendingImageBytesPerHost'
+  | 'maxPendingImageBytes'
+  | 'pendingLoadTimeoutMs'
+  | 'verifierWorkers'
+  | 'maxVerificationsPerTenant'
+  | 'verifyTimeoutMs'
+  | 'verifyMemoryBytes'
+  | 'maxMapMemoryBytesPerTenant'
+  | 'maxMapMemoryBytes'
+  | 'maxProgramMemoryBytesPerTenant'
+  | 'maxProgramMemoryBytes'
+>;
+
+/** Loaded code is charged at 64 bytes per instruction: the instructions, the JIT's Wasm and its machine code. */
+export const PROGRAM_BYTES_PER_INSTRUCTION = 64;
+
+/** Map memory a program's maps need: keys and values of every entry, plus a per-entry overhead for hash maps. */
+export function mapMemoryBytes(maps: readonly MapSpec[] | undefined): number {
+  let total = 0;
+  for (const m of maps ?? []) total += m.maxEntries * (m.keySizeBytes + m.valueSizeBytes + (m.type === 'hash' ? 32 : 0));
+  return total;
+}
+
+/** A tenant's memory quota is used up; `kind` says which. */
+export class TenantMemoryError extends NearbpfError {
+  readonly code = 'ERR_TENANT_MEMORY';
+  constructor(
+    readonly kind: 'map' | 'program',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 const BUDGET_STATUS: Record<BudgetName, number> = {
@@ -107,17 +153,35 @@ export function isProgramIoOpcode(opcode: number): boolean {
 
 export class ProgramService {
   readonly runtime: StorageRuntime;
-  private readonly verifier = new BackgroundVerifier();
-  private readonly handles = new Map<number, { tenant: string; name: string }>();
+  readonly verifier: VerifierPool;
+  private readonly handles = new Map<number, { tenant: string; name: string; mapBytes: number; codeBytes: number }>();
   private nextHandle = 1;
-  private readonly states = new WeakMap<Controller, ControllerState>();
+  private readonly states = new Map<Controller, ControllerState>();
+  /** Half-sent image bytes per host (the association cap is kept in its state). */
+  private readonly uploads: Ledger;
+  private readonly mapMemory: Ledger;
+  private readonly programMemory: Ledger;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly log: Logger,
     limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits> },
+    private readonly quotas: ProgramServiceLimits,
   ) {
+    this.verifier = new VerifierPool({
+      workers: quotas.verifierWorkers,
+      maxPerTenant: quotas.maxVerificationsPerTenant,
+      timeoutMs: quotas.verifyTimeoutMs,
+      memoryBytes: quotas.verifyMemoryBytes,
+    });
+    this.uploads = new Ledger(quotas.maxPendingImageBytesPerHost, quotas.maxPendingImageBytes);
+    this.mapMemory = new Ledger(quotas.maxMapMemoryBytesPerTenant, quotas.maxMapMemoryBytes);
+    this.programMemory = new Ledger(quotas.maxProgramMemoryBytesPerTenant, quotas.maxProgramMemoryBytes);
+    // Half-sent loads that stopped receiving chunks are dropped.
+    this.sweeper = setInterval(() => this.dropIdleLoads(), Math.max(50, Math.floor(quotas.pendingLoadTimeoutMs / 4)));
+    this.sweeper.unref();
     this.runtime = new StorageRuntime({
-      verify: (program, _name, maps) => this.verifier.verify(program, maps),
+      verify: (program, _name, maps, tenant) => this.verifier.verify(tenant, program, maps),
       // The verifier proves every access of an accepted program in bounds.
       memoryMode: 'verified',
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
@@ -127,14 +191,59 @@ export class ProgramService {
   private state(ctl: Controller): ControllerState {
     let s = this.states.get(ctl);
     if (s === undefined) {
-      s = { loads: new Map(), messages: new Map() };
+      s = { loads: new Map(), messages: new Map(), pendingBytes: 0, tenant: ctl.hostNqn };
       this.states.set(ctl, s);
     }
     return s;
   }
 
+  /** The association ended: its half-sent loads and messages go. */
+  associationEnded(ctl: Controller): void {
+    const s = this.states.get(ctl);
+    if (!s) return;
+    for (const id of [...s.loads.keys()]) this.dropLoad(s, id);
+    this.states.delete(ctl);
+  }
+
+  private dropLoad(s: ControllerState, loadId: number): void {
+    const pending = s.loads.get(loadId);
+    if (!pending) return;
+    s.loads.delete(loadId);
+    s.pendingBytes -= pending.received;
+    this.uploads.give(s.tenant, pending.received);
+  }
+
+  private dropIdleLoads(): void {
+    const cutoff = Date.now() - this.quotas.pendingLoadTimeoutMs;
+    for (const s of this.states.values()) {
+      for (const [id, load] of s.loads) {
+        if (load.lastChunkAtMs > cutoff) continue;
+        this.dropLoad(s, id);
+        this.remember2(s, `load:${id}`, {
+          code: 'ERR_LOAD_IDLE',
+          message: `load ${id} saw no chunk for ${this.quotas.pendingLoadTimeoutMs} ms and was dropped`,
+        });
+        this.log.info('idle program load dropped', { host: s.tenant, loadId: id, receivedBytes: load.received });
+      }
+    }
+  }
+
+  /** Half-sent image bytes: per host, overall (tests and stats). */
+  uploadBytes(host?: string): number {
+    return host === undefined ? this.uploads.total : this.uploads.held(host);
+  }
+
+  /** Map and code bytes charged to a tenant (tests and stats). */
+  memoryOf(tenant: string): { mapBytes: number; programBytes: number } {
+    return { mapBytes: this.mapMemory.held(tenant), programBytes: this.programMemory.held(tenant) };
+  }
+
   private remember(ctl: Controller, key: string, message: Message): void {
-    const { messages } = this.state(ctl);
+    this.remember2(this.state(ctl), key, message);
+  }
+
+  private remember2(state: ControllerState, key: string, message: Message): void {
+    const { messages } = state;
     messages.delete(key);
     messages.set(key, message);
     if (messages.size > MESSAGE_HISTORY) messages.delete(messages.keys().next().value as string);
@@ -158,6 +267,7 @@ export class ProgramService {
   }
 
   close(): Promise<void> {
+    clearInterval(this.sweeper);
     return this.verifier.close();
   }
 
@@ -165,7 +275,8 @@ export class ProgramService {
     const offset = sqe.cdw10 >>> 0;
     const total = sqe.cdw11 >>> 0;
     const loadId = sqe.cdw12 >>> 0;
-    const { loads } = this.state(ctl);
+    const state = this.state(ctl);
+    const { loads } = state;
     const key = `load:${loadId}`;
     if (!data || data.length === 0) return INVALID_FIELD;
     if (total > MAX_LOAD_IMAGE_BYTES || total === 0) {
@@ -178,19 +289,42 @@ export class ProgramService {
     let pending = loads.get(loadId);
     if (offset === 0) {
       if (pending === undefined && loads.size >= MAX_PENDING_LOADS) return vendor(ProgramStatus.LoadSequence);
-      pending = { image: Buffer.alloc(total), received: 0 };
+      if (pending) this.dropLoad(state, loadId); // restarted from the beginning
+      pending = { chunks: [], received: 0, total, lastChunkAtMs: Date.now() };
       loads.set(loadId, pending);
     }
-    if (pending === undefined || offset !== pending.received || pending.image.length !== total || offset + data.length > total) {
-      loads.delete(loadId);
+    if (pending === undefined || offset !== pending.received || pending.total !== total || offset + data.length > total) {
+      this.dropLoad(state, loadId);
       this.remember(ctl, key, { code: 'ERR_LOAD_SEQUENCE', message: `chunk at ${offset} of load ${loadId} is out of sequence` });
       return vendor(ProgramStatus.LoadSequence);
     }
-    data.copy(pending.image, offset);
-    pending.received += data.length;
+    // Half-sent images are capped per association, per host and overall; memory follows the chunks.
+    const n = data.length;
+    const whose =
+      state.pendingBytes + n > this.quotas.maxPendingImageBytesPerAssociation
+        ? `this association's ${this.quotas.maxPendingImageBytesPerAssociation}`
+        : this.uploads.wouldExceed(state.tenant, n) === 'key'
+          ? `this host's ${this.quotas.maxPendingImageBytesPerHost}`
+          : this.uploads.wouldExceed(state.tenant, n) === 'total'
+            ? `the target's ${this.quotas.maxPendingImageBytes}`
+            : null;
+    if (whose !== null) {
+      this.dropLoad(state, loadId);
+      this.remember(ctl, key, {
+        code: 'ERR_UPLOAD_QUOTA',
+        message: `load ${loadId} dropped: half-sent images would pass ${whose} bytes; finish or abandon other loads first`,
+      });
+      return vendor(ProgramStatus.UploadQuota);
+    }
+    this.uploads.tryTake(state.tenant, n);
+    state.pendingBytes += n;
+    pending.chunks.push(Buffer.from(data));
+    pending.received += n;
+    pending.lastChunkAtMs = Date.now();
     if (pending.received < total) return success();
-    loads.delete(loadId);
-    return this.finishLoad(ctl, key, pending.image);
+    const image = Buffer.concat(pending.chunks, total);
+    this.dropLoad(state, loadId);
+    return this.finishLoad(ctl, key, image);
   }
 
   private async finishLoad(ctl: Controller, key: string, image: Buffer): Promise<Completion> {
@@ -200,9 +334,22 @@ export class ProgramService {
       const decoded = decodeLoadImage(image);
       name = decoded.header.name;
       const program = this.programOf(decoded.header.format, decoded.program, decoded.header.objectProgram);
-      await this.runtime.load(tenant, name, program);
+      // Memory quotas before verification: a program that could never fit is not worth verifying.
+      const mapBytes = mapMemoryBytes(program.maps);
+      const codeBytes = program.instructions.length * PROGRAM_BYTES_PER_INSTRUCTION;
+      this.chargeMemory(tenant, mapBytes, codeBytes);
+      let loaded = false;
+      try {
+        await this.runtime.load(tenant, name, program);
+        loaded = true;
+      } finally {
+        if (!loaded) {
+          this.mapMemory.give(tenant, mapBytes);
+          this.programMemory.give(tenant, codeBytes);
+        }
+      }
       const handle = this.allocateHandle();
-      this.handles.set(handle, { tenant, name });
+      this.handles.set(handle, { tenant, name, mapBytes, codeBytes });
       this.log.info('program loaded', { host: tenant, name, handle, instructions: program.instructions.length });
       return success(handle);
     } catch (e) {
@@ -211,6 +358,31 @@ export class ProgramService {
       this.log.info('program load refused', { host: tenant, name, error: e instanceof Error ? e.message : String(e) });
       return c;
     }
+  }
+
+  private chargeMemory(tenant: string, mapBytes: number, codeBytes: number): void {
+    const map = this.mapMemory.wouldExceed(tenant, mapBytes);
+    if (map !== null) {
+      const cap =
+        map === 'key' ? `this host's ${this.quotas.maxMapMemoryBytesPerTenant}` : `the target's ${this.quotas.maxMapMemoryBytes}`;
+      throw new TenantMemoryError(
+        'map',
+        `maps of ${mapBytes} bytes would pass ${cap} bytes of map memory (${this.mapMemory.held(tenant)} in use by this host)`,
+      );
+    }
+    const code = this.programMemory.wouldExceed(tenant, codeBytes);
+    if (code !== null) {
+      const cap =
+        code === 'key'
+          ? `this host's ${this.quotas.maxProgramMemoryBytesPerTenant}`
+          : `the target's ${this.quotas.maxProgramMemoryBytes}`;
+      throw new TenantMemoryError(
+        'program',
+        `code of ${codeBytes} bytes would pass ${cap} bytes of program memory (${this.programMemory.held(tenant)} in use by this host)`,
+      );
+    }
+    this.mapMemory.tryTake(tenant, mapBytes);
+    this.programMemory.tryTake(tenant, codeBytes);
   }
 
   private programOf(format: 'bytecode' | 'elf', bytes: Buffer, objectProgram: string): LoadableProgram {
@@ -234,6 +406,8 @@ export class ProgramService {
       return this.failureOf(e);
     }
     this.handles.delete(handle);
+    this.mapMemory.give(entry.tenant, entry.mapBytes);
+    this.programMemory.give(entry.tenant, entry.codeBytes);
     return success();
   }
 
@@ -372,6 +546,11 @@ export class ProgramService {
     if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
     if (e instanceof ProgramNameInUseError) return vendor(ProgramStatus.NameInUse);
     if (e instanceof ProgramBusyError) return vendor(ProgramStatus.ProgramBusy);
+    if (e instanceof VerifierBusyError) return vendor(ProgramStatus.VerifierBusy);
+    if (e instanceof VerificationTimeoutError) return vendor(ProgramStatus.VerificationTimeout);
+    if (e instanceof VerificationMemoryError) return vendor(ProgramStatus.VerificationMemory);
+    if (e instanceof TenantMemoryError)
+      return vendor(e.kind === 'map' ? ProgramStatus.TenantMapMemory : ProgramStatus.TenantProgramMemory);
     // Anything wrong with the image itself: its header, the ELF object, the bytecode, the link.
     if (e instanceof ProgramImageError || e instanceof LoaderError || e instanceof DecodeError || e instanceof ProgramLoadError) {
       return vendor(ProgramStatus.BadImage);

@@ -26,6 +26,7 @@ import { executeIo } from './io.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Namespace } from './namespace.js';
 import { isProgramAdminOpcode, isProgramIoOpcode, ProgramService } from './programs.js';
+import { Admission } from './quotas.js';
 
 const FIRMWARE = '0.1.0';
 
@@ -47,6 +48,8 @@ export class NvmeTcpTarget implements CommandRouter {
   private readonly connections = new Set<TargetConnection>();
   /** DH-HMAC-CHAP state of the queues whose host must authenticate. */
   private readonly auths = new Map<TargetConnection, QueueAuthentication>();
+  /** Pending-handshake pool and per-host / per-address quotas of queues and associations. */
+  readonly admission: Admission<TargetConnection>;
   private readonly inflight = new Set<Promise<unknown>>();
   private nextCntlid = 1;
   private closing: Promise<void> | null = null;
@@ -59,13 +62,19 @@ export class NvmeTcpTarget implements CommandRouter {
     readonly config: TargetConfig,
     private readonly log: Logger,
   ) {
+    this.admission = new Admission<TargetConnection>(config.limits, (conn, reason) => {
+      log.warn('dropping a pending connection', { conn: conn.id, remote: conn.remote, reason });
+      conn.destroy();
+    });
     this.server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
       const conn = new TargetConnection(socket, this, config.limits, config.digests, log);
       this.connections.add(conn);
+      this.admission.open(conn, socket.remoteAddress ?? 'unknown');
       log.debug('connection', { conn: conn.id, remote: conn.remote });
     });
-    this.server.maxConnections = config.limits.maxConnections;
-    this.programs = new ProgramService(log, config.programs);
+    // Established queues and the pending pool together; each pool is held to its own size by admission.
+    this.server.maxConnections = config.limits.maxConnections + config.limits.maxPendingConnections;
+    this.programs = new ProgramService(log, config.programs, config.limits);
     this.server.on('error', (e) => log.error('server error', { error: e.message }));
     this.env = {
       limits: config.limits,
@@ -75,6 +84,7 @@ export class NvmeTcpTarget implements CommandRouter {
       discoveryGeneration: () => 1,
       destroyed: (ctl) => {
         this.controllers.delete(ctl.cntlid);
+        this.programs.associationEnded(ctl);
         log.info('association ended', { cntlid: ctl.cntlid, host: ctl.hostNqn });
       },
     };
@@ -214,6 +224,8 @@ export class NvmeTcpTarget implements CommandRouter {
       if (kato > limits.maxKeepAliveTimeoutMs) return invalid(false, 48);
       const cntlid = this.allocateCntlid();
       if (cntlid === null) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
+      const full = this.admission.reserve(conn, d.hostnqn, true);
+      if (full !== null) return this.quotaRefusal(conn, d.hostnqn, 0, full);
       const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env);
       this.controllers.set(cntlid, ctl);
       this.owners.set(conn, ctl);
@@ -229,6 +241,7 @@ export class NvmeTcpTarget implements CommandRouter {
         authentication: credentials !== null,
       });
       if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, 0, credentials);
+      else this.admission.ready(conn);
       return success((cntlid | authReq) >>> 0);
     }
     if (sub.discovery) return invalid(false, 42);
@@ -236,12 +249,20 @@ export class NvmeTcpTarget implements CommandRouter {
     if (!ctl || ctl.subsystem !== sub || ctl.hostNqn !== d.hostnqn || !ctl.hostId.equals(d.hostId)) return invalid(true, 16);
     if (!ctl.ready) return SEQUENCE_ERROR;
     if (qid > ctl.ioQueueCount || ctl.ioQueues.has(qid)) return invalid(false, 42);
+    const full = this.admission.reserve(conn, d.hostnqn, false);
+    if (full !== null) return this.quotaRefusal(conn, d.hostnqn, qid, full);
     ctl.ioQueues.set(qid, conn);
     this.owners.set(conn, ctl);
     conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch() });
     this.log.debug('I/O queue connected', { cntlid: ctl.cntlid, qid, sqsize });
     if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, qid, credentials);
+    else this.admission.ready(conn);
     return success((ctl.cntlid | authReq) >>> 0);
+  }
+
+  private quotaRefusal(conn: TargetConnection, host: string, qid: number, quota: string): Completion {
+    this.log.warn('Connect refused: quota reached', { host, qid, remote: conn.remote, quota });
+    return specific(CommandSpecificStatus.ConnectControllerBusy, false);
   }
 
   /** This queue must finish DH-HMAC-CHAP within handshakeTimeoutMs, or it is closed. */
@@ -279,6 +300,7 @@ export class NvmeTcpTarget implements CommandRouter {
     };
     if (out.result?.ok === false) this.log.warn('authentication failed', { ...fields, reason: out.result.reason });
     else if (out.result?.ok) {
+      this.admission.ready(conn);
       const r = out.result;
       const level = conn.binding?.qid === 0 ? 'info' : 'debug';
       this.log[level]('authenticated', { ...fields, hash: r.hash, dhGroup: r.dhGroup, bidirectional: r.bidirectional });
@@ -341,6 +363,7 @@ export class NvmeTcpTarget implements CommandRouter {
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
     this.auths.delete(conn);
+    this.admission.closed(conn);
     const ctl = this.owners.get(conn);
     this.owners.delete(conn);
     ctl?.queueClosed(conn);
