@@ -1,9 +1,13 @@
 /**
- * Fuel is charged per basic block, on entry, by both engines: the block's instruction count. The
- * engines therefore agree exactly on when a budget runs out, and the JIT pays one check per block
- * rather than one per instruction.
+ * Fuel, identically in both engines:
+ * - every basic block is charged its instruction count on entry, so `fuelUsed` is exact;
+ * - exhaustion (fuel below zero) is checked only at checkpoints: on entering a function's first
+ *   block or a loop header, at each `exit`, and before each helper call. Every cycle passes a loop
+ *   header, so a program overruns its budget by at most one acyclic path of blocks before it
+ *   faults, and never calls a helper or returns with the budget gone. The JIT pays one subtraction per block and a test only at checkpoints.
  */
 import { branchTarget, type ProgramLayout } from '../isa/index.js';
+import { analyzeControlFlow } from './jit/cfg.js';
 
 /** Slots that start a basic block: entries, jump and call targets, and every slot after a jump, call or exit. */
 export function blockLeaders(layout: ProgramLayout): Uint8Array {
@@ -30,4 +34,42 @@ export function blockCosts(layout: ProgramLayout): Int32Array {
     if (layout.indexAt[pc] >= 0) costs[leader]++;
   }
   return costs;
+}
+
+/**
+ * Slots where exhaustion is checked on block entry: each function's entry and its loop headers (the
+ * targets of back edges of a depth-first search from the entry, over blocks; `cfg.ts` is
+ * deterministic, so both engines get the same set even for irreducible graphs). Every cycle contains
+ * a back edge, so every cycle passes a checkpoint.
+ */
+export function fuelCheckpoints(layout: ProgramLayout): Uint8Array {
+  const leaders = blockLeaders(layout);
+  const check = new Uint8Array(layout.slotCount);
+  for (const fn of layout.functions) {
+    const starts: number[] = [];
+    const nodeAt = new Map<number, number>();
+    for (let pc = fn.entryPc; pc < fn.endPc; pc++) {
+      if (pc === fn.entryPc || leaders[pc]) {
+        nodeAt.set(pc, starts.length);
+        starts.push(pc);
+      }
+    }
+    const successors = starts.map((start, n) => {
+      const end = starts[n + 1] ?? fn.endPc;
+      let lastPc = end - 1;
+      if (layout.indexAt[lastPc] < 0) lastPc--;
+      const last = layout.program[layout.indexAt[lastPc]];
+      const out: number[] = [];
+      const target = branchTarget(lastPc, last);
+      if (target !== undefined && last.kind !== 'call') out.push(nodeAt.get(target) ?? -1);
+      if (last.kind !== 'ja' && last.kind !== 'exit' && end < fn.endPc) out.push(n + 1);
+      return out.filter((x) => x >= 0);
+    });
+    const facts = analyzeControlFlow(successors);
+    check[fn.entryPc] = 1;
+    starts.forEach((start, n) => {
+      if (facts.loopHeader[n]) check[start] = 1;
+    });
+  }
+  return check;
 }

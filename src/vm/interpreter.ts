@@ -14,7 +14,7 @@ import {
   UnknownHelperError,
 } from '../errors.js';
 import { encodeProgram, type Program } from '../isa/index.js';
-import { blockCosts } from './blocks.js';
+import { blockCosts, fuelCheckpoints } from './blocks.js';
 import {
   checkFuel,
   type Engine,
@@ -42,6 +42,8 @@ export class Interpreter implements Engine {
   private readonly code: Int32Array;
   private readonly imm: Int32Array;
   private readonly cost: Int32Array;
+  /** 1 where exhaustion is checked on entry (see blocks.ts). */
+  private readonly checkpoint: Uint8Array;
   /** The sandbox's bounds (see memory.ts): mapped from `low`, writable below `writableEnd`. */
   private readonly low: number;
   private readonly writableEnd: number;
@@ -63,6 +65,7 @@ export class Interpreter implements Engine {
       this.imm[pc] = view.getInt32(pc * 8 + 4, true);
     }
     this.cost = blockCosts(layout);
+    this.checkpoint = fuelCheckpoints(layout);
     this.low = options.memory.lowAddress;
     this.writableEnd = options.memory.writableEnd;
     this.readableEnd = options.memory.readableEnd;
@@ -97,7 +100,7 @@ export class Interpreter implements Engine {
   }
 
   private execute(lo: Int32Array, hi: Int32Array, fuel: { left: number }): void {
-    const { code, imm, cost, memory } = this;
+    const { code, imm, cost, checkpoint, memory } = this;
     const budget = fuel.left;
     // A local copy keeps the hot loop free of property writes; `finally` publishes it for fuelUsed.
     let left = budget;
@@ -110,8 +113,8 @@ export class Interpreter implements Engine {
       for (;;) {
         const c = cost[pc];
         if (c !== 0) {
-          if (left < c) throw new FuelExhaustedError(pc, budget);
           left -= c;
+          if (left < 0 && checkpoint[pc] !== 0) throw new FuelExhaustedError(pc, budget);
         }
         const w = code[pc];
         const o = w & 0xff;
@@ -390,6 +393,7 @@ export class Interpreter implements Engine {
             pc += imm[pc] + 1;
             continue;
           case 0x95:
+            if (left < 0) throw new FuelExhaustedError(pc, budget);
             if (depth === 0) return;
             depth--;
             pc = restoreFrame(frames, depth * FRAME_WORDS, lo, hi);
@@ -421,6 +425,7 @@ export class Interpreter implements Engine {
               pc += imm[pc] + 1;
               continue;
             }
+            if (left < 0) throw new FuelExhaustedError(pc, budget);
             // callx: an id beyond 32 bits can name no helper.
             const id = o === 0x85 ? imm[pc] : hi[d] === 0 ? lo[d] >>> 0 : -1;
             this.callHelper(id, lo, hi, pc);

@@ -289,6 +289,22 @@ describe('fuel', () => {
       assert.equal(e.pc, 5, 'runs out on entering the exit block');
     });
 
+    it(`checks exhaustion at loop headers, exits and helper calls, never later [${kind}]`, () => {
+      // Straight-line blocks before the first checkpoint may overrun; the exit still fails, and a
+      // helper is never called once the budget is gone.
+      const straight = 'mov %r0, 1\njeq %r1, 0, +1\nadd %r0, 1\nadd %r0, 2\nexit';
+      const e = runError(kind, straight, 2);
+      assert.ok(e instanceof FuelExhaustedError);
+      assert.equal(e.pc, 4, 'faults at the exit, after the overrun');
+      let calls = 0;
+      const counting: Helper = { id: 1, name: 'count', fn: () => BigInt(++calls) };
+      const withHelper = 'mov %r0, 1\njeq %r1, 0, +1\nadd %r0, 1\ncall 1\nexit';
+      const h = runError(kind, withHelper, 3, { helpers: [counting] });
+      assert.ok(h instanceof FuelExhaustedError);
+      assert.equal(h.pc, 3, 'faults before the helper call');
+      assert.equal(calls, 0);
+    });
+
     it(`zero fuel fails at pc 0 [${kind}]`, () => {
       const e = runError(kind, 'exit', 0);
       assert.ok(e instanceof FuelExhaustedError);
@@ -537,6 +553,52 @@ describe('JIT', () => {
     const c = compareEngines(assemble(irreducible), { memory: new Uint8Array(21), fuel: 12, helpers });
     assert.ok(c.agree, c.diff);
     assert.equal(c.interpreter.kind, 'error', 'runs out of fuel inside the cycle');
+  });
+
+  describe('inlines small leaf callees, with the semantics of a real call', () => {
+    // Each program calls a leaf; the inlined copy must agree with the interpreter on r0, fuel,
+    // memory, and the pc and kind of every fault (in the callee, at the call, or after it).
+    const leafPrograms: [string, string, number][] = [
+      [
+        'callee sees r1-r5 and a lower frame, caller keeps its registers',
+        'mov %r6, 6\nmov %r1, 1\nmov %r5, 5\ncall local f\nadd %r0, %r6\nadd %r0, %r1\nexit\nf:\nmov %r0, %r1\nadd %r0, %r5\nadd %r0, %r6\nmov %r1, 100\nmov %r6, 100\nstxdw [%r10-8], %r0\nldxdw %r0, [%r10-8]\nexit',
+        1,
+      ],
+      [
+        'loop inside the leaf, called twice',
+        'mov %r1, 5\ncall local f\nmov %r6, %r0\nmov %r1, 7\ncall local f\nadd %r0, %r6\nexit\nf:\nmov %r0, 0\nloop:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, loop\nexit',
+        2,
+      ],
+      ['memory fault inside the leaf', 'mov %r1, 0\ncall local f\nexit\nf:\nldxb %r0, [%r1+3]\nexit', 1],
+      ['helper call inside the leaf', 'mov %r1, 2\nmov %r2, 3\ncall local f\nexit\nf:\ncall 1\nexit', 1],
+      [
+        'early exit from a branch of the leaf',
+        'mov %r1, 3\ncall local f\nadd %r0, 1\nexit\nf:\nmov %r0, 10\njgt %r1, 2, out\nmov %r0, 20\nexit\nout:\nmov %r0, 30\nexit',
+        1,
+      ],
+    ];
+    for (const [name, program, sites] of leafPrograms) {
+      it(name, () => {
+        const jit = load('jit', program) as JitEngine;
+        assert.equal(jit.compiled.inlinedCallSites, sites);
+        for (const fuel of [FUEL, 3, 7, 11]) {
+          const c = compareEngines(assemble(program), { memory: new Uint8Array(DATA_SIZE), fuel, helpers });
+          assert.ok(c.agree, `fuel ${fuel}: ${c.diff}`);
+        }
+      });
+    }
+
+    it('keeps the call-depth limit exact at an inlined call site', () => {
+      // main -> g -> g -> leaf: with maxCallDepth 3 the leaf's call is the 4th frame and fails.
+      const program =
+        'mov %r1, 1\ncall local g\nexit\ng:\njeq %r1, 0, leafcall\nsub %r1, 1\ncall local g\nexit\nleafcall:\ncall local leaf\nexit\nleaf:\nmov %r0, 9\nexit';
+      for (const kind of ENGINES) {
+        const e = runError(kind, program, FUEL, { maxCallDepth: 3 });
+        assert.ok(e instanceof CallDepthError, `${kind}: ${e}`);
+        assert.equal(e.pc, 7);
+        assert.equal(run(kind, program, FUEL, { maxCallDepth: 4 }).r0, 9n);
+      }
+    });
   });
 
   it('dispatches a function nested too deeply for the structured translation, instead of overflowing the stack', () => {

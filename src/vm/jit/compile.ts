@@ -4,13 +4,14 @@
  * Each eBPF function (the entry and every local-call target) becomes one Wasm function whose
  * locals are the registers. Control flow is rebuilt as Wasm blocks and loops from the dominator
  * tree (Ramsey, "Beyond Relooper", 2022); a function whose graph is irreducible falls back to a
- * loop around a `br_table` dispatch, which handles any graph. Every memory access is checked
- * against the sandbox's region table, fuel is charged per basic block exactly as the interpreter
- * does, and nothing the program does can make Wasm trap: failures call the `fault` import, which
+ * loop around a `br_table` dispatch, which handles any graph. Small leaf functions are inlined at
+ * their call sites. Every memory access is checked against the sandbox's bounds (or, for verified
+ * programs, left to Wasm's own), fuel is charged per basic block exactly as the interpreter does
+ * (blocks.ts), and checked code never makes Wasm trap: failures call the `fault` import, which
  * throws the same typed error the interpreter would.
  */
 import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
-import { blockCosts, blockLeaders } from '../blocks.js';
+import { blockCosts, blockLeaders, fuelCheckpoints } from '../blocks.js';
 import { analyzeControlFlow } from './cfg.js';
 import { ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
 
@@ -41,6 +42,8 @@ export interface CompiledProgram {
   readonly wasm: Uint8Array<ArrayBuffer>;
   /** Per eBPF function: whether its control flow was structured (true) or dispatched (false). */
   readonly structured: readonly boolean[];
+  /** Local calls compiled by copying a small leaf callee in place (see MAX_INLINED_SLOTS). */
+  readonly inlinedCallSites: number;
 }
 
 // Locals: parameters r1-r5, r10, fuel left and call depth; then r0, r6-r9 and scratch. Fuel and
@@ -54,7 +57,26 @@ const L_TA = 14;
 const L_TB = 15;
 const L_LABEL = 16;
 const L_T32 = 17;
-const DECLARED_LOCALS: ValType[] = [I64, I64, I64, I64, I64, I64, I64, I64, I32, I32];
+/** r0-r10 of an inlined callee: inlined callees are leaves, so one set serves every call site. */
+const INLINE_REG_LOCAL = [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28];
+const DECLARED_LOCALS: ValType[] = [
+  I64,
+  I64,
+  I64,
+  I64,
+  I64,
+  I64,
+  I64,
+  I64,
+  I32,
+  I32,
+  ...INLINE_REG_LOCAL.map((): ValType => I64),
+];
+/**
+ * Largest callee (in slots) inlined at its call sites. A Wasm call costs a frame, eight arguments
+ * and a two-value result; a small leaf is cheaper copied in place, and V8 does not inline Wasm calls.
+ */
+export const MAX_INLINED_SLOTS = 96;
 /** Deepest structured nesting (see `structuredNestingDepth`) compiled without the dispatch loop. */
 const MAX_STRUCTURED_NESTING = 1000;
 
@@ -63,7 +85,7 @@ const G_FUEL = 0;
 const F_FAULT = 0;
 const F_HELPER = 1;
 
-type Context = { kind: 'loop' | 'block'; node: number } | { kind: 'if' } | { kind: 'dispatch' };
+type Context = { kind: 'loop' | 'block'; node: number } | { kind: 'if' } | { kind: 'dispatch' } | { kind: 'inline' };
 
 interface Node {
   readonly startPc: number;
@@ -86,50 +108,119 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   const costs = blockCosts(layout);
   const leaders = blockLeaders(layout);
   const structured: boolean[] = [];
+  let inlinedCallSites = 0;
+  const shared: SharedFacts = {
+    layout,
+    costs,
+    leaders,
+    fnIndexAt,
+    options,
+    inlinable: inlinableFunctions(layout, leaders),
+    checkpoints: fuelCheckpoints(layout),
+  };
   for (const fn of layout.functions) {
-    const compiler = new FunctionCompiler(layout, fn.entryPc, fn.endPc, costs, leaders, fnIndexAt, options);
+    const compiler = new FunctionCompiler(shared, fn.entryPc, fn.endPc, new ByteWriter(), REG_LOCAL);
     mb.addFunction({
       type: fnType,
       locals: DECLARED_LOCALS,
       code: compiler.compile(),
     });
     structured.push(compiler.structured);
+    inlinedCallSites += compiler.inlinedCallSites;
   }
   mb.exportFunction('entry', firstFn);
   mb.exportGlobal('fuel', G_FUEL);
-  return { wasm: mb.build(), structured };
+  return { wasm: mb.build(), structured, inlinedCallSites };
+}
+
+/** What every function's compiler shares. */
+interface SharedFacts {
+  readonly layout: ProgramLayout;
+  readonly costs: Int32Array;
+  readonly leaders: Uint8Array;
+  readonly fnIndexAt: ReadonlyMap<number, number>;
+  readonly options: CompileOptions;
+  /** Entry pc -> end pc of each function inlined at its call sites. */
+  readonly inlinable: ReadonlyMap<number, number>;
+  /** Slots where running out of fuel is checked on block entry (blocks.ts). */
+  readonly checkpoints: Uint8Array;
+}
+
+/**
+ * Functions inlined at their call sites: leaves (no local calls) of at most MAX_INLINED_SLOTS slots
+ * whose graph is structured. Their blocks charge fuel and fault exactly as in a real call.
+ */
+function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const fn of layout.functions) {
+    if (fn.entryPc === 0 || fn.endPc - fn.entryPc > MAX_INLINED_SLOTS) continue;
+    let leaf = true;
+    for (let pc = fn.entryPc; pc < fn.endPc && leaf; pc++) {
+      const i = layout.indexAt[pc];
+      const insn = i < 0 ? undefined : layout.program[i];
+      if (insn?.kind === 'call' && insn.target === 'local') leaf = false;
+    }
+    if (!leaf) continue;
+    const nodes = functionNodes(layout, fn.entryPc, fn.endPc, leaders).nodes;
+    const facts = analyzeControlFlow(nodes.map((n) => n.successors));
+    if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) out.set(fn.entryPc, fn.endPc);
+  }
+  return out;
+}
+
+/** The basic blocks of one function, as graph nodes (node 0 = its entry). */
+function functionNodes(layout: ProgramLayout, entryPc: number, endPc: number, leaders: Uint8Array) {
+  const nodeAt = new Map<number, number>();
+  const nodes: Node[] = [];
+  const starts: number[] = [];
+  for (let pc = entryPc; pc < endPc; pc++) if (leaders[pc] || pc === entryPc) starts.push(pc);
+  for (const [i, pc] of starts.entries()) nodeAt.set(pc, i);
+  const nodeOf = (pc: number) => {
+    const n = nodeAt.get(pc);
+    if (n === undefined) throw new Error(`internal: slot ${pc} does not start a block`);
+    return n;
+  };
+  starts.forEach((start, i) => {
+    const end = starts[i + 1] ?? endPc;
+    let lastPc = end - 1;
+    if (layout.indexAt[lastPc] < 0) lastPc--;
+    const last = layout.program[layout.indexAt[lastPc]];
+    const successors: number[] = [];
+    if (last.kind === 'ja') successors.push(nodeOf(lastPc + last.offset + 1));
+    else if (last.kind === 'jump') successors.push(nodeOf(lastPc + last.offset + 1), nodeOf(end));
+    else if (last.kind !== 'exit') successors.push(nodeOf(end));
+    nodes.push({ startPc: start, endPc: end, successors, last, lastPc });
+  });
+  return { nodes, nodeAt };
 }
 
 class FunctionCompiler {
-  private readonly w = new ByteWriter();
   private readonly ctx: Context[] = [];
-  private readonly nodes: Node[] = [];
-  private readonly nodeAt = new Map<number, number>();
+  private readonly nodes: Node[];
+  private readonly nodeAt: Map<number, number>;
+  private readonly layout: ProgramLayout;
+  private readonly costs: Int32Array;
+  private readonly options: CompileOptions;
   structured = true;
+  inlinedCallSites = 0;
 
+  /**
+   * `regLocals` maps eBPF registers to Wasm locals; an inlined callee gets its own set and returns by
+   * branching out of the block its call site wraps it in (the `inline` context).
+   */
   constructor(
-    private readonly layout: ProgramLayout,
+    private readonly shared: SharedFacts,
     entryPc: number,
     endPc: number,
-    private readonly costs: Int32Array,
-    leaders: Uint8Array,
-    private readonly fnIndexAt: ReadonlyMap<number, number>,
-    private readonly options: CompileOptions,
+    private readonly w: ByteWriter,
+    private readonly regLocals: readonly number[],
+    private readonly inline = false,
   ) {
-    const starts: number[] = [];
-    for (let pc = entryPc; pc < endPc; pc++) if (leaders[pc] || pc === entryPc) starts.push(pc);
-    for (const [i, pc] of starts.entries()) this.nodeAt.set(pc, i);
-    starts.forEach((start, i) => {
-      const end = starts[i + 1] ?? endPc;
-      let lastPc = end - 1;
-      if (layout.indexAt[lastPc] < 0) lastPc--;
-      const last = layout.program[layout.indexAt[lastPc]];
-      const successors: number[] = [];
-      if (last.kind === 'ja') successors.push(this.nodeOf(lastPc + last.offset + 1));
-      else if (last.kind === 'jump') successors.push(this.nodeOf(lastPc + last.offset + 1), this.nodeOf(end));
-      else if (last.kind !== 'exit') successors.push(this.nodeOf(end));
-      this.nodes.push({ startPc: start, endPc: end, successors, last, lastPc });
-    });
+    this.layout = shared.layout;
+    this.costs = shared.costs;
+    this.options = shared.options;
+    ({ nodes: this.nodes, nodeAt: this.nodeAt } = functionNodes(shared.layout, entryPc, endPc, shared.leaders));
+    if (inline) this.ctx.push({ kind: 'inline' });
   }
 
   private nodeOf(pc: number): number {
@@ -141,6 +232,12 @@ class FunctionCompiler {
   compile(): Uint8Array {
     const facts = analyzeControlFlow(this.nodes.map((n) => n.successors));
     const w = this.w;
+    if (this.inline) {
+      // Only structured leaves are inlined (see inlinableFunctions); every path ends in a branch out.
+      this.doTree(0, facts);
+      w.byte(Op.unreachable);
+      return new Uint8Array(0);
+    }
     // The structured translation recurses once per level of nesting; a very deeply nested function
     // (thousands of branches in a row) would overflow the JavaScript stack, so it is dispatched.
     if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) {
@@ -240,10 +337,11 @@ class FunctionCompiler {
     const w = this.w;
     const cost = this.costs[node.startPc];
     if (cost > 0) {
-      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(BigInt(cost)).byte(Op.i64_sub).byte(Op.local_tee).u32(L_FUEL);
-      w.byte(Op.i64_const).s64(0n).byte(Op.i64_lt_s).byte(Op.if).byte(VOID_BLOCK);
-      this.fault(FaultKind.fuel, node.startPc, () => w.byte(Op.i64_const).s64(0n), 0);
-      w.byte(Op.end);
+      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(BigInt(cost)).byte(Op.i64_sub);
+      if (this.shared.checkpoints[node.startPc]) {
+        w.byte(Op.local_tee).u32(L_FUEL);
+        this.faultIfFuelGone(node.startPc, true);
+      } else w.byte(Op.local_set).u32(L_FUEL);
     }
     for (let pc = node.startPc; pc <= node.lastPc; pc++) {
       const i = this.layout.indexAt[pc];
@@ -264,6 +362,8 @@ class FunctionCompiler {
       this.ctx.pop();
       w.byte(Op.end);
     } else if (last.kind === 'exit') {
+      w.byte(Op.local_get).u32(L_FUEL);
+      this.faultIfFuelGone(node.lastPc, true);
       this.emitReturn();
     } else {
       this.emitInstruction(node.lastPc, last);
@@ -271,16 +371,29 @@ class FunctionCompiler {
     }
   }
 
+  /** With fuel left (i64) on the stack, or read from its local when `onStack` is false: fault at `pc` if it is below zero. */
+  private faultIfFuelGone(pc: number, onStack: boolean): void {
+    const w = this.w;
+    if (!onStack) w.byte(Op.local_get).u32(L_FUEL);
+    w.byte(Op.i64_const).s64(0n).byte(Op.i64_lt_s).byte(Op.if).byte(VOID_BLOCK);
+    this.fault(FaultKind.fuel, pc, () => w.byte(Op.i64_const).s64(0n), 0);
+    w.byte(Op.end);
+  }
+
   private emitReturn(): void {
-    this.w.byte(Op.local_get).u32(REG_LOCAL[0]).byte(Op.local_get).u32(L_FUEL).byte(Op.return);
+    if (this.inline) {
+      this.w.byte(Op.br).u32(this.ctx.length - 1); // out of the call site's block; r0 is in its local
+      return;
+    }
+    this.w.byte(Op.local_get).u32(this.regLocals[0]).byte(Op.local_get).u32(L_FUEL).byte(Op.return);
   }
 
   private get(r: Register): void {
-    this.w.byte(Op.local_get).u32(REG_LOCAL[r]);
+    this.w.byte(Op.local_get).u32(this.regLocals[r]);
   }
 
   private set(r: Register): void {
-    this.w.byte(Op.local_set).u32(REG_LOCAL[r]);
+    this.w.byte(Op.local_set).u32(this.regLocals[r]);
   }
 
   private push64(o: Operand): void {
@@ -366,6 +479,7 @@ class FunctionCompiler {
 
   private emitHelperCall(pc: number, pushId: () => void): void {
     const w = this.w;
+    this.faultIfFuelGone(pc, false);
     w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
     w.byte(Op.i32_const).s32(pc);
     pushId();
@@ -376,8 +490,9 @@ class FunctionCompiler {
 
   private emitLocalCall(pc: number, imm: number): void {
     const w = this.w;
-    const target = this.fnIndexAt.get(pc + imm + 1);
+    const target = this.shared.fnIndexAt.get(pc + imm + 1);
     if (target === undefined) throw new Error(`internal: no function at ${pc + imm + 1}`);
+    const inlined = this.inline ? undefined : this.shared.inlinable.get(pc + imm + 1);
     w.byte(Op.local_get)
       .u32(L_DEPTH)
       .byte(Op.i32_const)
@@ -386,6 +501,25 @@ class FunctionCompiler {
     w.byte(Op.if).byte(VOID_BLOCK);
     this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0n), 0);
     w.byte(Op.end);
+    if (inlined !== undefined) {
+      // The callee's registers: r1-r5 copied, r10 one frame lower, r0 and r6-r9 zero (engine.ts's
+      // calling convention); the caller's own locals are untouched, as after a real call.
+      for (let r = 1; r <= 5; r++) {
+        this.get(r as Register);
+        w.byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
+      }
+      this.get(10);
+      w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
+      w.byte(Op.local_set).u32(INLINE_REG_LOCAL[10]);
+      for (const r of [0, 6, 7, 8, 9]) w.byte(Op.i64_const).s64(0n).byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
+      this.inlinedCallSites++;
+      w.byte(Op.block).byte(VOID_BLOCK);
+      new FunctionCompiler(this.shared, pc + imm + 1, inlined, w, INLINE_REG_LOCAL, true).compile();
+      w.byte(Op.end);
+      w.byte(Op.local_get).u32(INLINE_REG_LOCAL[0]);
+      this.set(0);
+      return;
+    }
     for (let r = 1; r <= 5; r++) this.get(r as Register);
     this.get(10);
     w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
