@@ -4,7 +4,7 @@
  * rethrown with its stack.
  */
 import { NearbpfError, UsageError } from '../errors.js';
-import { COMMANDS, type Command } from './commands/index.js';
+import { COMMANDS, type Command, type CommandEntry } from './commands/index.js';
 import { type CliIo, processIo } from './io.js';
 
 export type { CliIo, OutputStream } from './io.js';
@@ -30,7 +30,7 @@ function commandUsage(command: Command): string {
   return `usage: ${command.usage}\n`;
 }
 
-function lookup(name: string): Command {
+function lookup(name: string): CommandEntry {
   const command = COMMANDS.get(name);
   if (command === undefined) throw new UsageError(`unknown command '${name}'`);
   return command;
@@ -46,10 +46,10 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     }
     if (name === 'help' || HELP_FLAGS.has(name)) {
       if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
-      io.stdout.write(args.length === 0 ? usageText() : commandUsage(lookup(args[0])));
+      io.stdout.write(args.length === 0 ? usageText() : commandUsage(await lookup(args[0]).load()));
       return 0;
     }
-    const command = lookup(name);
+    const command = await lookup(name).load();
     if (args.some((a) => HELP_FLAGS.has(a))) {
       io.stdout.write(commandUsage(command));
       return 0;

@@ -54,7 +54,7 @@ export function fuelCheckpoints(layout: ProgramLayout): Uint8Array {
         starts.push(pc);
       }
     }
-    const successors = starts.map((start, n) => {
+    const successors = starts.map((_start, n) => {
       const end = starts[n + 1] ?? fn.endPc;
       let lastPc = end - 1;
       if (layout.indexAt[lastPc] < 0) lastPc--;

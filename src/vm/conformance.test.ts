@@ -30,6 +30,22 @@ describe('bpf_conformance suite', () => {
     });
   }
 
+  it('the JIT in verified memory mode (no bounds checks) agrees on every case that expects no fault', () => {
+    // Verified mode is for programs the verifier accepted; every case whose expected outcome is a
+    // result (not an error) accesses only its memory, so it must run identically without checks.
+    let cases = 0;
+    for (const c of positive) {
+      if (c.error !== undefined) continue;
+      const program = loadCaseProgram(c);
+      const checked = runConformance(program, c.memory, { engine: 'jit' });
+      const verified = runConformance(program, c.memory, { engine: 'jit', memoryMode: 'verified' });
+      assert.deepEqual([verified.r0, verified.fuelUsed, verified.memory], [checked.r0, checked.fuelUsed, checked.memory], c.name);
+      assert.equal(verified.r0, c.result, c.name);
+      cases++;
+    }
+    assert.ok(cases > 280, `${cases} cases`);
+  });
+
   it('both engines leave the test memory identical', () => {
     for (const c of positive) {
       const program = loadCaseProgram(c);

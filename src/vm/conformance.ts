@@ -9,7 +9,7 @@ import type { Engine, EngineKind, RunResult } from './engine.js';
 import { createSandbox } from './engine.js';
 import { type Helper, helperTable, ProgramStop } from './helpers.js';
 import { Interpreter } from './interpreter.js';
-import { JitEngine } from './jit/engine.js';
+import { JitEngine, type MemoryMode } from './jit/engine.js';
 
 export const CONFORMANCE_MEMORY_REGION_ID = 2;
 
@@ -39,19 +39,41 @@ export function parseHexBytes(text: string): Uint8Array {
 }
 
 /** Load `program` on `engine` in the conformance environment and run it once over `memory`. */
-export function createConformanceEngine(program: Program, engine: EngineKind, memorySizeBytes: number) {
+export function createConformanceEngine(
+  program: Program,
+  engine: EngineKind,
+  memorySizeBytes: number,
+  memoryMode: MemoryMode = 'checked',
+  withinRegion = false,
+) {
   const memory = createSandbox([{ name: 'mem', sizeBytes: memorySizeBytes, writable: true }]);
   const options = { helpers: conformanceHelpers, memory };
-  const instance: Engine = engine === 'jit' ? new JitEngine(program, options) : new Interpreter(program, options);
+  const instance: Engine =
+    engine === 'jit'
+      ? new JitEngine(program, { ...options, memoryMode })
+      : new Interpreter(program, { ...options, withinRegion });
   return { instance, memory };
 }
 
 export function runConformance(
   program: Program,
   memoryBytes: Uint8Array,
-  options: { engine: EngineKind; fuel?: number },
+  options: {
+    engine: EngineKind;
+    fuel?: number;
+    /** JIT only: see `MemoryMode`. */
+    memoryMode?: MemoryMode;
+    /** Interpreter only: fault on accesses outside the memory region too (`InterpreterOptions`). */
+    withinRegion?: boolean;
+  },
 ): ConformanceRun {
-  const { instance, memory } = createConformanceEngine(program, options.engine, memoryBytes.length);
+  const { instance, memory } = createConformanceEngine(
+    program,
+    options.engine,
+    memoryBytes.length,
+    options.memoryMode,
+    options.withinRegion,
+  );
   memory.bytes(CONFORMANCE_MEMORY_REGION_ID).set(memoryBytes);
   const args = [BigInt(memory.address(CONFORMANCE_MEMORY_REGION_ID)), BigInt(memoryBytes.length)];
   const result = instance.run(args, { fuel: options.fuel ?? DEFAULT_FUEL });

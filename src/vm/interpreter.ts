@@ -36,6 +36,15 @@ const CALLEE_ZEROED = [0, 6, 7, 8, 9];
 /** Per saved frame: r1-r10 low halves, r1-r10 high halves, return slot. */
 const FRAME_WORDS = 21;
 
+export interface InterpreterOptions extends EngineOptions {
+  /**
+   * Fault on any access that is not inside one region (the engines' own rule is the sandbox's span,
+   * see memory.ts). Slower; for test oracles such as the verifier's soundness test, never for runs
+   * the JIT must agree with.
+   */
+  readonly withinRegion?: boolean;
+}
+
 export class Interpreter implements Engine {
   readonly kind = 'interpreter' as const;
   /** Per slot: opcode | dst << 8 | src << 12 | offset << 16 (one load decodes everything but imm). */
@@ -48,11 +57,13 @@ export class Interpreter implements Engine {
   private readonly low: number;
   private readonly writableEnd: number;
   private readonly readableEnd: number;
+  /** Test oracle mode: every access must lie inside one region (see `InterpreterOptions`). */
+  private readonly withinRegion: boolean;
   private readonly helpers: HelperTable;
   private readonly memory: SandboxMemory;
   private readonly maxDepth: number;
 
-  constructor(program: Program, options: EngineOptions) {
+  constructor(program: Program, options: InterpreterOptions) {
     const layout = prepareProgram(program, options);
     const bytes = encodeProgram(program);
     const n = layout.slotCount;
@@ -66,6 +77,7 @@ export class Interpreter implements Engine {
     }
     this.cost = blockCosts(layout);
     this.checkpoint = fuelCheckpoints(layout);
+    this.withinRegion = options.withinRegion === true;
     this.low = options.memory.lowAddress;
     this.writableEnd = options.memory.writableEnd;
     this.readableEnd = options.memory.readableEnd;
@@ -453,7 +465,11 @@ export class Interpreter implements Engine {
     const addrHi = (baseHi + (sum > 0xffffffff ? 1 : sum < 0 ? -1 : 0)) | 0;
     // The same rule as SandboxMemory.check, on numbers.
     const at = addrLo >>> 0;
-    if (addrHi === 0 && at >= this.low && at + size <= (access === 'read' ? this.readableEnd : this.writableEnd)) return at;
+    if (this.withinRegion) {
+      if (this.memory.checkWithinRegion(addrHi, addrLo, size, access) >= 0) return at;
+    } else if (addrHi === 0 && at >= this.low && at + size <= (access === 'read' ? this.readableEnd : this.writableEnd)) {
+      return at;
+    }
     throw new MemoryAccessError(pc, access, (BigInt(addrHi >>> 0) << 32n) | BigInt(addrLo >>> 0), size);
   }
 

@@ -138,6 +138,20 @@ export class SandboxMemory {
     return hi === 0 && at >= this.lowAddress && at + sizeBytes <= end ? at : -1;
   }
 
+  /**
+   * Like `check`, but the access must also lie inside one region (and a writable one for writes): the
+   * per-region rule, stricter than the engines' span check. For test oracles (e.g. the verifier's
+   * soundness test), where an access that strays into a neighbouring region must count as a fault.
+   */
+  checkWithinRegion(hi: number, lo: number, sizeBytes: number, access: AccessKind): number {
+    const at = this.check(hi, lo, sizeBytes, access);
+    if (at < 0) return -1;
+    for (const r of this.regions) {
+      if (at >= r.base && at + sizeBytes <= r.base + r.sizeBytes) return access === 'read' || r.writable ? at : -1;
+    }
+    return -1;
+  }
+
   /** Checked copy out of the sandbox, for helpers. */
   read(address: bigint, sizeBytes: number, pc: number): Uint8Array {
     return this.slice(address, sizeBytes, 'read', pc).slice();

@@ -1,5 +1,4 @@
 import { UsageError } from '../../errors.js';
-import { createProgramEnvironment, isElf, loadProgramBytes } from '../../loader/index.js';
 import { parseHexBytes, runConformance } from '../../vm/conformance.js';
 import { JitEngine } from '../../vm/jit/engine.js';
 import { expectPositionals, parseCommandArgs, parseEngineKind, parseFuel, readInputFile } from '../args.js';
@@ -41,8 +40,11 @@ Exit status: 0 on success, 1 if the program fails to load or faults, 2 on bad us
     // Parse every argument before loading the program, so usage errors win over program errors.
     const memory = values['mem-file'] !== undefined ? await readInputFile(values['mem-file']) : parseHexBytes(values.mem ?? '');
     const file = await readInputFile(path);
-    if (isElf(file)) {
-      // An object from clang: its maps and global data live in the sandbox beside the memory.
+    // ELF magic (\x7fELF), checked here so plain bytecode never loads the loader's modules.
+    if (file.length >= 4 && file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46) {
+      // An object from clang: its maps and global data live in the sandbox beside the memory. The
+      // loader is imported only here, so running plain bytecode starts fast.
+      const { createProgramEnvironment, loadProgramBytes } = await import('../../loader/index.js');
       const { object, program } = loadProgramBytes(file, { program: values.program });
       const env = createProgramEnvironment(object, program.name, { memorySizeBytes: Math.max(memory.length, 1) });
       const run = env.run(memory, { engine, fuel });

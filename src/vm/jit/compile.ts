@@ -197,7 +197,6 @@ function functionNodes(layout: ProgramLayout, entryPc: number, endPc: number, le
 class FunctionCompiler {
   private readonly ctx: Context[] = [];
   private readonly nodes: Node[];
-  private readonly nodeAt: Map<number, number>;
   private readonly layout: ProgramLayout;
   private readonly costs: Int32Array;
   private readonly options: CompileOptions;
@@ -219,14 +218,8 @@ class FunctionCompiler {
     this.layout = shared.layout;
     this.costs = shared.costs;
     this.options = shared.options;
-    ({ nodes: this.nodes, nodeAt: this.nodeAt } = functionNodes(shared.layout, entryPc, endPc, shared.leaders));
+    this.nodes = functionNodes(shared.layout, entryPc, endPc, shared.leaders).nodes;
     if (inline) this.ctx.push({ kind: 'inline' });
-  }
-
-  private nodeOf(pc: number): number {
-    const n = this.nodeAt.get(pc);
-    if (n === undefined) throw new Error(`internal: slot ${pc} does not start a block`);
-    return n;
   }
 
   compile(): Uint8Array {
@@ -337,7 +330,7 @@ class FunctionCompiler {
     const w = this.w;
     const cost = this.costs[node.startPc];
     if (cost > 0) {
-      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(BigInt(cost)).byte(Op.i64_sub);
+      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(cost).byte(Op.i64_sub);
       if (this.shared.checkpoints[node.startPc]) {
         w.byte(Op.local_tee).u32(L_FUEL);
         this.faultIfFuelGone(node.startPc, true);
@@ -375,8 +368,8 @@ class FunctionCompiler {
   private faultIfFuelGone(pc: number, onStack: boolean): void {
     const w = this.w;
     if (!onStack) w.byte(Op.local_get).u32(L_FUEL);
-    w.byte(Op.i64_const).s64(0n).byte(Op.i64_lt_s).byte(Op.if).byte(VOID_BLOCK);
-    this.fault(FaultKind.fuel, pc, () => w.byte(Op.i64_const).s64(0n), 0);
+    w.byte(Op.i64_const).s64(0).byte(Op.i64_lt_s).byte(Op.if).byte(VOID_BLOCK);
+    this.fault(FaultKind.fuel, pc, () => w.byte(Op.i64_const).s64(0), 0);
     w.byte(Op.end);
   }
 
@@ -398,7 +391,7 @@ class FunctionCompiler {
 
   private push64(o: Operand): void {
     if (o.kind === 'reg') this.get(o.reg);
-    else this.w.byte(Op.i64_const).s64(BigInt(o.value));
+    else this.w.byte(Op.i64_const).s64(o.value);
   }
 
   private push32(o: Operand): void {
@@ -431,7 +424,8 @@ class FunctionCompiler {
         this.emitEndian(insn.order, insn.bits, insn.dst);
         return;
       case 'lddw':
-        w.byte(Op.i64_const).s64((BigInt(insn.nextImm) << 32n) | BigInt(insn.imm >>> 0));
+        if (insn.nextImm === insn.imm >> 31) w.byte(Op.i64_const).s64(insn.imm);
+        else w.byte(Op.i64_const).s64((BigInt(insn.nextImm) << 32n) | BigInt(insn.imm >>> 0));
         this.set(insn.dst);
         return;
       case 'load': {
@@ -467,7 +461,7 @@ class FunctionCompiler {
         return;
       case 'call':
         if (insn.target === 'local') this.emitLocalCall(pc, insn.imm);
-        else this.emitHelperCall(pc, () => w.byte(Op.i64_const).s64(BigInt(insn.imm)));
+        else this.emitHelperCall(pc, () => w.byte(Op.i64_const).s64(insn.imm));
         return;
       case 'callx':
         this.emitHelperCall(pc, () => this.get(insn.reg));
@@ -499,7 +493,7 @@ class FunctionCompiler {
       .s32(this.options.maxCallDepth - 1)
       .byte(Op.i32_ge_u);
     w.byte(Op.if).byte(VOID_BLOCK);
-    this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0n), 0);
+    this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0), 0);
     w.byte(Op.end);
     if (inlined !== undefined) {
       // The callee's registers: r1-r5 copied, r10 one frame lower, r0 and r6-r9 zero (engine.ts's
@@ -509,9 +503,9 @@ class FunctionCompiler {
         w.byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
       }
       this.get(10);
-      w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
+      w.byte(Op.i64_const).s64(this.options.stackFrameSizeBytes).byte(Op.i64_sub);
       w.byte(Op.local_set).u32(INLINE_REG_LOCAL[10]);
-      for (const r of [0, 6, 7, 8, 9]) w.byte(Op.i64_const).s64(0n).byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
+      for (const r of [0, 6, 7, 8, 9]) w.byte(Op.i64_const).s64(0).byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
       this.inlinedCallSites++;
       w.byte(Op.block).byte(VOID_BLOCK);
       new FunctionCompiler(this.shared, pc + imm + 1, inlined, w, INLINE_REG_LOCAL, true).compile();
@@ -522,7 +516,7 @@ class FunctionCompiler {
     }
     for (let r = 1; r <= 5; r++) this.get(r as Register);
     this.get(10);
-    w.byte(Op.i64_const).s64(BigInt(this.options.stackFrameSizeBytes)).byte(Op.i64_sub);
+    w.byte(Op.i64_const).s64(this.options.stackFrameSizeBytes).byte(Op.i64_sub);
     w.byte(Op.local_get).u32(L_FUEL);
     w.byte(Op.local_get).u32(L_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_add);
     w.byte(Op.call).u32(target);
@@ -550,13 +544,13 @@ class FunctionCompiler {
     const limit = (write ? o.writableEnd : o.readableEnd) - size - low;
     if (offset - low !== 0)
       w.byte(Op.i64_const)
-        .s64(BigInt(offset - low))
+        .s64(offset - low)
         .byte(Op.i64_add);
     const fault = () =>
       this.fault(
         write ? FaultKind.write : FaultKind.read,
         pc,
-        () => w.byte(Op.local_get).u32(L_ADDR).byte(Op.i64_const).s64(BigInt(low)).byte(Op.i64_add),
+        () => w.byte(Op.local_get).u32(L_ADDR).byte(Op.i64_const).s64(low).byte(Op.i64_add),
         size,
       );
     if (limit < 0) {
@@ -566,7 +560,7 @@ class FunctionCompiler {
       return low;
     }
     w.byte(Op.local_tee).u32(L_ADDR);
-    w.byte(Op.i64_const).s64(BigInt(limit)).byte(Op.i64_gt_u).byte(Op.if).byte(VOID_BLOCK);
+    w.byte(Op.i64_const).s64(limit).byte(Op.i64_gt_u).byte(Op.if).byte(VOID_BLOCK);
     fault();
     w.byte(Op.end);
     w.byte(Op.local_get).u32(L_ADDR).byte(Op.i32_wrap_i64);
@@ -626,7 +620,7 @@ class FunctionCompiler {
     if (insn.width === 64) {
       this.get(insn.dst);
       this.push64(insn.src);
-      if (insn.cond === 'set') w.byte(Op.i64_and).byte(Op.i64_const).s64(0n).byte(Op.i64_ne);
+      if (insn.cond === 'set') w.byte(Op.i64_and).byte(Op.i64_const).s64(0).byte(Op.i64_ne);
       else w.byte(COND64[insn.cond]);
     } else {
       this.get32(insn.dst);
@@ -648,7 +642,7 @@ class FunctionCompiler {
         w.byte(op === 'movsx8' ? Op.i64_extend8_s : op === 'movsx16' ? Op.i64_extend16_s : Op.i64_extend32_s);
         break;
       case 'neg':
-        w.byte(Op.i64_const).s64(0n);
+        w.byte(Op.i64_const).s64(0);
         this.get(dst);
         w.byte(Op.i64_sub);
         break;
@@ -707,7 +701,7 @@ class FunctionCompiler {
     const type = wide ? I64 : I32;
     const pushDst = () => (wide ? this.get(dst) : this.get32(dst));
     const pushSrc = () => (wide ? this.push64(src) : this.push32(src));
-    const zero = () => (wide ? w.byte(Op.i64_const).s64(0n) : w.byte(Op.i32_const).s32(0));
+    const zero = () => (wide ? w.byte(Op.i64_const).s64(0) : w.byte(Op.i32_const).s32(0));
     const isMod = op === 'mod' || op === 'smod';
     const signed = op === 'sdiv' || op === 'smod';
     const raw = wide
@@ -749,7 +743,7 @@ class FunctionCompiler {
     w.byte(Op.else);
     if (signed) {
       pushSrc();
-      if (wide) w.byte(Op.i64_const).s64(-1n).byte(Op.i64_eq);
+      if (wide) w.byte(Op.i64_const).s64(-1).byte(Op.i64_eq);
       else w.byte(Op.i32_const).s32(-1).byte(Op.i32_eq);
       w.byte(Op.if).byte(type);
       byMinusOne();
@@ -790,9 +784,9 @@ class FunctionCompiler {
     } else {
       this.get32(dst);
       this.bswap32();
-      w.byte(Op.i64_extend_i32_u).byte(Op.i64_const).s64(32n).byte(Op.i64_shl);
+      w.byte(Op.i64_extend_i32_u).byte(Op.i64_const).s64(32).byte(Op.i64_shl);
       this.get(dst);
-      w.byte(Op.i64_const).s64(32n).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64);
+      w.byte(Op.i64_const).s64(32).byte(Op.i64_shr_u).byte(Op.i32_wrap_i64);
       this.bswap32();
       w.byte(Op.i64_extend_i32_u).byte(Op.i64_or);
     }

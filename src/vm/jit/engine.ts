@@ -35,9 +35,12 @@ export type { MemoryMode };
 // V8 compiles Wasm with its baseline compiler (Liftoff) first and moves a function to the optimising
 // one (TurboFan) only for its next call: there is no on-stack replacement, so a program whose loop
 // runs inside one call would run baseline code to its end. Every JIT compile therefore goes straight
-// to TurboFan. The flag is read at each module compile, so setting it here, before the first one,
-// is enough and needs no command-line flag from the user.
+// to TurboFan, and eagerly (V8 would otherwise compile each function on its first call, inside a
+// storage function's first step): loading pays the compile, executions never do. The flags are
+// read at each module compile, so setting them here, before the first one, is enough and needs no
+// command-line flag from the user.
 v8.setFlagsFromString('--no-liftoff');
+v8.setFlagsFromString('--no-wasm-lazy-compilation');
 
 interface Exports {
   /** Returns [r0, fuel left]. */

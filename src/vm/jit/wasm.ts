@@ -110,18 +110,22 @@ export class ByteWriter {
   length = 0;
 
   byte(b: number): this {
-    if (this.length === this.buf.length) {
-      const bigger = new Uint8Array(this.buf.length * 2);
-      bigger.set(this.buf);
-      this.buf = bigger;
-    }
+    if (this.length === this.buf.length) this.grow(1);
     this.buf[this.length++] = b;
     return this;
   }
 
   bytes(bs: ArrayLike<number>): this {
-    for (let i = 0; i < bs.length; i++) this.byte(bs[i]);
+    if (this.length + bs.length > this.buf.length) this.grow(bs.length);
+    this.buf.set(bs, this.length);
+    this.length += bs.length;
     return this;
+  }
+
+  private grow(atLeast: number): void {
+    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.length + atLeast));
+    bigger.set(this.buf.subarray(0, this.length));
+    this.buf = bigger;
   }
 
   u32(value: number): this {
@@ -145,7 +149,12 @@ export class ByteWriter {
     }
   }
 
-  s64(value: bigint): this {
+  /** Signed LEB128 of a 64-bit value; numbers in the int32 range (most constants) avoid BigInt. */
+  s64(value: bigint | number): this {
+    if (typeof value === 'number') {
+      if (value === (value | 0)) return this.s32(value);
+      value = BigInt(value);
+    }
     let v = BigInt.asIntN(64, value);
     for (;;) {
       const b = Number(v & 0x7fn);
