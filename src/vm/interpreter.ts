@@ -119,7 +119,8 @@ export class Interpreter implements Engine {
     // Caller frames, preallocated so a local call allocates nothing.
     const frames = new Int32Array(this.maxDepth * FRAME_WORDS);
     let depth = 0;
-    let view = new DataView(memory.memory.buffer);
+    // The sandbox's memory never grows (its maximum is its size), so one view serves every access.
+    const view = new DataView(memory.memory.buffer);
     let pc = 0;
     try {
       for (;;) {
@@ -346,7 +347,6 @@ export class Interpreter implements Engine {
           case 0x91: {
             const size = SIZE_OF[o & 0x18];
             const at = this.address(lo[s], hi[s], off, size, 'read', pc);
-            if (view.buffer !== memory.memory.buffer) view = new DataView(memory.memory.buffer);
             const signed = (o & 0xe0) === 0x80;
             if (size === 8) {
               lo[d] = view.getInt32(at, true);
