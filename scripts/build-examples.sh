@@ -5,4 +5,4 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-exec bash scripts/compile-bpf.sh "${1:-$root/examples/build}" examples/*.c
+exec bash scripts/compile-bpf.sh "${1:-$root/examples/build}" examples/*.c examples/sqlite/*.c
