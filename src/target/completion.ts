@@ -8,6 +8,8 @@ export interface Completion {
   dw1: number;
   /** Data for the host (C2HData), sent only on success and cut to the command's transfer length. */
   data: Buffer | null;
+  /** Where `data` goes once it has been sent (a pooled buffer), if anywhere. */
+  dataRelease?: (buf: Buffer) => void;
 }
 
 export const success = (dw0 = 0, data: Buffer | null = null, dw1 = 0): Completion => ({ status: 0, dw0, dw1, data });

@@ -21,17 +21,20 @@ import {
   GenericStatus,
   MAX_TERM_REQ_ERROR_HEADER_BYTES,
   PDU_HEADER_BYTES,
+  PduFlags,
   PduType,
   SGL_IN_CAPSULE,
   SGL_TRANSPORT,
 } from '../protocol/constants.js';
 import { PduError } from '../protocol/errors.js';
 import { PduFramer } from '../protocol/framer.js';
-import { type DataPdu, type DigestOptions, decodePdu, encodePdu, type ICReqPdu, type Pdu, type RawPdu } from '../protocol/pdu.js';
+import { type DataPdu, decodePdu, type ICReqPdu, type Pdu, type RawPdu } from '../protocol/pdu.js';
+import { COPY_DATA_MAX_BYTES, PduWriter } from '../protocol/pdu-writer.js';
 import { ProgramOpcode } from '../protocol/programs.js';
 import { type Sqe, sqeFctype } from '../protocol/sqe.js';
 import { type Completion, generic, INVALID_FIELD, SEQUENCE_ERROR } from './completion.js';
 import type { TargetLimits } from './config.js';
+import { ioBuffers } from './io.js';
 import type { Logger } from './logger.js';
 
 export type ConnectionState = 'awaitingIcReq' | 'awaitingConnect' | 'ready' | 'closing' | 'closed';
@@ -50,12 +53,27 @@ export interface QueueBinding {
 export interface CommandRouter {
   /** Handle a Connect; on success it must call `conn.bind()`. */
   connect(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion>;
-  /** Handle any other command on a bound queue; null means "completes later via `conn.completeLater`". */
-  execute(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion | null>;
+  /**
+   * Handle any other command on a bound queue: its completion now (the data of a completion returned
+   * synchronously is sent before the connection returns to the event loop, so it may be a borrowed
+   * view), a promise of it, or null when it completes later through `conn.complete(handle, c)` (or
+   * `conn.completeLater(cid, c)`).
+   */
+  execute(
+    conn: TargetConnection,
+    sqe: Sqe,
+    data: Buffer | null,
+    handle: CommandHandle,
+  ): Completion | Promise<Completion | null> | null;
   closed(conn: TargetConnection): void;
 }
 
-interface Command {
+/** A command in progress, as the router sees it: something to complete through its connection. */
+export interface CommandHandle {
+  readonly owner: TargetConnection;
+}
+
+interface Command extends CommandHandle {
   sqe: Sqe;
   /** Bytes the host expects to send (h2c) or receive (c2h). */
   transferBytes: number;
@@ -68,6 +86,8 @@ interface Command {
   r2tOffset: number;
   r2tLength: number;
   dataDigestFailed: boolean;
+  /** `data` came from the I/O buffer pool (an R2T buffer) and goes back when the command ends. */
+  dataPooled: boolean;
 }
 
 let nextConnectionId = 1;
@@ -77,7 +97,8 @@ export class TargetConnection {
   state: ConnectionState = 'awaitingIcReq';
   binding: QueueBinding | null = null;
   private readonly framer: PduFramer;
-  private digests: DigestOptions = { headerDigest: false, dataDigest: false };
+  /** Every PDU we send: encoded into a reused arena, one socket write per event-loop turn. */
+  private readonly out: PduWriter;
   private readonly commands = new Map<number, Command>();
   private readonly transfers = new Map<number, Command>();
   private nextTtag = 1;
@@ -115,6 +136,10 @@ export class TargetConnection {
       acceptedTypes: [PduType.ICReq, PduType.H2CTermReq, PduType.CapsuleCmd, PduType.H2CData],
     });
     socket.setNoDelay(true);
+    this.out = new PduWriter(socket, () => {
+      // The socket took a flush: output no longer holds the budget.
+      if (this.paused) this.drain();
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug('socket error', { conn: this.id, error: err.message }));
     socket.on('close', () => this.onClose());
@@ -150,6 +175,7 @@ export class TargetConnection {
   shutdown(): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.state = 'closing';
+    this.out.flush();
     this.socket.end();
     this.closeTimer = setTimeout(() => this.socket.destroy(), 1000);
     this.closeTimer.unref();
@@ -181,6 +207,8 @@ export class TargetConnection {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.framer.push(chunk);
     this.drain();
+    // Responses of this chunk's commands that completed at once (cache hits): one write now.
+    this.out.flush();
   }
 
   /** Process buffered PDUs until none is complete or we are over budget. Never throws. */
@@ -224,8 +252,12 @@ export class TargetConnection {
     }
   }
 
+  /** Data held by commands plus output the socket has not taken yet, R2T buffers awaiting host data excluded. */
   private overBudget(): boolean {
-    return this.heldBytes - this.awaitingH2cBytes >= this.limits.maxInFlightBytesPerConnection;
+    return (
+      this.heldBytes - this.awaitingH2cBytes + this.socket.writableLength + this.out.unflushedBytes >=
+      this.limits.maxInFlightBytesPerConnection
+    );
   }
 
   private updatePause(): void {
@@ -270,7 +302,7 @@ export class TargetConnection {
     if (pdu.hpda > 31) throw new PduError('hpda', 'must be at most 31', FatalErrorStatus.InvalidPduHeaderField, 10, pdu.hpda);
     const header = this.allowDigests.header && (pdu.dgst & DigestEnable.HEADER) !== 0;
     const data = this.allowDigests.data && (pdu.dgst & DigestEnable.DATA) !== 0;
-    this.send({
+    this.out.pdu({
       type: PduType.ICResp,
       pfv: 0,
       cpda: 0,
@@ -278,7 +310,7 @@ export class TargetConnection {
       maxH2CDataBytes: this.limits.maxH2CDataBytes,
     });
     // ICResp itself goes out without digests; everything after uses them.
-    this.digests = { headerDigest: header, dataDigest: data, pdoAlignBytes: (pdu.hpda + 1) * 4 };
+    this.out.digests = { headerDigest: header, dataDigest: data, pdoAlignBytes: (pdu.hpda + 1) * 4 };
     this.framer.setDigests(header, data);
     this.state = 'awaitingConnect';
     this.log.debug('initialized', { conn: this.id, headerDigest: header, dataDigest: data, hpda: pdu.hpda, maxr2t: pdu.maxr2t });
@@ -295,6 +327,7 @@ export class TargetConnection {
     this.sqHead = this.binding ? (this.sqHead + 1) % this.binding.sqEntries : 0;
     this.binding?.touch();
     const cmd: Command = {
+      owner: this,
       sqe,
       transferBytes: sqe.sglLength,
       direction: 'none',
@@ -305,6 +338,7 @@ export class TargetConnection {
       r2tOffset: 0,
       r2tLength: 0,
       dataDigestFailed: !dataDigestOk,
+      dataPooled: false,
     };
     this.commands.set(sqe.cid, cmd);
     if (data) this.hold(cmd, data.length);
@@ -395,7 +429,8 @@ export class TargetConnection {
 
   private startR2T(cmd: Command): void {
     if (this.state !== 'ready' && this.state !== 'awaitingConnect') return;
-    cmd.data = Buffer.allocUnsafe(cmd.transferBytes);
+    cmd.data = ioBuffers.take(cmd.transferBytes);
+    cmd.dataPooled = true;
     this.awaitingH2cBytes += cmd.transferBytes;
     do cmd.ttag = this.nextTtag++ & 0xffff;
     while (cmd.ttag === 0xffff || this.transfers.has(cmd.ttag));
@@ -406,7 +441,7 @@ export class TargetConnection {
   private sendR2T(cmd: Command): void {
     cmd.r2tOffset = cmd.received;
     cmd.r2tLength = Math.min(this.limits.maxH2CDataBytes, cmd.transferBytes - cmd.received);
-    this.send({ type: PduType.R2T, cccid: cmd.sqe.cid, ttag: cmd.ttag, r2to: cmd.r2tOffset, r2tl: cmd.r2tLength });
+    this.out.r2t(cmd.sqe.cid, cmd.ttag, cmd.r2tOffset, cmd.r2tLength);
   }
 
   private onH2CData(pdu: DataPdu, dataDigestOk: boolean): void {
@@ -441,17 +476,29 @@ export class TargetConnection {
 
   private run(cmd: Command): void {
     const sqe = cmd.sqe;
-    const isConnect = sqe.opcode === AdminOpcode.Fabrics && sqeFctype(sqe) === FabricsType.Connect;
-    let p: Promise<Completion | null>;
-    if (isConnect) {
-      p = this.state === 'awaitingConnect' ? this.router.connect(this, sqe, cmd.data) : Promise.resolve(SEQUENCE_ERROR);
-    } else {
-      p = this.router.execute(this, sqe, cmd.data);
+    if (sqe.opcode === AdminOpcode.Fabrics && sqeFctype(sqe) === FabricsType.Connect) {
+      this.settle(cmd, this.state === 'awaitingConnect' ? this.router.connect(this, sqe, cmd.data) : SEQUENCE_ERROR);
+      return;
     }
-    p.then(
+    let r: Completion | Promise<Completion | null> | null;
+    try {
+      r = this.router.execute(this, sqe, cmd.data, cmd);
+    } catch (e) {
+      this.log.error('command failed', { conn: this.id, opcode: sqe.opcode, error: String(e) });
+      r = generic(GenericStatus.InternalError, false);
+    }
+    if (r !== null) this.settle(cmd, r);
+  }
+
+  private settle(cmd: Command, r: Completion | Promise<Completion | null>): void {
+    if (!(r instanceof Promise)) {
+      this.respond(cmd, r);
+      return;
+    }
+    r.then(
       (c) => c,
       (e) => {
-        this.log.error('command failed', { conn: this.id, opcode: sqe.opcode, error: String(e) });
+        this.log.error('command failed', { conn: this.id, opcode: cmd.sqe.opcode, error: String(e) });
         return generic(GenericStatus.InternalError, false);
       },
     )
@@ -465,6 +512,16 @@ export class TargetConnection {
       });
   }
 
+  /** Complete a command the router returned null for (I/O that finished in the thread pool). */
+  complete(handle: CommandHandle, c: Completion): void {
+    try {
+      this.respond(handle as Command, c);
+    } catch (e) {
+      this.log.error('internal error while responding', { conn: this.id, error: String(e) });
+      this.destroy();
+    }
+  }
+
   /** Complete a command the router deferred (returned null for), e.g. an Asynchronous Event Request. */
   completeLater(cid: number, c: Completion): void {
     const cmd = this.commands.get(cid);
@@ -472,48 +529,41 @@ export class TargetConnection {
   }
 
   private respond(cmd: Command, c: Completion): void {
-    this.commands.delete(cmd.sqe.cid);
+    if (this.commands.get(cmd.sqe.cid) === cmd) this.commands.delete(cmd.sqe.cid);
     if (this.state === 'closed' || (this.state === 'closing' && this.socket.destroyed)) {
-      this.release(cmd);
+      if (c.data !== null) c.dataRelease?.(c.data);
+      this.endCommand(cmd);
       return;
     }
     const cid = cmd.sqe.cid;
-    if (c.status === 0 && c.data && cmd.direction === 'c2h') {
+    if (c.status === 0 && c.data !== null && cmd.direction === 'c2h') {
       const data = c.data.length > cmd.transferBytes ? c.data.subarray(0, cmd.transferBytes) : c.data;
       const step = this.limits.maxC2HDataBytes;
-      this.socket.cork();
+      // Small data is copied into the output arena (a borrowed cache view must be); large data is
+      // written from its own buffer, which goes back to its pool once the socket took it.
+      const copied = data.length <= COPY_DATA_MAX_BYTES;
       for (let off = 0; off < data.length; off += step) {
-        const chunk = data.subarray(off, Math.min(off + step, data.length));
-        const last = off + step >= data.length;
-        this.send({ type: PduType.C2HData, cccid: cid, ttag: 0, datao: off, last, success: false, data: chunk });
+        const end = Math.min(off + step, data.length);
+        const last = end === data.length;
+        const release = last && !copied ? c.dataRelease : undefined;
+        this.out.dataPdu(PduType.C2HData, cid, 0, off, data.subarray(off, end), last ? PduFlags.LAST_PDU : 0, release);
       }
-      this.sendResponse(cmd, c, () => this.release(cmd));
-      this.socket.uncork();
-    } else {
-      this.sendResponse(cmd, c);
-      this.release(cmd);
+      if (copied && c.dataRelease) c.dataRelease(c.data);
+    } else if (c.data !== null) {
+      c.dataRelease?.(c.data);
     }
+    this.out.capsuleResp(cid, c.status, c.dw0, c.dw1, this.sqHead, this.binding?.qid ?? 0);
+    this.endCommand(cmd);
   }
 
-  private sendResponse(cmd: Command, c: Completion, written?: () => void): void {
-    this.send(
-      {
-        type: PduType.CapsuleResp,
-        cqe: { dw0: c.dw0, dw1: c.dw1, sqhd: this.sqHead, sqid: this.binding?.qid ?? 0, cid: cmd.sqe.cid, status: c.status },
-      },
-      written,
-    );
-  }
-
-  private send(pdu: Pdu, written?: () => void): void {
-    if (this.socket.destroyed || !this.socket.writable) {
-      written?.();
-      return;
+  /** The command holds nothing any more: its budget and pooled buffer go back. */
+  private endCommand(cmd: Command): void {
+    if (cmd.dataPooled && cmd.data !== null) {
+      cmd.dataPooled = false;
+      ioBuffers.give(cmd.data);
     }
-    const parts = encodePdu(pdu, this.digests);
-    for (let i = 0; i < parts.length - 1; i++) this.socket.write(parts[i]);
-    // The callback fires once the socket handed the bytes to the kernel (or failed): then the buffer is free.
-    this.socket.write(parts[parts.length - 1], written ? () => written() : undefined);
+    cmd.data = null;
+    this.release(cmd);
   }
 
   /** Fatal transport error: C2HTermReq naming the field, then close. Other connections are unaffected. */
@@ -526,7 +576,7 @@ export class TargetConnection {
       reason: err.reason,
       fes: err.fes,
     });
-    this.send({
+    this.out.pdu({
       type: PduType.C2HTermReq,
       fes: err.fes,
       fei: err.fei,

@@ -1,4 +1,3 @@
-export { BENCH_IO_USAGE, type BenchIoOptions, type BenchResult, benchIo, benchIoCommand, formatBench } from './bench-io.js';
 export * from './config.js';
 export {
   type ClientInteropResult,

@@ -11,9 +11,25 @@ import { createHash } from 'node:crypto';
 import { constants as fsConstants, read as fsRead, write as fsWrite } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { BufferPool } from '../protocol/buffer-pool.js';
 import { ConfigError } from '../protocol/errors.js';
 import type { NamespaceConfig } from './config.js';
 import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
+
+/** Largest read made of several adjacent misses. */
+const MAX_COALESCED_BYTES = 1 << 20;
+const pageFloor = (offset: number) => offset - (offset % CACHE_PAGE_BYTES);
+const pageCeil = (offset: number) => Math.ceil(offset / CACHE_PAGE_BYTES) * CACHE_PAGE_BYTES;
+
+/** Completion of a callback-style read or write: the token the caller passed, and the error if any. */
+export type IoDone<T> = (token: T, error: NodeJS.ErrnoException | null) => void;
+
+interface PendingMiss {
+  offset: number;
+  dest: Buffer;
+  done: IoDone<unknown>;
+  token: unknown;
+}
 
 /** Zero-filled buffer shared by write-zeroes and deallocate. */
 const ZERO_CHUNK_BYTES = 1 << 20;
@@ -29,8 +45,14 @@ export interface NamespaceIds {
 
 export class Namespace {
   private closed = false;
-  /** I/O in progress; `close()` waits for it. */
+  /** Flushes in progress; `close()` waits for them. */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Reads and writes in progress (callback style); `close()` waits for them too. */
+  private ioInFlight = 0;
+  private ioIdle: (() => void) | null = null;
+  private pendingMisses: PendingMiss[] = [];
+  /** Buffers of coalesced miss reads. */
+  private readonly pool = new BufferPool();
 
   private constructor(
     readonly nsid: number,
@@ -75,7 +97,11 @@ export class Namespace {
       // Extending with truncate keeps the file sparse.
       if (st.size < sizeBytes) await fh.truncate(sizeBytes);
     }
-    const cache = cacheBytes >= CACHE_PAGE_BYTES ? new PageCache(Math.floor(cacheBytes / CACHE_PAGE_BYTES)) : undefined;
+    // The slab never exceeds the namespace (nor the largest Buffer Node can allocate).
+    const cachePages = Math.floor(
+      Math.min(cacheBytes, sizeBytes + CACHE_PAGE_BYTES, 2 ** 32 - CACHE_PAGE_BYTES) / CACHE_PAGE_BYTES,
+    );
+    const cache = cachePages >= 1 ? new PageCache(cachePages) : undefined;
     return new Namespace(cfg.nsid, cfg.path, cfg.blockSize, sizeBytes, namespaceIds(subsystemNqn, cfg.nsid), fh, cache);
   }
 
@@ -86,71 +112,176 @@ export class Namespace {
     return p;
   }
 
-  /** Read `bytes` at byte `offset` into a new buffer; bytes past the end of a shrunken file read as zeros. */
-  read(offset: number, bytes: number): Promise<Buffer> {
-    const cached = this.cache?.read(offset, bytes);
-    if (cached) return Promise.resolve(cached);
-    const cache = this.cache;
-    if (cache && bytes <= MAX_CACHED_READ_BYTES) {
-      // Read whole pages so they can be kept; return the part asked for.
-      const start = offset - (offset % CACHE_PAGE_BYTES);
-      const end = Math.min(this.sizeBytes, Math.ceil((offset + bytes) / CACHE_PAGE_BYTES) * CACHE_PAGE_BYTES);
-      const generation = cache.generation;
-      return this.readFile(start, end - start).then((pages) => {
-        cache.fill(start, pages, generation);
-        return pages.subarray(offset - start, offset - start + bytes);
-      });
-    }
-    return this.readFile(offset, bytes);
+  /**
+   * The bytes of `[offset, offset + bytes)` if the page cache holds them all, as a view valid only
+   * until the cache is next used (copy it before returning to the event loop); else undefined.
+   */
+  cachedView(offset: number, bytes: number): Buffer | undefined {
+    return bytes <= MAX_CACHED_READ_BYTES ? this.cache?.view(offset, bytes) : undefined;
   }
 
-  private readFile(offset: number, bytes: number): Promise<Buffer> {
-    return this.track(
-      (async () => {
-        const buf = Buffer.allocUnsafe(bytes);
-        let done = 0;
-        while (done < bytes) {
-          const bytesRead = await readAt(this.fh.fd, buf, done, bytes - done, offset + done);
-          if (bytesRead === 0) {
-            buf.fill(0, done);
-            break;
-          }
-          done += bytesRead;
+  /** Copy `[offset, offset + bytes)` into `dest` at `destOffset` if the page cache holds it all. */
+  readCachedInto(offset: number, bytes: number, dest: Uint8Array, destOffset: number): boolean {
+    return this.cache !== undefined && bytes <= MAX_CACHED_READ_BYTES && this.cache.readInto(offset, bytes, dest, destOffset);
+  }
+
+  /**
+   * Read `[offset, offset + dest.length)` into `dest`, from the cache if it holds every page (then
+   * `done` runs before this returns), else through the thread pool: misses issued in the same turn
+   * are sorted and adjacent ones read with one call. `done(token, error)`; bytes past the end of a
+   * shrunken file read as zeros.
+   */
+  readInto<T>(offset: number, dest: Buffer, done: IoDone<T>, token: T): void {
+    const bytes = dest.length;
+    const cache = this.cache;
+    if (cache !== undefined && bytes <= MAX_CACHED_READ_BYTES) {
+      if (cache.readInto(offset, bytes, dest, 0)) {
+        done(token, null);
+        return;
+      }
+      this.pendingMisses.push({ offset, dest, done: done as IoDone<unknown>, token });
+      if (this.pendingMisses.length === 1) process.nextTick(this.issueMisses);
+      return;
+    }
+    this.ioStarted();
+    this.readFileInto(dest, offset, (e) => {
+      this.ioEnded();
+      done(token, e);
+    });
+  }
+
+  /** Misses of one turn: whole pages, adjacent ones merged into one read of at most MAX_COALESCED_BYTES. */
+  private readonly issueMisses = (): void => {
+    const misses = this.pendingMisses;
+    this.pendingMisses = [];
+    if (misses.length > 1) misses.sort((a, b) => a.offset - b.offset);
+    let i = 0;
+    while (i < misses.length) {
+      const start = pageFloor(misses[i].offset);
+      let end = Math.min(this.sizeBytes, pageCeil(misses[i].offset + misses[i].dest.length));
+      let j = i + 1;
+      while (j < misses.length) {
+        const m = misses[j];
+        const mEnd = Math.min(this.sizeBytes, pageCeil(m.offset + m.dest.length));
+        if (pageFloor(m.offset) > end || Math.max(end, mEnd) - start > MAX_COALESCED_BYTES) break;
+        end = Math.max(end, mEnd);
+        j++;
+      }
+      this.readGroup(start, end, misses.slice(i, j));
+      i = j;
+    }
+  };
+
+  private readGroup(start: number, end: number, group: PendingMiss[]): void {
+    const cache = this.cache as PageCache;
+    const generation = cache.generation;
+    const pages = this.pool.take(end - start);
+    this.ioStarted();
+    this.readFileInto(pages, start, (e) => {
+      this.ioEnded();
+      if (e === null) cache.fill(start, pages, generation);
+      for (const m of group) {
+        if (e === null) pages.copy(m.dest, 0, m.offset - start, m.offset - start + m.dest.length);
+        m.done(m.token, e);
+      }
+      this.pool.give(pages);
+    });
+  }
+
+  /** Positioned reads until `buf` is full; zeros past the end of the file. */
+  private readFileInto(buf: Buffer, offset: number, done: (e: NodeJS.ErrnoException | null) => void): void {
+    const fd = this.fh.fd;
+    let filled = 0;
+    const step = (e: NodeJS.ErrnoException | null, n: number): void => {
+      if (e) {
+        done(e);
+        return;
+      }
+      if (n === 0) {
+        buf.fill(0, filled);
+        done(null);
+        return;
+      }
+      filled += n;
+      if (filled >= buf.length) {
+        done(null);
+        return;
+      }
+      fsRead(fd, buf, filled, buf.length - filled, offset + filled, step);
+    };
+    fsRead(fd, buf, 0, buf.length, offset, step);
+  }
+
+  /** Read `bytes` at byte `offset` into a new buffer; bytes past the end of a shrunken file read as zeros. */
+  read(offset: number, bytes: number): Promise<Buffer> {
+    const cached = bytes <= MAX_CACHED_READ_BYTES ? this.cache?.read(offset, bytes) : undefined;
+    if (cached) return Promise.resolve(cached);
+    const buf = Buffer.allocUnsafe(bytes);
+    return new Promise((resolve, reject) => this.readInto(offset, buf, (_t, e) => (e ? reject(e) : resolve(buf)), null));
+  }
+
+  /**
+   * Write all of `data` at `offset`: `done(token, error)` runs after every byte went through write()
+   * and the cached pages it overlaps were updated.
+   */
+  writeFrom<T>(offset: number, data: Uint8Array, done: IoDone<T>, token: T): void {
+    const cache = this.cache;
+    cache?.bump();
+    this.ioStarted();
+    const fd = this.fh.fd;
+    let written = 0;
+    const step = (e: NodeJS.ErrnoException | null, n: number): void => {
+      if (e === null) {
+        written += n;
+        if (written < data.length) {
+          fsWrite(fd, data, written, data.length - written, offset + written, step);
+          return;
         }
-        return buf;
-      })(),
-    );
+        cache?.written(offset, data);
+      }
+      cache?.bump();
+      this.ioEnded();
+      done(token, e);
+    };
+    fsWrite(fd, data, 0, data.length, offset, step);
   }
 
   /** Write all of `data` at `offset`; resolves after every byte went through write(). */
-  write(offset: number, data: Buffer): Promise<void> {
-    this.cache?.bump();
-    return this.track(
-      (async () => {
-        try {
-          let done = 0;
-          while (done < data.length) {
-            const bytesWritten = await writeAt(this.fh.fd, data, done, data.length - done, offset + done);
-            done += bytesWritten;
-          }
-          this.cache?.written(offset, data);
-        } finally {
-          this.cache?.bump();
-        }
-      })(),
-    );
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => this.writeFrom(offset, data, (_t, e) => (e ? reject(e) : resolve()), null));
+  }
+
+  /** Zeros over `[offset, offset + bytes)`, written in 1 MiB pieces from one shared buffer. */
+  writeZeroesThen<T>(offset: number, bytes: number, done: IoDone<T>, token: T): void {
+    let at = 0;
+    const next = (_t: null, e: NodeJS.ErrnoException | null): void => {
+      if (e !== null || at >= bytes) {
+        done(token, e);
+        return;
+      }
+      const n = Math.min(ZERO_CHUNK_BYTES, bytes - at);
+      const piece = n === ZERO_CHUNK_BYTES ? zeros() : zeros().subarray(0, n);
+      const pieceOffset = offset + at;
+      at += n;
+      this.writeFrom(pieceOffset, piece, next, null);
+    };
+    next(null, null);
   }
 
   writeZeroes(offset: number, bytes: number): Promise<void> {
-    return this.track(
-      (async () => {
-        for (let done = 0; done < bytes; ) {
-          const n = Math.min(ZERO_CHUNK_BYTES, bytes - done);
-          await this.write(offset + done, n === ZERO_CHUNK_BYTES ? zeros() : zeros().subarray(0, n));
-          done += n;
-        }
-      })(),
-    );
+    return new Promise((resolve, reject) => this.writeZeroesThen(offset, bytes, (_t, e) => (e ? reject(e) : resolve()), null));
+  }
+
+  private ioStarted(): void {
+    this.ioInFlight++;
+  }
+
+  private ioEnded(): void {
+    if (--this.ioInFlight === 0 && this.ioIdle !== null) {
+      const wake = this.ioIdle;
+      this.ioIdle = null;
+      wake();
+    }
   }
 
   flush(): Promise<void> {
@@ -161,6 +292,7 @@ export class Namespace {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.inflight]);
+    while (this.ioInFlight > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
     await this.fh.close();
   }
 }
@@ -180,14 +312,4 @@ export function namespaceIds(subsystemNqn: string, nsid: number): NamespaceIds {
   uuid[6] = (uuid[6] & 0x0f) | 0x40; // version 4 layout
   uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC 4122 variant
   return { nguid: Buffer.from(h('nguid')), uuid };
-}
-
-// The callback forms of read/write on the handle's descriptor: measured at about half the cost of
-// FileHandle.read/write per call (the promise API adds its own bookkeeping on every I/O).
-function readAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fsRead(fd, buf, at, length, position, (e, n) => (e ? reject(e) : resolve(n))));
-}
-
-function writeAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fsWrite(fd, buf, at, length, position, (e, n) => (e ? reject(e) : resolve(n))));
 }

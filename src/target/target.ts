@@ -19,7 +19,7 @@ import { type Sqe, sqeFctype } from '../protocol/sqe.js';
 import { type HostCredentials, QueueAuthentication } from './auth.js';
 import { type Completion, INVALID_OPCODE, SEQUENCE_ERROR, specific, success } from './completion.js';
 import { type HostRule, hostAccess, type TargetConfig, validateConfig } from './config.js';
-import { type CommandRouter, TargetConnection } from './connection.js';
+import { type CommandHandle, type CommandRouter, TargetConnection } from './connection.js';
 import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
 import type { DiscoveryEntry } from './identify.js';
 import { executeIo } from './io.js';
@@ -319,9 +319,14 @@ export class NvmeTcpTarget implements CommandRouter {
     return null;
   }
 
-  execute(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion | null> {
+  execute(
+    conn: TargetConnection,
+    sqe: Sqe,
+    data: Buffer | null,
+    handle: CommandHandle,
+  ): Completion | Promise<Completion | null> | null {
     const ctl = this.owners.get(conn);
-    if (!ctl || !conn.binding) return Promise.resolve(SEQUENCE_ERROR);
+    if (!ctl || !conn.binding) return SEQUENCE_ERROR;
     const fctype = sqe.opcode === AdminOpcode.Fabrics ? sqeFctype(sqe) : -1;
     if (fctype === FabricsType.AuthSend || fctype === FabricsType.AuthReceive) {
       return Promise.resolve(this.authCommand(conn, ctl, sqe, data));
@@ -338,27 +343,43 @@ export class NvmeTcpTarget implements CommandRouter {
       setImmediate(() => conn.shutdown());
       return Promise.resolve(specific(CommandSpecificStatus.AuthenticationRequired));
     }
+    if (conn.binding.qid !== 0 && sqe.opcode !== AdminOpcode.Fabrics && ctl.ready && !isProgramIoOpcode(sqe.opcode)) {
+      // The data path: a cache hit completes here and now; anything else calls ioDone later.
+      const c = executeIo(ctl.io, sqe, data, this.ioDone, handle);
+      if (c === null) this.ioPending++;
+      return c;
+    }
     let p: Promise<Completion | null>;
     if (conn.binding.qid === 0) {
       p =
         isProgramAdminOpcode(sqe.opcode) && ctl.ready && !ctl.subsystem.discovery
           ? this.programs.admin(ctl, sqe, data)
           : ctl.adminCommand(conn, sqe, data);
-    } else if (sqe.opcode === 0x7f) {
+    } else if (sqe.opcode === AdminOpcode.Fabrics) {
       // Only Connect (handled by the connection) is valid on an I/O queue among fabrics commands.
-      p = Promise.resolve(sqeFctype(sqe) === 0x01 ? SEQUENCE_ERROR : INVALID_OPCODE);
+      return sqeFctype(sqe) === FabricsType.Connect ? SEQUENCE_ERROR : INVALID_OPCODE;
     } else if (!ctl.ready) {
-      p = Promise.resolve(SEQUENCE_ERROR);
-    } else if (isProgramIoOpcode(sqe.opcode)) {
-      p = this.programs.io(ctl, conn.binding.qid, sqe, data);
+      return SEQUENCE_ERROR;
     } else {
-      p = executeIo(ctl.io, sqe, data);
+      p = this.programs.io(ctl, conn.binding.qid, sqe, data);
     }
     this.inflight.add(p);
     const done = () => this.inflight.delete(p);
     p.then(done, done);
     return p;
   }
+
+  /** I/O commands completing in the thread pool; `close()` waits until none is pending. */
+  private ioPending = 0;
+  private ioIdle: (() => void) | null = null;
+  private readonly ioDone = (handle: CommandHandle, c: Completion): void => {
+    if (--this.ioPending === 0 && this.ioIdle !== null) {
+      const wake = this.ioIdle;
+      this.ioIdle = null;
+      wake();
+    }
+    handle.owner.complete(handle, c);
+  };
 
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
@@ -377,7 +398,10 @@ export class NvmeTcpTarget implements CommandRouter {
     this.closing ??= (async () => {
       const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const c of this.connections) c.quiesce();
-      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      while (this.inflight.size > 0 || this.ioPending > 0) {
+        if (this.ioPending > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
+        else await Promise.allSettled([...this.inflight]);
+      }
       for (const ctl of [...this.controllers.values()]) ctl.destroy();
       for (const c of this.connections) c.destroy();
       await serverClosed;

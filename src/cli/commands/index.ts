@@ -40,8 +40,8 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map(
     entry('serve', 'run the NVMe/TCP storage target', async () => (await import('../../target/index.js')).serveCommand),
     entry(
       'bench-io',
-      'benchmark NVMe/TCP random 4 KiB I/O over loopback',
-      async () => (await import('../../target/index.js')).benchIoCommand,
+      'benchmark NVMe/TCP random 4 KiB I/O over loopback against a minimal-server floor',
+      async () => (await import('../../bench/io-bench.js')).benchIoCommand,
     ),
     entry(
       'bench-pushdown',
