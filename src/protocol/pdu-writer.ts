@@ -9,7 +9,6 @@
  * data is written from the caller's buffer, which must stay untouched until the flush that carries
  * it has been written: pass `release` to get it back then (pooled buffers).
  */
-import type { Socket } from 'node:net';
 import { DIGEST_BYTES, PDU_HEADER_BYTES, PduFlags, PduType } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { type DigestOptions, encodePdu, type Pdu } from './pdu.js';
@@ -20,6 +19,16 @@ export const COPY_DATA_MAX_BYTES = 64 * 1024;
 const ARENA_BYTES = 256 * 1024;
 const DATA_HEADER_BYTES = 24;
 const CAPSULE_RESP_HEADER_BYTES = 24;
+
+/** What the writer writes to: a net.Socket (or anything with its write/cork semantics). */
+export interface PduSink {
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  /** `done` runs once the bytes were handed to the kernel (or the write failed), never synchronously. */
+  write(chunk: Buffer, done?: (error?: Error | null) => void): boolean;
+  cork(): void;
+  uncork(): void;
+}
 
 /** Where a buffer goes once the socket has written it. */
 export type ReleaseFn = (buf: Buffer) => void;
@@ -68,7 +77,7 @@ export class PduWriter {
 
   /** `onFlushed` runs each time the socket has taken a flush (backpressure bookkeeping). */
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: PduSink,
     private readonly onFlushed?: () => void,
   ) {}
 

@@ -51,6 +51,8 @@ export class Namespace {
   private ioInFlight = 0;
   private ioIdle: (() => void) | null = null;
   private pendingMisses: PendingMiss[] = [];
+  /** Reads issued to the file for cache misses (several coalesced misses count once). */
+  missReads = 0;
   /** Buffers of coalesced miss reads. */
   private readonly pool = new BufferPool();
 
@@ -176,6 +178,7 @@ export class Namespace {
     const cache = this.cache as PageCache;
     const generation = cache.generation;
     const pages = this.pool.take(end - start);
+    this.missReads++;
     this.ioStarted();
     this.readFileInto(pages, start, (e) => {
       this.ioEnded();

@@ -17,12 +17,53 @@ describe('page cache', () => {
     assert.equal(cache.read(8000, 200), undefined, 'page 2 was never read');
   });
 
-  it('keeps no more than its page budget, evicting the least recently used', () => {
+  it('keeps no more than its page budget, evicting by CLOCK: a page hit since the hand passed survives', () => {
     const cache = new PageCache(2);
     for (let p = 0; p < 3; p++) cache.fill(p * CACHE_PAGE_BYTES, Buffer.alloc(CACHE_PAGE_BYTES, p), cache.generation);
     assert.equal(cache.size, 2);
     assert.equal(cache.read(0, 1), undefined);
     assert.deepEqual(cache.read(2 * CACHE_PAGE_BYTES, 1), Buffer.from([2]));
+    // Pages 1 and 2 cached, page 2 just referenced: filling page 3 evicts page 1, not page 2.
+    cache.fill(3 * CACHE_PAGE_BYTES, Buffer.alloc(CACHE_PAGE_BYTES, 3), cache.generation);
+    assert.equal(cache.read(CACHE_PAGE_BYTES, 1), undefined);
+    assert.deepEqual(cache.read(2 * CACHE_PAGE_BYTES, 1), Buffer.from([2]));
+    assert.deepEqual(cache.read(3 * CACHE_PAGE_BYTES, 1), Buffer.from([3]));
+  });
+
+  it('matches a model under random fills, writes and reads (views, copies, page-crossing ranges)', () => {
+    const pages = 12;
+    const cache = new PageCache(8);
+    const model = Buffer.alloc(pages * CACHE_PAGE_BYTES);
+    let seed = 99;
+    const next = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const op = next(3);
+      if (op === 0) {
+        const p = next(pages - 2);
+        const n = 1 + next(2);
+        cache.fill(p * CACHE_PAGE_BYTES, model.subarray(p * CACHE_PAGE_BYTES, (p + n) * CACHE_PAGE_BYTES), cache.generation);
+      } else if (op === 1) {
+        const data = randomBytes(1 + next(9000));
+        const at = next(model.length - data.length);
+        data.copy(model, at);
+        cache.written(at, data);
+      } else {
+        const length = 1 + next(next(4) === 0 ? 20000 : 5000);
+        const at = next(model.length - length);
+        const view = cache.view(at, length);
+        if (view) assert.ok(view.equals(model.subarray(at, at + length)), `view at ${at}+${length}`);
+        const dest = Buffer.alloc(length + 3);
+        if (cache.readInto(at, length, dest, 3)) assert.ok(dest.subarray(3).equals(model.subarray(at, at + length)));
+        assert.equal(view !== undefined, cache.covers(at, length));
+      }
+      assert.ok(cache.size <= 8);
+    }
+    assert.ok(cache.hits > 100 && cache.misses > 100, `hits ${cache.hits} misses ${cache.misses}`);
   });
 
   it('does not keep a read that a write overlapped, and updates pages on write', () => {
@@ -82,5 +123,26 @@ describe('namespace with a page cache', () => {
       }
     }
     assert.ok(ns.cache && ns.cache.hits > 0, 'the cache served some reads');
+  });
+
+  it('reads adjacent misses of one turn with one call, each caller getting its own bytes', async () => {
+    const base = 512 * 1024;
+    const data = randomBytes(64 * 1024);
+    await ns.write(base, data);
+    const before = ns.missReads;
+    // Out of order, unaligned, adjacent or overlapping: one read of the pages they cover.
+    const asks = [
+      [base + 8192, 4096],
+      [base, 100],
+      [base + 4096 + 7, 3000],
+      [base + 12288, 8192],
+      [base + 2000, 5000],
+    ];
+    const got = await Promise.all(asks.map(([at, n]) => ns.read(at, n)));
+    asks.forEach(([at, n], i) => assert.ok(got[i].equals(data.subarray(at - base, at - base + n)), `read ${i}`));
+    assert.equal(ns.missReads - before, 1);
+    // A far-away miss in the same turn is a read of its own.
+    await Promise.all([ns.read(base + 40960, 512), ns.read(base + 49152 + 4096, 512)]);
+    assert.equal(ns.missReads - before, 3);
   });
 });

@@ -39,3 +39,27 @@ export const LIST_WALK_ASM = `
   fail:
     mov %r0, 1
     exit`;
+
+/** Reads 4096 bytes at byte offset param0 and emits them unchanged (coherence tests compare every byte). */
+export const EMIT_PAGE_ASM = `
+    mov %r6, %r1
+    ldxdw %r7, [%r6+56]      # ctx->step
+    jne %r7, 0, have_data
+    ldxdw %r1, [%r6+40]      # ctx->param0
+    mov %r2, 4096
+    call 100                 # nb_read(param0, 4096)
+    mov %r0, 0
+    exit
+  have_data:
+    ldxdw %r1, [%r6+0]       # ctx->data
+    ldxdw %r3, [%r6+8]       # ctx->data_end
+    mov %r4, %r1
+    add %r4, 4096
+    jgt %r4, %r3, fail
+    mov %r2, 4096
+    call 101                 # nb_emit(data, 4096)
+    mov %r0, 0
+    exit
+  fail:
+    mov %r0, 1
+    exit`;
