@@ -44,7 +44,8 @@ class SlowSink implements PduSink {
     for (let i = 0; i < n; i++) {
       const w = this.live.shift();
       if (!w) return;
-      w.bufs.forEach((b, k) => assert.ok(b.equals(w.snapshot[k]), 'a buffer changed before its write completed'));
+      for (let k = 0; k < w.bufs.length; k++)
+        assert.ok(w.bufs[k].equals(w.snapshot[k]), 'a buffer changed before its write completed');
       w.done?.();
     }
   }

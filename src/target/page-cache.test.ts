@@ -139,7 +139,7 @@ describe('namespace with a page cache', () => {
       [base + 2000, 5000],
     ];
     const got = await Promise.all(asks.map(([at, n]) => ns.read(at, n)));
-    asks.forEach(([at, n], i) => assert.ok(got[i].equals(data.subarray(at - base, at - base + n)), `read ${i}`));
+    for (const [i, [at, n]] of asks.entries()) assert.ok(got[i].equals(data.subarray(at - base, at - base + n)), `read ${i}`);
     assert.equal(ns.missReads - before, 1);
     // A far-away miss in the same turn is a read of its own.
     await Promise.all([ns.read(base + 40960, 512), ns.read(base + 49152 + 4096, 512)]);
