@@ -7,13 +7,19 @@ import { NB_FLAG_SCAN, NB_FLAG_SCAN_END, STORAGE_CTX } from '../abi/storage.js';
 import { FuelExhaustedError } from '../errors.js';
 import type { ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError, StorageReadError } from './errors.js';
-import type { FairScheduler } from './scheduler.js';
-import type { ReadRequest, Slot, StepState, StorageFunction } from './storage-function.js';
+import type { FairScheduler, TurnTaker } from './scheduler.js';
+import type { Slot, StepState, StorageFunction } from './storage-function.js';
 
 /** The bytes a storage function reads: a namespace, as the tenant may see it. */
 export interface NamespaceReader {
   readonly sizeBytes: number;
   read(offsetBytes: number, lengthBytes: number): Promise<Uint8Array>;
+  /**
+   * Copy `[offsetBytes, offsetBytes + lengthBytes)` into `dest` at `destOffset` if the bytes are in
+   * memory now (a page cache), returning true; false (nothing copied) when they must be read.
+   * Optional: without it every read goes through `read`.
+   */
+  readNow?(offsetBytes: number, lengthBytes: number, dest: Uint8Array, destOffset: number): boolean;
 }
 
 export type ExecutionMode =
@@ -51,47 +57,122 @@ export async function executeStorageFunction(
 ): Promise<ExecutionResult> {
   const slot = fn.acquireSlot();
   if (slot === undefined) {
-    throw new BudgetExceededError('concurrentExecutions', fn.sandbox.regions.length, `all slots of '${fn.name}' are busy`);
+    throw new BudgetExceededError('concurrentExecutions', fn.slotCount, `all slots of '${fn.name}' are busy`);
   }
-  const execution = new Execution(fn, slot, request, budget, scheduler);
   fn.stats.executions++;
+  let execution: Execution | undefined;
   try {
-    const result = await execution.run();
-    return result;
+    execution = new Execution(fn, slot, request, budget, scheduler);
+    return await execution.run();
   } catch (e) {
     fn.stats.failures++;
     throw e;
   } finally {
-    fn.stats.steps += execution.stats.steps;
-    fn.stats.instructions += execution.stats.instructions;
-    fn.stats.bytesRead += execution.stats.bytesRead;
+    if (execution) {
+      fn.stats.steps += execution.stats.steps;
+      fn.stats.instructions += execution.stats.instructions;
+      fn.stats.bytesRead += execution.stats.bytesRead;
+    }
     fn.releaseSlot(slot);
   }
 }
 
-class Execution {
+/**
+ * Executions waiting for reads, checked against their deadlines by one timer for all of them (a
+ * read that never completes must not hold an execution past its deadline); running executions
+ * check theirs with one clock reading per step.
+ */
+const DEADLINE_SWEEP_MS = 25;
+const waitingForReads = new Set<Execution>();
+let sweepTimer: NodeJS.Timeout | null = null;
+function watchDeadline(e: Execution): void {
+  waitingForReads.add(e);
+  if (sweepTimer === null) {
+    // Not unref'd: it runs only while some execution waits, and that wait must end by its deadline.
+    sweepTimer = setInterval(sweepDeadlines, DEADLINE_SWEEP_MS);
+  }
+}
+function unwatchDeadline(e: Execution): void {
+  waitingForReads.delete(e);
+  if (waitingForReads.size === 0 && sweepTimer !== null) {
+    clearInterval(sweepTimer);
+    sweepTimer = null;
+  }
+}
+function sweepDeadlines(): void {
+  const now = performance.now();
+  for (const e of waitingForReads) e.checkWaitingDeadline(now);
+}
+
+type ScanMode = Extract<ExecutionMode, { kind: 'scan' }>;
+
+/**
+ * One execution as a state machine driven by turns of the scheduler: in a turn it runs steps back
+ * to back while every read they ask for is in memory (copied straight into the slot's data
+ * region), and leaves the turn when a read must go to storage (the turn is requested again once
+ * all of them arrived), when the turn's work bound is reached, or when it ends.
+ */
+class Execution implements TurnTaker {
   readonly stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0 };
   private readonly startMs = performance.now();
+  private readonly deadlineMs: number;
   private readonly state: StepState;
   private readonly ctx: DataView;
   private readonly data: Uint8Array;
   /** Sandbox address of the data region's first byte. */
   private readonly dataAddress: number;
+  private readonly tenant: string;
+  private readonly reader: NamespaceReader;
+  private readonly scan: ScanMode | null;
+  private resolve!: (r: ExecutionResult) => void;
+  private reject!: (e: unknown) => void;
+  private settled = false;
+  /** Inputs of the next step (chain mode). */
+  private dataBytes = 0;
+  private nrReads = 0;
+  private dataOffset = 0;
+  /** Reads of the last step still on their way from storage. */
+  private readsOutstanding = 0;
+  /** Scan: next byte to process, next byte to read, end, chunk size, and the chunk read ahead. */
+  private scanAt = 0;
+  private scanReadAt = 0;
+  private scanEnd = 0;
+  private scanChunk = 0;
+  private scanNext: Uint8Array | null = null;
+  /** Between turns, waiting for reads: their arrival requests the next turn. */
+  private waiting = false;
+  private readonly onReadArrived = (): void => {
+    if (this.settled || --this.readsOutstanding > 0 || !this.waiting) return;
+    this.waiting = false;
+    unwatchDeadline(this);
+    this.scheduler.request(this.tenant, this);
+  };
+  private readonly onReadFailed = (e: unknown): void => {
+    if (this.settled) return;
+    unwatchDeadline(this);
+    this.fail(e);
+  };
 
   constructor(
     private readonly fn: StorageFunction,
     private readonly slot: Slot,
-    private readonly request: ExecutionRequest,
+    request: ExecutionRequest,
     private readonly budget: ExecutionBudget,
     private readonly scheduler: FairScheduler,
   ) {
     const mode = request.mode ?? { kind: 'chain' };
+    this.tenant = request.tenant;
+    this.reader = request.reader;
+    this.scan = mode.kind === 'scan' ? mode : null;
+    this.deadlineMs = this.startMs + budget.deadlineMs;
     this.state = {
       namespaceSizeBytes: request.reader.sizeBytes,
       maxReadsPerStep: budget.maxReadsPerStep,
       maxOutputBytes: budget.maxOutputBytes,
       scanMode: mode.kind === 'scan',
-      reads: [],
+      readCount: 0,
+      readOffsets: new Float64Array(budget.maxReadsPerStep),
+      readLengths: new Float64Array(budget.maxReadsPerStep),
       readBytesThisStep: 0,
       output: [],
       outputBytes: 0,
@@ -118,31 +199,103 @@ class Execution {
     this.ctx.setBigUint64(STORAGE_CTX.param0, BigInt.asUintN(64, request.params[0]), true);
     this.ctx.setBigUint64(STORAGE_CTX.param1, BigInt.asUintN(64, request.params[1]), true);
     this.ctx.setBigUint64(STORAGE_CTX.namespaceSize, BigInt(request.reader.sizeBytes), true);
+    if (this.scan !== null) this.prepareScan(this.scan);
   }
 
-  async run(): Promise<ExecutionResult> {
-    const mode = this.request.mode ?? { kind: 'chain' };
-    const returnValue = mode.kind === 'scan' ? await this.runScan(mode) : await this.runChain();
-    this.stats.durationMs = performance.now() - this.startMs;
-    return { returnValue, output: concat(this.state.output, this.state.outputBytes), stats: this.stats };
+  run(): Promise<ExecutionResult> {
+    return new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      if (this.scan !== null && this.scanAt < this.scanEnd) {
+        // The first chunk is read before the first turn.
+        this.readAhead();
+        this.waitForReads();
+        return;
+      }
+      this.scheduler.request(this.tenant, this);
+    });
   }
 
-  private async runChain(): Promise<bigint> {
-    let dataBytes = 0;
-    let nrReads = 0;
-    let dataOffset = 0;
-    for (;;) {
-      const r0 = await this.step(dataBytes, nrReads, dataOffset, 0);
-      const reads = this.state.reads;
-      if (reads.length === 0) return r0;
-      dataBytes = await this.performReads(reads);
-      nrReads = reads.length;
-      dataOffset = reads[0].offsetBytes;
+  /** A turn: steps back to back until one needs storage, the turn's bound is reached, or the end. */
+  runTurn(): void {
+    if (this.settled) return;
+    try {
+      let first = true;
+      for (;;) {
+        const now = performance.now();
+        if (now > this.deadlineMs) {
+          throw new BudgetExceededError('deadline', this.budget.deadlineMs, `${Math.round(now - this.startMs)} ms elapsed`);
+        }
+        if (!first && !this.scheduler.mayContinue(now)) {
+          // Bounded work per turn: queue for another one (others, and the event loop, go first).
+          this.scheduler.request(this.tenant, this);
+          return;
+        }
+        first = false;
+        if (this.scan !== null ? !this.scanStep() : !this.chainStep()) return;
+      }
+    } catch (e) {
+      this.fail(e);
     }
   }
 
-  private async runScan(mode: Extract<typeof this.request.mode, { kind: 'scan' }>): Promise<bigint> {
-    const { reader } = this.request;
+  /** One step of a chain; true when the next step may run at once (every read it asked for hit). */
+  private chainStep(): boolean {
+    const r0 = this.step(this.dataBytes, this.nrReads, this.dataOffset, 0);
+    const n = this.state.readCount;
+    if (n === 0) {
+      this.finish(r0);
+      return false;
+    }
+    const { readOffsets, readLengths } = this.state;
+    this.nrReads = n;
+    this.dataOffset = readOffsets[0];
+    let at = 0;
+    let missed = 0;
+    const readNow = this.reader.readNow;
+    for (let i = 0; i < n; i++) {
+      const offset = readOffsets[i];
+      const length = readLengths[i];
+      this.chargeRead(length);
+      if (readNow === undefined || !readNow.call(this.reader, offset, length, this.data, at)) {
+        missed++;
+        this.readFromStorage(offset, length, at);
+      }
+      at += length;
+    }
+    this.dataBytes = at;
+    if (missed === 0) return true;
+    this.readsOutstanding += missed;
+    this.waitForReads();
+    return false;
+  }
+
+  private readFromStorage(offset: number, length: number, at: number): void {
+    this.reader.read(offset, length).then((bytes) => {
+      if (this.settled) return;
+      if (bytes.length !== length) {
+        this.onReadFailed(new StorageReadError(`read of ${length} bytes at ${offset} returned ${bytes.length}`));
+        return;
+      }
+      this.data.set(bytes, at);
+      this.onReadArrived();
+    }, this.onReadFailed);
+  }
+
+  private chargeRead(lengthBytes: number): void {
+    if (this.stats.bytesRead + lengthBytes > this.budget.maxBytesRead) {
+      throw new BudgetExceededError(
+        'bytesRead',
+        this.budget.maxBytesRead,
+        `reading ${lengthBytes} more bytes after ${this.stats.bytesRead}`,
+      );
+    }
+    this.stats.bytesRead += lengthBytes;
+    this.stats.reads++;
+  }
+
+  private prepareScan(mode: ScanMode): void {
+    const { reader } = this;
     if (
       !Number.isSafeInteger(mode.offsetBytes) ||
       !Number.isSafeInteger(mode.lengthBytes) ||
@@ -156,110 +309,121 @@ class Execution {
     }
     const chunk = Math.min(mode.chunkBytes, this.data.length);
     if (!Number.isSafeInteger(chunk) || chunk <= 0) throw new StorageAccessError(0, `invalid scan chunk size ${mode.chunkBytes}`);
-    const end = mode.offsetBytes + mode.lengthBytes;
-    const readChunk = (at: number) => this.readBudgeted(at, Math.min(chunk, end - at));
-    let at = mode.offsetBytes;
-    let pending = at < end ? readChunk(at) : undefined;
-    while (pending !== undefined && !this.state.scanStopped) {
-      const bytes = await pending;
-      const next = at + bytes.length;
-      // Readahead: fetch the following chunk while this one is processed.
-      pending = next < end ? readChunk(next) : undefined;
-      this.data.set(bytes, 0);
-      await this.step(bytes.length, 1, at, NB_FLAG_SCAN);
-      at = next;
+    this.scanAt = mode.offsetBytes;
+    this.scanReadAt = mode.offsetBytes;
+    this.scanEnd = mode.offsetBytes + mode.lengthBytes;
+    this.scanChunk = chunk;
+  }
+
+  /** Read the next chunk not yet asked for (one chunk ahead of the one being processed). */
+  private readAhead(): void {
+    const start = this.scanReadAt;
+    const length = Math.min(this.scanChunk, this.scanEnd - start);
+    if (length <= 0) return;
+    this.scanReadAt = start + length;
+    this.chargeRead(length);
+    this.readsOutstanding++;
+    this.reader.read(start, length).then((bytes) => {
+      if (this.settled) return;
+      if (bytes.length !== length) {
+        this.onReadFailed(new StorageReadError(`read of ${length} bytes at ${start} returned ${bytes.length}`));
+        return;
+      }
+      this.scanNext = bytes;
+      this.onReadArrived();
+    }, this.onReadFailed);
+  }
+
+  /** One step of a scan; true when another may run at once. */
+  private scanStep(): boolean {
+    if (this.state.scanStopped || this.scanAt >= this.scanEnd) {
+      this.finish(this.step(0, 0, this.scanAt, NB_FLAG_SCAN | NB_FLAG_SCAN_END));
+      return false;
     }
-    if (pending !== undefined) pending.catch(() => {}); // stopped early: the readahead is dropped
-    return this.step(0, 0, at, NB_FLAG_SCAN | NB_FLAG_SCAN_END);
+    const chunk = this.scanNext;
+    if (chunk === null) {
+      this.waitForReads();
+      return false;
+    }
+    this.scanNext = null;
+    const at = this.scanAt;
+    this.data.set(chunk, 0);
+    this.scanAt = at + chunk.length;
+    // Readahead: fetch the following chunk while this one is processed.
+    this.readAhead();
+    this.step(chunk.length, 1, at, NB_FLAG_SCAN);
+    return true;
+  }
+
+  /** Leave the turn until the reads in flight arrive (their arrival requests the next turn). */
+  private waitForReads(): void {
+    if (this.readsOutstanding === 0) {
+      this.scheduler.request(this.tenant, this);
+      return;
+    }
+    this.waiting = true;
+    watchDeadline(this);
   }
 
   /** Run one step of the program; returns its r0. */
-  private async step(dataBytes: number, nrReads: number, dataOffset: number, flags: number): Promise<bigint> {
+  private step(dataBytes: number, nrReads: number, dataOffset: number, flags: number): bigint {
     const { budget, fn, ctx } = this;
     if (this.stats.steps >= budget.maxSteps) {
       throw new BudgetExceededError('steps', budget.maxSteps, `execution of '${fn.name}' wanted step ${this.stats.steps + 1}`);
     }
-    this.checkDeadline();
-    const release = await this.scheduler.turn(this.request.tenant);
+    // Context fields as numbers: the high halves of step, nr_reads and flags stay 0 (bounded far below 2^32).
+    ctx.setUint32(STORAGE_CTX.dataEnd, this.dataAddress + dataBytes, true);
+    ctx.setUint32(STORAGE_CTX.step, this.stats.steps, true);
+    ctx.setUint32(STORAGE_CTX.nrReads, nrReads, true);
+    ctx.setUint32(STORAGE_CTX.dataOffset, dataOffset % 0x1_0000_0000, true);
+    ctx.setUint32(STORAGE_CTX.dataOffset + 4, Math.floor(dataOffset / 0x1_0000_0000), true);
+    ctx.setUint32(STORAGE_CTX.flags, flags, true);
+    this.state.readCount = 0;
+    this.state.readBytesThisStep = 0;
+    const leftForExecution = budget.maxInstructionsPerExecution - this.stats.instructions;
+    const fuel = Math.min(budget.maxInstructionsPerStep, leftForExecution);
+    fn.current = this.state;
+    this.stats.steps++;
     try {
-      this.checkDeadline();
-      ctx.setUint32(STORAGE_CTX.dataEnd, this.dataAddress + dataBytes, true);
-      ctx.setBigUint64(STORAGE_CTX.step, BigInt(this.stats.steps), true);
-      ctx.setBigUint64(STORAGE_CTX.nrReads, BigInt(nrReads), true);
-      ctx.setBigUint64(STORAGE_CTX.dataOffset, BigInt(dataOffset), true);
-      ctx.setBigUint64(STORAGE_CTX.flags, BigInt(flags), true);
-      this.state.reads = [];
-      this.state.readBytesThisStep = 0;
-      const leftForExecution = budget.maxInstructionsPerExecution - this.stats.instructions;
-      const fuel = Math.min(budget.maxInstructionsPerStep, leftForExecution);
-      fn.current = this.state;
-      this.stats.steps++;
-      try {
-        const result = fn.engine.run(this.slot.entryArgs, { fuel });
-        this.stats.instructions += result.fuelUsed;
-        return result.r0;
-      } catch (e) {
-        if (e instanceof FuelExhaustedError) {
-          this.stats.instructions += fuel;
-          if (fuel < budget.maxInstructionsPerStep) {
-            throw new BudgetExceededError('instructionsPerExecution', budget.maxInstructionsPerExecution, e.message);
-          }
-          throw new BudgetExceededError('instructionsPerStep', budget.maxInstructionsPerStep, e.message);
+      const result = fn.engine.run(this.slot.entryArgs, { fuel, clearStack: fn.clearStack });
+      this.stats.instructions += result.fuelUsed;
+      this.scheduler.charge(result.fuelUsed);
+      return result.r0;
+    } catch (e) {
+      if (e instanceof FuelExhaustedError) {
+        this.stats.instructions += fuel;
+        if (fuel < budget.maxInstructionsPerStep) {
+          throw new BudgetExceededError('instructionsPerExecution', budget.maxInstructionsPerExecution, e.message);
         }
-        throw e;
-      } finally {
-        fn.current = undefined;
+        throw new BudgetExceededError('instructionsPerStep', budget.maxInstructionsPerStep, e.message);
       }
+      throw e;
     } finally {
-      release();
+      fn.current = undefined;
     }
   }
 
-  private async performReads(reads: readonly ReadRequest[]): Promise<number> {
-    const results = await Promise.all(reads.map((r) => this.readBudgeted(r.offsetBytes, r.lengthBytes)));
-    let at = 0;
-    for (const bytes of results) {
-      this.data.set(bytes, at);
-      at += bytes.length;
-    }
-    return at;
+  /** Called by the deadline sweep while reads are outstanding. */
+  checkWaitingDeadline(nowMs: number): void {
+    if (nowMs <= this.deadlineMs) return;
+    unwatchDeadline(this);
+    this.fail(new BudgetExceededError('deadline', this.budget.deadlineMs, 'waiting for a read'));
   }
 
-  private async readBudgeted(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
-    const { budget } = this;
-    if (this.stats.bytesRead + lengthBytes > budget.maxBytesRead) {
-      throw new BudgetExceededError(
-        'bytesRead',
-        budget.maxBytesRead,
-        `reading ${lengthBytes} more bytes after ${this.stats.bytesRead}`,
-      );
-    }
-    this.stats.bytesRead += lengthBytes;
-    this.stats.reads++;
-    const remainingMs = budget.deadlineMs - (performance.now() - this.startMs);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BudgetExceededError('deadline', budget.deadlineMs, 'waiting for a read')),
-        Math.max(0, remainingMs),
-      );
-    });
-    try {
-      const bytes = await Promise.race([this.request.reader.read(offsetBytes, lengthBytes), deadline]);
-      if (bytes.length !== lengthBytes) {
-        throw new StorageReadError(`read of ${lengthBytes} bytes at ${offsetBytes} returned ${bytes.length}`);
-      }
-      return bytes;
-    } finally {
-      clearTimeout(timer);
-    }
+  private finish(r0: bigint): void {
+    if (this.settled) return;
+    this.settled = true;
+    unwatchDeadline(this);
+    this.stats.durationMs = performance.now() - this.startMs;
+    this.resolve({ returnValue: r0, output: concat(this.state.output, this.state.outputBytes), stats: this.stats });
   }
 
-  private checkDeadline(): void {
-    const elapsed = performance.now() - this.startMs;
-    if (elapsed > this.budget.deadlineMs) {
-      throw new BudgetExceededError('deadline', this.budget.deadlineMs, `${Math.round(elapsed)} ms elapsed`);
-    }
+  private fail(e: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    unwatchDeadline(this);
+    this.stats.durationMs = performance.now() - this.startMs;
+    this.reject(e);
   }
 }
 

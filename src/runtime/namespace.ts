@@ -8,6 +8,12 @@ export class MemoryNamespace implements NamespaceReader {
     return this.bytes.length;
   }
 
+  readNow(offsetBytes: number, lengthBytes: number, dest: Uint8Array, destOffset: number): boolean {
+    if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > this.bytes.length) return false;
+    dest.set(this.bytes.subarray(offsetBytes, offsetBytes + lengthBytes), destOffset);
+    return true;
+  }
+
   async read(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
     if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > this.bytes.length) {
       throw new RangeError(`read of ${lengthBytes} bytes at ${offsetBytes} outside ${this.bytes.length} bytes`);

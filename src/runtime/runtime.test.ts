@@ -216,7 +216,8 @@ describe('storage functions', () => {
 
   it('shares turns fairly between tenants', async () => {
     const { ns, head } = listNamespace(Array.from({ length: 30 }, (_, i) => i));
-    const scheduler = new FairScheduler();
+    // One step per turn (every step exceeds the 1-instruction bound): pure round-robin.
+    const scheduler = new FairScheduler({ maxTurnInstructions: 1 });
     const greedy = load(LIST_WALK, 8);
     const modest = load(LIST_WALK, 1);
     const order: string[] = [];
@@ -226,5 +227,51 @@ describe('storage functions', () => {
     // The modest tenant's single execution (31 steps) finishes long before the greedy tenant's 8 x 31 steps.
     assert.ok(order.indexOf('modest') < 4, `modest finished at position ${order.indexOf('modest')}`);
     assert.equal(scheduler.turnsGranted.get('modest'), 31);
+  });
+
+  it('runs steps whose reads are in memory back to back, within a bounded turn', async () => {
+    const { ns, head } = listNamespace(Array.from({ length: 400 }, (_, i) => i));
+    const fn = load(LIST_WALK, 2);
+    // Generous bounds: the whole chain (401 steps) in one turn.
+    const wide = new FairScheduler({ maxTurnInstructions: 1_000_000, maxTurnMicros: 10_000_000 });
+    const r = await executeStorageFunction(fn, { reader: ns, params: [head, 0n], tenant: 'a' }, budget(), wide);
+    assert.equal(r.returnValue, BigInt((399 * 400) / 2));
+    assert.equal(r.stats.steps, 401);
+    assert.equal(wide.turnsGranted.get('a'), 1);
+    // Tight instruction bound: the same chain yields (queues again) even with nobody else waiting,
+    // and the event loop runs in between.
+    const tight = new FairScheduler({ maxTurnInstructions: 200, maxTurnMicros: 10_000_000 });
+    let loopTurns = 0;
+    let ticking = true;
+    const tick = () => {
+      loopTurns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const r2 = await executeStorageFunction(fn, { reader: ns, params: [head, 0n], tenant: 'a' }, budget(), tight);
+    ticking = false;
+    assert.equal(r2.returnValue, r.returnValue);
+    const turns = tight.turnsGranted.get('a') ?? 0;
+    assert.ok(turns > 20 && turns < 401, `${turns} turns`);
+    assert.equal(tight.turnsCutShort, turns - 1);
+    assert.ok(loopTurns >= turns - 1, `event loop ran ${loopTurns} times across ${turns} turns`);
+  });
+
+  it('yields a long synchronous chain to another tenant waiting for a turn', async () => {
+    const { ns, head } = listNamespace(Array.from({ length: 300 }, (_, i) => i));
+    const short = listNamespace([1, 2, 3]);
+    const scheduler = new FairScheduler({ maxTurnInstructions: 500, maxTurnMicros: 10_000_000 });
+    const long = load(LIST_WALK, 1);
+    const other = load(LIST_WALK, 1);
+    const done: string[] = [];
+    const a = executeStorageFunction(long, { reader: ns, params: [head, 0n], tenant: 'long' }, budget(), scheduler).then(() =>
+      done.push('long'),
+    );
+    const b = executeStorageFunction(other, { reader: short.ns, params: [short.head, 0n], tenant: 'short' }, budget(), scheduler).then(
+      () => done.push('short'),
+    );
+    await Promise.all([a, b]);
+    assert.deepEqual(done, ['short', 'long'], 'the short execution is not stuck behind the long chain');
+    assert.ok((scheduler.turnsGranted.get('long') ?? 0) > 10);
   });
 });

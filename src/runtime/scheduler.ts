@@ -1,78 +1,121 @@
 /**
- * Fair scheduling of storage-function steps between tenants. A step runs synchronously (it is
- * bounded by its instruction budget), so the scheduler hands out one turn at a time, round-robin
- * over the tenants that are waiting, and yields to the event loop between turns: network and disk
- * callbacks run between any two steps, and a tenant with many executions waits its turn like one
- * with a single execution.
+ * Fair scheduling of storage-function steps between tenants. Steps run synchronously on the event
+ * loop, so the scheduler hands out one turn at a time, round-robin over the tenants that are
+ * waiting, and yields to the event loop between turns: network and disk callbacks run between any
+ * two turns, and a tenant with many executions waits its turn like one with a single execution.
+ *
+ * Within its turn an execution may run several steps back to back, as long as every read a step
+ * asks for is already in memory (a chain served from the page cache needs no trip round the event
+ * loop). Those steps count against the tenant's turn: once the turn has used `maxTurnMicros` of
+ * time or `maxTurnInstructions` of eBPF instructions, the execution must yield (queue for another
+ * turn) even when nobody else is waiting, so plain I/O of every tenant is served in between.
  */
 
-interface Waiter {
-  grant: () => void;
+/** Something that runs when granted a turn; the turn ends when `runTurn` returns. */
+export interface TurnTaker {
+  runTurn(): void;
 }
 
+export interface SchedulerOptions {
+  /** Time one turn may take before the execution yields (default 100 µs). */
+  readonly maxTurnMicros?: number;
+  /** eBPF instructions one turn may run before the execution yields (default 200,000). */
+  readonly maxTurnInstructions?: number;
+}
+
+export const DEFAULT_MAX_TURN_MICROS = 100;
+export const DEFAULT_MAX_TURN_INSTRUCTIONS = 200_000;
+
 export class FairScheduler {
-  /** Tenants with waiting steps, in round-robin order; each with its FIFO of waiters. */
-  private readonly queues = new Map<string, Waiter[]>();
+  /** Tenants with waiting executions, in round-robin order; each with its FIFO. */
+  private readonly queues = new Map<string, TurnTaker[]>();
   private running = false;
   private dispatchScheduled = false;
+  private turnStartMs = 0;
+  private turnInstructions = 0;
+  private readonly maxTurnMs: number;
+  readonly maxTurnInstructions: number;
   /** Turns granted per tenant (statistics and tests). */
   readonly turnsGranted = new Map<string, number>();
+  /** Turns that ended because their work bound was reached (statistics and tests). */
+  turnsCutShort = 0;
 
-  /** Resolves when it is `tenant`'s turn; the caller must call the returned `release` when its step is done. */
-  turn(tenant: string): Promise<() => void> {
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        grant: () => {
-          let released = false;
-          resolve(() => {
-            if (released) return;
-            released = true;
-            this.running = false;
-            this.scheduleDispatch();
-          });
-        },
-      };
-      // Nobody running or waiting: take the turn now rather than after a trip round the event loop.
-      if (!this.running && !this.dispatchScheduled && this.queues.size === 0) {
-        this.running = true;
-        this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
-        waiter.grant();
-        return;
-      }
-      const queue = this.queues.get(tenant);
-      if (queue) queue.push(waiter);
-      else this.queues.set(tenant, [waiter]);
-      this.scheduleDispatch();
-    });
+  constructor(options: SchedulerOptions = {}) {
+    const micros = options.maxTurnMicros ?? DEFAULT_MAX_TURN_MICROS;
+    const instructions = options.maxTurnInstructions ?? DEFAULT_MAX_TURN_INSTRUCTIONS;
+    if (!(micros > 0) || !Number.isSafeInteger(instructions) || instructions <= 0) {
+      throw new RangeError(`turn bounds must be positive, got ${micros} µs and ${instructions} instructions`);
+    }
+    this.maxTurnMs = micros / 1000;
+    this.maxTurnInstructions = instructions;
   }
 
-  /** Number of steps waiting for a turn. */
+  /**
+   * Queue `taker` for a turn of `tenant`. When nobody is running or waiting it runs at once (in
+   * this call); otherwise from the event loop, after the tenants ahead of it.
+   */
+  request(tenant: string, taker: TurnTaker): void {
+    if (!this.running && !this.dispatchScheduled && this.queues.size === 0) {
+      this.grant(tenant, taker);
+      return;
+    }
+    const queue = this.queues.get(tenant);
+    if (queue) queue.push(taker);
+    else this.queues.set(tenant, [taker]);
+    this.scheduleDispatch();
+  }
+
+  /** Inside a turn: charge the instructions of a step against it. */
+  charge(instructions: number): void {
+    this.turnInstructions += instructions;
+  }
+
+  /**
+   * Inside a turn, before another step: whether the turn may go on (`nowMs` is the caller's clock
+   * reading for that step, performance.now()). False means: request another turn instead.
+   */
+  mayContinue(nowMs: number): boolean {
+    if (this.turnInstructions < this.maxTurnInstructions && nowMs - this.turnStartMs < this.maxTurnMs) return true;
+    this.turnsCutShort++;
+    return false;
+  }
+
+  /** Number of executions waiting for a turn. */
   get waiting(): number {
     let n = 0;
     for (const q of this.queues.values()) n += q.length;
     return n;
   }
 
+  private grant(tenant: string, taker: TurnTaker): void {
+    this.running = true;
+    this.turnStartMs = performance.now();
+    this.turnInstructions = 0;
+    this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
+    try {
+      taker.runTurn();
+    } finally {
+      this.running = false;
+      this.scheduleDispatch();
+    }
+  }
+
   private scheduleDispatch(): void {
     if (this.dispatchScheduled || this.running || this.queues.size === 0) return;
     this.dispatchScheduled = true;
-    setImmediate(() => {
-      this.dispatchScheduled = false;
-      this.dispatch();
-    });
+    setImmediate(this.dispatch);
   }
 
-  private dispatch(): void {
+  private readonly dispatch = (): void => {
+    this.dispatchScheduled = false;
     if (this.running) return;
     const next = this.queues.entries().next();
     if (next.done) return;
     const [tenant, queue] = next.value;
-    const waiter = queue.shift() as Waiter;
+    const taker = queue.shift() as TurnTaker;
     // Move the tenant to the back of the rotation (or drop it when it has nobody left waiting).
     this.queues.delete(tenant);
     if (queue.length > 0) this.queues.set(tenant, queue);
-    this.running = true;
-    this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
-    waiter.grant();
-  }
+    this.grant(tenant, taker);
+  };
 }

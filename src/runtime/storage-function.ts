@@ -15,11 +15,7 @@ import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
 import type { RegionSpec, SandboxMemory } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 
-/** A read a step asked for, in namespace bytes. */
-export interface ReadRequest {
-  readonly offsetBytes: number;
-  readonly lengthBytes: number;
-}
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** What the helpers of a running step act on; owned by the execution (execution.ts). */
 export interface StepState {
@@ -27,7 +23,10 @@ export interface StepState {
   readonly maxReadsPerStep: number;
   readonly maxOutputBytes: number;
   readonly scanMode: boolean;
-  reads: ReadRequest[];
+  /** Reads the step asked for so far: offsets and lengths in the first `readCount` entries. */
+  readCount: number;
+  readonly readOffsets: Float64Array;
+  readonly readLengths: Float64Array;
   readBytesThisStep: number;
   output: Uint8Array[];
   outputBytes: number;
@@ -83,6 +82,7 @@ export class StorageFunction {
   readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
   readonly loadedAt = new Date();
   private readonly freeSlots: Slot[] = [];
+  private readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
 
@@ -124,13 +124,23 @@ export class StorageFunction {
         entryArgs: [BigInt(this.sandbox.address(base))],
       });
     }
+    this.memoryMode = options.memoryMode ?? 'checked';
     const helpers = helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]);
     this.engine = new JitEngine(this.program, {
       helpers,
       memory: this.sandbox,
       maxCallDepth: MAX_CALL_DEPTH,
-      memoryMode: options.memoryMode ?? 'checked',
+      memoryMode: this.memoryMode,
     });
+  }
+
+  /**
+   * Whether the stack is zeroed before each step. Not for a program the verifier accepted (memory
+   * mode `verified`): it rejects every read of stack bytes not written earlier in the same run, so
+   * what an earlier step or execution left there can never be observed.
+   */
+  get clearStack(): boolean {
+    return this.memoryMode !== 'verified';
   }
 
   acquireSlot(): Slot | undefined {
@@ -159,23 +169,28 @@ export class StorageFunction {
         fn: (offset, length, _r3, _r4, _r5, call) => {
           const state = this.step(call.pc);
           if (state.scanMode) throw new StorageAccessError(call.pc, 'nb_read is not available in scan mode');
-          if (state.reads.length >= state.maxReadsPerStep) {
-            throw new BudgetExceededError('readsPerStep', state.maxReadsPerStep, `pc ${call.pc}: read ${state.reads.length + 1}`);
+          if (state.readCount >= state.maxReadsPerStep) {
+            throw new BudgetExceededError('readsPerStep', state.maxReadsPerStep, `pc ${call.pc}: read ${state.readCount + 1}`);
           }
-          if (length === 0n || offset + length > BigInt(state.namespaceSizeBytes)) {
+          // Numbers from here: a namespace is far below 2^53 bytes, so anything larger is out of it.
+          const o = offset <= MAX_SAFE ? Number(offset) : Number.POSITIVE_INFINITY;
+          const l = length <= MAX_SAFE ? Number(length) : Number.POSITIVE_INFINITY;
+          if (l === 0 || o + l > state.namespaceSizeBytes) {
             throw new StorageAccessError(
               call.pc,
               `read of ${length} bytes at offset ${offset} is outside the namespace of ${state.namespaceSizeBytes} bytes`,
             );
           }
-          if (BigInt(state.readBytesThisStep) + length > BigInt(MAX_DATA_BYTES_PER_STEP)) {
+          if (state.readBytesThisStep + l > MAX_DATA_BYTES_PER_STEP) {
             throw new StorageAccessError(
               call.pc,
               `reads of one step exceed the ${MAX_DATA_BYTES_PER_STEP}-byte data buffer (${state.readBytesThisStep} + ${length})`,
             );
           }
-          state.reads.push({ offsetBytes: Number(offset), lengthBytes: Number(length) });
-          state.readBytesThisStep += Number(length);
+          state.readOffsets[state.readCount] = o;
+          state.readLengths[state.readCount] = l;
+          state.readCount++;
+          state.readBytesThisStep += l;
           return 0n;
         },
       },

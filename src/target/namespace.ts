@@ -122,8 +122,11 @@ export class Namespace {
     return bytes <= MAX_CACHED_READ_BYTES ? this.cache?.view(offset, bytes) : undefined;
   }
 
-  /** Copy `[offset, offset + bytes)` into `dest` at `destOffset` if the page cache holds it all. */
-  readCachedInto(offset: number, bytes: number, dest: Uint8Array, destOffset: number): boolean {
+  /**
+   * Copy `[offset, offset + bytes)` into `dest` at `destOffset` if the page cache holds it all (a
+   * storage function's step reads straight into its sandbox this way); false otherwise.
+   */
+  readNow(offset: number, bytes: number, dest: Uint8Array, destOffset: number): boolean {
     return this.cache !== undefined && bytes <= MAX_CACHED_READ_BYTES && this.cache.readInto(offset, bytes, dest, destOffset);
   }
 

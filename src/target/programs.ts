@@ -505,7 +505,7 @@ export class ProgramService {
     const input = sqe.opcode === ProgramOpcode.ExecuteWithInput && data ? data : undefined;
     try {
       const result = await this.runtime.execute(entry.tenant, entry.name, {
-        reader: { sizeBytes: ns.sizeBytes, read: (offset, length) => ns.read(offset, length) },
+        reader: ns,
         params: [param0, param1],
         input,
         mode,
