@@ -267,9 +267,12 @@ describe('storage functions', () => {
     const a = executeStorageFunction(long, { reader: ns, params: [head, 0n], tenant: 'long' }, budget(), scheduler).then(() =>
       done.push('long'),
     );
-    const b = executeStorageFunction(other, { reader: short.ns, params: [short.head, 0n], tenant: 'short' }, budget(), scheduler).then(
-      () => done.push('short'),
-    );
+    const b = executeStorageFunction(
+      other,
+      { reader: short.ns, params: [short.head, 0n], tenant: 'short' },
+      budget(),
+      scheduler,
+    ).then(() => done.push('short'));
     await Promise.all([a, b]);
     assert.deepEqual(done, ['short', 'long'], 'the short execution is not stuck behind the long chain');
     assert.ok((scheduler.turnsGranted.get('long') ?? 0) > 10);
