@@ -9,7 +9,7 @@ import type { MemoryMode } from '../vm/jit/engine.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
 import { BudgetExceededError } from './errors.js';
 import { type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
-import { FairScheduler } from './scheduler.js';
+import { FairScheduler, type SchedulerOptions } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
 /** Checks a program before it is compiled; throws (e.g. a `VerifierError`) to refuse it. */
@@ -31,6 +31,8 @@ export interface StorageRuntimeOptions {
   readonly memoryMode?: MemoryMode;
   /** Limits of a tenant (host NQN); the defaults when omitted. */
   readonly limitsFor?: (tenant: string) => TenantLimits;
+  /** Bounds of one scheduler turn (the work a tenant's synchronous chain may do before it yields). */
+  readonly scheduler?: SchedulerOptions;
 }
 
 export interface ProgramInfo {
@@ -70,11 +72,13 @@ export class ProgramBusyError extends NearbpfError {
 export const MAX_PROGRAM_NAME_BYTES = 64;
 
 export class StorageRuntime {
-  readonly scheduler = new FairScheduler();
+  readonly scheduler: FairScheduler;
   private readonly programs = new Map<string, Map<string, StorageFunction>>();
   private readonly verifying = new Set<string>();
 
-  constructor(private readonly options: StorageRuntimeOptions) {}
+  constructor(private readonly options: StorageRuntimeOptions) {
+    this.scheduler = new FairScheduler(options.scheduler);
+  }
 
   limits(tenant: string): TenantLimits {
     return this.options.limitsFor?.(tenant) ?? DEFAULT_TENANT_LIMITS;

@@ -89,6 +89,8 @@ export function benchNamespaces(plan: BenchPlan): ShowcaseNamespace[] {
 export interface TargetProcess {
   readonly host: string;
   readonly port: number;
+  /** The target process (CPU figures read /proc/PID). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -132,6 +134,7 @@ export async function spawnTarget(
   });
   return {
     ...address,
+    pid: child.pid as number,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -389,14 +392,20 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
   }
 }
 
-/** Loopback run: target process on 127.0.0.1, client here. */
-export async function benchLoopback(plan: BenchPlan, err: ProgressStream): Promise<ClientFigures> {
+/** Loopback run: target process on 127.0.0.1, client here; `then` measures more against the same target. */
+export async function benchLoopback(
+  plan: BenchPlan,
+  err: ProgressStream,
+  then?: (target: TargetProcess) => Promise<void>,
+): Promise<ClientFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-pushdown-'));
   let target: TargetProcess | undefined;
   try {
     target = await spawnTarget(dir, benchNamespaces(plan), { host: '127.0.0.1', port: 0 });
     say(err, `target process listening on ${target.host}:${target.port}; building the data through NVMe writes`);
-    return await runClient({ host: target.host, port: target.port, plan, build: true, profile: 'full' }, err);
+    const figures = await runClient({ host: target.host, port: target.port, plan, build: true, profile: 'full' }, err);
+    await then?.(target);
+    return figures;
   } finally {
     await target?.stop();
     await rm(dir, { recursive: true, force: true });

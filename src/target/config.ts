@@ -42,7 +42,8 @@
  *   },
  *   "programs": {                               // storage functions: limits per tenant (host NQN)
  *     "defaults": { "maxSteps": 1024, "maxInstructionsPerStep": 2000000, ... }, // any TenantLimits field
- *     "tenants": { "nqn.2014-08.org.nvmexpress:uuid:...": { "maxSteps": 64 } } // overrides per host
+ *     "tenants": { "nqn.2014-08.org.nvmexpress:uuid:...": { "maxSteps": 64 } }, // overrides per host
+ *     "scheduler": { "maxTurnMicros": 100, "maxTurnInstructions": 200000 } // a synchronous chain yields after this much
  *   },
  *   "auth": {                                   // DH-HMAC-CHAP (NVMe in-band authentication)
  *     "hosts": {                                 // per host NQN: a host with a key must authenticate on every queue
@@ -74,6 +75,7 @@ import { DISCOVERY_NQN, NQN_MAX_BYTES } from '../protocol/constants.js';
 import { DH_GROUP_NAMES, type DhchapKey, DhchapKeyError, HASH_NAMES, parseDhchapKey } from '../protocol/dhchap.js';
 import { ConfigError } from '../protocol/errors.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../runtime/budget.js';
+import { DEFAULT_MAX_TURN_INSTRUCTIONS, DEFAULT_MAX_TURN_MICROS } from '../runtime/scheduler.js';
 import { type AuthPolicy, DEFAULT_AUTH_POLICY, type HostCredentials } from './auth.js';
 
 /** Upper bound of every storage-function limit in the configuration (each is a count or a size). */
@@ -148,7 +150,12 @@ export interface TargetConfig {
   digests: { header: boolean; data: boolean };
   limits: TargetLimits;
   /** Storage-function limits: defaults, and overrides per host NQN. */
-  programs: { defaults: TenantLimits; tenants: Map<string, TenantLimits> };
+  programs: {
+    defaults: TenantLimits;
+    tenants: Map<string, TenantLimits>;
+    /** Bounds of one scheduler turn: how long a tenant's synchronous chain may run before it yields. */
+    scheduler: { maxTurnMicros: number; maxTurnInstructions: number };
+  };
   subsystems: SubsystemConfig[];
   /** DH-HMAC-CHAP: credentials per host NQN and the target's preferences. */
   auth: AuthConfig;
@@ -380,7 +387,7 @@ function authConfig(input: unknown, baseDir: string): AuthConfig {
 function programLimits(input: unknown): TargetConfig['programs'] {
   const raw = input ?? {};
   if (!isObject(raw)) throw new ConfigError('programs', 'must be an object');
-  checkKeys(raw, ['defaults', 'tenants'], 'programs');
+  checkKeys(raw, ['defaults', 'tenants', 'scheduler'], 'programs');
   const keys = Object.keys(DEFAULT_TENANT_LIMITS) as (keyof TenantLimits)[];
   const parse = (v: unknown, base: TenantLimits, at: string): TenantLimits => {
     if (!isObject(v)) throw new ConfigError(at, 'must be an object');
@@ -399,7 +406,20 @@ function programLimits(input: unknown): TargetConfig['programs'] {
   const tenantsRaw = raw.tenants ?? {};
   if (!isObject(tenantsRaw)) throw new ConfigError('programs.tenants', 'must be an object keyed by host NQN');
   for (const [nqn, v] of Object.entries(tenantsRaw)) tenants.set(nqn, parse(v, defaults, `programs.tenants.${nqn}`));
-  return { defaults, tenants };
+  const schedulerRaw = raw.scheduler ?? {};
+  if (!isObject(schedulerRaw)) throw new ConfigError('programs.scheduler', 'must be an object');
+  checkKeys(schedulerRaw, ['maxTurnMicros', 'maxTurnInstructions'], 'programs.scheduler');
+  const scheduler = {
+    maxTurnMicros:
+      schedulerRaw.maxTurnMicros === undefined
+        ? DEFAULT_MAX_TURN_MICROS
+        : int(schedulerRaw.maxTurnMicros, 'programs.scheduler.maxTurnMicros', 1, 1_000_000),
+    maxTurnInstructions:
+      schedulerRaw.maxTurnInstructions === undefined
+        ? DEFAULT_MAX_TURN_INSTRUCTIONS
+        : int(schedulerRaw.maxTurnInstructions, 'programs.scheduler.maxTurnInstructions', 1, MAX_PROGRAM_LIMIT),
+  };
+  return { defaults, tenants, scheduler };
 }
 
 function defaultSubsystemJson(): Json {

@@ -47,6 +47,7 @@ import {
   StorageRuntime,
   UnknownProgramError,
 } from '../runtime/runtime.js';
+import type { SchedulerOptions } from '../runtime/scheduler.js';
 import { VerifierError } from '../verifier/errors.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
 import type { TargetLimits } from './config.js';
@@ -165,7 +166,7 @@ export class ProgramService {
 
   constructor(
     private readonly log: Logger,
-    limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits> },
+    limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits>; scheduler?: SchedulerOptions },
     private readonly quotas: ProgramServiceLimits,
   ) {
     this.verifier = new VerifierPool({
@@ -185,6 +186,7 @@ export class ProgramService {
       // The verifier proves every access of an accepted program in bounds.
       memoryMode: 'verified',
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
+      scheduler: limits.scheduler,
     });
   }
 

@@ -23,7 +23,13 @@ export interface TestTarget extends TargetHandle {
 }
 
 export async function startTestTarget(
-  overrides: { limits?: Record<string, number>; digests?: object; subsystems?: unknown[]; auth?: object } = {},
+  overrides: {
+    limits?: Record<string, number>;
+    digests?: object;
+    subsystems?: unknown[];
+    auth?: object;
+    programs?: object;
+  } = {},
   options: Partial<StartTargetOptions> = {},
 ): Promise<TestTarget> {
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-target-'));
@@ -35,6 +41,7 @@ export async function startTestTarget(
       limits: { handshakeTimeoutMs: 5000, ...overrides.limits },
       ...(overrides.digests ? { digests: overrides.digests } : {}),
       ...(overrides.auth ? { auth: overrides.auth } : {}),
+      ...(overrides.programs ? { programs: overrides.programs } : {}),
       subsystems: overrides.subsystems ?? [
         {
           nqn: SUBNQN,

@@ -6,6 +6,7 @@
  * (src/showcase/rtt.ts).
  */
 import { join } from 'node:path';
+import { type DataPathFigures, formatDataPath, measureDataPath } from '../../bench/pushdown-floors.js';
 import { UsageError } from '../../errors.js';
 import { type BenchPlan, benchLoopback, benchPlan, type ClientFigures, runClient } from '../../showcase/bench.js';
 import { figureFiles, headline, writeFigures } from '../../showcase/figures.js';
@@ -86,9 +87,13 @@ export const benchPushdownCommand: Command = {
     const w = (s: string) => io.stdout.write(s);
     // --rtt alone: only the sweep through the delay proxy (the loopback figures are left as they are).
     let figures: ClientFigures | undefined;
+    let dataPath: DataPathFigures | undefined;
     if (!values.rtt || values.netns) {
       say(err, `bench-pushdown${plan.quick ? ' --quick' : ''}: loopback (target process on 127.0.0.1)`);
-      figures = await benchLoopback(plan, err);
+      figures = await benchLoopback(plan, err, async (target) => {
+        say(err, '  data path: floors, server CPU per lookup, fairness');
+        dataPath = await measureDataPath(target, { latency: plan.latencyOps, throughput: plan.throughputOps });
+      });
     }
     let rtt: RttFigure[] = [];
     let sweepRtt = values.rtt ?? false;
@@ -121,6 +126,10 @@ export const benchPushdownCommand: Command = {
     if (figures) {
       w('\nheadline (loopback, target in its own process):\n');
       w(headline(figures).text);
+    }
+    if (dataPath) {
+      w('\ndata path (server CPU from /proc of the target process; ratios measured in this run):\n');
+      w(formatDataPath(dataPath, figures?.depth.find((d) => d.depth === 6)?.fetched.p50Us));
     }
     if (rtt.length > 0) printRtt(rtt, w);
     if (sweep) {
