@@ -8,6 +8,7 @@ import {
   FatalErrorStatus,
   GenericStatus,
   MIN_MAX_H2C_DATA_BYTES,
+  PduFlags,
   PduType,
   SGL_IN_CAPSULE,
   SGL_TRANSPORT,
@@ -16,7 +17,8 @@ import {
 } from '../protocol/constants.js';
 import { NvmeStatusError, PduError, TransportError } from '../protocol/errors.js';
 import { PduFramer } from '../protocol/framer.js';
-import { type DataPdu, type DigestOptions, decodePdu, encodePdu, type Pdu, type R2TPdu } from '../protocol/pdu.js';
+import { type DataPdu, decodePdu, type Pdu, type R2TPdu } from '../protocol/pdu.js';
+import { PduWriter } from '../protocol/pdu-writer.js';
 import { type Cqe, type Sqe, statusDnr, statusOk, statusSc, statusSct } from '../protocol/sqe.js';
 
 export interface QueueOptions {
@@ -59,12 +61,16 @@ interface Pending {
   dataInEnd: number;
   variableDataIn: boolean;
   dataError: Error | null;
-  timer: NodeJS.Timeout;
+  /** performance.now() at submission: the queue's one timer fails commands older than the timeout. */
+  submittedMs: number;
 }
 
 export class HostQueue {
   private readonly framer: PduFramer;
-  private digests: DigestOptions = { headerDigest: false, dataDigest: false };
+  /** Every PDU we send: encoded into a reused arena, one socket write per event-loop turn. */
+  private readonly out: PduWriter;
+  /** One timer per queue (not per command) for command timeouts. */
+  private readonly timeoutTimer: NodeJS.Timeout;
   private readonly pending = new Map<number, Pending>();
   private readonly slotGenerations: Uint16Array;
   private readonly freeSlots: number[];
@@ -91,6 +97,12 @@ export class HostQueue {
     this.slotGenerations = new Uint16Array(options.depth);
     this.freeSlots = Array.from({ length: options.depth }, (_, i) => options.depth - 1 - i);
     socket.setNoDelay(true);
+    this.out = new PduWriter(socket);
+    this.timeoutTimer = setInterval(
+      () => this.checkTimeouts(),
+      Math.max(10, Math.min(1000, Math.floor(options.commandTimeoutMs / 4))),
+    );
+    this.timeoutTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.fail(new TransportError(`socket error: ${e.message}`)));
     socket.on('close', () => this.fail(new TransportError('connection closed')));
@@ -138,7 +150,7 @@ export class HostQueue {
         clearTimeout(t);
         reject(e);
       };
-      q.send({
+      q.out.pdu({
         type: PduType.ICReq,
         pfv: 0,
         hpda: 0,
@@ -157,7 +169,7 @@ export class HostQueue {
     const header = (resp.dgst & DigestEnable.HEADER) !== 0;
     const data = (resp.dgst & DigestEnable.DATA) !== 0;
     q.digestsGranted = { header, data };
-    q.digests = { headerDigest: header, dataDigest: data, pdoAlignBytes: (resp.cpda + 1) * 4 };
+    q.out.digests = { headerDigest: header, dataDigest: data, pdoAlignBytes: (resp.cpda + 1) * 4 };
     q.framer.setDigests(header, data);
     q.maxH2CDataBytes = resp.maxH2CDataBytes;
     return q;
@@ -199,10 +211,6 @@ export class HostQueue {
       cmd.sglType = SGL_TRANSPORT;
     }
     return new Promise<CommandResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new TransportError(`command 0x${sqe.opcode.toString(16)} timed out after ${this.options.commandTimeoutMs} ms`));
-      }, this.options.commandTimeoutMs);
-      timer.unref();
       this.pending.set(cid, {
         sqe: cmd,
         resolve,
@@ -214,9 +222,9 @@ export class HostQueue {
         dataInEnd: 0,
         variableDataIn: io.variableDataIn === true,
         dataError: null,
-        timer,
+        submittedMs: performance.now(),
       });
-      this.send({ type: PduType.CapsuleCmd, sqe: cmd, data: inCapsule });
+      this.out.capsuleCmd(cmd, inCapsule);
     });
   }
 
@@ -224,7 +232,6 @@ export class HostQueue {
     const p = this.pending.get(cid);
     if (!p) return undefined;
     this.pending.delete(cid);
-    clearTimeout(p.timer);
     this.freeSlots.push(cid & ((1 << this.slotBits) - 1));
     this.waiters.shift()?.();
     return p;
@@ -247,7 +254,8 @@ export class HostQueue {
       }
     } catch (e) {
       if (e instanceof PduError) {
-        this.send({ type: PduType.H2CTermReq, fes: e.fes, fei: e.fei, errorHeader: Buffer.alloc(0) });
+        this.out.pdu({ type: PduType.H2CTermReq, fes: e.fes, fei: e.fei, errorHeader: Buffer.alloc(0) });
+        this.out.flush();
         this.fail(new TransportError(`protocol error from target: ${e.message}`, e.fes));
       } else {
         this.fail(e as Error);
@@ -327,31 +335,33 @@ export class HostQueue {
       throw new PduError('r2tl', 'R2T outside the command data', FatalErrorStatus.DataTransferOutOfRange, 16, r2t.r2tl);
     }
     const end = r2t.r2to + r2t.r2tl;
-    this.socket.cork();
     for (let off = r2t.r2to; off < end; off += this.maxH2CDataBytes) {
       const n = Math.min(this.maxH2CDataBytes, end - off);
-      this.send({
-        type: PduType.H2CData,
-        cccid: r2t.cccid,
-        ttag: r2t.ttag,
-        datao: off,
-        last: off + n >= end,
-        success: false,
-        data: p.dataOut.subarray(off, off + n),
-      });
+      const last = off + n >= end;
+      // Large pieces are written from the caller's buffer, which it keeps until the command completes.
+      this.out.dataPdu(PduType.H2CData, r2t.cccid, r2t.ttag, off, p.dataOut.subarray(off, off + n), last ? PduFlags.LAST_PDU : 0);
     }
-    this.socket.uncork();
   }
 
-  private send(pdu: Pdu): void {
-    if (this.socket.destroyed) return;
-    for (const part of encodePdu(pdu, this.digests)) this.socket.write(part);
+  /** The queue's timer: a command without a response after `commandTimeoutMs` fails the queue. */
+  private checkTimeouts(): void {
+    if (this.pending.size === 0) return;
+    const now = performance.now();
+    for (const p of this.pending.values()) {
+      if (now - p.submittedMs > this.options.commandTimeoutMs) {
+        this.fail(
+          new TransportError(`command 0x${p.sqe.opcode.toString(16)} timed out after ${this.options.commandTimeoutMs} ms`),
+        );
+        return;
+      }
+    }
   }
 
   /** Fail every outstanding command and close the socket. */
   private fail(err: Error): void {
     if (this.closedError) return;
     this.closedError = err;
+    clearInterval(this.timeoutTimer);
     this.onClosedOnce?.(err);
     for (const cid of [...this.pending.keys()]) this.finish(cid)?.reject(err);
     for (const w of this.waiters.splice(0)) w();
@@ -364,6 +374,7 @@ export class HostQueue {
 
   /** Send raw bytes (tests of hostile input). */
   sendRaw(bytes: Buffer): void {
+    this.out.flush();
     this.socket.write(bytes);
   }
 }
