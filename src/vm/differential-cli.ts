@@ -22,6 +22,8 @@ import { type Comparison, compareEngines, describeOutcome, outcomeKey } from './
 export interface FuzzSummary {
   programs: number;
   disagreements: number;
+  /** Programs also run (and agreeing) with the JIT in verified memory mode: those that made no memory fault. */
+  verifiedCompared: number;
   outcomes: Map<string, number>;
   instructionKinds: Map<string, number>;
   structuredFunctions: number;
@@ -35,6 +37,7 @@ export function fuzz(seed: number, count: number, timeBudgetMs = Number.POSITIVE
   const summary: FuzzSummary = {
     programs: 0,
     disagreements: 0,
+    verifiedCompared: 0,
     outcomes: new Map(),
     instructionKinds: new Map(),
     structuredFunctions: 0,
@@ -52,8 +55,10 @@ export function fuzz(seed: number, count: number, timeBudgetMs = Number.POSITIVE
       args: generated.args,
       // Every other program runs twice on the same engine, to catch state leaking between runs.
       runs: 1 + (generated.seed & 1),
+      alsoVerified: true,
     });
     summary.programs++;
+    if (comparison.verifiedCompared) summary.verifiedCompared++;
     for (const insn of generated.program) bump(summary.instructionKinds, instructionKind(insn));
     bump(summary.outcomes, outcomeKey(comparison.interpreter));
     for (const s of comparison.structured ?? []) {
@@ -99,6 +104,7 @@ function main(): number {
   const byKind = [...s.instructionKinds].sort((a, b) => a[0].localeCompare(b[0]));
   console.log(byKind.map(([k, n]) => `${k}=${n}`).join(' '));
   console.log(`functions: ${s.structuredFunctions} structured, ${s.dispatchedFunctions} dispatched`);
+  console.log(`also run in verified memory mode (no memory fault in checked mode): ${s.verifiedCompared}`);
   console.log(`disagreements: ${s.disagreements}`);
   if (s.first === undefined) return 0;
   const { generated, comparison } = s.first;

@@ -46,6 +46,11 @@ export interface DifferentialOptions {
   /** How the JIT compiles memory accesses (default `checked`, the interpreter's rule). */
   readonly jitMemoryMode?: MemoryMode;
   /**
+   * Also run the JIT in `verified` mode (no bounds checks) when the interpreter's runs made no
+   * memory fault: every access was then in bounds, so the unchecked code must agree exactly.
+   */
+  readonly alsoVerified?: boolean;
+  /**
    * Runs of the same engine instance over the same sandbox (default 1). Later runs start from the
    * memory the earlier ones left, and show any state an engine leaks from one run to the next.
    */
@@ -83,6 +88,8 @@ export interface Comparison {
   readonly diff?: string;
   /** Per function, whether the JIT structured it (false: dispatch loop). Absent if it failed to load. */
   readonly structured?: readonly boolean[];
+  /** Whether the verified-mode JIT ran too (see `DifferentialOptions.alsoVerified`). */
+  readonly verifiedCompared?: boolean;
 }
 
 /** Run `program` on both engines; the outcomes reported are those of the first run that differs, else the last. */
@@ -90,17 +97,30 @@ export function compareEngines(program: Program, options: DifferentialOptions): 
   const interpreter = runOn('interpreter', program, options);
   const jit = runOn('jit', program, options);
   const structured = jit.structured === undefined ? {} : { structured: jit.structured };
-  const runs = Math.max(interpreter.outcomes.length, jit.outcomes.length);
+  const first = firstDifference(interpreter.outcomes, jit.outcomes);
+  if (first !== undefined) return { agree: false, ...first, ...structured };
+  const last = { interpreter: interpreter.outcomes.at(-1) as Outcome, jit: jit.outcomes.at(-1) as Outcome };
+  const faulted = interpreter.outcomes.some((o) => o.kind === 'error' && o.code === 'ERR_MEMORY_ACCESS');
+  if (options.alsoVerified !== true || faulted) return { agree: true, ...last, ...structured };
+  const verified = runOn('jit', program, { ...options, jitMemoryMode: 'verified' });
+  const v = firstDifference(interpreter.outcomes, verified.outcomes);
+  if (v !== undefined) return { agree: false, ...v, diff: `verified mode: ${v.diff}`, ...structured, verifiedCompared: true };
+  return { agree: true, ...last, ...structured, verifiedCompared: true };
+}
+
+/** The first run whose outcomes differ (a load error ends a list early: compare it with whatever the other did). */
+function firstDifference(
+  a: readonly Outcome[],
+  b: readonly Outcome[],
+): { interpreter: Outcome; jit: Outcome; diff: string } | undefined {
+  const runs = Math.max(a.length, b.length);
   for (let i = 0; i < runs; i++) {
-    // A load error ends the list early: compare it with whatever the other engine did.
-    const a = interpreter.outcomes[Math.min(i, interpreter.outcomes.length - 1)];
-    const b = jit.outcomes[Math.min(i, jit.outcomes.length - 1)];
-    const diff = describeDifference(a, b);
-    if (diff !== undefined) {
-      return { agree: false, interpreter: a, jit: b, diff: runs > 1 ? `run ${i + 1}: ${diff}` : diff, ...structured };
-    }
+    const x = a[Math.min(i, a.length - 1)];
+    const y = b[Math.min(i, b.length - 1)];
+    const diff = describeDifference(x, y);
+    if (diff !== undefined) return { interpreter: x, jit: y, diff: runs > 1 ? `run ${i + 1}: ${diff}` : diff };
   }
-  return { agree: true, interpreter: interpreter.outcomes[runs - 1], jit: jit.outcomes[runs - 1], ...structured };
+  return undefined;
 }
 
 function runOn(
