@@ -146,6 +146,9 @@ export async function startLoopbackSession(options: {
       ioQueues: options.ioQueues ?? 1,
       queueDepth: options.queueDepth ?? 64,
       keepAliveTimeoutMs: SHOWCASE_KATO_MS,
+      // A LOAD completes when the target has verified the program, which it allows up to its
+      // verifyTimeoutMs (60 s by default): wait longer than that, not the default 30 s.
+      commandTimeoutMs: 120_000,
     });
     const handle = target;
     return {
