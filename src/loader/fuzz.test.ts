@@ -31,7 +31,7 @@ function hotRanges(bytes: Uint8Array): [number, number][] {
 }
 
 describe('loader fuzz', () => {
-  it(`${ITERATIONS} mutated objects load or fail with a LoaderError`, () => {
+  it(`${ITERATIONS} mutated objects load or fail with a LoaderError`, (t) => {
     const random = prng(SEED);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
     const originals = exampleObjectNames().map((n) => ({ name: n, bytes: exampleObject(n), hot: hotRanges(exampleObject(n)) }));
@@ -78,6 +78,7 @@ describe('loader fuzz', () => {
     // Mutations must exercise both paths, or the fuzzer tests nothing.
     assert.ok(outcomes.loaded > 50, `only ${outcomes.loaded} mutated objects loaded`);
     assert.ok(outcomes.rejected.size >= 5, `rejections: ${[...outcomes.rejected.keys()].join(', ')}`);
-    assert.ok(seconds < 15, `took ${seconds.toFixed(1)} s`);
+    // Reported, not asserted: timings belong in benchmarks (a loaded machine would fail a bound).
+    t.diagnostic(`${ITERATIONS} objects in ${seconds.toFixed(1)} s`);
   });
 });
