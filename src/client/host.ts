@@ -286,7 +286,16 @@ export class NvmeTcpHost {
       throw new AuthenticationError('the target asks for a secure channel (TLS), which is not supported');
     if (dw0 & CONNECT_AUTHREQ_ATR) {
       if (!this.dhchap) throw new AuthenticationError('the target requires authentication: give a DH-HMAC-CHAP secret');
-      const result = await authenticateQueue(q, this.dhchap, this.hostNqn, this.options.subsystemNqn);
+      let result: AuthResult;
+      try {
+        result = await authenticateQueue(q, this.dhchap, this.hostNqn, this.options.subsystemNqn);
+      } catch (e) {
+        // Some controllers (Linux nvmet) drop the connection instead of answering with Failure1.
+        if (e instanceof TransportError) {
+          throw new AuthenticationError(`the controller ended the connection during authentication (refused?): ${e.message}`);
+        }
+        throw e;
+      }
       if (qid === 0) this.authentication = result;
     } else if (this.dhchap?.controllerKey) {
       // The controller key means "verify the target": one that does not authenticate cannot be verified.

@@ -357,7 +357,10 @@ export class ProgramService {
     } catch (e) {
       const c = this.failureOf(e);
       this.remember(ctl, key, messageOf(e));
-      this.log.info('program load refused', { host: tenant, name, error: e instanceof Error ? e.message : String(e) });
+      const fields = { host: tenant, name, error: e instanceof Error ? e.message : String(e) };
+      // A refusal is the host's business; a failure the target cannot explain is the operator's.
+      if (!(e instanceof NearbpfError) && !(e instanceof ProgramImageError)) this.log.error('program load failed', fields);
+      else this.log.info('program load refused', fields);
       return c;
     }
   }

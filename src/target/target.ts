@@ -270,7 +270,7 @@ export class NvmeTcpTarget implements CommandRouter {
     const auth = new QueueAuthentication(hostNqn, subNqn, c, this.config.auth);
     this.auths.set(conn, auth);
     const timer = setTimeout(() => {
-      if (auth.authenticated) return;
+      if (auth.authenticated || this.auths.get(conn) !== auth) return; // done, or the queue is gone
       this.log.warn('authentication timed out: closing the queue', {
         host: hostNqn,
         subsystem: subNqn,

@@ -5,7 +5,10 @@
  * output. Data the host compares with the namespace files is printed as
  * `NEARBPF-REGION <nsid> <offset> <length> <md5>` (bytes), informational lines as `NEARBPF-INFO`.
  * Kernel command line: nearbpf.nqn=, nearbpf.digest=0|1, nearbpf.full=0|1 (multi-queue 8 MiB I/O,
- * keep-alive across idle, reconnect, ext4, storage functions), nearbpf.mode=nvmet (reference target).
+ * keep-alive across idle, reconnect, ext4, storage functions), nearbpf.mode=nvmet (reference target),
+ * nearbpf.mode=auth (DH-HMAC-CHAP as the initiator: nearbpf.key=, nearbpf.ckey=, nearbpf.badkey=,
+ * nearbpf.badckey=); with nearbpf.mode=nvmet, nearbpf.hostnqn= plus nearbpf.key= (and nearbpf.ckey=)
+ * make the reference target require DH-HMAC-CHAP of that host (nearbpf.hash=, nearbpf.dhgroup=).
  */
 export const GUEST_INIT = `#!/bin/sh
 export PATH=/bin:/usr/sbin
@@ -21,10 +24,17 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-NQN=""; DIGEST=0; MODE=initiator; FULL=0
+NQN=""; DIGEST=0; MODE=initiator; FULL=0; KEY=""; CKEY=""; BADKEY=""; BADCKEY=""; HOSTNQN=""; HASH=""; DHGROUP=""
 for kv in $(cat /proc/cmdline); do
   case "$kv" in
     nearbpf.nqn=*) NQN="\${kv#*=}" ;;
+    nearbpf.key=*) KEY="\${kv#*=}" ;;
+    nearbpf.ckey=*) CKEY="\${kv#*=}" ;;
+    nearbpf.badkey=*) BADKEY="\${kv#*=}" ;;
+    nearbpf.badckey=*) BADCKEY="\${kv#*=}" ;;
+    nearbpf.hostnqn=*) HOSTNQN="\${kv#*=}" ;;
+    nearbpf.hash=*) HASH="\${kv#*=}" ;;
+    nearbpf.dhgroup=*) DHGROUP="\${kv#*=}" ;;
     nearbpf.digest=*) DIGEST="\${kv#*=}" ;;
     nearbpf.mode=*) MODE="\${kv#*=}" ;;
     nearbpf.full=*) FULL="\${kv#*=}" ;;
@@ -35,7 +45,21 @@ if [ "$MODE" = nvmet ]; then
   # device rather than a file on the initramfs, whose ramfs cannot fallocate (Write Zeroes would fail).
   mount -t configfs none /sys/kernel/config
   S=/sys/kernel/config/nvmet/subsystems/$NQN
-  mkdir "$S" && echo 1 > "$S/attr_allow_any_host"
+  mkdir "$S"
+  if [ -n "$KEY" ]; then
+    # DH-HMAC-CHAP: only this host, and only with its key (and the controller key, if given).
+    H=/sys/kernel/config/nvmet/hosts/$HOSTNQN
+    mkdir "$H"
+    echo -n "$KEY" > "$H/dhchap_key"
+    [ -n "$CKEY" ] && echo -n "$CKEY" > "$H/dhchap_ctrl_key"
+    [ -n "$HASH" ] && echo -n "$HASH" > "$H/dhchap_hash"
+    [ -n "$DHGROUP" ] && echo -n "$DHGROUP" > "$H/dhchap_dhgroup"
+    echo 0 > "$S/attr_allow_any_host"
+    ln -s "$H" "$S/allowed_hosts/$HOSTNQN"
+    echo "NEARBPF-INFO nvmet requires DH-HMAC-CHAP of $HOSTNQN: hash $(cat "$H/dhchap_hash") group $(cat "$H/dhchap_dhgroup")"
+  else
+    echo 1 > "$S/attr_allow_any_host"
+  fi
   mkdir "$S/namespaces/1"
   echo -n /dev/ram0 > "$S/namespaces/1/device_path"
   echo 1 > "$S/namespaces/1/enable"
@@ -215,6 +239,36 @@ region() {
   bs=65536; [ $(($3 % 1048576)) = 0 ] && [ $(($4 % 1048576)) = 0 ] && bs=1048576
   echo "NEARBPF-REGION $1 $3 $4 $(dd if=$2 bs=$bs skip=$(($3 / bs)) count=$(($4 / bs)) iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
 }
+
+if [ "$MODE" = auth ]; then
+  # DH-HMAC-CHAP against our target: the right key (plain; digests and 2 I/O queues; bidirectional)
+  # connects and moves data; a wrong or missing key, and a wrong controller key, are refused.
+  dd if=/dev/urandom of=/tmp/a bs=65536 count=4 2>/dev/null
+  auth_session() {
+    nvme connect $ADDR -n "$NQN" "$@" || return 1
+    rc=0
+    wait_devs || rc=1
+    [ $rc = 0 ] && echo "NEARBPF-INFO queue_count $(cat /sys/class/nvme/$CTRL/queue_count)"
+    [ $rc = 0 ] && { dd if=/tmp/a of="$NS1" bs=65536 oflag=direct && dd if="$NS1" of=/tmp/b bs=65536 count=4 iflag=direct && cmp /tmp/a /tmp/b; } || rc=1
+    nvme disconnect -n "$NQN" || rc=1
+    wait_gone || rc=1
+    return $rc
+  }
+  queues_at_least() { minq=$1; shift; auth_session "$@" >/tmp/q 2>&1; rc=$?; cat /tmp/q; [ $rc = 0 ] && [ "$(sed -n 's/.*queue_count //p' /tmp/q)" -ge "$minq" ]; }
+  refused() {
+    if nvme connect $ADDR -n "$NQN" "$@"; then echo "connect succeeded"; nvme disconnect -n "$NQN"; return 1; fi
+    find_devs; [ -z "$CTRL" ]
+  }
+  run auth-plain 90 auth_session -i 1 --dhchap-secret="$KEY"
+  run auth-digests-2-queues 90 queues_at_least 3 -i 2 --hdr-digest --data-digest --dhchap-secret="$KEY"
+  run auth-bidirectional 90 auth_session -i 2 --dhchap-secret="$KEY" --dhchap-ctrl-secret="$CKEY"
+  run auth-wrong-key-refused 90 refused -i 1 --dhchap-secret="$BADKEY"
+  run auth-missing-key-refused 90 refused -i 1
+  run auth-wrong-ctrl-key-refused 90 refused -i 1 --dhchap-secret="$KEY" --dhchap-ctrl-secret="$BADCKEY"
+  dmesg | grep -i -E 'nvme|auth' | tail -n 40
+  echo NEARBPF-DONE
+  poweroff -f
+fi
 
 run discover 60 nvme discover $ADDR
 if nvme discover $ADDR 2>/dev/null | grep -q "$NQN"; then ok discovery-lists-subsystem; else fail discovery-lists-subsystem; fi

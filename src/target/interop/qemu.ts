@@ -65,8 +65,8 @@ const TOOLS = [
   'apt-get',
   'gzip',
 ];
-const APT_PACKAGES = 'qemu-system-x86 nvme-cli e2fsprogs busybox-static cpio kmod socat';
-const MODULES = ['crc32c_generic', 'e1000', 'nvme-tcp', 'nvmet-tcp', 'brd', 'ext4'];
+export const APT_PACKAGES = 'qemu-system-x86 nvme-cli e2fsprogs busybox-static cpio kmod socat';
+export const MODULES = ['crc32c_generic', 'e1000', 'nvme-tcp', 'nvmet-tcp', 'brd', 'ext4'];
 /** Host binaries copied into the initramfs with their libraries. */
 const GUEST_BINARIES = ['nvme', 'mkfs.ext4', 'e2fsck'];
 const APPLETS = [
@@ -202,10 +202,42 @@ const exists = (p: string) =>
     () => false,
   );
 
+/**
+ * A private apt source (its own source list, lists and cache under `cacheDir`), so a kernel from another
+ * suite can be fetched without touching the machine's apt sources.
+ */
+export interface AptSource {
+  /** One `deb ...` line. */
+  line: string;
+  /** Package names to consider (the newest matching one is taken). */
+  pattern: RegExp;
+}
+
+async function privateApt(cacheDir: string, source: AptSource, log: (s: string) => void): Promise<string[]> {
+  const lists = join(cacheDir, 'apt-lists');
+  await mkdir(join(lists, 'partial'), { recursive: true });
+  await mkdir(join(cacheDir, 'apt-cache', 'archives', 'partial'), { recursive: true });
+  await writeFile(join(cacheDir, 'sources.list'), `${source.line}\n`);
+  const opts = [
+    '-o',
+    `Dir::Etc::sourcelist=${join(cacheDir, 'sources.list')}`,
+    '-o',
+    'Dir::Etc::sourceparts=-',
+    '-o',
+    `Dir::State::Lists=${lists}`,
+    '-o',
+    `Dir::Cache=${join(cacheDir, 'apt-cache')}`,
+  ];
+  log(`apt-get update (private source: ${source.line})`);
+  await exec('apt-get', [...opts, '-qq', 'update']);
+  return opts;
+}
+
 /** Download and unpack the newest linux-image-*-amd64-unsigned once; returns the kernel and module tree. */
-async function prepareKernel(
+export async function prepareKernel(
   cacheDir: string,
   log: (s: string) => void,
+  source?: AptSource,
 ): Promise<{ vmlinuz: string; root: string; version: string }> {
   const root = join(cacheDir, 'root');
   const find = async () => {
@@ -216,16 +248,17 @@ async function prepareKernel(
   const found = await find();
   if (found) return found;
   await mkdir(cacheDir, { recursive: true });
-  const { stdout } = await exec('apt-cache', ['search', '--names-only', '^linux-image-[0-9].*-amd64-unsigned$']);
+  const apt = source ? await privateApt(cacheDir, source, log) : [];
+  const { stdout } = await exec('apt-cache', [...apt, 'search', '--names-only', '^linux-image-[0-9].*-amd64-unsigned$']);
   const pkgs = stdout
     .split('\n')
     .map((l) => l.split(' ')[0])
-    .filter((p) => /^linux-image-[0-9.]+-\d+-amd64-unsigned$/.test(p))
+    .filter((p) => (source?.pattern ?? /^linux-image-[0-9.]+-\d+-amd64-unsigned$/).test(p))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const pkg = pkgs.at(-1);
   if (!pkg) throw new InteropError('no linux-image-*-amd64-unsigned package found (run apt-get update)');
   log(`downloading ${pkg}`);
-  await exec('apt-get', ['download', pkg], { cwd: cacheDir });
+  await exec('apt-get', [...apt, 'download', pkg], { cwd: cacheDir });
   const deb = (await readdir(cacheDir)).find((f) => f.startsWith(pkg) && f.endsWith('.deb'));
   if (!deb) throw new InteropError(`apt-get download ${pkg} produced no .deb`);
   await exec('dpkg-deb', ['-x', join(cacheDir, deb), root]);
@@ -236,7 +269,7 @@ async function prepareKernel(
 }
 
 /** A gzip'd newc initramfs with busybox, nvme-cli and its libraries, the modules and /init. */
-async function buildInitramfs(kernel: { root: string; version: string }, out: string): Promise<void> {
+export async function buildInitramfs(kernel: { root: string; version: string }, out: string, modules = MODULES): Promise<void> {
   const stage = await mkdtemp(join(tmpdir(), 'nearbpf-initramfs-'));
   try {
     for (const d of ['bin', 'usr/sbin', 'proc', 'sys', 'dev', 'tmp', 'run', 'etc/nvme'])
@@ -265,7 +298,7 @@ async function buildInitramfs(kernel: { root: string; version: string }, out: st
     }
     const modRoot = join(kernel.root, 'lib/modules', kernel.version);
     const order: string[] = [];
-    for (const mod of MODULES) {
+    for (const mod of modules) {
       const { stdout } = await exec('modprobe', ['-d', kernel.root, '-S', kernel.version, '--show-depends', mod]);
       for (const line of stdout.split('\n')) {
         const path = /^insmod (\S+)/.exec(line)?.[1];
@@ -298,7 +331,7 @@ interface Guest {
   kill(): void;
 }
 
-function startGuest(vmlinuz: string, initrd: string, netdev: string, append: string): Guest {
+export function startGuest(vmlinuz: string, initrd: string, netdev: string, append: string): Guest {
   const args = [
     '-accel',
     'tcg',
@@ -366,7 +399,7 @@ function startGuest(vmlinuz: string, initrd: string, netdev: string, append: str
 }
 
 /** Runs the guest until it reports NEARBPF-DONE (or panics, exits, or times out); returns its console. */
-async function boot(
+export async function boot(
   vmlinuz: string,
   initrd: string,
   port: number,
@@ -392,7 +425,7 @@ async function boot(
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -402,6 +435,18 @@ async function freePort(): Promise<number> {
       srv.close(() => (a && typeof a !== 'string' ? resolve(a.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** `check(name, f)`: run f, record 'ok' or its error message under name. */
+export function checker(checks: Record<string, 'ok' | string>) {
+  return async (name: string, f: () => Promise<unknown>): Promise<void> => {
+    try {
+      await f();
+      checks[name] = 'ok';
+    } catch (e) {
+      checks[name] = String((e as Error).message ?? e);
+    }
+  };
 }
 
 export interface ClientInteropResult {
@@ -429,14 +474,7 @@ async function clientAgainstNvmet(
     `nearbpf.mode=nvmet nearbpf.nqn=${nqn}`,
   );
   const checks: Record<string, 'ok' | string> = {};
-  const check = async (name: string, f: () => Promise<unknown>) => {
-    try {
-      await f();
-      checks[name] = 'ok';
-    } catch (e) {
-      checks[name] = String((e as Error).message ?? e);
-    }
-  };
+  const check = checker(checks);
   try {
     await guest.waitFor(/NEARBPF-NVMET-READY/, timeoutMs);
     await check('discovery log', async () => {
@@ -504,7 +542,7 @@ async function clientAgainstNvmet(
   return { scenario, checks, passed: Object.values(checks).length >= 11 && Object.values(checks).every((v) => v === 'ok') };
 }
 
-interface TargetEvent {
+export interface TargetEvent {
   level: 'debug' | 'info' | 'warn' | 'error';
   msg: string;
   fields: Record<string, unknown>;
@@ -677,7 +715,7 @@ export async function runClientInterop(options: InteropOptions = {}): Promise<Cl
   return out;
 }
 
-export const INTEROP_USAGE = `nearbpf interop [--cache DIR] [--verbose]
+export const INTEROP_USAGE = `nearbpf interop [--cache DIR] [--verbose] [--auth-only]
 
 Boots Debian's kernel under QEMU and runs the Linux NVMe/TCP initiator (nvme-cli) against the target,
 once plain and once with header and data digests: discovery, connect with 2 I/O queues and a 5 s KATO,
@@ -685,7 +723,11 @@ identify, direct I/O, flush, write zeroes, deallocate, three concurrent 8 MiB O_
 staying connected idle for 12 s, disconnect and reconnect, ext4 (mkfs, mount, files, e2fsck -fn) on a
 4 KiB-block namespace, and storage functions loaded, listed, executed and unloaded through
 nvme admin-passthru / io-passthru; the namespace files and the target's log are checked too.
-Then runs our client against the kernel's own target (nvmet-tcp) in the same guest.
+Then runs our client against the kernel's own target (nvmet-tcp) in the same guest. Finally
+DH-HMAC-CHAP on bookworm-backports' 6.12 kernel (fetched through a private apt source list): Linux +
+nvme-cli against our target (right key plain, with digests and 2 I/O queues, bidirectional; wrong,
+missing and wrong controller keys refused), and our host against nvmet requiring keys both ways.
+  --auth-only   only the DH-HMAC-CHAP runs
 Needs: apt-get install -y ${APT_PACKAGES}`;
 
 /** The `interop` subcommand, shaped like the CLI's `Command` table entries. Exit 1 if any check fails. */
@@ -697,14 +739,26 @@ export const interopCommand = {
     args: string[],
     io: { stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } },
   ): Promise<number> {
-    let values: { cache?: string; verbose?: boolean };
+    let values: { cache?: string; verbose?: boolean; 'auth-only'?: boolean };
     try {
-      ({ values } = parseArgs({ args, options: { cache: { type: 'string' }, verbose: { type: 'boolean' } }, strict: true }));
+      ({ values } = parseArgs({
+        args,
+        options: { cache: { type: 'string' }, verbose: { type: 'boolean' }, 'auth-only': { type: 'boolean' } },
+        strict: true,
+      }));
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
     const started = Date.now();
-    const results = await runInterop({ cacheDir: values.cache, log: (s) => io.stderr.write(`${s}\n`) });
+    const log = (s: string) => io.stderr.write(`${s}\n`);
+    const { runAuthInterop } = await import('./auth-interop.js');
+    if (values['auth-only']) {
+      const auth = await runAuthInterop({ cacheDir: values.cache, log });
+      printAuth(io, auth, values.verbose ?? false);
+      io.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+      return auth.every((r) => r.passed) ? 0 : 1;
+    }
+    const results = await runInterop({ cacheDir: values.cache, log });
     for (const r of results) {
       io.stdout.write(`${r.scenario}: ${r.passed ? 'PASS' : 'FAIL'} (${r.seconds.toFixed(0)} s)\n`);
       for (const [s, v] of Object.entries(r.steps)) {
@@ -719,7 +773,21 @@ export const interopCommand = {
       io.stdout.write(`${r.scenario}: ${r.passed ? 'PASS' : 'FAIL'}\n`);
       for (const [name, v] of Object.entries(r.checks)) io.stdout.write(`  ${name.padEnd(36)} ${v}\n`);
     }
+    const auth = await runAuthInterop({ cacheDir: values.cache, log });
+    printAuth(io, auth, values.verbose ?? false);
     io.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-    return results.every((r) => r.passed) && clientResults.every((r) => r.passed) ? 0 : 1;
+    return results.every((r) => r.passed) && clientResults.every((r) => r.passed) && auth.every((r) => r.passed) ? 0 : 1;
   },
 };
+
+function printAuth(
+  io: { stdout: { write(s: string): unknown } },
+  results: { scenario: string; passed: boolean; seconds: number; checks: Record<string, string>; console: string }[],
+  verbose: boolean,
+): void {
+  for (const r of results) {
+    io.stdout.write(`${r.scenario}: ${r.passed ? 'PASS' : 'FAIL'} (${r.seconds.toFixed(0)} s)\n`);
+    for (const [name, v] of Object.entries(r.checks)) io.stdout.write(`  ${name.padEnd(52)} ${v}\n`);
+    if (!r.passed || verbose) io.stdout.write(`--- guest console (${r.scenario}) ---\n${r.console.slice(-12000)}\n`);
+  }
+}
