@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ConfigError } from '../protocol/errors.js';
-import { type TargetConfig, validateConfig } from './config.js';
+import { effectiveConfigJson, type TargetConfig, validateConfig } from './config.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { startTarget } from './target.js';
 
@@ -21,10 +21,11 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
-export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--verbose]
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--print-config] [--verbose]
 
 Runs the NVMe/TCP target until SIGINT or SIGTERM.
-  --config FILE       JSON configuration (see src/target/config.ts); paths in it are relative to FILE
+  --config FILE       JSON configuration (reference: docs/configuration.md); paths in it are relative to FILE
+  --print-config      print the effective configuration (defaults filled in, keys redacted) as JSON and exit
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6)
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
 Host keys (DH-HMAC-CHAP) are set per host NQN in the config's "auth" section; listening beyond
@@ -70,6 +71,10 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   if (values.listen !== undefined) raw = { ...raw, listen: parseListen(values.listen) };
   if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
   const config = validateConfig(raw, baseDir);
+  if (values['print-config']) {
+    io.stdout.write(`${JSON.stringify(effectiveConfigJson(config), null, 2)}\n`);
+    return 0;
+  }
   const log = options.logger ?? consoleLogger(values.verbose ?? false);
   const openWarning = unauthenticatedExposureWarning(config);
   if (openWarning) io.stderr.write(`nearbpf: WARNING: ${openWarning}\n`);
@@ -125,6 +130,7 @@ function parseServeArgs(args: string[]) {
       listen: { type: 'string' },
       'data-dir': { type: 'string' },
       verbose: { type: 'boolean' },
+      'print-config': { type: 'boolean' },
     },
     strict: true,
     allowPositionals: true,
