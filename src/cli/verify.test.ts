@@ -59,7 +59,7 @@ describe('nearbpf verify', () => {
   it('rejects with the reason, the instruction and the state on stderr', async () => {
     const r = await runMain(['verify', path('unchecked.s')]);
     assert.equal(r.code, 1);
-    assert.equal(r.stdout, '');
+    assert.match(r.stdout, /^unchecked\.s: rejected as conformance: processed 1 insns, 0 states: invalid access to data/);
     assert.match(r.stderr, /unchecked\.s: rejected as conformance\n0: ldxdw %r0, \[%r1\]\ninvalid access to data, off=0 size=8/);
     assert.match(r.stderr, /R1=data/);
   });
@@ -97,6 +97,68 @@ describe('nearbpf verify', () => {
     const ok = await runMain(['verify', path('checked.s'), '--log-level', '2']);
     assert.equal(ok.code, 0);
     assert.match(ok.stderr, /processed \d+ insns/);
+  });
+
+  it('verifies every program of an object by default, one line each (veristat style)', async () => {
+    const r = await runMain(['verify', example('btree.o')]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(
+      lines.map((l) => l.split(':')[0]),
+      ['btree_lookup', 'btree_range', 'btree_batch'],
+    );
+    for (const line of lines)
+      assert.match(line, /: accepted as storage: processed \d+ insns, \d+ states \(peak \d+\), [\d.]+ ms$/);
+    const one = await runMain(['verify', example('btree.o'), '--program', 'btree_range']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /^btree_range: accepted as storage/);
+    assert.equal(one.stdout.trim().split('\n').length, 1);
+  });
+
+  it('exits 1 when any program of the object is rejected, still verifying the others', async () => {
+    // As storage functions the conformance programs read r2, which a storage function does not get.
+    const r = await runMain(['verify', example('calls.o'), '--type', 'storage']);
+    assert.equal(r.code, 1);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 3);
+    assert.ok(
+      lines.some((l) => /: rejected as storage: processed \d+ insns, \d+ states: R2 !read_ok$/.test(l)),
+      r.stdout,
+    );
+    assert.match(r.stderr, /rejected as storage\n/);
+    const json = await runMain(['verify', example('calls.o'), '--type', 'storage', '--json']);
+    assert.equal(json.code, 1);
+    const objects = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(objects.length, 3);
+    assert.ok(objects.some((o) => o.ok === false && o.code === 'ERR_VERIFIER_REJECTED'));
+  });
+
+  it('malformed bytecode is a rejected program (exit 1) with a kernel-style line naming the instruction', async () => {
+    const ok = encodeProgram(assemble('mov %r0, 0\nexit'));
+    const slot = (opcode: number, regs: number, offset = 0, imm = 0) => {
+      const b = Buffer.alloc(8);
+      b[0] = opcode;
+      b[1] = regs;
+      b.writeInt16LE(offset, 2);
+      b.writeInt32LE(imm, 4);
+      return b;
+    };
+    const cases: [string, Buffer, RegExp][] = [
+      ['unknown opcode', Buffer.concat([slot(0x8f, 0), ok]), /^0: \(8f 00 00 00 00 00 00 00\) .*opcode 0x8f/m],
+      ['invalid register', Buffer.concat([slot(0xb7, 0x0c), ok]), /^0: \(b7 0c .*invalid dst register r12/m],
+      ['nonzero reserved field', Buffer.concat([slot(0xb7, 0x00, 3), ok]), /^0: .*reserved field offset must be 0, is 3/m],
+      ['broken lddw', Buffer.concat([slot(0x18, 0), slot(0xb7, 0), ok]), /^1: .*second slot of lddw/m],
+    ];
+    for (const [name, bytes, line] of cases) {
+      writeFileSync(path('bad.bin'), bytes);
+      const r = await runMain(['verify', path('bad.bin')]);
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+      assert.match(r.stdout, /^bad\.bin: rejected as conformance: malformed instruction \d+: /, name);
+      assert.match(r.stderr, line, name);
+    }
   });
 
   it('exits 2 on bad usage and unreadable input', async () => {

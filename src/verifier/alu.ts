@@ -81,10 +81,14 @@ export function checkAlu(a: Analysis, s: VerifierState, insn: AluInstruction): v
     writeReg(s, dst, Math.abs(delta) < 2 ** 31 ? scalarValue(value, d.id, 0, delta) : scalarValue(value));
     return;
   }
-  const result =
-    !isPointer(d) && !isPointer(v)
-      ? scalarValue(scalarAlu(op, scalarOf(d), scalarOf(v), width))
-      : pointerArithmetic(a, insn, d, v, width);
+  if (!isPointer(d) && !isPointer(v)) {
+    writeReg(s, dst, scalarValue(scalarAlu(op, scalarOf(d), scalarOf(v), width)));
+    return;
+  }
+  // A number added to a pointer becomes part of its offset, which decides every later access.
+  if (!isPointer(d)) a.markPrecise(s, [dst]);
+  else if (!isPointer(v) && insn.src.kind === 'reg') a.markPrecise(s, [insn.src.reg]);
+  const result = pointerArithmetic(a, insn, d, v, width);
   writeReg(s, dst, result);
 }
 

@@ -31,6 +31,17 @@ export interface Analysis {
   recordStackDepth(entryPc: number, bytes: number): void;
   /** Note a local call, for the combined stack size check. */
   recordCall(callerEntryPc: number, calleeEntryPc: number): void;
+  /**
+   * The values of these registers of the current frame (before the current instruction) decide
+   * something safety depends on: mark them, and what they were computed from, precise (precision.ts).
+   */
+  markPrecise(s: VerifierState, regs: readonly number[]): void;
+  /** The same for locations of any frame (registers and stack slots, precision.ts). */
+  markPreciseLocs(s: VerifierState, locs: readonly number[]): void;
+  /** The current instruction spills to or fills from the whole 8-byte slot `slot` of frame `frame`. */
+  noteStackSlot(frame: number, slot: number): void;
+  /** The current conditional jump refines these linked locations together (precision.ts). */
+  noteLinked(locs: number[]): void;
 }
 
 export const currentFrame = (s: VerifierState) => s.frames[s.frames.length - 1];

@@ -6,7 +6,7 @@
  */
 import type { JumpCondition, JumpInstruction } from '../isa/index.js';
 import { operandValue } from './alu.js';
-import { readReg, reject } from './analysis.js';
+import { type Analysis, readReg, reject } from './analysis.js';
 import {
   type Comparison,
   negateComparison,
@@ -18,6 +18,7 @@ import {
   scalarIntersect,
   scalarRefine,
 } from './domains/scalar.js';
+import { regLoc, slotLoc } from './precision.js';
 import {
   cloneState,
   DATA_LENGTH_ID,
@@ -54,14 +55,19 @@ export interface BranchOutcome {
   fallthrough?: VerifierState;
 }
 
-export function checkJump(s: VerifierState, insn: JumpInstruction, maxDataBytes: number): BranchOutcome {
+export function checkJump(an: Analysis, s: VerifierState, insn: JumpInstruction, maxDataBytes: number): BranchOutcome {
   const a = readReg(s, insn.dst);
   const b = operandValue(s, insn.src);
   const cmp = COMPARISON[insn.cond];
-  if (a.kind === 'scalar' && b.kind === 'scalar') return scalarBranch(s, insn, cmp, a, b);
+  if (a.kind === 'scalar' && b.kind === 'scalar') return scalarBranch(an, s, insn, cmp, a, b);
   if (insn.width === 64) {
     const nullTest = nullCheck(s, cmp, a, b);
-    if (nullTest) return nullTest;
+    if (nullTest) {
+      // Only a comparison with the number 0 is a null test: that number must stay 0.
+      const other = isPointer(a) ? insn.src : { kind: 'reg' as const, reg: insn.dst };
+      if (other.kind === 'reg') an.markPrecise(s, [other.reg]);
+      return nullTest;
+    }
     const bounds = dataEndCheck(s, cmp, a, b, maxDataBytes);
     if (bounds) return bounds;
   }
@@ -69,6 +75,7 @@ export function checkJump(s: VerifierState, insn: JumpInstruction, maxDataBytes:
 }
 
 function scalarBranch(
+  an: Analysis,
   s: VerifierState,
   insn: JumpInstruction,
   cmp: Comparison,
@@ -114,14 +121,38 @@ function scalarBranch(
     }
     return next;
   };
+  // Linked copies learn from the comparison: backtracking must know they were refined together.
+  if (a.id !== 0 || b.id !== 0) noteLinkedGroup(an, s, a.id, b.id);
+  const operands = srcIsReg ? [insn.dst, (insn.src as { reg: number }).reg] : [insn.dst];
+  const lenBefore = s.minDataLen;
   // Two registers compared before, unchanged since: the earlier outcome may decide this one.
   const known = srcIsReg && !sameReg ? impliedOutcome(s, insn, cmp) : undefined;
-  if (known === true) return { taken: successor(cmp, false) };
-  if (known === false) return { fallthrough: successor(negateComparison(cmp), false) };
+  if (known !== undefined) {
+    // The relation (compared whole by pruning) decides; the values only refine the side taken.
+    const next = successor(known ? cmp : negateComparison(cmp), false);
+    if (!next || next.minDataLen !== lenBefore) an.markPrecise(s, operands);
+    return known ? { taken: next } : { fallthrough: next };
+  }
   // Compute the taken side on a copy first: the fall-through may then reuse the current state.
   const taken = successor(cmp, true);
+  const takenLen = taken?.minDataLen;
+  // Mark before the fall-through refines `s` in place (backtracking only reads its path).
+  if (!taken || takenLen !== lenBefore) an.markPrecise(s, operands);
   const fallthrough = successor(negateComparison(cmp), false);
+  // A side ruled out by the numbers' bounds, or a proven buffer length: the decision rests on them.
+  if (taken && (!fallthrough || fallthrough.minDataLen !== lenBefore)) an.markPrecise(s, operands);
   return { taken, fallthrough };
+}
+
+/** Record every register and spill (any frame) linked to the compared numbers (ids `x`, `y`). */
+function noteLinkedGroup(an: Analysis, s: VerifierState, x: number, y: number): void {
+  const group: number[] = [];
+  const linked = (v: RegValue | undefined) => v?.kind === 'scalar' && v.id !== 0 && (v.id === x || v.id === y);
+  s.frames.forEach((f, k) => {
+    for (let r = 0; r < f.regs.length; r++) if (linked(f.regs[r])) group.push(regLoc(k, r));
+    for (let i = 0; i < f.spills.length; i++) if (linked(f.spills[i])) group.push(slotLoc(k, i));
+  });
+  if (group.length > 1) an.noteLinked(group);
 }
 
 const SWAPPED: Partial<Record<Comparison, Comparison>> = {

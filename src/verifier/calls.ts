@@ -57,6 +57,7 @@ export function checkHelperCall(a: Analysis, s: VerifierState, helperId: number)
         const sizeReg = (i + 2) as Register;
         const size = readReg(s, sizeReg);
         if (size.kind !== 'scalar') reject(`R${sizeReg} type=${typeName(size)} expected=scalar`);
+        a.markPrecise(s, [sizeReg]); // the size decides which bytes the helper may touch
         if (size.value.smin < 0n) reject(`R${sizeReg} min value is negative, either use unsigned or 'var &= const'`);
         if (size.value.umax >= BigInt(MAX_HELPER_MEMORY_BYTES))
           reject(`R${sizeReg} unbounded memory access, use 'var &= const' or 'if (var < const)'`);
@@ -106,6 +107,7 @@ function knownConversions(ptr: RegValue, size: number): number | undefined {
 /** `call %rN`: the register must hold a known helper id. */
 export function checkCallx(a: Analysis, s: VerifierState, reg: Register): void {
   const v = readReg(s, reg);
+  if (v.kind === 'scalar') a.markPrecise(s, [reg]); // the value picks the helper
   const id = v.kind === 'scalar' ? scalarConstValue(v.value) : undefined;
   if (id === undefined || id > 0x7fffffffn) {
     const got = v.kind === 'scalar' ? scalarToString(v.value) : typeName(v);
@@ -141,6 +143,7 @@ export function checkExit(a: Analysis, s: VerifierState): number | undefined {
   }
   if (r0.kind !== 'scalar') return reject('R0 leaks addr as return value');
   const rule = a.type.returns;
+  if (rule.kind === 'range') a.markPrecise(s, [0]); // the value must lie in the type's range
   if (rule.kind === 'range' && (r0.value.umin < rule.min || r0.value.umax > rule.max)) {
     reject(`At program exit the register R0 has ${scalarToString(r0.value)} should have been in [${rule.min}, ${rule.max}]`);
   }

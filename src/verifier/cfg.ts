@@ -11,6 +11,8 @@ export interface ControlFlow {
   readonly layout: ProgramLayout;
   /** 1 at every slot where states are recorded: jump targets, branch fall-throughs, call returns, function entries. */
   readonly prunePoints: Uint8Array;
+  /** 1 at the target of every backward jump (loop heads). */
+  readonly loopHeads: Uint8Array;
 }
 
 export function analyzeControlFlow(program: Program): ControlFlow {
@@ -24,6 +26,7 @@ export function analyzeControlFlow(program: Program): ControlFlow {
   const { slotCount, indexAt } = layout;
   const prunePoints = new Uint8Array(slotCount);
   const reached = new Uint8Array(slotCount);
+  const loopHeads = new Uint8Array(slotCount);
   const work = [0];
   reached[0] = 1;
   const visit = (pc: number) => {
@@ -39,6 +42,7 @@ export function analyzeControlFlow(program: Program): ControlFlow {
     const target = branchTarget(pc, insn);
     if (target !== undefined) {
       prunePoints[target] = 1;
+      if (target <= pc && insn.kind !== 'call') loopHeads[target] = 1;
       visit(target);
     }
     if (fallsThrough(insn)) {
@@ -49,5 +53,5 @@ export function analyzeControlFlow(program: Program): ControlFlow {
   for (let pc = 0; pc < slotCount; pc++) {
     if (indexAt[pc] >= 0 && !reached[pc]) throw new Rejection(`unreachable insn ${pc}`, pc);
   }
-  return { layout, prunePoints };
+  return { layout, prunePoints, loopHeads };
 }

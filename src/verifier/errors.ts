@@ -14,6 +14,11 @@ export interface VerifierRejection {
   readonly lineInfo?: string;
   /** The whole verifier log (its detail follows the requested log level). */
   readonly log: string;
+  /** Instructions processed and checkpoints recorded before the rejection. */
+  readonly processedInsns?: number;
+  readonly states?: number;
+  /** Joins done on the way (-1: joins were off). */
+  readonly joins?: number;
 }
 
 /**
@@ -28,6 +33,9 @@ export class VerifierError extends NearbpfError implements VerifierRejection {
   readonly state: readonly string[];
   readonly lineInfo?: string;
   readonly log: string;
+  readonly processedInsns?: number;
+  readonly states?: number;
+  readonly joins?: number;
 
   constructor(r: VerifierRejection) {
     super(`pc ${r.pc}: ${r.reason}${r.instruction ? ` (${r.instruction})` : ''}`);
@@ -37,6 +45,9 @@ export class VerifierError extends NearbpfError implements VerifierRejection {
     this.state = r.state;
     this.lineInfo = r.lineInfo;
     this.log = r.log;
+    this.processedInsns = r.processedInsns;
+    this.states = r.states;
+    this.joins = r.joins;
   }
 
   /** The failing instruction, the reason and the state; with `verbose`, the whole log instead. */
@@ -57,6 +68,8 @@ export class VerifierError extends NearbpfError implements VerifierRejection {
       reason: this.reason,
       state: this.state,
       lineInfo: this.lineInfo,
+      processedInsns: this.processedInsns,
+      states: this.states,
       log: this.log,
     };
   }

@@ -6,6 +6,7 @@
 import type { MapDefinition } from '../abi/maps.js';
 import { type ProgramType, type ProgramTypeName, programTypeByName } from '../abi/program-types.js';
 import type { Program } from '../isa/index.js';
+import { VerifierError } from './errors.js';
 import { type VerificationResult, Verifier } from './verifier.js';
 
 export { VerifierError, type VerifierRejection } from './errors.js';
@@ -22,11 +23,22 @@ export interface VerifyOptions {
   readonly lineInfo?: (pc: number) => string | undefined;
   /** Give up after this many processed instructions (default and maximum use: 1,000,000). */
   readonly maxProcessedInsns?: number;
+  /** Join paths that differ only in precise numbers (default true). */
+  readonly joins?: boolean;
 }
 
-/** Verify `program`; returns statistics and the log, or throws `VerifierError`. */
+/**
+ * Verify `program`; returns statistics and the log, or throws `VerifierError`. Joins (README.md,
+ * "Joins") only ever widen states, so both runs are sound; when the run with joins rejects a program
+ * after joining, the exact exploration decides (a hull can lose what proved a loop makes progress).
+ */
 export function verifyProgram(program: Program, options: VerifyOptions): VerificationResult {
   const type = typeof options.type === 'string' ? programTypeByName(options.type) : options.type;
   if (!type) throw new TypeError(`unknown program type '${String(options.type)}'`);
-  return new Verifier(program, { ...options, type }).run();
+  try {
+    return new Verifier(program, { ...options, type }).run();
+  } catch (e) {
+    if (!(e instanceof VerifierError) || !(e.joins && e.joins > 0)) throw e;
+    return new Verifier(program, { ...options, type, joins: false }).run();
+  }
 }

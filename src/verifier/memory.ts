@@ -9,6 +9,7 @@ import { STACK_FRAME_SIZE_BYTES } from '../abi/limits.js';
 import type { AccessSize, Register } from '../isa/index.js';
 import { type Analysis, reject } from './analysis.js';
 import { SCALAR_UNKNOWN, scalarConst, scalarConstValue, scalarOfSize, scalarToString } from './domains/scalar.js';
+import { slotLoc } from './precision.js';
 import {
   type FrameState,
   isPointer,
@@ -219,11 +220,16 @@ function stackAccess(
   const { fixed, lo, hi, frame } = stackBounds(a, s, regno, ptr, insnOff, size, access === 'read' ? 'read' : 'write');
   checkAligned(ptr, fixed, size);
   const exact = hi - lo === size;
-  if (access === 'read') return readStack(frame, lo, hi, exact, size, signed);
+  // Zero bytes read back as the number 0: the spilled 0 they come from must stay 0 (precision.ts).
+  const keepZero = (slot: number) => a.markPreciseLocs(s, [slotLoc(ptr.frame, slot)]);
+  if (access === 'read') {
+    if (exact && isWholeSlot(lo, hi) && frame.spills[byteIndex(lo) >> 3]) a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
+    return readStack(frame, lo, hi, exact, size, signed, keepZero);
+  }
   if (access === 'atomic') {
-    const old = readStack(frame, lo, hi, exact, size, false);
+    const old = readStack(frame, lo, hi, exact, size, false, keepZero);
     if (old.kind !== 'scalar') reject(`atomic operation on a spilled pointer at off ${fixed}`);
-    writeStackBytes(frame, lo, hi, STACK_MISC);
+    writeStackBytes(frame, lo, hi, STACK_MISC, keepZero);
     return loadedScalar(size, false);
   }
   const value = stored?.value ?? SCALAR_UNKNOWN_VALUE;
@@ -235,7 +241,7 @@ function stackAccess(
       if (frame.stack[byteIndex(off)] === STACK_INVALID)
         reject(`uninitialized stack in range of variable-offset write off ${off}`);
     }
-    writeStackBytes(frame, lo, hi, STACK_MISC);
+    writeStackBytes(frame, lo, hi, STACK_MISC, keepZero);
     return value;
   }
   if (isPointer(value)) {
@@ -245,19 +251,35 @@ function stackAccess(
   }
   if (size === 8 && value.kind !== 'uninit') {
     // A whole register spilled to an aligned slot keeps its type and bounds when filled back.
-    releaseSlots(writableStack(frame), lo, hi);
+    releaseSlots(writableStack(frame), lo, hi, keepZero);
     frame.stack.fill(STACK_SPILL, byteIndex(lo), byteIndex(hi));
     frame.spills[byteIndex(lo) >> 3] = value;
+    a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
     return value;
   }
-  writeStackBytes(frame, lo, hi, value.kind === 'scalar' && scalarConstValue(value.value) === 0n ? STACK_ZERO : STACK_MISC);
+  const zero = value.kind === 'scalar' && scalarConstValue(value.value) === 0n;
+  // Zero bytes read back as the number 0: the stored register must stay 0 for that.
+  if (zero && stored?.reg !== undefined) a.markPrecise(s, [stored.reg]);
+  writeStackBytes(frame, lo, hi, zero ? STACK_ZERO : STACK_MISC, keepZero);
   return value;
 }
 
-function readStack(frame: FrameState, lo: number, hi: number, exact: boolean, size: AccessSize, signed: boolean): RegValue {
+/** Called with a slot whose spilled number 0 now stands as zero bytes or yields the number 0. */
+type KeepZero = (slot: number) => void;
+
+function readStack(
+  frame: FrameState,
+  lo: number,
+  hi: number,
+  exact: boolean,
+  size: AccessSize,
+  signed: boolean,
+  keepZero: KeepZero,
+): RegValue {
   const spill = frame.spills[byteIndex(lo) >> 3];
   if (exact && isWholeSlot(lo, hi) && spill) return spill;
   let allZero = true;
+  let zeroSpills: number[] | undefined;
   for (let off = lo; off < hi; off++) {
     const kind = frame.stack[byteIndex(off)];
     if (kind === STACK_INVALID) reject(`invalid read from stack off ${lo}+${off - lo} size ${size}`);
@@ -266,13 +288,16 @@ function readStack(frame: FrameState, lo: number, hi: number, exact: boolean, si
       if (slotValue && isPointer(slotValue))
         reject(`invalid size of register fill: part of a spilled pointer at off ${lo}+${off - lo}`);
       if (slotValue?.kind !== 'scalar' || scalarConstValue(slotValue.value) !== 0n) allZero = false;
+      else if (!zeroSpills?.includes(byteIndex(off) >> 3)) (zeroSpills ??= []).push(byteIndex(off) >> 3);
     } else if (kind !== STACK_ZERO) allZero = false;
   }
-  return allZero ? scalarValue(scalarConst(0n)) : loadedScalar(size, signed);
+  if (!allZero) return loadedScalar(size, signed);
+  for (const slot of zeroSpills ?? []) keepZero(slot);
+  return scalarValue(scalarConst(0n));
 }
 
 /** Turn spilled registers in the slots overlapping [lo, hi) into plain bytes (pointers may not be cut). */
-function releaseSlots(frame: FrameState, lo: number, hi: number): void {
+function releaseSlots(frame: FrameState, lo: number, hi: number, keepZero: KeepZero): void {
   writableStack(frame);
   for (let slot = byteIndex(lo) >> 3; slot <= (byteIndex(hi) - 1) >> 3; slot++) {
     const spill = frame.spills[slot];
@@ -281,13 +306,15 @@ function releaseSlots(frame: FrameState, lo: number, hi: number): void {
       reject(`attempt to corrupt spilled pointer on stack at off ${slot * 8 - STACK_FRAME_SIZE_BYTES}`);
     }
     const kind = spill.kind === 'scalar' && scalarConstValue(spill.value) === 0n ? STACK_ZERO : STACK_MISC;
+    const whole = lo <= slot * 8 - STACK_FRAME_SIZE_BYTES && hi >= slot * 8 - STACK_FRAME_SIZE_BYTES + 8;
+    if (kind === STACK_ZERO && !whole) keepZero(slot); // some of its zero bytes stay
     frame.stack.fill(kind, slot * 8, slot * 8 + 8);
     frame.spills[slot] = undefined;
   }
 }
 
-function writeStackBytes(frame: FrameState, lo: number, hi: number, kind: number): void {
-  releaseSlots(writableStack(frame), lo, hi);
+function writeStackBytes(frame: FrameState, lo: number, hi: number, kind: number, keepZero: KeepZero): void {
+  releaseSlots(writableStack(frame), lo, hi, keepZero);
   frame.stack.fill(kind, byteIndex(lo), byteIndex(hi));
 }
 
@@ -319,7 +346,7 @@ export function checkHelperMemory(
         }
       } else if (scalarConstValue(ptr.varOff) !== undefined && minSize > 0) {
         // The helper overwrites these bytes with data (a whole spilled pointer too; never half of one).
-        writeStackBytes(frame, lo, lo + minSize, STACK_MISC);
+        writeStackBytes(frame, lo, lo + minSize, STACK_MISC, (slot) => a.markPreciseLocs(s, [slotLoc(ptr.frame, slot)]));
       }
       return;
     }

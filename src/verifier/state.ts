@@ -12,9 +12,10 @@ import {
   scalarConstValue,
   scalarEquals,
   scalarIn,
+  scalarJoin,
   scalarToString,
 } from './domains/scalar.js';
-import { LIVE, MASK_SLOTS, PRECISE } from './liveness.js';
+import { LIVE, MASK_SIZE, MASK_SLOTS, PRECISE } from './liveness.js';
 
 /**
  * What a register holds.
@@ -96,6 +97,24 @@ export interface Checkpoint {
   branches: number;
   hits: number;
   misses: number;
+  /** The instructions from the parent checkpoint to this one: (pc, extra) pairs (see precision.ts). */
+  readonly history: number[];
+  /** Locations (precision.ts) whose numbers were proven to matter; allocated on the first mark. */
+  precise?: Uint8Array;
+  /** Once finished: per frame, static liveness combined with the final precision marks. */
+  pruneMasks?: Uint8Array[];
+  /** Once finished: the live precise locations, frame * MASK_SIZE + mask index (`preciseNumbersCover`). */
+  preciseLocs?: number[];
+  /**
+   * Joins pair states with the same anchor only: the nearest checkpoint above at a loop head (null
+   * if none). Every iteration of a loop records a checkpoint at its head, so states with one anchor
+   * are in the same iteration of every loop around them: a join never merges two iterations.
+   */
+  readonly anchor: Checkpoint | null;
+  /** This checkpoint if it is at a loop head, else its anchor (what children take as theirs). */
+  loopAnchor: Checkpoint | null;
+  /** `shapeKey` of the state: only checkpoints of the same shape can cover each other. */
+  readonly shape: number;
 }
 
 export interface VerifierState {
@@ -109,6 +128,8 @@ export interface VerifierState {
   minDataLen: number;
   /** The outcome of the latest comparison of two registers, while they still hold the same values. */
   relation?: Relation;
+  /** Instructions executed since `parent` was recorded: (pc, extra) pairs, for backtracking. */
+  history: number[];
 }
 
 /**
@@ -164,6 +185,7 @@ export function cloneState(s: VerifierState): VerifierState {
     parent: s.parent,
     minDataLen: s.minDataLen,
     relation: s.relation,
+    history: s.history,
   };
 }
 
@@ -336,13 +358,22 @@ function spilledByteKind(spill: RegValue): number {
   return scalarConstValue(spill.value) === 0n ? STACK_ZERO : STACK_MISC;
 }
 
-function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolean, mask: Uint8Array): boolean {
+function stackCovers(
+  old: FrameState,
+  cur: FrameState,
+  ids: IdMap,
+  exact: boolean,
+  mask: Uint8Array,
+  byteMask: Uint8Array,
+): boolean {
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
     const bits = mask[MASK_SLOTS + slot];
     if (!(bits & LIVE)) continue;
     const oldSpill = old.spills[slot];
     const curSpill = cur.spills[slot];
+    // Whether the spilled number's value matters, and whether zero bytes must stay zero.
     const precise = (bits & PRECISE) !== 0;
+    const bytesPrecise = (byteMask[MASK_SLOTS + slot] & PRECISE) !== 0;
     if (oldSpill && (precise || oldSpill.kind !== 'scalar')) {
       if (!curSpill || !valueCovers(oldSpill, curSpill, ids, exact, bits)) return false;
       continue;
@@ -353,7 +384,7 @@ function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolea
       let o = oldSpill ? STACK_MISC : old.stack[i];
       let c = curSpill ? spilledByteKind(curSpill) : cur.stack[i];
       // The value of an imprecise slot does not matter: 0 is any number.
-      if (!precise) {
+      if (!bytesPrecise) {
         if (o === STACK_ZERO) o = STACK_MISC;
         if (c === STACK_ZERO) c = STACK_MISC;
       }
@@ -365,27 +396,36 @@ function stackCovers(old: FrameState, cur: FrameState, ids: IdMap, exact: boolea
 
 /**
  * Whether `old` (at the same pc) covers `cur`: every execution from `cur` is one from `old`. With
- * `exact`, whether they are the same abstract state (up to renaming of ids). `masks` (one per frame,
- * from liveness.ts) say which registers and slots are live and precise; by default all are.
+ * `exact`, whether they are the same abstract state (up to renaming of ids). `masks` (one per frame)
+ * say which registers and slots are live and which numbers (in registers and spills) are precise;
+ * by default all are. `byteMasks` say which plain stack bytes must keep zero apart from other
+ * numbers (static, liveness.ts); by default `masks`. Pruning passes the checkpoint's precision marks
+ * in `masks` (precision.ts); loop detection the static masks in both.
  */
 export function stateCovers(
   old: VerifierState,
   cur: VerifierState,
   exact: boolean,
   masks: readonly Uint8Array[] = old.frames.map(() => ALL_LIVE),
+  byteMasks: readonly Uint8Array[] = masks,
 ): boolean {
   if (old.frames.length !== cur.frames.length) return false;
   if (exact ? old.minDataLen !== cur.minDataLen : old.minDataLen > cur.minDataLen) return false;
   if ((old.relation || cur.relation) && !relationCovers(old, cur, exact, masks)) return false;
   for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
   const ids = new IdMap();
-  // Innermost frame first: it is where states differ most.
+  // Registers before stacks (a register is one comparison, a slot up to eight), innermost frame
+  // first: that is where states differ most.
+  for (let f = old.frames.length - 1; f >= 0; f--) {
+    const o = old.frames[f].regs;
+    const c = cur.frames[f].regs;
+    const mask = masks[f];
+    for (let r = 0; r < 11; r++) if (!valueCovers(o[r], c[r], ids, exact, mask[r])) return false;
+  }
   for (let f = old.frames.length - 1; f >= 0; f--) {
     const o = old.frames[f];
     const c = cur.frames[f];
-    const mask = masks[f];
-    for (let r = 0; r < 11; r++) if (!valueCovers(o.regs[r], c.regs[r], ids, exact, mask[r])) return false;
-    if (!stackCovers(o, c, ids, exact, mask)) return false;
+    if (!stackCovers(o, c, ids, exact, masks[f], byteMasks[f])) return false;
   }
   return true;
 }
@@ -464,4 +504,122 @@ export function fingerprint(s: VerifierState, masks: readonly Uint8Array[] = s.f
     }
   });
   return h;
+}
+
+/**
+ * Widen `cur` so that it also contains the finished checkpoint `old` where they differ only in
+ * precise numbers: each precise number of `old` that does not cover `cur`'s becomes the hull of both
+ * (unlinked). Returns false, leaving `cur` unchanged, when anything else keeps `old` from covering
+ * `cur` (types, pointers, stack bytes, ids of pointers, the proven length, relations) or when nothing
+ * would change. The result contains `cur`, so exploring it instead of `cur` is sound; it is what lets
+ * paths that differ in a compared counter or flag meet (see README.md, "Joins").
+ */
+export function joinState(
+  old: VerifierState,
+  cur: VerifierState,
+  masks: readonly Uint8Array[],
+  byteMasks: readonly Uint8Array[],
+): boolean {
+  if (old.frames.length !== cur.frames.length || old.minDataLen > cur.minDataLen) return false;
+  if ((old.relation || cur.relation) && !relationCovers(old, cur, false, masks)) return false;
+  for (let f = 0; f < old.frames.length; f++) if (old.frames[f].callsite !== cur.frames[f].callsite) return false;
+  const ids = new IdMap();
+  const widened: { frame: number; loc: number; value: RegValue }[] = [];
+  // Whether `o` covers `c`, or both are numbers whose hull is taken instead.
+  const joinable = (o: RegValue, c: RegValue, bits: number, frame: number, loc: number): boolean => {
+    if (valueCovers(o, c, ids, false, bits)) return true;
+    if (o.kind !== 'scalar' || c.kind !== 'scalar' || !(bits & PRECISE)) return false;
+    widened.push({ frame, loc, value: scalarValue(scalarJoin(o.value, c.value)) });
+    return true;
+  };
+  for (let f = old.frames.length - 1; f >= 0; f--) {
+    const o = old.frames[f];
+    const c = cur.frames[f];
+    const mask = masks[f];
+    for (let r = 0; r < 11; r++) if (!joinable(o.regs[r], c.regs[r], mask[r], f, r)) return false;
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      const bits = mask[MASK_SLOTS + slot];
+      const os = o.spills[slot];
+      const cs = c.spills[slot];
+      if (!(bits & LIVE) || !(os?.kind === 'scalar' && cs?.kind === 'scalar' && bits & PRECISE)) continue;
+      if (!joinable(os, cs, bits, f, MASK_SLOTS + slot)) return false;
+    }
+  }
+  if (widened.length === 0) return false;
+  // Everything but the widened numbers must be covered (stack bytes and spills included).
+  const trial = cloneState(cur);
+  for (const w of widened) {
+    const frame = trial.frames[w.frame];
+    if (w.loc < MASK_SLOTS) frame.regs[w.loc] = w.value;
+    else writableStack(frame).spills[w.loc - MASK_SLOTS] = w.value;
+  }
+  const relaxed = masks.map((m, f) => {
+    const r = m.slice();
+    for (const w of widened) if (w.frame === f) r[w.loc] &= ~PRECISE;
+    return r;
+  });
+  if (!stateCovers(old, trial, false, relaxed, byteMasks)) return false;
+  for (const w of widened) {
+    const frame = cur.frames[w.frame];
+    if (w.loc < MASK_SLOTS) frame.regs[w.loc] = w.value;
+    else writableStack(frame).spills[w.loc - MASK_SLOTS] = w.value;
+  }
+  return true;
+}
+
+/**
+ * A hash of what covering requires to be equal whatever the precision: the call chain, the kinds of
+ * the live registers and spilled pointers, and the pointers' constant offsets. States of different
+ * shapes never cover each other (except through a live register never written in the old state,
+ * which then only misses a prune), so finished checkpoints are kept per shape.
+ */
+export function shapeKey(s: VerifierState, masks: readonly Uint8Array[]): number {
+  let h = s.frames.length;
+  s.frames.forEach((f, k) => {
+    const mask = masks[k];
+    h = mix(h, f.callsite);
+    for (let r = 0; r < 11; r++) if (mask[r] & LIVE) h = mixShape(h, f.regs[r]);
+    for (let i = 0; i < SLOT_COUNT; i++) {
+      const v = f.spills[i];
+      if (v && v.kind !== 'scalar' && mask[MASK_SLOTS + i] & LIVE) h = mixShape(mix(h, i), v);
+    }
+  });
+  return h;
+}
+
+function mixShape(h: number, v: RegValue): number {
+  h = mix(h, v.kind.charCodeAt(0) + v.kind.length);
+  switch (v.kind) {
+    case 'ctx':
+    case 'data':
+      return mix(h, v.off);
+    case 'stack':
+      return mix(mix(h, v.off), v.frame);
+    case 'mem':
+      return mix(mix(mix(h, v.off), v.region.sizeBytes), v.nullable ? 1 : 0);
+    case 'map':
+      return mix(h, v.map);
+    default:
+      return h;
+  }
+}
+
+/**
+ * A quick necessary condition for `old` covering `cur` under the pruning masks: every precise number
+ * of `old` (registers and spills, listed in `preciseLocs` as frame * MASK_SIZE + mask index) holds a
+ * number of `cur` within it. Most failed comparisons fail here, before the whole state is walked.
+ */
+export function preciseNumbersCover(old: VerifierState, cur: VerifierState, preciseLocs: readonly number[]): boolean {
+  for (const loc of preciseLocs) {
+    const f = (loc / MASK_SIZE) | 0;
+    const i = loc - f * MASK_SIZE;
+    const of = old.frames[f];
+    const cf = cur.frames[f];
+    if (!cf) return false;
+    const o = i < MASK_SLOTS ? of.regs[i] : of.spills[i - MASK_SLOTS];
+    const c = i < MASK_SLOTS ? cf.regs[i] : cf.spills[i - MASK_SLOTS];
+    if (o === c || o?.kind !== 'scalar') continue;
+    if (c?.kind !== 'scalar' || !scalarIn(o.value, c.value)) return false;
+  }
+  return true;
 }

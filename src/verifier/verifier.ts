@@ -17,9 +17,10 @@ import { checkCallx, checkExit, checkHelperCall, enterFunction } from './calls.j
 import { analyzeControlFlow, type ControlFlow } from './cfg.js';
 import { scalarFromRange } from './domains/scalar.js';
 import { VerifierError } from './errors.js';
-import { analyzeLiveness, type Liveness } from './liveness.js';
+import { analyzeLiveness, LIVE, type Liveness, MASK_SIZE, MASK_SLOTS, PRECISE } from './liveness.js';
 import { VerifierLog } from './log.js';
 import { checkMemoryAccess } from './memory.js';
+import { LOC_SLOT, LOCS_PER_FRAME, NO_EXTRA, PrecisionTracker, regLoc, slotLoc } from './precision.js';
 import {
   type Checkpoint,
   clearSingularIds,
@@ -28,9 +29,12 @@ import {
   FIRST_DYNAMIC_ID,
   fingerprint,
   formatState,
+  joinState,
   newFrame,
+  preciseNumbersCover,
   type RegValue,
   scalarValue,
+  shapeKey,
   stateCovers,
   UNKNOWN_SCALAR,
   type VerifierState,
@@ -43,6 +47,8 @@ export interface VerifierOptions {
   readonly logLevel?: 0 | 1 | 2;
   readonly lineInfo?: (pc: number) => string | undefined;
   readonly maxProcessedInsns?: number;
+  /** Join paths that differ only in precise numbers (default true; see README.md, "Joins"). */
+  readonly joins?: boolean;
 }
 
 export interface VerificationStats {
@@ -55,6 +61,8 @@ export interface VerificationStats {
   readonly durationMs: number;
   /** Largest combined stack use of any chain of calls. */
   readonly maxStackDepthBytes: number;
+  /** States widened by a join (-1: joins were off). */
+  readonly joins: number;
 }
 
 export interface VerificationResult {
@@ -75,12 +83,25 @@ const shouldEvict = (cp: Checkpoint) => cp.misses > (cp.hits + 1) * 32;
  * the instruction limit lets through.
  */
 const MAX_CHECKPOINTS_PER_INSN = 1 << 16;
+/** Finished checkpoints of the same iteration tried as join partners at a prune point. */
+const MAX_JOIN_CANDIDATES = 4;
+const NO_CHECKPOINTS: Checkpoint[] = [];
+/**
+ * Finished checkpoints of one shape compared with a state, newest first. Older ones are kept (they
+ * count towards the per-instruction cap) but no longer tried: comparing with thousands of stale
+ * states per visit cost more than the paths they could still prune.
+ */
+const MAX_PRUNE_CANDIDATES = 64;
 
-/** The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones (pruning). */
+/**
+ * The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones
+ * (pruning, joins) by shape (the types and pointer offsets covering requires to be equal).
+ */
 interface InsnCheckpoints {
   readonly open: Map<number, Checkpoint[]>;
-  readonly finished: Checkpoint[];
+  readonly finished: Map<number, Checkpoint[]>;
   openCount: number;
+  finishedCount: number;
 }
 
 export class Verifier implements Analysis {
@@ -98,10 +119,15 @@ export class Verifier implements Analysis {
   private nextId = FIRST_DYNAMIC_ID;
   private processed = 0;
   private stateCount = 0;
+  /** Joins done; -1 when joins are disabled. */
+  private joins: number;
   private liveStates = 0;
   private peakStates = 0;
   /** The path being explored (for the error report). */
   private current: VerifierState | undefined;
+  private readonly precision: PrecisionTracker;
+  /** What the current instruction touched that backtracking needs (history extra, precision.ts). */
+  private insnExtra = NO_EXTRA;
 
   constructor(
     private readonly program: Program,
@@ -122,6 +148,28 @@ export class Verifier implements Analysis {
     this.log = new VerifierLog(options.logLevel ?? 0, format, options.lineInfo);
     this.limit = options.maxProcessedInsns ?? MAX_VERIFIER_PROCESSED_INSNS;
     this.lineInfo = options.lineInfo;
+    this.joins = options.joins === false ? -1 : 0;
+    this.precision = new PrecisionTracker((pc) => program[(this.cfg as ControlFlow).layout.indexAt[pc]]);
+  }
+
+  markPrecise(s: VerifierState, regs: readonly number[]): void {
+    const frame = s.frames.length - 1;
+    this.precision.markPrecise(
+      s,
+      regs.map((r) => regLoc(frame, r)),
+    );
+  }
+
+  markPreciseLocs(s: VerifierState, locs: readonly number[]): void {
+    this.precision.markPrecise(s, locs);
+  }
+
+  noteStackSlot(frame: number, slot: number): void {
+    this.insnExtra = 1 + slotLoc(frame, slot);
+  }
+
+  noteLinked(locs: number[]): void {
+    this.insnExtra = this.precision.linkedGroup(locs);
   }
 
   private readonly lineInfo?: (pc: number) => string | undefined;
@@ -162,6 +210,7 @@ export class Verifier implements Analysis {
         peakStates: this.peakStates,
         durationMs: performance.now() - started,
         maxStackDepthBytes,
+        joins: this.joins,
       };
       const log = this.log.finish([this.summary()], false);
       return { ok: true, stats, log };
@@ -172,7 +221,8 @@ export class Verifier implements Analysis {
   }
 
   private summary(): string {
-    return `processed ${this.processed} insns (limit ${this.limit}) total_states ${this.stateCount} peak_states ${this.peakStates}`;
+    const joins = this.joins > 0 ? ` joins ${this.joins}` : '';
+    return `processed ${this.processed} insns (limit ${this.limit}) total_states ${this.stateCount} peak_states ${this.peakStates}${joins}`;
   }
 
   private error(e: Rejection, pc: number): VerifierError {
@@ -183,7 +233,17 @@ export class Verifier implements Analysis {
     const instruction = insn ? formatInstruction(insn) : '';
     const where = this.log.lastPc === pc ? [] : [`${pc}: ${instruction}`];
     const log = this.log.finish([...where, e.reason, ...state.map((l) => `  ${l}`), this.summary()], true);
-    return new VerifierError({ pc, instruction, reason: e.reason, state, lineInfo: this.lineInfo?.(pc), log });
+    return new VerifierError({
+      pc,
+      instruction,
+      reason: e.reason,
+      state,
+      lineInfo: this.lineInfo?.(pc),
+      log,
+      processedInsns: Math.min(this.processed, this.limit + 1),
+      states: this.stateCount,
+      joins: this.joins,
+    });
   }
 
   private initialState(): VerifierState {
@@ -212,7 +272,7 @@ export class Verifier implements Analysis {
       }
       frame.regs[r] = v;
     });
-    return { frames: [frame], pc: 0, prevPc: -1, parent: undefined, minDataLen: 0 };
+    return { frames: [frame], pc: 0, prevPc: -1, parent: undefined, minDataLen: 0, history: [] };
   }
 
   /** Follow one path until it exits, is pruned or cannot continue; branches push their other side. */
@@ -227,11 +287,13 @@ export class Verifier implements Analysis {
       }
       const insn = this.program[layout.indexAt[s.pc]];
       this.log.instruction(s.pc);
+      this.insnExtra = NO_EXTRA;
       const next = this.step(s, insn);
       if (next === undefined) {
         this.finishPath(s);
         return;
       }
+      s.history.push(s.pc, this.insnExtra);
       s.prevPc = s.pc;
       s.pc = next;
       if (this.log.level >= 2) this.log.add(2, `  ${formatState(s).join(' | ')}`);
@@ -279,7 +341,7 @@ export class Verifier implements Analysis {
         return pc + insn.offset + 1;
       case 'jump': {
         const target = pc + insn.offset + 1;
-        const { taken, fallthrough } = checkJump(s, insn, this.type.data?.maxBytes ?? 0);
+        const { taken, fallthrough } = checkJump(this, s, insn, this.type.data?.maxBytes ?? 0);
         if (taken && fallthrough) {
           this.push(taken, pc, target);
           return this.continueWith(s, fallthrough, next);
@@ -317,6 +379,8 @@ export class Verifier implements Analysis {
 
   /** Queue the other side of a branch; it shares the current path's latest checkpoint. */
   private push(s: VerifierState, fromPc: number, toPc: number): void {
+    s.history = s.history.slice();
+    s.history.push(fromPc, this.insnExtra);
     s.prevPc = fromPc;
     s.pc = toPc;
     if (s.parent) s.parent.branches++;
@@ -341,7 +405,26 @@ export class Verifier implements Analysis {
     same.splice(same.indexOf(cp), 1);
     if (same.length === 0) at.open.delete(cp.fingerprint);
     at.openCount--;
-    at.finished.push(cp);
+    const bucket = at.finished.get(cp.shape);
+    if (bucket) bucket.push(cp);
+    else at.finished.set(cp.shape, [cp]);
+    at.finishedCount++;
+    // Its precision marks are final now (only checkpoints on an open path get marks).
+    const masks = this.masksFor(cp.state);
+    cp.pruneMasks = masks.map((m, f) => {
+      const combined = new Uint8Array(m.length);
+      const base = f * LOCS_PER_FRAME;
+      for (let i = 0; i < m.length; i++) {
+        const loc = base + (i < MASK_SLOTS ? i : LOC_SLOT + i - MASK_SLOTS);
+        combined[i] = (m[i] & LIVE) | (cp.precise?.[loc] ? PRECISE : 0);
+      }
+      return combined;
+    });
+    const locs: number[] = [];
+    cp.pruneMasks.forEach((m, f) => {
+      for (let i = 0; i < m.length; i++) if (m[i] === (LIVE | PRECISE)) locs.push(f * MASK_SIZE + i);
+    });
+    cp.preciseLocs = locs;
   }
 
   /**
@@ -351,23 +434,25 @@ export class Verifier implements Analysis {
   private visitPrunePoint(s: VerifierState): boolean {
     const pc = s.pc;
     let at = this.checkpoints.get(pc);
-    if (!at) this.checkpoints.set(pc, (at = { open: new Map(), finished: [], openCount: 0 }));
+    if (!at) this.checkpoints.set(pc, (at = { open: new Map(), finished: new Map(), openCount: 0, finishedCount: 0 }));
     clearSingularIds(s);
     const masks = this.masksFor(s);
-    const fp = fingerprint(s, masks);
+    let fp = fingerprint(s, masks);
     // Open checkpoints are ancestors of this state: an equal one means the loop made no progress.
     for (const cp of at.open.get(fp) ?? []) {
       if (stateCovers(cp.state, s, true, masks)) reject(`back-edge from insn ${s.prevPc} to ${pc} forms an infinite loop`);
     }
     // Newest first: the latest proven state is the likeliest to match (e.g. the other side of a branch).
-    const finished = at.finished;
+    const shape = shapeKey(s, masks);
+    const finished = at.finished.get(shape) ?? NO_CHECKPOINTS;
     let evicted = 0;
-    let covered = false;
-    for (let i = finished.length - 1; i >= 0; i--) {
+    let coveredBy: Checkpoint | undefined;
+    const oldest = Math.max(0, finished.length - MAX_PRUNE_CANDIDATES);
+    for (let i = finished.length - 1; i >= oldest; i--) {
       const cp = finished[i];
-      if (stateCovers(cp.state, s, false, masks)) {
+      if (preciseNumbersCover(cp.state, s, cp.preciseLocs as number[]) && stateCovers(cp.state, s, false, cp.pruneMasks, masks)) {
         cp.hits++;
-        covered = true;
+        coveredBy = cp;
         break;
       }
       cp.misses++;
@@ -375,14 +460,46 @@ export class Verifier implements Analysis {
     }
     if (evicted > 0) {
       // Drop the evicted ones in one pass (splicing each would be quadratic in long lists).
-      let w = 0;
-      for (const cp of finished) if (!shouldEvict(cp)) finished[w++] = cp;
+      // Only the window just scanned can hold new evictions.
+      let w = oldest;
+      for (let i = oldest; i < finished.length; i++) if (!shouldEvict(finished[i])) finished[w++] = finished[i];
       this.liveStates -= finished.length - w;
+      at.finishedCount -= finished.length - w;
       finished.length = w;
     }
-    if (covered) return true;
-    if (at.openCount + finished.length >= MAX_CHECKPOINTS_PER_INSN) return false;
-    const cp: Checkpoint = { pc, state: cloneState(s), fingerprint: fp, parent: s.parent, branches: 1, hits: 0, misses: 0 };
+    if (coveredBy) {
+      // This path relies on what the old one proved, which relied on its precise numbers: the
+      // numbers here were within them, so they must stay so for whoever prunes on this path.
+      const marks = coveredBy.precise;
+      if (marks) {
+        const locs: number[] = [];
+        for (let loc = 0; loc < marks.length; loc++) if (marks[loc]) locs.push(loc);
+        this.precision.markPrecise(s, locs);
+      }
+      return true;
+    }
+    if (at.openCount + at.finishedCount >= MAX_CHECKPOINTS_PER_INSN) return false;
+    const anchor = s.parent?.loopAnchor ?? null;
+    // Not at loop heads: the hull of two successors of an iteration can contain its start (a binary
+    // search moving lo or hi), which would look like a loop making no progress.
+    const cfg = this.cfg as ControlFlow;
+    if (this.joins >= 0 && finished.length > 0 && !cfg.loopHeads[pc] && this.joinState(finished, s, anchor, masks))
+      fp = fingerprint(s, masks);
+    const cp: Checkpoint = {
+      pc,
+      state: cloneState(s),
+      fingerprint: fp,
+      parent: s.parent,
+      branches: 1,
+      hits: 0,
+      misses: 0,
+      history: s.history,
+      anchor,
+      loopAnchor: null,
+      shape,
+    };
+    cp.loopAnchor = cfg.loopHeads[pc] ? cp : anchor;
+    s.history = [];
     const same = at.open.get(fp);
     if (same) same.push(cp);
     else at.open.set(fp, [cp]);
@@ -391,6 +508,29 @@ export class Verifier implements Analysis {
     this.stateCount++;
     this.liveStates++;
     if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
+    return false;
+  }
+
+  /**
+   * Join `s` with a recent finished checkpoint of the same iteration that differs from it only in
+   * precise numbers (state.ts `joinState`): `s` becomes their hull. True if it did.
+   */
+  private joinState(
+    finished: readonly Checkpoint[],
+    s: VerifierState,
+    anchor: Checkpoint | null,
+    masks: readonly Uint8Array[],
+  ): boolean {
+    let tries = 0;
+    for (let i = finished.length - 1; i >= 0 && tries < MAX_JOIN_CANDIDATES; i--) {
+      const cp = finished[i];
+      if (cp.anchor !== anchor) continue;
+      tries++;
+      if (joinState(cp.state, s, cp.pruneMasks as Uint8Array[], masks)) {
+        this.joins++;
+        return true;
+      }
+    }
     return false;
   }
 
