@@ -118,7 +118,12 @@ for (const file of objects) {
 }
 
 // A counter that is compared (so it is precise) and never repeats: only the limit stops it.
-measure('to the 1M processed-insn limit', assemble('mov %r0, 0\nL:\nadd %r0, 1\njgt %r0, 0, L\nexit'), { type: 'conformance' }, 1000);
+measure(
+  'to the 1M processed-insn limit',
+  assemble('mov %r0, 0\nL:\nadd %r0, 1\njgt %r0, 0, L\nexit'),
+  { type: 'conformance' },
+  1000,
+);
 
 const header = ['program', 'insns', 'verdict', 'processed', 'states', `median ms (${RUNS} runs)`, 'target ms', ''];
 const lines = rows.map((r) => [
@@ -132,7 +137,8 @@ const lines = rows.map((r) => [
   r.medianMs < r.targetMs ? 'met' : 'missed',
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-const format = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+const format = (cells: string[]) =>
+  `| ${cells.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
 console.log(format(header));
 console.log(`| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
 for (const l of lines) console.log(format(l));

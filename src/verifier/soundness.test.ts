@@ -2,7 +2,8 @@
  * Soundness, checked end to end: random conformance programs (r1 = memory, r2 = its length), biased
  * toward what the verifier accepts (bounds checks of every style clang emits, some of them subtly
  * wrong; copies of the length, moved by constants; indexes compared with the length; stack spills;
- * branches on loaded data; loops bounded by construction, some walking the buffer). Every program the
+ * branches on loaded data; loops bounded by construction, some walking the buffer; counters of
+ * data-dependent branches in loops and nested loops, compared and used as indexes). Every program the
  * verifier accepts must run on random memories of random lengths without a run-time memory fault
  * and must terminate well within its fuel.
  */
@@ -158,9 +159,38 @@ class ProgramBuilder {
     this.emit(`${out}:`);
   }
 
+  /**
+   * A counter (r2) of a data-dependent branch inside a bounded loop (r8), or inside the inner loop
+   * (r1) of two nested ones; afterwards it is compared with a constant and used as a stack index,
+   * sometimes with a bound one too large (precision and joins must keep that apart).
+   */
+  countedLoop(nested: boolean): void {
+    const outerHead = this.label();
+    const innerHead = this.label();
+    const skip = this.label();
+    const done = this.label();
+    this.emit('mov %r2, 0', 'mov %r8, 0', `${outerHead}:`);
+    if (nested) this.emit('mov %r1, 0', `${innerHead}:`);
+    this.emit(`j${this.pick(['eq', 'gt', 'set'])} %r${this.pick([0, 3, 5, 9])}, ${this.rng.int(0, 8)}, ${skip}`);
+    this.emit(`add %r2, ${this.rng.int(0, 4) === 0 ? 2 : 1}`, `${skip}:`);
+    this.body(2, 1);
+    if (nested) this.emit('add %r1, 1', `jlt %r1, ${this.rng.int(1, 4)}, ${innerHead}`);
+    this.emit('add %r8, 1', `jlt %r8, ${this.rng.int(1, nested ? 4 : 10)}, ${outerHead}`);
+    // The counter as an index into fp-32..fp-25: safe when it is at most 7.
+    const bound = this.pick([7, 7, 7, 8, 12]);
+    this.emit('stdw [%r10-32], 0', `jgt %r2, ${bound}, ${done}`);
+    this.emit('mov %r4, %r10', 'add %r4, -32', 'add %r4, %r2', 'ldxb %r5, [%r4]', 'add %r0, %r5', 'mov %r4, 0');
+    this.emit(`${done}:`, 'mov %r1, 0', 'mov %r2, 0');
+  }
+
   body(depth: number, count: number): void {
     for (let i = 0; i < count; i++) {
-      const r = this.rng.int(0, 9);
+      const r = this.rng.int(0, 10);
+      if (r === 10) {
+        if (depth === 0) this.countedLoop(this.rng.int(0, 1) === 1);
+        else this.alu();
+        continue;
+      }
       if (r <= 2) this.checkedAccess();
       else if (r === 3) this.indexedAccess();
       else if (r === 4) this.alu();
