@@ -97,7 +97,9 @@ const CASES: CorpusCase[] = [
         const node = 0x4000 + i * 32;
         b.writeBigUInt64LE(BigInt(i), node);
         const edges = [i % 2 ? BFS_TARGETS + i * 32 : 0, i % 3 === 0 ? BFS_TARGETS : 0, BFS_TARGETS + 64 * (i % 5)];
-        edges.forEach((e, k) => b.writeBigUInt64LE(BigInt(e), node + 8 + k * 8));
+        edges.forEach((e, k) => {
+          b.writeBigUInt64LE(BigInt(e), node + 8 + k * 8);
+        });
       }
     },
     expect: (b) => {
