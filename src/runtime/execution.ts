@@ -49,11 +49,17 @@ export interface ExecutionResult {
   readonly stats: ExecutionStats;
 }
 
+/** Told once per execution when it ends, with its stats and its error (null on success). */
+export interface ExecutionObserver {
+  executed(tenant: string, program: string, stats: Readonly<ExecutionStats>, outputBytes: number, error: unknown): void;
+}
+
 export async function executeStorageFunction(
   fn: StorageFunction,
   request: ExecutionRequest,
   budget: ExecutionBudget,
   scheduler: FairScheduler,
+  observer?: ExecutionObserver,
 ): Promise<ExecutionResult> {
   const slot = fn.acquireSlot();
   if (slot === undefined) {
@@ -61,14 +67,23 @@ export async function executeStorageFunction(
   }
   fn.stats.executions++;
   let execution: Execution | undefined;
+  let outputBytes = 0;
+  let error: unknown = null;
   try {
     execution = new Execution(fn, slot, request, budget, scheduler);
-    return await execution.run();
+    const result = await execution.run();
+    outputBytes = result.output.byteLength;
+    return result;
   } catch (e) {
     fn.stats.failures++;
+    error = e;
     throw e;
   } finally {
     if (execution) {
+      if (observer !== undefined) {
+        if (error !== null) execution.stats.durationMs = performance.now() - execution.startMs;
+        observer.executed(request.tenant, fn.name, execution.stats, outputBytes, error);
+      }
       fn.stats.steps += execution.stats.steps;
       fn.stats.instructions += execution.stats.instructions;
       fn.stats.bytesRead += execution.stats.bytesRead;
@@ -114,7 +129,7 @@ type ScanMode = Extract<ExecutionMode, { kind: 'scan' }>;
  */
 class Execution implements TurnTaker {
   readonly stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0 };
-  private readonly startMs = performance.now();
+  readonly startMs = performance.now();
   private readonly deadlineMs: number;
   private readonly state: StepState;
   private readonly ctx: DataView;

@@ -8,7 +8,7 @@ import type { MapSet, MapSpec } from '../maps/index.js';
 import type { MemoryMode } from '../vm/jit/engine.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
 import { BudgetExceededError } from './errors.js';
-import { type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
+import { type ExecutionObserver, type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
 import { FairScheduler, type SchedulerOptions } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
@@ -33,6 +33,8 @@ export interface StorageRuntimeOptions {
   readonly limitsFor?: (tenant: string) => TenantLimits;
   /** Bounds of one scheduler turn (the work a tenant's synchronous chain may do before it yields). */
   readonly scheduler?: SchedulerOptions;
+  /** Told once per execution, when it ends (metrics). */
+  readonly observer?: ExecutionObserver;
 }
 
 export interface ProgramInfo {
@@ -142,7 +144,7 @@ export class StorageRuntime {
 
   execute(tenant: string, name: string, request: Omit<ExecutionRequest, 'tenant'>): Promise<ExecutionResult> {
     const fn = this.find(tenant, name);
-    return executeStorageFunction(fn, { ...request, tenant }, this.limits(tenant), this.scheduler);
+    return executeStorageFunction(fn, { ...request, tenant }, this.limits(tenant), this.scheduler, this.options.observer);
   }
 
   private find(tenant: string, name: string): StorageFunction {

@@ -295,6 +295,31 @@ export const CONFIG_SCHEMA: ObjectField = {
         },
       },
     },
+    metrics: {
+      kind: 'object',
+      doc: 'Prometheus metrics over HTTP (`GET /metrics`); off unless `listen` is set (`serve --metrics HOST:PORT` sets it).',
+      fields: {
+        listen: {
+          kind: 'string',
+          format: 'host:port',
+          doc: 'Where the metrics endpoint listens, e.g. `127.0.0.1:9464` (`[::1]:9464` for IPv6). Absent: no metrics.',
+        },
+        maxTenants: int(
+          64,
+          1,
+          100_000,
+          'count',
+          'Host NQNs (tenants) that get their own `host`/`tenant` label; the rest are counted under `other`.',
+        ),
+        maxProgramsPerTenant: int(
+          32,
+          1,
+          100_000,
+          'count',
+          'Program names per labelled tenant with their own `program` label; the rest under `other`.',
+        ),
+      },
+    },
     subsystems: {
       kind: 'array',
       maxItems: 1024,

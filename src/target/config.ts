@@ -25,6 +25,7 @@ import {
   type StringField,
   TENANT_LIMIT_FIELDS,
 } from './config-schema.js';
+import type { MetricsConfig } from './metrics.js';
 
 export type HostAccess = 'read-write' | 'read-only';
 
@@ -71,6 +72,8 @@ export interface TargetConfig {
   subsystems: SubsystemConfig[];
   /** DH-HMAC-CHAP: credentials per host NQN and the target's preferences. */
   auth: AuthConfig;
+  /** Prometheus endpoint (listen null: off) and its label caps. */
+  metrics: MetricsConfig;
 }
 
 export interface AuthConfig extends AuthPolicy {
@@ -186,7 +189,38 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
     return sub;
   });
   const auth = authConfig(raw.auth, baseDir);
-  return { listen, dataDir, digests, limits, programs: programLimits(raw.programs), subsystems, auth };
+  return {
+    listen,
+    dataDir,
+    digests,
+    limits,
+    programs: programLimits(raw.programs),
+    subsystems,
+    auth,
+    metrics: metricsConfig(raw.metrics),
+  };
+}
+
+/** `HOST:PORT`, `[IPv6]:PORT`. */
+export function parseHostPort(v: unknown, field: string): { host: string; port: number } {
+  const s = str(v, field);
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new ConfigError(field, `must be HOST:PORT (or [IPv6]:PORT), got ${JSON.stringify(s)}`);
+  return { host: m[1] ?? m[2], port };
+}
+
+function metricsConfig(input: unknown): MetricsConfig {
+  const raw = input ?? {};
+  if (!isObject(raw)) throw new ConfigError('metrics', 'must be an object');
+  checkKeys(raw, fieldNames(objectAt('metrics')), 'metrics');
+  const capped = (k: 'maxTenants' | 'maxProgramsPerTenant') =>
+    raw[k] === undefined ? schemaDefault<number>('metrics', k) : int(raw[k], `metrics.${k}`, ...schemaRange('metrics', k));
+  return {
+    listen: raw.listen === undefined || raw.listen === null ? null : parseHostPort(raw.listen, 'metrics.listen'),
+    maxTenants: capped('maxTenants'),
+    maxProgramsPerTenant: capped('maxProgramsPerTenant'),
+  };
 }
 
 function secret(v: Json, field: string, fileField: string, at: string, baseDir: string): DhchapKey | undefined {
@@ -401,6 +435,11 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
       scheduler: { ...config.programs.scheduler },
     },
     auth: { hosts, hashes: [...config.auth.hashes], dhGroups: [...config.auth.dhGroups] },
+    metrics: {
+      ...(config.metrics.listen ? { listen: formatHostPort(config.metrics.listen) } : {}),
+      maxTenants: config.metrics.maxTenants,
+      maxProgramsPerTenant: config.metrics.maxProgramsPerTenant,
+    },
     subsystems: config.subsystems.map((s) => ({
       nqn: s.nqn,
       requireAuthentication: s.requireAuthentication,
@@ -410,4 +449,8 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
       namespaces: s.namespaces.map((n) => ({ ...n })),
     })),
   };
+}
+
+export function formatHostPort(a: { host: string; port: number }): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }

@@ -71,6 +71,9 @@ export interface CommandRouter {
 /** A command in progress, as the router sees it: something to complete through its connection. */
 export interface CommandHandle {
   readonly owner: TargetConnection;
+  readonly sqe: Sqe;
+  /** When the router started the command (set only with metrics on, for its latency). */
+  startedAtMs: number;
 }
 
 interface Command extends CommandHandle {
@@ -339,6 +342,7 @@ export class TargetConnection {
       r2tLength: 0,
       dataDigestFailed: !dataDigestOk,
       dataPooled: false,
+      startedAtMs: 0,
     };
     this.commands.set(sqe.cid, cmd);
     if (data) this.hold(cmd, data.length);

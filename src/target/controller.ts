@@ -66,6 +66,8 @@ export interface ControllerEnv {
   discoveryEntries(hostNqn: string, local: { address: string; port: number }): DiscoveryEntry[];
   discoveryGeneration(): number;
   destroyed(ctl: Controller): void;
+  /** The keep-alive timer ended the association (metrics). */
+  keepAliveExpired?(ctl: Controller): void;
 }
 
 /** Outstanding Asynchronous Event Requests we hold (AERL + 1). */
@@ -135,6 +137,7 @@ export class Controller {
         host: this.hostNqn,
         timeoutMs: ms,
       });
+      this.env.keepAliveExpired?.(this);
       this.destroy();
     }, ms);
     this.keepAliveTimer.unref();

@@ -32,6 +32,7 @@ export class PageCache {
   private scratch: Buffer | null = null;
   hits = 0;
   misses = 0;
+  evictions = 0;
 
   constructor(readonly maxPages: number) {
     if (!Number.isSafeInteger(maxPages) || maxPages < 1) throw new RangeError(`maxPages must be >= 1, got ${maxPages}`);
@@ -158,6 +159,7 @@ export class PageCache {
       }
       this.index.delete(this.pageOfSlot[slot]);
       this.pageOfSlot[slot] = EMPTY;
+      this.evictions++;
       return slot;
     }
   }

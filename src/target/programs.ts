@@ -39,7 +39,7 @@ import {
 import type { Sqe } from '../protocol/sqe.js';
 import type { TenantLimits } from '../runtime/budget.js';
 import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
-import type { ExecutionMode } from '../runtime/execution.js';
+import type { ExecutionMode, ExecutionObserver, ExecutionStats } from '../runtime/execution.js';
 import {
   type LoadableProgram,
   ProgramBusyError,
@@ -53,6 +53,7 @@ import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } f
 import type { TargetLimits } from './config.js';
 import type { Controller } from './controller.js';
 import type { Logger } from './logger.js';
+import { NO_METRICS, type ProgramMeter, type TargetMetrics } from './metrics.js';
 import { Ledger } from './quotas.js';
 import { VerificationMemoryError, VerificationTimeoutError, VerifierBusyError, VerifierPool } from './verify-worker.js';
 
@@ -168,6 +169,7 @@ export class ProgramService {
     private readonly log: Logger,
     limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits>; scheduler?: SchedulerOptions },
     private readonly quotas: ProgramServiceLimits,
+    private readonly metrics: TargetMetrics = NO_METRICS,
   ) {
     this.verifier = new VerifierPool({
       workers: quotas.verifierWorkers,
@@ -187,6 +189,7 @@ export class ProgramService {
       memoryMode: 'verified',
       limitsFor: (tenant) => limits.tenants.get(tenant) ?? limits.defaults,
       scheduler: limits.scheduler,
+      observer: metrics.enabled ? new ExecutionMetrics(metrics) : undefined,
     });
   }
 
@@ -331,6 +334,7 @@ export class ProgramService {
 
   private async finishLoad(ctl: Controller, key: string, image: Buffer): Promise<Completion> {
     const tenant = ctl.hostNqn;
+    const startMs = performance.now();
     let name = '';
     try {
       const decoded = decodeLoadImage(image);
@@ -353,6 +357,7 @@ export class ProgramService {
       const handle = this.allocateHandle();
       this.handles.set(handle, { tenant, name, mapBytes, codeBytes });
       this.log.info('program loaded', { host: tenant, name, handle, instructions: program.instructions.length });
+      this.metrics.programLoad(tenant, name, 'accepted', (performance.now() - startMs) / 1000);
       return success(handle);
     } catch (e) {
       const c = this.failureOf(e);
@@ -361,6 +366,7 @@ export class ProgramService {
       // A refusal is the host's business; a failure the target cannot explain is the operator's.
       if (!(e instanceof NearbpfError) && !(e instanceof ProgramImageError)) this.log.error('program load failed', fields);
       else this.log.info('program load refused', fields);
+      this.metrics.programLoad(tenant, name, outcomeOf(e), (performance.now() - startMs) / 1000);
       return c;
     }
   }
@@ -569,4 +575,33 @@ function messageOf(e: unknown): Message {
   if (e instanceof NearbpfError) return { code: e.code, message: e.message };
   if (e instanceof ProgramImageError) return { code: 'ERR_BAD_IMAGE', message: e.message };
   return { code: 'ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+/** A metric label for how a load or execution ended: a budget's name, else the error's stable code. */
+export function outcomeOf(e: unknown): string {
+  if (e === null) return 'success';
+  if (e instanceof BudgetExceededError) return `budget_${e.budget}`;
+  if (e instanceof NearbpfError) return e.code.replace(/^ERR_/, '').toLowerCase();
+  if (e instanceof ProgramImageError || e instanceof LoaderError || e instanceof DecodeError) return 'bad_image';
+  return 'internal';
+}
+
+/** Feeds the runtime's per-execution reports into the metrics, one meter per tenant and program. */
+class ExecutionMetrics implements ExecutionObserver {
+  private readonly meters = new Map<string, Map<string, ProgramMeter>>();
+  constructor(private readonly metrics: TargetMetrics) {}
+
+  executed(tenant: string, program: string, s: Readonly<ExecutionStats>, outputBytes: number, error: unknown): void {
+    let mine = this.meters.get(tenant);
+    if (mine === undefined) {
+      mine = new Map();
+      this.meters.set(tenant, mine);
+    }
+    let meter = mine.get(program);
+    if (meter === undefined) {
+      meter = this.metrics.programMeter(tenant, program);
+      mine.set(program, meter);
+    }
+    meter.executed(outcomeOf(error), s.steps, s.reads, s.bytesRead, s.instructions, outputBytes, s.durationMs / 1000);
+  }
 }

@@ -7,8 +7,9 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ConfigError } from '../protocol/errors.js';
-import { effectiveConfigJson, type TargetConfig, validateConfig } from './config.js';
+import { effectiveConfigJson, formatHostPort, type TargetConfig, validateConfig } from './config.js';
 import { consoleLogger, type Logger } from './logger.js';
+import { NO_METRICS, PrometheusTargetMetrics, startMetricsServer } from './metrics.js';
 import { startTarget } from './target.js';
 
 interface Out {
@@ -21,11 +22,12 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
-export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--print-config] [--verbose]
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--metrics HOST:PORT] [--print-config] [--verbose]
 
 Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --config FILE       JSON configuration (reference: docs/configuration.md); paths in it are relative to FILE
   --print-config      print the effective configuration (defaults filled in, keys redacted) as JSON and exit
+  --metrics HOST:PORT Prometheus metrics at http://HOST:PORT/metrics (config "metrics.listen"; off by default)
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6)
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
 Host keys (DH-HMAC-CHAP) are set per host NQN in the config's "auth" section; listening beyond
@@ -70,6 +72,11 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   }
   if (values.listen !== undefined) raw = { ...raw, listen: parseListen(values.listen) };
   if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
+  if (values.metrics !== undefined) {
+    const m = parseListen(values.metrics);
+    const section = typeof raw.metrics === 'object' && raw.metrics !== null ? raw.metrics : {};
+    raw = { ...raw, metrics: { ...section, listen: formatHostPort(m) } };
+  }
   const config = validateConfig(raw, baseDir);
   if (values['print-config']) {
     io.stdout.write(`${JSON.stringify(effectiveConfigJson(config), null, 2)}\n`);
@@ -78,7 +85,19 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   const log = options.logger ?? consoleLogger(values.verbose ?? false);
   const openWarning = unauthenticatedExposureWarning(config);
   if (openWarning) io.stderr.write(`nearbpf: WARNING: ${openWarning}\n`);
-  const handle = await startTarget({ config, logger: log });
+  const metrics = config.metrics.listen ? new PrometheusTargetMetrics(config.metrics) : null;
+  const handle = await startTarget({ config, logger: log, metrics: metrics ?? NO_METRICS });
+  let metricsServer: { close(): Promise<void> } | null = null;
+  if (metrics && config.metrics.listen) {
+    try {
+      const m = await startMetricsServer(metrics, config.metrics.listen);
+      metricsServer = m;
+      io.stdout.write(`nearbpf: metrics at http://${formatHostPort(m.address)}/metrics\n`);
+    } catch (e) {
+      await handle.close();
+      throw new ConfigError('metrics.listen', `cannot listen: ${(e as Error).message}`);
+    }
+  }
   io.stdout.write(`nearbpf: listening on ${handle.address.host}:${handle.address.port}\n`);
   for (const s of handle.target.describe()) {
     for (const n of s.namespaces) {
@@ -103,6 +122,7 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
     }
   });
   log.info('shutting down');
+  await metricsServer?.close();
   await handle.close();
   io.stdout.write('nearbpf: stopped\n');
   return 0;
@@ -131,6 +151,7 @@ function parseServeArgs(args: string[]) {
       'data-dir': { type: 'string' },
       verbose: { type: 'boolean' },
       'print-config': { type: 'boolean' },
+      metrics: { type: 'string' },
     },
     strict: true,
     allowPositionals: true,

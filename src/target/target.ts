@@ -11,6 +11,7 @@ import {
   CommandSpecificStatus,
   DISCOVERY_NQN,
   FabricsType,
+  IoOpcode,
   NQN_MAX_BYTES,
 } from '../protocol/constants.js';
 import { CONNECT_AUTHREQ_ATR } from '../protocol/dhchap.js';
@@ -24,7 +25,9 @@ import { Controller, type ControllerEnv, type Subsystem } from './controller.js'
 import type { DiscoveryEntry } from './identify.js';
 import { executeIo } from './io.js';
 import { type Logger, silentLogger } from './logger.js';
+import { type IoMeter, NO_METRICS, type TargetGauges, type TargetMetrics } from './metrics.js';
 import { Namespace } from './namespace.js';
+import { CACHE_PAGE_BYTES } from './page-cache.js';
 import { isProgramAdminOpcode, isProgramIoOpcode, ProgramService } from './programs.js';
 import { Admission } from './quotas.js';
 
@@ -58,9 +61,13 @@ export class NvmeTcpTarget implements CommandRouter {
   /** Storage functions: loaded per host, run next to this target's namespaces. */
   readonly programs: ProgramService;
 
+  /** I/O command metrics per association (absent with metrics off). */
+  private readonly ioMeters = new Map<Controller, IoMeter>();
+
   private constructor(
     readonly config: TargetConfig,
     private readonly log: Logger,
+    private readonly metrics: TargetMetrics,
   ) {
     this.admission = new Admission<TargetConnection>(config.limits, (conn, reason) => {
       log.warn('dropping a pending connection', { conn: conn.id, remote: conn.remote, reason });
@@ -70,11 +77,12 @@ export class NvmeTcpTarget implements CommandRouter {
       const conn = new TargetConnection(socket, this, config.limits, config.digests, log);
       this.connections.add(conn);
       this.admission.open(conn, socket.remoteAddress ?? 'unknown');
+      metrics.connectionOpened();
       log.debug('connection', { conn: conn.id, remote: conn.remote });
     });
     // Established queues and the pending pool together; each pool is held to its own size by admission.
     this.server.maxConnections = config.limits.maxConnections + config.limits.maxPendingConnections;
-    this.programs = new ProgramService(log, config.programs, config.limits);
+    this.programs = new ProgramService(log, config.programs, config.limits, metrics);
     this.server.on('error', (e) => log.error('server error', { error: e.message }));
     this.env = {
       limits: config.limits,
@@ -84,15 +92,22 @@ export class NvmeTcpTarget implements CommandRouter {
       discoveryGeneration: () => 1,
       destroyed: (ctl) => {
         this.controllers.delete(ctl.cntlid);
+        this.ioMeters.delete(ctl);
         this.programs.associationEnded(ctl);
         log.info('association ended', { cntlid: ctl.cntlid, host: ctl.hostNqn });
       },
+      keepAliveExpired: (ctl) => metrics.keepAliveExpired(ctl.subsystem.nqn, ctl.hostNqn),
     };
   }
 
   /** Open every namespace (creating sparse files as needed) and build the subsystems; does not listen yet. */
-  static async create(config: TargetConfig, log: Logger = silentLogger): Promise<NvmeTcpTarget> {
-    const t = new NvmeTcpTarget(config, log);
+  static async create(
+    config: TargetConfig,
+    log: Logger = silentLogger,
+    metrics: TargetMetrics = NO_METRICS,
+  ): Promise<NvmeTcpTarget> {
+    const t = new NvmeTcpTarget(config, log, metrics);
+    metrics.attach(t.gauges());
     t.subsystems.set(DISCOVERY_NQN, {
       nqn: DISCOVERY_NQN,
       serial: 'nearbpf-discovery',
@@ -171,6 +186,37 @@ export class NvmeTcpTarget implements CommandRouter {
     return this.connections.size;
   }
 
+  /** What the metrics read at scrape time: queues, associations, page caches, the verifier queue. */
+  gauges(): TargetGauges {
+    const t = this;
+    return {
+      *queues() {
+        for (const [conn, ctl] of t.owners)
+          yield { subsystem: ctl.subsystem.nqn, host: ctl.hostNqn, inFlight: conn.stats().outstanding };
+      },
+      *associations() {
+        for (const ctl of t.controllers.values()) yield { subsystem: ctl.subsystem.nqn, host: ctl.hostNqn };
+      },
+      *pageCaches() {
+        for (const s of t.subsystems.values()) {
+          for (const ns of s.namespaces.values()) {
+            const c = ns.cache;
+            if (c)
+              yield {
+                subsystem: s.nqn,
+                nsid: ns.nsid,
+                hits: c.hits,
+                misses: c.misses,
+                evictions: c.evictions,
+                bytes: c.size * CACHE_PAGE_BYTES,
+              };
+          }
+        }
+      },
+      verifierQueue: () => t.programs.verifier.total(),
+    };
+  }
+
   connectionStats(): ReturnType<TargetConnection['stats']>[] {
     return [...this.connections].map((c) => c.stats());
   }
@@ -229,6 +275,7 @@ export class NvmeTcpTarget implements CommandRouter {
       const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env);
       this.controllers.set(cntlid, ctl);
       this.owners.set(conn, ctl);
+      if (this.metrics.enabled) this.ioMeters.set(ctl, this.metrics.ioMeter(sub.nqn, d.hostnqn));
       // Admin depth: SQSIZE + 1 commands plus the AERs we hold.
       conn.bind({ qid: 0, depth: sqsize + 1 + 4, sqEntries: sqsize + 1, touch: () => ctl.touch() });
       this.log.info('association created', {
@@ -262,6 +309,7 @@ export class NvmeTcpTarget implements CommandRouter {
 
   private quotaRefusal(conn: TargetConnection, host: string, qid: number, quota: string): Completion {
     this.log.warn('Connect refused: quota reached', { host, qid, remote: conn.remote, quota });
+    this.metrics.quotaHit(host, quota);
     return specific(CommandSpecificStatus.ConnectControllerBusy, false);
   }
 
@@ -298,6 +346,7 @@ export class NvmeTcpTarget implements CommandRouter {
       qid: conn.binding?.qid,
       remote: conn.remote,
     };
+    if (out.result) this.metrics.authentication(ctl.subsystem.nqn, ctl.hostNqn, out.result.ok);
     if (out.result?.ok === false) this.log.warn('authentication failed', { ...fields, reason: out.result.reason });
     else if (out.result?.ok) {
       this.admission.ready(conn);
@@ -345,8 +394,11 @@ export class NvmeTcpTarget implements CommandRouter {
     }
     if (conn.binding.qid !== 0 && sqe.opcode !== AdminOpcode.Fabrics && ctl.ready && !isProgramIoOpcode(sqe.opcode)) {
       // The data path: a cache hit completes here and now; anything else calls ioDone later.
+      const meter = this.metrics.enabled ? this.ioMeters.get(ctl) : undefined;
+      if (meter !== undefined) handle.startedAtMs = performance.now();
       const c = executeIo(ctl.io, sqe, data, this.ioDone, handle);
       if (c === null) this.ioPending++;
+      else if (meter !== undefined) this.meterIo(meter, handle, c, data);
       return c;
     }
     let p: Promise<Completion | null>;
@@ -364,8 +416,21 @@ export class NvmeTcpTarget implements CommandRouter {
       p = this.programs.io(ctl, conn.binding.qid, sqe, data);
     }
     this.inflight.add(p);
-    const done = () => this.inflight.delete(p);
-    p.then(done, done);
+    const meter = conn.binding.qid === 0 ? undefined : this.ioMeters.get(ctl);
+    if (meter === undefined) {
+      const done = () => this.inflight.delete(p);
+      p.then(done, done);
+    } else {
+      // Metrics on: the same one continuation also records the command (no label lookup: cells are resolved).
+      const startMs = performance.now();
+      const done = (c: Completion | null) => {
+        this.inflight.delete(p);
+        const status = c === null ? 0 : c.status;
+        const bytes = status !== 0 ? 0 : sqe.opcode === IoOpcode.Read ? (c?.data?.length ?? 0) : (data?.length ?? 0);
+        meter.command(sqe.nsid, sqe.opcode, status, bytes, (performance.now() - startMs) / 1000);
+      };
+      p.then(done, () => this.inflight.delete(p));
+    }
     return p;
   }
 
@@ -378,8 +443,27 @@ export class NvmeTcpTarget implements CommandRouter {
       this.ioIdle = null;
       wake();
     }
+    if (handle.startedAtMs !== 0) {
+      const ctl = this.owners.get(handle.owner);
+      const meter = ctl === undefined ? undefined : this.ioMeters.get(ctl);
+      if (meter !== undefined) this.meterIo(meter, handle, c, null);
+    }
     handle.owner.complete(handle, c);
   };
+
+  /** One I/O command into the metrics: its namespace, opcode, status, bytes moved and latency. */
+  private meterIo(meter: IoMeter, handle: CommandHandle, c: Completion, data: Buffer | null): void {
+    const sqe = handle.sqe;
+    const bytes =
+      c.status !== 0
+        ? 0
+        : sqe.opcode === IoOpcode.Read
+          ? (c.data?.length ?? 0)
+          : sqe.opcode === IoOpcode.Write
+            ? (data?.length ?? sqe.sglLength)
+            : 0;
+    meter.command(sqe.nsid, sqe.opcode, c.status, bytes, (performance.now() - handle.startedAtMs) / 1000);
+  }
 
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
@@ -421,6 +505,8 @@ export interface StartTargetOptions {
   config?: TargetConfig | unknown;
   baseDir?: string;
   logger?: Logger;
+  /** Metrics hooks (`PrometheusTargetMetrics`); off by default. */
+  metrics?: TargetMetrics;
 }
 
 export interface TargetHandle {
@@ -442,7 +528,7 @@ const isValidated = (c: unknown): c is TargetConfig =>
 /** Validate the config, open namespaces, listen. `close()` completes in-flight writes before closing. */
 export async function startTarget(options: StartTargetOptions = {}): Promise<TargetHandle> {
   const config = isValidated(options.config) ? options.config : validateConfig(options.config ?? {}, options.baseDir);
-  const target = await NvmeTcpTarget.create(config, options.logger ?? silentLogger);
+  const target = await NvmeTcpTarget.create(config, options.logger ?? silentLogger, options.metrics);
   try {
     const address = await target.listen();
     return { target, address, close: () => target.close() };

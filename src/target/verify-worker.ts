@@ -112,6 +112,13 @@ export class VerifierPool {
     this.workerCount = options.workers > 0 ? options.workers : Math.min(4, Math.max(2, availableParallelism()));
   }
 
+  /** Verifications running or queued, all tenants (the metrics' verifier queue). */
+  total(): number {
+    let n = 0;
+    for (const v of this.perTenant.values()) n += v;
+    return n;
+  }
+
   /** Verifications of `tenant` running or queued. */
   load(tenant: string): number {
     return this.perTenant.get(tenant) ?? 0;
