@@ -30,6 +30,8 @@ export interface BenchIoOptions {
   sizeBytes?: number;
   queueDepths?: number[];
   digests?: boolean;
+  /** Run the target with its Prometheus metrics on (to measure their cost). */
+  metrics?: boolean;
 }
 
 export interface BenchResult {
@@ -146,6 +148,7 @@ export async function benchIo(options: BenchIoOptions = {}): Promise<BenchResult
       listen: { host: '127.0.0.1', port: 0 },
       dataDir: dir,
       limits: { maxQueueDepth: Math.max(128, maxDepth) },
+      ...(options.metrics ? { metrics: { listen: '127.0.0.1:0' } } : {}),
       subsystems: [{ nqn: NQN, namespaces: [{ nsid: 1, path: 'bench.img', sizeBytes, blockSize: 4096 }] }],
     }),
   );
@@ -244,11 +247,12 @@ export function formatBench(results: readonly BenchResult[]): string {
   return `${rows.join('\n')}\n\n${ratios.join('\n')}\n`;
 }
 
-export const BENCH_IO_USAGE = `nearbpf bench-io [--ops N] [--size-mib N] [--digests] [--json]
+export const BENCH_IO_USAGE = `nearbpf bench-io [--ops N] [--size-mib N] [--digests] [--metrics] [--json]
 
 Random 4 KiB reads and writes through the NVMe/TCP client and a target process over loopback at QD1
 and QD32, next to a minimal Node TCP server answering the same PDU sizes from memory (the floor) and
-local positioned reads of the backing file; CPU per operation of server and client.`;
+local positioned reads of the backing file; CPU per operation of server and client. --metrics runs the
+target with its Prometheus endpoint on.`;
 
 /** The `bench-io` subcommand, shaped like the CLI's `Command` table entries. */
 export const benchIoCommand = {
@@ -256,7 +260,7 @@ export const benchIoCommand = {
   summary: 'benchmark NVMe/TCP random 4 KiB I/O over loopback against a minimal-server floor',
   usage: BENCH_IO_USAGE,
   async run(args: string[], io: { stdout: { write(s: string): unknown } }): Promise<number> {
-    let values: { ops?: string; 'size-mib'?: string; digests?: boolean; json?: boolean };
+    let values: { ops?: string; 'size-mib'?: string; digests?: boolean; metrics?: boolean; json?: boolean };
     try {
       ({ values } = parseArgs({
         args,
@@ -264,6 +268,7 @@ export const benchIoCommand = {
           ops: { type: 'string' },
           'size-mib': { type: 'string' },
           digests: { type: 'boolean' },
+          metrics: { type: 'boolean' },
           json: { type: 'boolean' },
         },
         strict: true,
@@ -281,6 +286,7 @@ export const benchIoCommand = {
       ops: num(values.ops, 'ops', 20_000),
       sizeBytes: num(values['size-mib'], 'size-mib', 32) << 20,
       digests: values.digests,
+      metrics: values.metrics,
     });
     io.stdout.write(values.json ? `${JSON.stringify(results, null, 2)}\n` : formatBench(results));
     return 0;

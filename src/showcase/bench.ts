@@ -52,6 +52,8 @@ export const TABLE_NSID = 7;
 
 export interface BenchPlan {
   readonly quick: boolean;
+  /** Run the target with its Prometheus metrics on (to measure their cost). */
+  readonly metrics?: boolean;
   /** Keys of the tree of each depth (index depth - 1). */
   readonly keysByDepth: readonly number[];
   readonly tableRows: number;
@@ -103,10 +105,11 @@ export async function spawnTarget(
   namespaces: readonly ShowcaseNamespace[],
   listen: { host: string; port: number },
   wrap: readonly string[] = [],
+  serveArgs: readonly string[] = [],
 ): Promise<TargetProcess> {
   const configPath = join(dir, 'target.json');
   await writeFile(configPath, JSON.stringify(targetConfig(dir, namespaces, listen.host, listen.port), null, 2));
-  const argv = [...wrap, process.execPath, join(REPO_ROOT, 'bin', 'nearbpf.js'), 'serve', '--config', configPath];
+  const argv = [...wrap, process.execPath, join(REPO_ROOT, 'bin', 'nearbpf.js'), 'serve', '--config', configPath, ...serveArgs];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
@@ -401,7 +404,13 @@ export async function benchLoopback(
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-pushdown-'));
   let target: TargetProcess | undefined;
   try {
-    target = await spawnTarget(dir, benchNamespaces(plan), { host: '127.0.0.1', port: 0 });
+    target = await spawnTarget(
+      dir,
+      benchNamespaces(plan),
+      { host: '127.0.0.1', port: 0 },
+      [],
+      plan.metrics ? ['--metrics', '127.0.0.1:0'] : [],
+    );
     say(err, `target process listening on ${target.host}:${target.port}; building the data through NVMe writes`);
     const figures = await runClient({ host: target.host, port: target.port, plan, build: true, profile: 'full' }, err);
     await then?.(target);

@@ -18,7 +18,7 @@ import { REPO_ROOT } from '../../testing/conformance-data.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
 import type { Command } from './command.js';
 
-const USAGE = `nearbpf bench-pushdown [--quick] [--netns] [--rtt] [--out DIR]
+const USAGE = `nearbpf bench-pushdown [--quick] [--metrics] [--netns] [--rtt] [--out DIR]
 
 Runs an NVMe/TCP target as a separate process on 127.0.0.1, builds B+-trees of depth 1..6 and a
 table through NVMe writes, and measures storage functions pushed down to the target against the
@@ -59,6 +59,7 @@ export const benchPushdownCommand: Command = {
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
       quick: { type: 'boolean' },
+      metrics: { type: 'boolean' },
       netns: { type: 'boolean' },
       rtt: { type: 'boolean' },
       out: { type: 'string' },
@@ -69,7 +70,7 @@ export const benchPushdownCommand: Command = {
       build: { type: 'boolean' },
     });
     expectPositionals(positionals, []);
-    const plan: BenchPlan = benchPlan(values.quick ?? false);
+    const plan: BenchPlan = { ...benchPlan(values.quick ?? false), metrics: values.metrics ?? false };
     const err = io.stderr as { write(s: string): unknown; isTTY?: boolean };
 
     if (values.role !== undefined) {
