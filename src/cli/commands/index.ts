@@ -29,7 +29,7 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map(
     entry('run', 'run a program once over a memory buffer and print r0', async () => (await import('./run.js')).runCommand),
     entry(
       'verify',
-      'run the static verifier on a program and report why it is rejected',
+      'run the static verifier on the programs of an object (or a program) and report why one is rejected',
       async () => (await import('./verify.js')).verifyCommand,
     ),
     entry(
