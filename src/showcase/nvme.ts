@@ -132,12 +132,16 @@ export async function startLoopbackSession(options: {
   ioQueues?: number;
   queueDepth?: number;
   listenHost?: string;
+  /** Per-tenant storage-function limits replacing the showcase's defaults (budgets, slots). */
+  programDefaults?: Record<string, number>;
 }): Promise<LoopbackSession> {
   const blockSize = 512;
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-showcase-'));
   let target: TargetHandle | undefined;
   try {
-    target = await startTarget({ config: targetConfig(dir, options.namespaces, options.listenHost ?? '127.0.0.1', 0) });
+    target = await startTarget({
+      config: targetConfig(dir, options.namespaces, options.listenHost ?? '127.0.0.1', 0, options.programDefaults),
+    });
     const host = await NvmeTcpHost.connect({
       host: '127.0.0.1',
       port: target.address.port,
@@ -173,13 +177,19 @@ export async function startLoopbackSession(options: {
 }
 
 /** The target configuration of the showcase: one subsystem open to any host, 512-byte-block sparse files. */
-export function targetConfig(dir: string, namespaces: readonly ShowcaseNamespace[], host: string, port: number): object {
+export function targetConfig(
+  dir: string,
+  namespaces: readonly ShowcaseNamespace[],
+  host: string,
+  port: number,
+  programDefaults: Record<string, number> = { maxConcurrentExecutions: 32 },
+): object {
   return {
     listen: { host, port },
     dataDir: dir,
     limits: { maxQueueDepth: 128 },
     // The throughput runs keep up to 32 executions of one program in flight.
-    programs: { defaults: { maxConcurrentExecutions: 32 } },
+    programs: { defaults: programDefaults },
     subsystems: [
       {
         nqn: SHOWCASE_NQN,

@@ -7,15 +7,28 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ExecuteResult, type ProgramClient, ProgramCommandError } from '../client/programs.js';
 import { REPO_ROOT } from '../testing/conformance-data.js';
-import { programError, SqliteQueryError } from './errors.js';
+import { programError, SqliteCorruptError, SqliteQueryError } from './errors.js';
 import { getRecord, indexEntries, type Tree, tableRows } from './fetched.js';
 import { compareKeyPrefix, type DatabaseHeader, decodeHeader, decodeRecord, type SqlValue } from './format.js';
-import { decodeRowOutput, encodeInput, MAX_ROWS_PER_EXECUTION, type RowRecord } from './input.js';
+import { decodeRowOutput, encodeInput, INPUT_HEADER_BYTES, MAX_ROWS_PER_EXECUTION, type RowRecord } from './input.js';
 import { type ByteReader, type DatabaseLocation, normalizeExtents, PageReader } from './pages.js';
+import {
+  BestValue,
+  COMPARE_OPS,
+  decodeScanOutput,
+  encodeScanArgs,
+  foldedNumber,
+  MAX_TERMS,
+  type ScanAnswer,
+  type ScanPlan,
+  type ScanRequest,
+  SumAccumulator,
+  termMatches,
+} from './scan.js';
 import { buildSchema, type IndexInfo, type Schema, type TableInfo } from './schema.js';
 
-export type SqliteFunctionName = 'sqlite_get' | 'sqlite_index' | 'sqlite_scan';
-export const SQLITE_FUNCTION_NAMES: readonly SqliteFunctionName[] = ['sqlite_get', 'sqlite_index', 'sqlite_scan'];
+export type SqliteFunctionName = 'sqlite_get' | 'sqlite_scan';
+export const SQLITE_FUNCTION_NAMES: readonly SqliteFunctionName[] = ['sqlite_get', 'sqlite_scan'];
 export const sqliteObjectPath = (name: SqliteFunctionName) => join(REPO_ROOT, 'examples', 'build', `${name}.o`);
 
 /** Handles of the loaded storage functions (a query whose function is missing can only be fetched). */
@@ -170,9 +183,162 @@ export class SqliteDatabase {
     return r;
   }
 
-  /** Exposed for the other query kinds (index, scan). */
-  protected get internals() {
-    return { tree: this.tree, execute: this.execute.bind(this) };
+  /** Column index of a name (the rowid alias included); `rowid` names the rowid alias too. */
+  column(table: TableInfo, name: string): number {
+    const i = table.columns.findIndex((c) => c.toLowerCase() === name.toLowerCase());
+    if (i >= 0) return i;
+    if (/^(rowid|_rowid_|oid)$/i.test(name) && table.rowidColumn >= 0) return table.rowidColumn;
+    throw new SqliteQueryError('ERR_SQLITE_NO_SUCH_COLUMN', `no column ${name} in ${table.name}`);
+  }
+
+  private plan(table: TableInfo, req: ScanRequest): ScanPlan {
+    const terms = (req.where ?? []).map((t) => {
+      if (!COMPARE_OPS.includes(t.op)) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `unknown comparison ${t.op}`);
+      return { col: this.column(table, t.column), op: t.op, value: t.value };
+    });
+    if (terms.length > MAX_TERMS) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `at most ${MAX_TERMS} comparisons`);
+    const col = (n: string | undefined) => (n === undefined ? -1 : this.column(table, n));
+    const proj = (req.columns ?? []).map((c) => this.column(table, c));
+    const plan = { terms, proj, sum: col(req.sum), min: col(req.min), max: col(req.max), rowidColumn: table.rowidColumn };
+    for (const c of [...proj, plan.sum, plan.min, plan.max, ...terms.map((t) => t.col)])
+      if (c >= 64) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', 'the scan reaches columns 0-63 only');
+    return plan;
+  }
+
+  /**
+   * Rows of `table` matching every comparison of `where`, with the columns asked for, and the
+   * aggregates over all of them (COUNT always).
+   */
+  async scan(tableName: string, req: ScanRequest, options: QueryOptions = {}): Promise<ScanAnswer & { executions: number }> {
+    const table = this.table(tableName);
+    const plan = this.plan(table, req);
+    const sum = new SumAccumulator();
+    const min = new BestValue(false);
+    const max = new BestValue(true);
+    const rows: { rowid: bigint; values: SqlValue[] }[] = [];
+    let count = 0;
+    let executions = 0;
+    // A row the host evaluates itself (fetched, or spilling to overflow pages on the target).
+    const atHost = (row: Row, reals: boolean[]) => {
+      if (!plan.terms.every((t) => termMatches(row.values[t.col] ?? null, t.op, t.value))) return;
+      count++;
+      rows.push({ rowid: row.rowid, values: plan.proj.map((c) => row.values[c] ?? null) });
+      if (plan.sum >= 0) sum.add(row.values[plan.sum] ?? null, reals[plan.sum] ?? false);
+      if (plan.min >= 0) min.offer(row.values[plan.min] ?? null);
+      if (plan.max >= 0) max.offer(row.values[plan.max] ?? null);
+    };
+    const decode = (rowid: bigint, record: Uint8Array) => {
+      const reals: boolean[] = [];
+      const values = decodeRecord(record, 0, reals);
+      while (values.length < table.columns.length) values.push(null);
+      if (table.rowidColumn >= 0) {
+        values[table.rowidColumn] = rowidValue(rowid);
+        reals[table.rowidColumn] = false;
+      }
+      return { row: { rowid, values }, reals };
+    };
+    if (plan.terms.some((t) => t.value === null)) {
+      // A comparison with NULL matches nothing.
+    } else if (options.fetched) {
+      for await (const r of tableRows(this.tree, table.rootPage)) {
+        const { row, reals } = decode(r.rowid, r.record);
+        atHost(row, reals);
+      }
+    } else {
+      let cursor: Buffer | undefined;
+      do {
+        const args = encodeScanArgs(plan, INPUT_HEADER_BYTES, cursor);
+        const input = encodeInput(this.location, this.header, { tableRoot: table.rootPage, nargs: 0, args });
+        const r = await this.execute('sqlite_scan', input);
+        executions++;
+        const part = decodeScanOutput(r.output, table.rowidColumn, plan.sum >= 0 && plan.sum === table.rowidColumn);
+        count += part.count;
+        if (part.nsum > 0) sum.addInteger(part.isum);
+        for (const f of part.foldSum) sum.add(f.value, f.isReal);
+        if (part.min) min.offer(foldedNumber(part.min.kind, part.min.bits));
+        if (part.max) max.offer(foldedNumber(part.max.kind, part.max.bits));
+        for (const v of part.foldMin) min.offer(v);
+        for (const v of part.foldMax) max.offer(v);
+        for (const row of part.rows)
+          rows.push({
+            rowid: row.rowid,
+            values: plan.proj.map((c) => (c === table.rowidColumn ? rowidValue(row.rowid) : (row.cols.get(c) ?? null))),
+          });
+        if (part.needsHost.length > 0) {
+          const spilled = await this.getRecords(table, part.needsHost);
+          for (const s of spilled) if (s.record) atHost(decode(s.rowid, s.record).row, decode(s.rowid, s.record).reals);
+        }
+        cursor = part.cursor;
+      } while (cursor);
+      rows.sort((a, b) => (a.rowid < b.rowid ? -1 : a.rowid > b.rowid ? 1 : 0));
+    }
+    const limited = req.limit !== undefined ? rows.slice(0, req.limit) : rows;
+    return { rows: limited, count, sum: sum.result(), min: min.value, max: max.value, executions };
+  }
+
+  /**
+   * Rows whose index key starts with `key` (a prefix of the index's columns), in index order (key,
+   * then rowid), at most `limit`.
+   */
+  async lookup(indexName: string, key: readonly SqlValue[], options: QueryOptions & { limit?: number } = {}): Promise<Row[]> {
+    return this.range(indexName, key, key, { ...options, hiInclusive: true });
+  }
+
+  /**
+   * Rows whose index key prefix lies in [lo, hi) (hi included with `hiInclusive`; either bound may
+   * be omitted), in index order, at most `limit`. The index entries are read by the client (the
+   * storage function for index walks does not verify with today's verifier: see examples/sqlite);
+   * the rows come from the table in one execution of sqlite_get per 64 rows (fetched: page by page).
+   */
+  async range(
+    indexName: string,
+    lo: readonly SqlValue[] | undefined,
+    hi: readonly SqlValue[] | undefined,
+    options: QueryOptions & { limit?: number; hiInclusive?: boolean } = {},
+  ): Promise<Row[]> {
+    const index = this.index(indexName);
+    const table = this.table(index.table);
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    if (!(limit > 0)) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', 'the limit must be positive');
+    // A NULL in a bound matches nothing (as `col = NULL` in SQL).
+    if (lo?.some((v) => v === null) || hi?.some((v) => v === null)) return [];
+    const rowids: bigint[] = [];
+    for await (const entry of indexEntries(this.tree, index.rootPage, lo)) {
+      if (lo && compareKeyPrefix(entry, lo) < 0) continue;
+      if (hi) {
+        const c = compareKeyPrefix(entry, hi);
+        if (c > 0 || (c === 0 && !options.hiInclusive)) break;
+      }
+      const rowid = entry[entry.length - 1];
+      if (typeof rowid !== 'number' && typeof rowid !== 'bigint')
+        throw new SqliteCorruptError('ERR_SQLITE_RECORD', index.rootPage, 'an index entry without a rowid');
+      rowids.push(BigInt(rowid));
+      if (rowids.length >= limit) break;
+    }
+    if (options.fetched) {
+      const out: Row[] = [];
+      for (const id of rowids) {
+        const rec = await getRecord(this.tree, table.rootPage, id);
+        if (rec) out.push(this.row(table, id, rec));
+      }
+      return out;
+    }
+    return (await this.getRecords(table, rowids)).flatMap((r) => (r.record ? [this.row(table, r.rowid, r.record)] : []));
+  }
+
+  /** Records by rowid, pushed down. */
+  private async getRecords(table: TableInfo, rowids: readonly bigint[]): Promise<RowRecord[]> {
+    const out: RowRecord[] = [];
+    for (let i = 0; i < rowids.length; i += MAX_ROWS_PER_EXECUTION) {
+      const part = rowids.slice(i, i + MAX_ROWS_PER_EXECUTION);
+      const args = Buffer.alloc(part.length * 8);
+      part.forEach((id, k) => {
+        args.writeBigInt64LE(BigInt.asIntN(64, id), k * 8);
+      });
+      const input = encodeInput(this.location, this.header, { tableRoot: table.rootPage, nargs: part.length, args });
+      out.push(...decodeRowOutput((await this.execute('sqlite_get', input)).output));
+    }
+    return out;
   }
 }
 
@@ -182,4 +348,3 @@ export function rowidValue(rowid: bigint): number | bigint {
 }
 
 export type { RowRecord };
-export { compareKeyPrefix, indexEntries };

@@ -157,8 +157,11 @@ export type SqlValue = null | number | bigint | string | Uint8Array;
 
 const decoder = new TextDecoder('utf-8');
 
-/** Decode a record (header of serial types, then values). */
-export function decodeRecord(rec: Uint8Array, page = 0): SqlValue[] {
+/**
+ * Decode a record (header of serial types, then values). `reals`, when given, receives whether
+ * each value was stored as a REAL (3.0 decodes to the number 3 either way).
+ */
+export function decodeRecord(rec: Uint8Array, page = 0, reals?: boolean[]): SqlValue[] {
   const { value: headerBytes, length } = readSmallVarint(rec, 0, rec.length, page);
   if (headerBytes > rec.length || headerBytes < length)
     throw new SqliteCorruptError('ERR_SQLITE_RECORD', page, 'record header larger than the record');
@@ -172,6 +175,7 @@ export function decodeRecord(rec: Uint8Array, page = 0): SqlValue[] {
     const size = serialSize(st);
     if (d + size > rec.length) throw new SqliteCorruptError('ERR_SQLITE_RECORD', page, 'record values run past the payload');
     values.push(decodeValue(st, rec, view, d, size, page));
+    reals?.push(st === 7);
     d += size;
   }
   return values;

@@ -7,8 +7,11 @@ import Database from 'better-sqlite3';
 import { ProgramClient } from '../client/programs.js';
 import { blockReader, blockWriter, type LoopbackSession, startLoopbackSession } from '../showcase/nvme.js';
 import { loadSqliteFunctions, type SqliteDatabase, SqliteDatabase as SqliteDb, type SqliteHandles } from './database.js';
-import { canonRow, generateDatabase, rng } from './generate.js';
+import { SqliteCorruptError, SqliteFormatError } from './errors.js';
+import type { SqlValue } from './format.js';
+import { canon, canonRow, generateDatabase, rng } from './generate.js';
 import type { Extent } from './pages.js';
+import { COMPARE_OPS, type Term } from './scan.js';
 
 const NSID = 1;
 const NS_BYTES = 64 << 20;
@@ -24,7 +27,7 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
     dir = mkdtempSync(join(tmpdir(), 'nearbpf-sqlite-'));
     session = await startLoopbackSession({ namespaces: [{ nsid: NSID, sizeBytes: NS_BYTES }] });
     programs = new ProgramClient(session.host);
-    const loaded = await loadSqliteFunctions(programs, { names: ['sqlite_get'] });
+    const loaded = await loadSqliteFunctions(programs, { names: ['sqlite_get', 'sqlite_scan'] });
     assert.deepEqual(loaded.refused, [], JSON.stringify(loaded.refused));
     handles = loaded.handles;
   });
@@ -35,8 +38,8 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
   });
 
   /** Write a file to the namespace (a raw image, or scattered as a file system would) and open it. */
-  async function place(file: string, options: { scatterBytes?: number } = {}): Promise<SqliteDatabase> {
-    const bytes = readFileSync(file);
+  async function place(file: string | Buffer, options: { scatterBytes?: number } = {}): Promise<SqliteDatabase> {
+    const bytes = typeof file === 'string' ? readFileSync(file) : file;
     const { host, blockSize } = session;
     const w = blockWriter(host, NSID, blockSize);
     const start = nextOffset;
@@ -121,4 +124,220 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
       }
     });
   }
+
+  const scanConfigs = [
+    { pageSize: 1024, reservedBytes: 33, rows: 1200, seed: 11 },
+    { pageSize: 4096, reservedBytes: 0, rows: 2500, seed: 12, scatterBytes: 55296 },
+  ];
+  for (const c of scanConfigs) {
+    it(`scans with predicates, projection and aggregates, ${c.pageSize}-byte pages${c.scatterBytes ? ', extent map' : ''}`, async () => {
+      const file = join(dir, `scan-${c.pageSize}-${c.seed}.db`);
+      const gen = generateDatabase(file, { ...c, deleteFraction: 0.2 });
+      const sqlite = new Database(file, { readonly: true });
+      sqlite.defaultSafeIntegers(true);
+      try {
+        const db = await place(file, { scatterBytes: c.scatterBytes });
+        const r = rng(c.seed);
+        const names = gen.columns.map((x) => x.name);
+        const sample = sqlite.prepare('SELECT * FROM t').raw().all() as unknown[][];
+        const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+        const toValue = (v: unknown): SqlValue => (Buffer.isBuffer(v) ? new Uint8Array(v) : (v as SqlValue));
+        for (let q = 0; q < 6; q++) {
+          const nterms = 1 + Math.floor(r() * 4);
+          const where: Term[] = [];
+          for (let k = 0; k < nterms; k++) {
+            const ci = Math.floor(r() * names.length);
+            let v: unknown = null;
+            for (let tries = 0; tries < 20 && v === null; tries++) v = pick(sample)[ci];
+            if (v === null) continue;
+            where.push({ column: names[ci], op: pick(COMPARE_OPS), value: toValue(v) });
+          }
+          const agg = names[1 + Math.floor(r() * (names.length - 1))];
+          const req = { where, columns: ['id', 'name', 'c0'], sum: 'k', min: agg, max: agg };
+          const sqlWhere = where.length ? `WHERE ${where.map((t) => `${t.column} ${t.op} ?`).join(' AND ')}` : '';
+          const params = where.map((t) => (t.value instanceof Uint8Array ? Buffer.from(t.value) : t.value));
+          const wantRows = (
+            sqlite
+              .prepare(`SELECT id, name, c0 FROM t ${sqlWhere} ORDER BY id`)
+              .raw()
+              .all(...params) as unknown[][]
+          ).map(canonRow);
+          const wantAgg = (
+            sqlite
+              .prepare(`SELECT count(*), sum(k), min(${agg}), max(${agg}) FROM t ${sqlWhere}`)
+              .raw()
+              .get(...params) as unknown[]
+          ).map(canon);
+          for (const fetched of [false, true]) {
+            const got = await db.scan('t', req, { fetched });
+            const label = `${fetched ? 'fetched' : 'pushed down'}: ${sqlWhere} ${JSON.stringify(params.map(canon))}`;
+            assert.deepEqual(
+              got.rows.map((x) => canonRow(x.values)),
+              wantRows,
+              label,
+            );
+            assert.deepEqual([got.count, got.sum, got.min, got.max].map(canon), wantAgg, label);
+          }
+        }
+      } finally {
+        sqlite.close();
+      }
+    });
+  }
+
+  it('index lookups (unique, non-unique, multi-column prefixes, mixed types) and ranges with a limit', async () => {
+    const file = join(dir, 'index.db');
+    generateDatabase(file, { pageSize: 1024, reservedBytes: 0, rows: 2500, seed: 21, deleteFraction: 0.2 });
+    const sqlite = new Database(file, { readonly: true });
+    sqlite.defaultSafeIntegers(true);
+    try {
+      const db = await place(file);
+      const r = rng(21);
+      const sample = sqlite.prepare('SELECT k, name, c0, uid FROM t').raw().all() as unknown[][];
+      const toValue = (v: unknown): SqlValue => (Buffer.isBuffer(v) ? new Uint8Array(v) : (v as SqlValue));
+      const cases: { index: string; key: SqlValue[]; sql: string; order: string }[] = [];
+      for (let q = 0; q < 12; q++) {
+        const [k, name, c0, uid] = sample[Math.floor(r() * sample.length)].map(toValue);
+        cases.push({ index: 't_k', key: [k], sql: 'k = ?', order: 'k, id' });
+        cases.push({ index: 't_name', key: [name], sql: 'name = ?', order: 'name, id' });
+        cases.push({ index: 't_k_name', key: [k, name], sql: 'k = ? AND name = ?', order: 'k, name, id' });
+        cases.push({ index: 't_k_name', key: [k], sql: 'k = ?', order: 'k, name, id' });
+        cases.push({ index: 't_c0', key: [c0], sql: 'c0 = ?', order: 'c0, id' });
+        cases.push({ index: 't_uid', key: [uid], sql: 'uid = ?', order: 'uid' });
+      }
+      cases.push({ index: 't_name', key: ['no such name'], sql: 'name = ?', order: 'name, id' });
+      for (const c of cases) {
+        const params = c.key.map((v) => (v instanceof Uint8Array ? Buffer.from(v) : v));
+        const want = (
+          sqlite
+            .prepare(`SELECT * FROM t WHERE ${c.sql} ORDER BY ${c.order}`)
+            .raw()
+            .all(...params) as unknown[][]
+        ).map(canonRow);
+        for (const fetched of [false, true]) {
+          const got = await db.lookup(c.index, c.key, { fetched });
+          assert.deepEqual(
+            got.map((x) => canonRow(x.values)),
+            want,
+            `${c.index} ${JSON.stringify(params.map(canon))} ${fetched ? 'fetched' : 'pushed down'}`,
+          );
+        }
+      }
+      for (let q = 0; q < 8; q++) {
+        const a = Math.floor(r() * 600);
+        const b = a + Math.floor(r() * 50);
+        const want = (
+          sqlite.prepare('SELECT * FROM t WHERE k >= ? AND k < ? ORDER BY k, id LIMIT 20').raw().all(a, b) as unknown[][]
+        ).map(canonRow);
+        for (const fetched of [false, true]) {
+          const got = await db.range('t_k', [a], [b], { limit: 20, fetched });
+          assert.deepEqual(
+            got.map((x) => canonRow(x.values)),
+            want,
+            `range [${a}, ${b})`,
+          );
+        }
+      }
+    } finally {
+      sqlite.close();
+    }
+  });
+
+  describe('bad input ends with a typed error naming the page, pushed down and fetched', () => {
+    let image: Buffer;
+    let pageSize: number;
+    let root: number;
+    let bigRowid: bigint;
+    before(() => {
+      const file = join(dir, 'corrupt.db');
+      const db = new Database(file);
+      db.pragma('page_size = 1024');
+      db.pragma('journal_mode = DELETE');
+      db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v)');
+      const ins = db.prepare('INSERT INTO t(id, v) VALUES (?, ?)');
+      // Row 1 first: 964 bytes of its 3000-byte blob stay on the leaf, the rest fill overflow pages 3 and 4.
+      ins.run(1, Buffer.alloc(3000, 7));
+      db.transaction(() => {
+        for (let i = 2; i <= 400; i++) ins.run(i, `value ${i}`);
+      })();
+      db.close();
+      image = readFileSync(file);
+      pageSize = 1024;
+      root = 2;
+      bigRowid = 400n;
+    });
+    const pageAt = (_: Buffer, page: number) => (page - 1) * pageSize;
+    async function expectCorrupt(
+      patched: Buffer,
+      code: string,
+      page: number,
+      query: (db: SqliteDatabase, fetched: boolean) => Promise<unknown>,
+    ) {
+      const db = await place(patched);
+      for (const fetched of [false, true]) {
+        await assert.rejects(query(db, fetched), (e: unknown) => {
+          assert.ok(e instanceof SqliteCorruptError, `${fetched ? 'fetched' : 'pushed down'}: ${String(e)}`);
+          assert.equal(e.code, code, `${fetched ? 'fetched' : 'pushed down'}: ${e.message}`);
+          assert.equal(e.page, page, `${fetched ? 'fetched' : 'pushed down'}: ${e.message}`);
+          return true;
+        });
+      }
+    }
+    const get = (id: bigint) => (db: SqliteDatabase, fetched: boolean) => db.get('t', id, { fetched });
+    const scan = (db: SqliteDatabase, fetched: boolean) =>
+      db.scan('t', { where: [{ column: 'id', op: '>', value: 0 }] }, { fetched });
+
+    it('a location without a SQLite file, a WAL-mode file and an encrypted one are refused at open', async () => {
+      await assert.rejects(
+        place(Buffer.alloc(4096)),
+        (e: unknown) => e instanceof SqliteFormatError && e.code === 'ERR_SQLITE_NOT_SQLITE',
+      );
+      const wal = Buffer.from(image);
+      wal[18] = 2;
+      wal[19] = 2;
+      await assert.rejects(place(wal), (e: unknown) => e instanceof SqliteFormatError && e.code === 'ERR_SQLITE_WAL');
+      const encrypted = Buffer.from(image);
+      for (let i = 0; i < 1024; i++) encrypted[i] = (i * 131 + 7) & 0xff;
+      await assert.rejects(place(encrypted), (e: unknown) => e instanceof SqliteFormatError && /encrypted/.test(e.message));
+    });
+
+    it('an unknown page type', async () => {
+      const b = Buffer.from(image);
+      b[pageAt(b, root)] = 7;
+      await expectCorrupt(b, 'ERR_SQLITE_PAGE_TYPE', root, get(5n));
+      await expectCorrupt(b, 'ERR_SQLITE_PAGE_TYPE', root, scan);
+    });
+
+    it('a cell pointer outside the page', async () => {
+      const b = Buffer.from(image);
+      // The middle cell: the first one a binary search probes.
+      const cells = b.readUInt16BE(pageAt(b, root) + 3);
+      b.writeUInt16BE(0xfff0, pageAt(b, root) + 12 + 2 * (cells >> 1));
+      await expectCorrupt(b, 'ERR_SQLITE_CELL', root, get(bigRowid));
+      await expectCorrupt(b, 'ERR_SQLITE_CELL', root, scan);
+    });
+
+    it('a child pointer past the end of the file', async () => {
+      const b = Buffer.from(image);
+      assert.equal(b[pageAt(b, root)], 5, 'the root must be an interior page');
+      b.writeUInt32BE(b.length / pageSize + 5, pageAt(b, root) + 8);
+      await expectCorrupt(b, 'ERR_SQLITE_CHILD', root, get(bigRowid));
+    });
+
+    it('a cycle among child pages', async () => {
+      const b = Buffer.from(image);
+      b.writeUInt32BE(root, pageAt(b, root) + 8);
+      await expectCorrupt(b, 'ERR_SQLITE_CYCLE', root, get(bigRowid));
+      await expectCorrupt(b, 'ERR_SQLITE_CYCLE', root, scan);
+    });
+
+    it('a cycle among overflow pages', async () => {
+      const b = Buffer.from(image);
+      assert.equal(b.readUInt32BE(pageAt(b, 3)), 4, 'overflow chain 3 -> 4');
+      assert.equal(b.readUInt32BE(pageAt(b, 4)), 0, 'overflow chain ends at 4');
+      b.writeUInt32BE(3, pageAt(b, 4));
+      // The chain's last page (4) points back into the chain instead of ending it.
+      await expectCorrupt(b, 'ERR_SQLITE_OVERFLOW', 4, get(1n));
+    });
+  });
 });

@@ -59,6 +59,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map(
       async () => (await import('./demo.js')).demoCommand,
     ),
     entry(
+      'sqlite',
+      'query a SQLite database on a namespace with storage functions (put, tables, get, lookup, scan)',
+      async () => (await import('./sqlite.js')).sqliteCommand,
+    ),
+    entry(
       'discover',
       'list the subsystems an NVMe/TCP discovery controller offers',
       async () => (await import('./discover.js')).discoverCommand,

@@ -1,0 +1,201 @@
+/**
+ * `npm run bench:sqlite`: a SQLite database built with SQLite (10^6 rows by default, 4 KiB pages,
+ * an index on a TEXT column) on a loopback NVMe/TCP target; rowid lookups, index lookups and a
+ * 1%-selective scan with aggregates, pushed down and fetched, at QD1 and 1-32 outstanding:
+ * p50, p99, throughput, bytes on the wire and round trips per query. CSV and SVG in results/.
+ *   node dist/bench/sqlite-bench.js [--rows N] [--ops N] [--scans N] [--out DIR]
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { ProgramClient } from '../client/programs.js';
+import { blockReader, blockWriter, startLoopbackSession } from '../showcase/nvme.js';
+import { type Measurement, measure } from '../showcase/pushdown.js';
+import { formatTable, toCsv } from '../showcase/report.js';
+import { barChartSvg, stackSvgs } from '../showcase/svg.js';
+import { loadSqliteFunctions, SqliteDatabase } from '../sqlite/database.js';
+import { rng } from '../sqlite/generate.js';
+
+export interface SqliteBenchOptions {
+  rows: number;
+  ops: number;
+  scans: number;
+  out?: string;
+}
+
+/** Build the benchmark database: t(id, name TEXT indexed, k INTEGER, v REAL, note TEXT). */
+export function buildBenchDatabase(path: string, rows: number): void {
+  const db = new Database(path);
+  try {
+    db.pragma('page_size = 4096');
+    db.pragma('journal_mode = DELETE');
+    db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, k INTEGER, v REAL, note TEXT)');
+    const ins = db.prepare('INSERT INTO t VALUES (?, ?, ?, ?, ?)');
+    const r = rng(7);
+    db.transaction(() => {
+      for (let i = 1; i <= rows; i++)
+        ins.run(i, `user${(i * 2654435761) % 4294967296}`, Math.floor(r() * 10000), r() * 1000, `note ${i % 977}`);
+    })();
+    db.exec('CREATE INDEX t_name ON t(name)');
+  } finally {
+    db.close();
+  }
+}
+
+export const benchName = (i: number) => `user${(i * 2654435761) % 4294967296}`;
+
+interface Row {
+  query: string;
+  mode: 'pushdown' | 'fetched';
+  m: Measurement;
+}
+
+export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => void): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'nearbpf-sqlite-bench-'));
+  const file = join(dir, 'bench.db');
+  log(`building a ${o.rows.toLocaleString('en-US')}-row database with SQLite (4 KiB pages, index on a TEXT column)`);
+  buildBenchDatabase(file, o.rows);
+  const bytes = readFileSync(file);
+  const session = await startLoopbackSession({
+    namespaces: [{ nsid: 1, sizeBytes: bytes.length + (1 << 20) }],
+    ioQueues: 1,
+    queueDepth: 64,
+    // A scan of 10^6 rows takes many steps per execution (the functions stop at 960 and resume).
+    programDefaults: { maxConcurrentExecutions: 32, deadlineMs: 60_000 },
+  });
+  const out: Row[] = [];
+  try {
+    const { host, blockSize } = session;
+    const w = blockWriter(host, 1, blockSize);
+    const image = Buffer.alloc(Math.ceil(bytes.length / blockSize) * blockSize);
+    bytes.copy(image);
+    await w.write(0, image);
+    await w.drain();
+    const programs = new ProgramClient(host);
+    const loaded = await loadSqliteFunctions(programs);
+    if (loaded.refused.length > 0) throw new Error(`refused: ${loaded.refused.map((x) => `${x.name}: ${x.message}`).join('; ')}`);
+    const db = await SqliteDatabase.open({
+      read: blockReader(host, 1, blockSize),
+      location: { nsid: 1, offsetBytes: 0 },
+      programs,
+      handles: loaded.handles,
+    });
+    log(`database: ${db.header.pageCount} pages of ${db.header.pageSize} bytes`);
+    const r = rng(11);
+    const ids = Array.from({ length: o.ops }, () => BigInt(1 + Math.floor(r() * o.rows)));
+    const names = Array.from({ length: o.ops }, () => benchName(1 + Math.floor(r() * o.rows)));
+    const run = async (
+      query: string,
+      count: number,
+      pushed: (i: number) => Promise<unknown>,
+      fetched: (i: number) => Promise<unknown>,
+      concurrency: number[],
+    ) => {
+      for (const qd of concurrency) {
+        for (const [mode, op] of [
+          ['pushdown', pushed],
+          ['fetched', fetched],
+        ] as const) {
+          await op(0);
+          const m = await measure(host, count, qd, op);
+          out.push({ query: `${query} QD${qd}`, mode, m });
+          log(
+            `  ${query} QD${qd} ${mode}: p50 ${m.p50Us.toFixed(0)} µs, ${m.opsPerSec.toFixed(0)} ops/s, ${m.bytesPerOp.toFixed(0)} B, ${m.commandsPerOp.toFixed(1)} round trips`,
+          );
+        }
+      }
+    };
+    const qds = [1, 4, 16, 32];
+    log('rowid lookups');
+    await run(
+      'rowid lookup',
+      o.ops,
+      (i) => db.get('t', ids[i]),
+      (i) => db.get('t', ids[i], { fetched: true }),
+      qds,
+    );
+    log('index lookups (TEXT key, then the row)');
+    await run(
+      'index lookup',
+      o.ops,
+      (i) => db.lookup('t_name', [names[i]]),
+      (i) => db.lookup('t_name', [names[i]], { fetched: true }),
+      qds,
+    );
+    log(`1%-selective scans with COUNT and SUM (${o.scans} each way)`);
+    const scanReq = { where: [{ column: 'k', op: '<' as const, value: 100 }], sum: 'k', min: 'v', max: 'v' };
+    await run(
+      '1% scan + aggregates',
+      o.scans,
+      () => db.scan('t', scanReq),
+      () => db.scan('t', scanReq, { fetched: true }),
+      [1],
+    );
+  } finally {
+    await session.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+function report(rows: Row[], outDir: string): string {
+  const header = ['query', 'mode', 'p50_us', 'p99_us', 'ops_per_s', 'bytes_per_op', 'round_trips_per_op'];
+  const csv = rows.map((x) => [
+    x.query,
+    x.mode,
+    x.m.p50Us.toFixed(1),
+    x.m.p99Us.toFixed(1),
+    x.m.opsPerSec.toFixed(1),
+    x.m.bytesPerOp.toFixed(0),
+    x.m.commandsPerOp.toFixed(2),
+  ]);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'sqlite.csv'), toCsv(header, csv));
+  const queries = [...new Set(rows.map((x) => x.query))];
+  const pick = (mode: string, f: (m: Measurement) => number) =>
+    queries.map((q) => f(rows.find((x) => x.query === q && x.mode === mode)?.m as Measurement));
+  const chart = (title: string, yLabel: string, f: (m: Measurement) => number, yLog = true) =>
+    barChartSvg({
+      title,
+      yLabel,
+      categories: queries,
+      groups: [
+        { name: 'pushed down', values: pick('pushdown', f) },
+        { name: 'fetched', values: pick('fetched', f) },
+      ],
+      yLog,
+      width: 1100,
+    });
+  writeFileSync(
+    join(outDir, 'sqlite.svg'),
+    stackSvgs([
+      chart('p50 latency', 'µs', (m) => m.p50Us),
+      chart('throughput', 'queries/s', (m) => m.opsPerSec),
+      chart('bytes on the wire per query', 'bytes', (m) => m.bytesPerOp),
+    ]),
+  );
+  return formatTable(
+    header,
+    csv.map((r) => r.map(String)),
+    new Set([2, 3, 4, 5, 6]),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rows: { type: 'string', default: '1000000' },
+      ops: { type: 'string', default: '2000' },
+      scans: { type: 'string', default: '2' },
+      out: { type: 'string', default: 'results' },
+    },
+  });
+  const rows = await runSqliteBench({ rows: Number(values.rows), ops: Number(values.ops), scans: Number(values.scans) }, (s) =>
+    process.stderr.write(`${s}\n`),
+  );
+  process.stdout.write(`${report(rows, values.out ?? 'results')}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
