@@ -9,14 +9,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
 import { ProgramClient } from '../client/programs.js';
 import { blockReader, blockWriter, startLoopbackSession } from '../showcase/nvme.js';
 import { type Measurement, measure } from '../showcase/pushdown.js';
 import { formatTable, toCsv } from '../showcase/report.js';
 import { barChartSvg, stackSvgs } from '../showcase/svg.js';
 import { loadSqliteFunctions, SqliteDatabase } from '../sqlite/database.js';
-import { rng } from '../sqlite/generate.js';
+import { benchName, buildBenchDatabase, rng } from '../sqlite/generate.js';
 
 export interface SqliteBenchOptions {
   rows: number;
@@ -24,27 +23,6 @@ export interface SqliteBenchOptions {
   scans: number;
   out?: string;
 }
-
-/** Build the benchmark database: t(id, name TEXT indexed, k INTEGER, v REAL, note TEXT). */
-export function buildBenchDatabase(path: string, rows: number): void {
-  const db = new Database(path);
-  try {
-    db.pragma('page_size = 4096');
-    db.pragma('journal_mode = DELETE');
-    db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, k INTEGER, v REAL, note TEXT)');
-    const ins = db.prepare('INSERT INTO t VALUES (?, ?, ?, ?, ?)');
-    const r = rng(7);
-    db.transaction(() => {
-      for (let i = 1; i <= rows; i++)
-        ins.run(i, `user${(i * 2654435761) % 4294967296}`, Math.floor(r() * 10000), r() * 1000, `note ${i % 977}`);
-    })();
-    db.exec('CREATE INDEX t_name ON t(name)');
-  } finally {
-    db.close();
-  }
-}
-
-export const benchName = (i: number) => `user${(i * 2654435761) % 4294967296}`;
 
 interface Row {
   query: string;

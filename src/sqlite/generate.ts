@@ -153,3 +153,24 @@ export function canon(v: unknown): string {
 }
 
 export const canonRow = (values: readonly unknown[]) => values.map(canon).join('|');
+
+/** Build the benchmark database: t(id, name TEXT indexed, k INTEGER, v REAL, note TEXT). */
+export function buildBenchDatabase(path: string, rows: number): void {
+  const db = new Database(path);
+  try {
+    db.pragma('page_size = 4096');
+    db.pragma('journal_mode = DELETE');
+    db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, k INTEGER, v REAL, note TEXT)');
+    const ins = db.prepare('INSERT INTO t VALUES (?, ?, ?, ?, ?)');
+    const r = rng(7);
+    db.transaction(() => {
+      for (let i = 1; i <= rows; i++)
+        ins.run(i, `user${(i * 2654435761) % 4294967296}`, Math.floor(r() * 10000), r() * 1000, `note ${i % 977}`);
+    })();
+    db.exec('CREATE INDEX t_name ON t(name)');
+  } finally {
+    db.close();
+  }
+}
+
+export const benchName = (i: number) => `user${(i * 2654435761) % 4294967296}`;
