@@ -534,6 +534,8 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
   }
   for (__u64 k = 0; k < SC_OPS_PER_STEP; k++) {
     if (st->op == OP_DONE) break;
+    // Out of steps: stop at the next row boundary (the next step then ends the execution).
+    if (st->op == OP_CELL && ctx->step >= SC_MAX_STEPS) break;
     err = sc_op(ctx, st, data, end);
     if (err) return err;
   }
