@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { NvmeTcpHost } from '../client/host.js';
 import { UsageError } from '../errors.js';
+import { rng } from '../showcase/pushdown.js';
 import { FloorClient, spawnFloorServer } from './floor-server.js';
 import { processCpuNs, selfCpuUs } from './proc-cpu.js';
 
@@ -50,17 +51,6 @@ export interface BenchResult {
 const IO_BYTES = 4096;
 const NQN = 'nqn.2026-11.io.nearbpf:bench';
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** A tiny deterministic PRNG so runs are comparable. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x1_0000_0000;
-  };
-}
 
 async function measure(
   name: string,

@@ -11,7 +11,7 @@ import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { type BtreeLayout, decodeHeader, keyAt, VALUE_SIZE_BYTES } from '../showcase/btree.js';
 import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN } from '../showcase/nvme.js';
-import { batchPushdown, type Dataset, loadStorageFunctions, lookupPushdown } from '../showcase/pushdown.js';
+import { batchPushdown, type Dataset, loadStorageFunctions, lookupPushdown, rng } from '../showcase/pushdown.js';
 import { FloorClient, spawnFloorServer } from './floor-server.js';
 import { processCpuNs, selfCpuUs } from './proc-cpu.js';
 
@@ -33,16 +33,6 @@ export interface DataPathFigures {
 const TENANT_A = 'nqn.2014-08.org.nvmexpress:uuid:0b1e0000-0000-4000-8000-00000000000a';
 const TENANT_B = 'nqn.2014-08.org.nvmexpress:uuid:0b1e0000-0000-4000-8000-00000000000b';
 const LOOKUP_NSID = 6;
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x1_0000_0000;
-  };
-}
 
 const pct = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] * 1000;
 
