@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STORAGE_FUNCTION } from '../abi/storage.js';
 import { loadObject } from '../loader/index.js';
-import { SUBNQN, startTestTarget, type TestTarget } from '../target/test-helpers.js';
+import { startTestTarget, type TestTarget } from '../target/test-helpers.js';
 import { REPO_ROOT } from '../testing/conformance-data.js';
 import { verifyProgram } from '../verifier/index.js';
-import type { CliIo } from './io.js';
-import { main } from './main.js';
+import { runCliAgainst } from './test-helpers.js';
 
 /** Bytes of the data image written at LBA 0 of namespace 1 (512-byte blocks). */
 const IMAGE_BYTES = 128 * 1024;
@@ -218,16 +217,7 @@ let target: TestTarget;
 let dir: string;
 const image = Buffer.alloc(IMAGE_BYTES);
 
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = {
-    stdout: { write: (c) => void (stdout += String(c)) },
-    stderr: { write: (c) => void (stderr += String(c)) },
-  };
-  const code = await main([...argv, '--addr', `127.0.0.1:${target.address.port}`, '--nqn', SUBNQN], io);
-  return { code, stdout, stderr };
-}
+const run = (argv: string[]) => runCliAgainst(target.address.port, argv);
 
 describe('the corpus of natural storage functions, end to end over NVMe/TCP', () => {
   before(async () => {

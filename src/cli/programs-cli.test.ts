@@ -5,23 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assemble, encodeProgram } from '../isa/index.js';
-import { SUBNQN, startTestTarget, type TestTarget } from '../target/test-helpers.js';
-import type { CliIo } from './io.js';
-import { main } from './main.js';
+import { startTestTarget, type TestTarget } from '../target/test-helpers.js';
+import { runCliAgainst } from './test-helpers.js';
 
 let target: TestTarget;
 let dir: string;
 
-async function run(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = {
-    stdout: { write: (c) => void (stdout += String(c)) },
-    stderr: { write: (c) => void (stderr += String(c)) },
-  };
-  const code = await main([...argv, '--addr', `127.0.0.1:${target.address.port}`, '--nqn', SUBNQN], io);
-  return { code, stdout, stderr };
-}
+const run = (argv: string[]) => runCliAgainst(target.address.port, argv);
 
 describe('nearbpf load, exec, programs, unload', () => {
   before(async () => {
