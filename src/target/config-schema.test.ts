@@ -113,13 +113,16 @@ describe('configuration schema', () => {
     assert.equal(again.programs.tenants.get(HOST_NQN)?.maxSteps, 7);
 
     let out = '';
-    const code = await runServe(['--print-config', '--listen', '127.0.0.1:0', '--data-dir', '/tmp/x'], {
+    const code = await runServe(['--print-config', '--listen', '127.0.0.1:0', '--listen', '[::1]:4421', '--data-dir', '/tmp/x'], {
       stdout: { write: (s: string | Uint8Array) => (out += String(s)) },
       stderr: { write: () => true },
     });
     assert.equal(code, 0);
     const printed = JSON.parse(out);
-    assert.equal(printed.listen.port, 0);
+    assert.deepEqual(printed.listen, [
+      { host: '127.0.0.1', port: 0 },
+      { host: '::1', port: 4421 },
+    ]);
     assert.equal(printed.dataDir, '/tmp/x');
     assert.equal(printed.limits.readCacheBytes, LIMIT_FIELDS.readCacheBytes.default);
     assert.equal(printed.subsystems[0].namespaces[0].path, '/tmp/x/default-ns1.img');

@@ -58,6 +58,8 @@ export interface ArrayField extends FieldBase {
   maxItems: number;
   /** Shown in the reference when the array is absent. */
   defaultNote?: string;
+  /** One object alone is accepted as a list of one. */
+  single?: boolean;
 }
 export type Field = IntegerField | BooleanField | StringField | EnumField | ListField | ObjectField | MapField | ArrayField;
 
@@ -193,6 +195,9 @@ export const TENANT_LIMIT_FIELDS: Record<keyof TenantLimits, IntegerField> = {
   maxMapMemoryBytes: tenantInt('maxMapMemoryBytes', MAX_PROGRAM_LIMIT, 'bytes', 'Map memory of one program.'),
 };
 
+/** Listen addresses (ports) of one target. */
+export const MAX_PORTS = 64;
+
 const tenantLimits = (doc: string): ObjectField => ({ kind: 'object', doc, fields: TENANT_LIMIT_FIELDS });
 
 export const CONFIG_SCHEMA: ObjectField = {
@@ -200,16 +205,23 @@ export const CONFIG_SCHEMA: ObjectField = {
   doc: 'The target configuration (`nearbpf serve --config FILE`): a JSON object, every field optional.',
   fields: {
     listen: {
-      kind: 'object',
-      doc: 'Where the NVMe/TCP target listens (`serve --listen HOST:PORT` overrides it).',
-      fields: {
-        host: {
-          kind: 'string',
-          format: 'host',
-          default: '127.0.0.1',
-          doc: 'Address to listen on (an IPv6 address without brackets).',
+      kind: 'array',
+      maxItems: MAX_PORTS,
+      single: true,
+      doc: 'The ports the NVMe/TCP target listens on, each exporting every subsystem (multipath: a host may connect to several); one object is taken as a list of one. The discovery log lists every port (PORTID = position from 1). `serve --listen HOST:PORT` (repeatable) overrides it.',
+      defaultNote: '`{ "host": "127.0.0.1", "port": 4420 }`',
+      item: {
+        kind: 'object',
+        doc: 'One port.',
+        fields: {
+          host: {
+            kind: 'string',
+            format: 'host',
+            default: '127.0.0.1',
+            doc: 'Address to listen on (an IPv6 address without brackets).',
+          },
+          port: { kind: 'integer', default: 4420, min: 0, max: 65535, unit: 'port', doc: 'TCP port; 0 picks a free one.' },
         },
-        port: { kind: 'integer', default: 4420, min: 0, max: 65535, unit: 'port', doc: 'TCP port; 0 picks a free one.' },
       },
     },
     dataDir: {
@@ -441,7 +453,7 @@ function typeOf(f: Field): string {
     case 'map':
       return `object keyed by ${f.key}`;
     case 'array':
-      return `array (≤ ${f.maxItems})`;
+      return `array (≤ ${f.maxItems})${f.single ? ' or one object' : ''}`;
     default:
       return f.kind;
   }

@@ -17,7 +17,7 @@ const fails = (input: unknown, field: string) =>
 describe('target config', () => {
   it('has the documented defaults', () => {
     const c = validateConfig({}, '/base');
-    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 4420 });
+    assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 4420 }]);
     assert.equal(c.dataDir, '/base/nearbpf-data');
     assert.equal(c.subsystems[0].nqn, DEFAULT_SUBSYSTEM_NQN);
     assert.deepEqual(c.subsystems[0].namespaces[0], {
@@ -32,6 +32,11 @@ describe('target config', () => {
   it('names the bad field', () => {
     fails([], '(root)');
     fails({ listen: { port: 70000 } }, 'listen.port');
+    fails({ listen: [{ port: 4420 }, { port: 70000 }] }, 'listen[1].port');
+    fails({ listen: [{ port: 4420 }, 'x'] }, 'listen[1]');
+    fails({ listen: [{ port: 4420 }, { port: 4420 }] }, 'listen[1]');
+    fails({ listen: [] }, 'listen');
+    fails({ listen: Array.from({ length: 65 }, (_, i) => ({ port: 5000 + i })) }, 'listen');
     fails({ bogus: 1 }, 'bogus');
     fails({ limits: { maxDataTransferBytes: 12288 } }, 'limits.maxDataTransferBytes');
     fails({ limits: { maxQueueDepth: 1 } }, 'limits.maxQueueDepth');
@@ -100,6 +105,19 @@ describe('target config', () => {
     }
   });
 
+  it('takes one port or a list of ports', () => {
+    assert.deepEqual(validateConfig({ listen: { port: 4430 } }, '/base').listen, [{ host: '127.0.0.1', port: 4430 }]);
+    assert.deepEqual(
+      validateConfig({ listen: [{ port: 4420 }, { host: '::1', port: 4421 }, { port: 0 }, { port: 0 }] }, '/b').listen,
+      [
+        { host: '127.0.0.1', port: 4420 },
+        { host: '::1', port: 4421 },
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: 0 },
+      ],
+    );
+  });
+
   it('parses --listen', () => {
     assert.deepEqual(parseListen('0.0.0.0:4420'), { host: '0.0.0.0', port: 4420 });
     assert.deepEqual(parseListen('[::1]:8009'), { host: '::1', port: 8009 });
@@ -154,6 +172,10 @@ describe('target config', () => {
     const key = 'DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:';
     assert.equal(unauthenticatedExposureWarning(validateConfig({}, '/base')), null, 'the quick start needs no keys');
     assert.equal(unauthenticatedExposureWarning(validateConfig({ listen: { host: '::1' } }, '/base')), null);
+    assert.match(
+      unauthenticatedExposureWarning(validateConfig({ listen: [{ host: '::1' }, { host: '10.0.0.1' }] }, '/base')) ?? '',
+      /listening on 10\.0\.0\.1 .*any host/,
+    );
     assert.match(
       unauthenticatedExposureWarning(validateConfig({ listen: { host: '0.0.0.0' } }, '/base')) ?? '',
       /any host .* can claim any host NQN/,

@@ -21,6 +21,7 @@ import {
   integerDefaults,
   LIMIT_FIELDS,
   type ListField,
+  MAX_PORTS,
   objectAt,
   type StringField,
   TENANT_LIMIT_FIELDS,
@@ -57,8 +58,15 @@ export interface SubsystemConfig {
 /** NVMe/TCP limits: one number per field of `LIMIT_FIELDS` (config-schema.ts says what each means). */
 export type TargetLimits = { [K in keyof typeof LIMIT_FIELDS]: number };
 
+/** One port the target listens on. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
 export interface TargetConfig {
-  listen: { host: string; port: number };
+  /** The ports, at least one; each exports every subsystem (PORTID = index + 1). */
+  listen: ListenAddress[];
   dataDir: string;
   digests: { header: boolean; data: boolean };
   limits: TargetLimits;
@@ -137,14 +145,7 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
   if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
   checkKeys(raw, fieldNames(CONFIG_SCHEMA), '');
 
-  const listenRaw = raw.listen ?? {};
-  if (!isObject(listenRaw)) throw new ConfigError('listen', 'must be an object');
-  checkKeys(listenRaw, fieldNames(objectAt('listen')), 'listen');
-  const listen = {
-    host: listenRaw.host === undefined ? DEFAULT_LISTEN.host : str(listenRaw.host, 'listen.host'),
-    port:
-      listenRaw.port === undefined ? DEFAULT_LISTEN.port : int(listenRaw.port, 'listen.port', ...schemaRange('listen', 'port')),
-  };
+  const listen = listenAddresses(raw.listen);
 
   const dataDir = resolve(baseDir, raw.dataDir === undefined ? DEFAULT_DATA_DIR : str(raw.dataDir, 'dataDir'));
 
@@ -199,6 +200,28 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
     auth,
     metrics: metricsConfig(raw.metrics),
   };
+}
+
+/** `listen`: one object or an array of them; no two ports on the same host and port (port 0 excepted). */
+function listenAddresses(input: unknown): ListenAddress[] {
+  if (input === undefined) return [{ ...DEFAULT_LISTEN }];
+  const list = Array.isArray(input) ? input : [input];
+  if (list.length === 0) throw new ConfigError('listen', 'must list at least one port');
+  if (list.length > MAX_PORTS) throw new ConfigError('listen', `at most ${MAX_PORTS} ports`);
+  const seen = new Set<string>();
+  return list.map((item, i) => {
+    const at = Array.isArray(input) ? `listen[${i}]` : 'listen';
+    if (!isObject(item)) throw new ConfigError(at, 'must be an object');
+    checkKeys(item, fieldNames(objectAt('listen')), at);
+    const a = {
+      host: item.host === undefined ? DEFAULT_LISTEN.host : str(item.host, `${at}.host`),
+      port: item.port === undefined ? DEFAULT_LISTEN.port : int(item.port, `${at}.port`, ...schemaRange('listen', 'port')),
+    };
+    const key = formatHostPort(a);
+    if (a.port !== 0 && seen.has(key)) throw new ConfigError(at, `duplicate port ${key}`);
+    seen.add(key);
+    return a;
+  });
 }
 
 /** `HOST:PORT`, `[IPv6]:PORT`. */
@@ -425,7 +448,7 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
     hosts[nqn] = cred.controllerKey ? { key: REDACTED, controllerKey: REDACTED } : { key: REDACTED };
   }
   return {
-    listen: { ...config.listen },
+    listen: config.listen.map((a) => ({ ...a })),
     dataDir: config.dataDir,
     digests: { ...config.digests },
     limits: { ...config.limits },

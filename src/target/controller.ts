@@ -65,6 +65,8 @@ export interface ControllerEnv {
   /** Subsystems this host may see, for the discovery log. */
   discoveryEntries(hostNqn: string, local: { address: string; port: number }): DiscoveryEntry[];
   discoveryGeneration(): number;
+  /** Ports the target listens on (configured), for CMIC.MPORTS. */
+  portCount(): number;
   destroyed(ctl: Controller): void;
   /** The keep-alive timer ended the association (metrics). */
   keepAliveExpired?(ctl: Controller): void;
@@ -106,6 +108,8 @@ export class Controller {
     private katoMs: number,
     readonly admin: TargetConnection,
     private readonly env: ControllerEnv,
+    /** Counters of the port this association lives on (its identity too: one object per port). */
+    readonly port: IoStats,
   ) {
     this.ioQueueCount = env.limits.maxIoQueues;
     this.io = {
@@ -114,6 +118,7 @@ export class Controller {
       maxDataTransferBytes: env.limits.maxDataTransferBytes,
       maxDeallocateRangeBytes: env.limits.maxDeallocateRangeBytes,
       stats: subsystem.stats,
+      portStats: port,
     };
     this.armKeepAlive();
   }
@@ -255,6 +260,7 @@ export class Controller {
           maxQueueDepth: this.env.limits.maxQueueDepth,
           inCapsuleDataBytes: this.env.limits.inCapsuleDataBytes,
           maxNsid,
+          multiPort: this.env.portCount() > 1,
         }),
       );
     }

@@ -25,6 +25,8 @@ export interface ControllerIdentity {
   inCapsuleDataBytes: number;
   /** Highest NSID (NN). */
   maxNsid: number;
+  /** The target listens on more than one port (CMIC.MPORTS). */
+  multiPort: boolean;
 }
 
 function putAscii(buf: Buffer, at: number, width: number, s: string): void {
@@ -37,7 +39,9 @@ function putU64(buf: Buffer, at: number, v: number): void {
   buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
 }
 
-/** CMIC bit 1: the subsystem may have several controllers (one per host association) sharing namespaces. */
+/** CMIC bit 0 (MPORTS): the subsystem may be reached through two or more ports. */
+const MULTI_PORT = 0x01;
+/** CMIC bit 1 (MCTRS): the subsystem may have several controllers (one per host association) sharing namespaces. */
 const MULTI_CONTROLLER = 0x02;
 
 /** Identify Controller (CNS 01h) with every field the Linux initiator checks. */
@@ -47,7 +51,7 @@ export function identifyController(c: ControllerIdentity): Buffer {
   putAscii(b, 24, 40, c.model); // MN
   putAscii(b, 64, 8, c.firmware); // FR
   b[72] = 6; // RAB
-  b[76] = c.discovery ? 0 : MULTI_CONTROLLER; // CMIC
+  b[76] = c.discovery ? 0 : MULTI_CONTROLLER | (c.multiPort ? MULTI_PORT : 0); // CMIC
   b[77] = c.mdts; // MDTS
   b.writeUInt16LE(c.cntlid, 78);
   b.writeUInt32LE(NVME_VERSION, 80); // VER

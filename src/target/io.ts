@@ -33,7 +33,10 @@ export interface IoContext {
   readOnly: boolean;
   maxDataTransferBytes: number;
   maxDeallocateRangeBytes: number;
+  /** The subsystem's counters (SMART log). */
   stats: IoStats;
+  /** The counters of the port the association lives on. */
+  portStats: IoStats;
 }
 
 const ALL_NAMESPACES = 0xffffffff;
@@ -79,6 +82,8 @@ export function executeIo<T>(ctx: IoContext, sqe: Sqe, data: Buffer | null, done
       if (sqe.sglLength < bytes) return DATA_SGL_LENGTH_INVALID;
       ctx.stats.readCommands++;
       ctx.stats.bytesRead += bytes;
+      ctx.portStats.readCommands++;
+      ctx.portStats.bytesRead += bytes;
       const view = ns.cachedView(offset, bytes);
       if (view !== undefined) return success(0, view);
       const op: PendingRead<T> = { dest: ioBuffers.take(bytes), done, token };
@@ -89,14 +94,30 @@ export function executeIo<T>(ctx: IoContext, sqe: Sqe, data: Buffer | null, done
       if (ctx.readOnly) return WRITE_PROTECTED;
       if (bytes > ctx.maxDataTransferBytes) return INVALID_FIELD;
       if (!data || data.length < bytes) return DATA_SGL_LENGTH_INVALID;
-      const op: PendingWrite<T> = { ns, stats: ctx.stats, bytes, fua: (sqe.cdw12 & RW_FUA) !== 0, done, token };
+      const op: PendingWrite<T> = {
+        ns,
+        stats: ctx.stats,
+        portStats: ctx.portStats,
+        bytes,
+        fua: (sqe.cdw12 & RW_FUA) !== 0,
+        done,
+        token,
+      };
       ns.writeFrom(offset, data.length === bytes ? data : data.subarray(0, bytes), writeDone, op as PendingWrite<unknown>);
       return null;
     }
     default: {
       if (ctx.readOnly) return WRITE_PROTECTED;
       // Write Zeroes: bounded by NLB (65536 blocks); written in 1 MiB pieces from one shared zero buffer.
-      const op: PendingWrite<T> = { ns, stats: ctx.stats, bytes: 0, fua: (sqe.cdw12 & RW_FUA) !== 0, done, token };
+      const op: PendingWrite<T> = {
+        ns,
+        stats: ctx.stats,
+        portStats: ctx.portStats,
+        bytes: 0,
+        fua: (sqe.cdw12 & RW_FUA) !== 0,
+        done,
+        token,
+      };
       ns.writeZeroesThen(offset, bytes, writeDone, op as PendingWrite<unknown>);
       return null;
     }
@@ -123,6 +144,7 @@ function readDone(op: PendingRead<unknown>, e: NodeJS.ErrnoException | null): vo
 interface PendingWrite<T> {
   ns: Namespace;
   stats: IoStats;
+  portStats: IoStats;
   /** Bytes written counted in the SMART log (0 for write zeroes). */
   bytes: number;
   fua: boolean;
@@ -146,6 +168,8 @@ function writeDone(op: PendingWrite<unknown>, e: NodeJS.ErrnoException | null): 
   }
   op.stats.writeCommands++;
   op.stats.bytesWritten += op.bytes;
+  op.portStats.writeCommands++;
+  op.portStats.bytesWritten += op.bytes;
   op.done(op.token, SUCCESS);
 }
 

@@ -101,6 +101,13 @@ describe('Prometheus metrics', () => {
     assert.ok(value(after, 'nearbpf_connections_opened_total') >= 2);
     assert.ok(value(after, 'nearbpf_page_cache_misses', { subsystem: SUBNQN, nsid: '1' }) >= 1);
     assert.ok(family(after, 'process_cpu_seconds_total'), 'the process metrics are there');
+    const port = { port: '1', address: `127.0.0.1:${target.address.port}` };
+    assert.equal(value(after, 'nearbpf_port_listening', port), 1);
+    assert.equal(delta('nearbpf_port_write_commands', port), 4);
+    assert.equal(delta('nearbpf_port_read_commands', port), 3);
+    assert.equal(delta('nearbpf_port_written_bytes', port), 4 * 4096);
+    assert.equal(delta('nearbpf_port_read_bytes', port), 3 * 512);
+    assert.ok(value(after, 'nearbpf_port_connections', port) >= 2);
   });
 
   it('counts loads by result and executions by outcome with their steps, reads, bytes and output', async () => {

@@ -142,7 +142,20 @@ export interface TargetGauges {
   associations(): Iterable<{ subsystem: string; host: string }>;
   pageCaches(): Iterable<{ subsystem: string; nsid: number; hits: number; misses: number; evictions: number; bytes: number }>;
   verifierQueue(): number;
+  /** Each listen port: its address, whether it listens, and what its associations moved since start. */
+  ports(): Iterable<{
+    id: number;
+    address: string;
+    listening: boolean;
+    connections: number;
+    readCommands: number;
+    writeCommands: number;
+    bytesRead: number;
+    bytesWritten: number;
+  }>;
 }
+
+type PortGauge = ReturnType<TargetGauges['ports']> extends Iterable<infer P> ? P : never;
 
 /** The interface hooks call: one call per event. */
 export interface TargetMetrics {
@@ -372,6 +385,20 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     cache('nearbpf_page_cache_misses', 'Page-cache reads that went to the file (since start).', (c) => c.misses);
     cache('nearbpf_page_cache_evictions', 'Pages evicted from the page cache (since start).', (c) => c.evictions);
     cache('nearbpf_page_cache_bytes', 'Bytes held by the page cache.', (c) => c.bytes);
+    const port = (name: string, help: string, pick: (p: PortGauge) => number) =>
+      gauge(name, help, ['port', 'address'], (g, t) => {
+        for (const p of t.ports()) g.set({ port: String(p.id), address: p.address }, pick(p));
+      });
+    port('nearbpf_port_listening', 'Whether the port accepts connections (1) or is stopped (0).', (p) => (p.listening ? 1 : 0));
+    port('nearbpf_port_connections', 'TCP connections on the port (queues and pending handshakes).', (p) => p.connections);
+    port('nearbpf_port_read_commands', 'Read commands served by the port’s associations (since start).', (p) => p.readCommands);
+    port(
+      'nearbpf_port_write_commands',
+      'Write commands served by the port’s associations (since start).',
+      (p) => p.writeCommands,
+    );
+    port('nearbpf_port_read_bytes', 'Bytes read by the port’s associations (since start).', (p) => p.bytesRead);
+    port('nearbpf_port_written_bytes', 'Bytes written by the port’s associations (since start).', (p) => p.bytesWritten);
     gauge('nearbpf_verifier_queue', 'Program loads verifying or waiting for a verifier worker.', [], (g, t) =>
       g.set(t.verifierQueue()),
     );

@@ -1,5 +1,5 @@
 /**
- * `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--verbose]`: run the NVMe/TCP
+ * `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--verbose]`: run the NVMe/TCP
  * target until SIGINT/SIGTERM, then close it cleanly (in-flight writes complete first).
  */
 import { readFile } from 'node:fs/promises';
@@ -22,13 +22,14 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
-export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--metrics HOST:PORT] [--print-config] [--verbose]
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--metrics HOST:PORT] [--print-config] [--verbose]
 
 Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --config FILE       JSON configuration (reference: docs/configuration.md); paths in it are relative to FILE
   --print-config      print the effective configuration (defaults filled in, keys redacted) as JSON and exit
   --metrics HOST:PORT Prometheus metrics at http://HOST:PORT/metrics (config "metrics.listen"; off by default)
-  --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6)
+  --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6); repeat it for
+                      several ports, each exporting every subsystem (Linux multipath: one path per port)
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
 Host keys (DH-HMAC-CHAP) are set per host NQN in the config's "auth" section; listening beyond
 loopback without any prints a warning.
@@ -70,7 +71,7 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('(root)', 'must be a JSON object');
     baseDir = dirname(resolve(values.config));
   }
-  if (values.listen !== undefined) raw = { ...raw, listen: parseListen(values.listen) };
+  if (values.listen !== undefined) raw = { ...raw, listen: values.listen.map(parseListen) };
   if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
   if (values.metrics !== undefined) {
     const m = parseListen(values.metrics);
@@ -98,7 +99,7 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
       throw new ConfigError('metrics.listen', `cannot listen: ${(e as Error).message}`);
     }
   }
-  io.stdout.write(`nearbpf: listening on ${handle.address.host}:${handle.address.port}\n`);
+  for (const a of handle.addresses) io.stdout.write(`nearbpf: listening on ${formatHostPort(a)}\n`);
   for (const s of handle.target.describe()) {
     for (const n of s.namespaces) {
       io.stdout.write(
@@ -138,8 +139,9 @@ export function isLoopback(host: string): boolean {
  * listen address is loopback or at least one host key is configured.
  */
 export function unauthenticatedExposureWarning(config: TargetConfig): string | null {
-  if (isLoopback(config.listen.host) || config.auth.hosts.size > 0) return null;
-  return `listening on ${config.listen.host} with no DH-HMAC-CHAP host keys (config "auth.hosts"): any host that can reach this port can claim any host NQN and get that host's access, programs and maps`;
+  const open = config.listen.find((a) => !isLoopback(a.host));
+  if (open === undefined || config.auth.hosts.size > 0) return null;
+  return `listening on ${open.host} with no DH-HMAC-CHAP host keys (config "auth.hosts"): any host that can reach this port can claim any host NQN and get that host's access, programs and maps`;
 }
 
 function parseServeArgs(args: string[]) {
@@ -147,7 +149,7 @@ function parseServeArgs(args: string[]) {
     args,
     options: {
       config: { type: 'string' },
-      listen: { type: 'string' },
+      listen: { type: 'string', multiple: true },
       'data-dir': { type: 'string' },
       verbose: { type: 'boolean' },
       'print-config': { type: 'boolean' },

@@ -3,7 +3,7 @@
  * registry (CNTLID -> association). Each accepted socket becomes a TargetConnection; Connect binds it to
  * a new controller (admin queue) or to an existing one (I/O queue).
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import {
   AdminOpcode,
   CNTLID_DYNAMIC,
@@ -19,10 +19,10 @@ import { parseConnectData } from '../protocol/fabrics.js';
 import { type Sqe, sqeFctype } from '../protocol/sqe.js';
 import { type HostCredentials, QueueAuthentication } from './auth.js';
 import { type Completion, INVALID_OPCODE, SEQUENCE_ERROR, specific, success } from './completion.js';
-import { type HostRule, hostAccess, type TargetConfig, validateConfig } from './config.js';
+import { formatHostPort, type HostRule, hostAccess, type ListenAddress, type TargetConfig, validateConfig } from './config.js';
 import { type CommandHandle, type CommandRouter, TargetConnection } from './connection.js';
 import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
-import type { DiscoveryEntry } from './identify.js';
+import type { DiscoveryEntry, IoStats } from './identify.js';
 import { executeIo } from './io.js';
 import { type Logger, silentLogger } from './logger.js';
 import { type IoMeter, NO_METRICS, type TargetGauges, type TargetMetrics } from './metrics.js';
@@ -43,8 +43,43 @@ export interface TargetAddress {
   port: number;
 }
 
+/** Counters of one port: what its associations moved (the data path counts here and per subsystem). */
+export interface PortStats extends IoStats {
+  connectionsOpened: number;
+}
+
+/**
+ * One listen address. Every port exports every subsystem; an association (admin queue and I/O queues)
+ * lives on the port its admin queue connected to.
+ */
+export interface TargetPort {
+  /** PORTID in the discovery log: position in `listen` from 1. */
+  readonly id: number;
+  /** The configured address (port 0: ephemeral, fixed at the first listen and kept across restarts). */
+  readonly configured: ListenAddress;
+  server: Server | null;
+  /** Bound address while listening; the last bound address when stopped. */
+  address: TargetAddress | null;
+  readonly connections: Set<TargetConnection>;
+  readonly stats: PortStats;
+}
+
+/** Snapshot of a port for monitoring and tests. */
+export interface PortStatus {
+  id: number;
+  host: string;
+  port: number;
+  listening: boolean;
+  connections: number;
+  associations: number;
+  stats: PortStats;
+}
+
 export class NvmeTcpTarget implements CommandRouter {
-  private readonly server: Server;
+  private readonly ports: TargetPort[];
+  private readonly portOf = new Map<TargetConnection, TargetPort>();
+  /** GENCTR of the discovery log: bumped whenever a port starts or stops listening. */
+  private discoveryGeneration = 1;
   private readonly subsystems = new Map<string, SubsystemEntry>();
   private readonly controllers = new Map<number, Controller>();
   private readonly owners = new Map<TargetConnection, Controller>();
@@ -56,7 +91,6 @@ export class NvmeTcpTarget implements CommandRouter {
   private readonly inflight = new Set<Promise<unknown>>();
   private nextCntlid = 1;
   private closing: Promise<void> | null = null;
-  private boundAddress: TargetAddress | null = null;
   private readonly env: ControllerEnv;
   /** Storage functions: loaded per host, run next to this target's namespaces. */
   readonly programs: ProgramService;
@@ -73,23 +107,22 @@ export class NvmeTcpTarget implements CommandRouter {
       log.warn('dropping a pending connection', { conn: conn.id, remote: conn.remote, reason });
       conn.destroy();
     });
-    this.server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
-      const conn = new TargetConnection(socket, this, config.limits, config.digests, log);
-      this.connections.add(conn);
-      this.admission.open(conn, socket.remoteAddress ?? 'unknown');
-      metrics.connectionOpened();
-      log.debug('connection', { conn: conn.id, remote: conn.remote });
-    });
-    // Established queues and the pending pool together; each pool is held to its own size by admission.
-    this.server.maxConnections = config.limits.maxConnections + config.limits.maxPendingConnections;
+    this.ports = config.listen.map((configured, i) => ({
+      id: i + 1,
+      configured: { ...configured },
+      server: null,
+      address: null,
+      connections: new Set<TargetConnection>(),
+      stats: { connectionsOpened: 0, bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
+    }));
     this.programs = new ProgramService(log, config.programs, config.limits, metrics);
-    this.server.on('error', (e) => log.error('server error', { error: e.message }));
     this.env = {
       limits: config.limits,
       log,
       firmware: FIRMWARE,
       discoveryEntries: (hostNqn, local) => this.discoveryEntries(hostNqn, local),
-      discoveryGeneration: () => 1,
+      discoveryGeneration: () => this.discoveryGeneration,
+      portCount: () => this.ports.length,
       destroyed: (ctl) => {
         this.controllers.delete(ctl.cntlid);
         this.ioMeters.delete(ctl);
@@ -145,22 +178,107 @@ export class NvmeTcpTarget implements CommandRouter {
     return t;
   }
 
-  /** Start listening (port 0 = ephemeral). */
-  listen(host = this.config.listen.host, port = this.config.listen.port): Promise<TargetAddress> {
+  /** Start listening on every configured port (port 0 = ephemeral); the bound addresses in `listen` order. */
+  async listen(): Promise<TargetAddress[]> {
+    try {
+      for (const p of this.ports) await this.startPort(p.id);
+    } catch (e) {
+      for (const p of this.ports) if (p.server) await this.stopPort(p.id);
+      throw e;
+    }
+    return this.addresses;
+  }
+
+  /** The first port's address (the one single-port users connect to). */
+  get address(): TargetAddress | null {
+    return this.ports[0].address;
+  }
+
+  /** Every port's bound address, in `listen` order (null entries for ports never bound). */
+  get addresses(): TargetAddress[] {
+    return this.ports.map((p) => p.address).filter((a): a is TargetAddress => a !== null);
+  }
+
+  private port(portId: number): TargetPort {
+    const p = this.ports[portId - 1];
+    if (p === undefined) throw new RangeError(`no port ${portId} (the target has ${this.ports.length})`);
+    return p;
+  }
+
+  /**
+   * Listen on one port again (or for the first time). A port that was bound before comes back on the same
+   * address, so hosts that lost the path reconnect to it.
+   */
+  startPort(portId: number): Promise<TargetAddress> {
+    const p = this.port(portId);
+    if (this.closing) return Promise.reject(new Error('target is closing'));
+    if (p.server && p.address) return Promise.resolve(p.address);
+    const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(p, socket));
+    // Established queues and the pending pool together; each pool is held to its own size by admission.
+    server.maxConnections = this.config.limits.maxConnections + this.config.limits.maxPendingConnections;
+    const host = p.address?.host ?? p.configured.host;
+    const port = p.address?.port ?? p.configured.port;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const a = this.server.address();
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.log.error('server error', { port: p.id, error: e.message }));
+        const a = server.address();
         if (a === null || typeof a === 'string') return reject(new Error('no TCP address'));
-        this.boundAddress = { host: a.address, port: a.port };
-        resolve(this.boundAddress);
+        p.server = server;
+        p.address = { host: a.address, port: a.port };
+        this.discoveryGeneration++;
+        this.log.info('port listening', { port: p.id, address: `${a.address}:${a.port}` });
+        resolve(p.address);
       });
     });
   }
 
-  get address(): TargetAddress | null {
-    return this.boundAddress;
+  /**
+   * Stop listening on one port and end the associations that live on it (their queues close, as when the
+   * link goes down); the other ports and their associations are untouched. Commands already executing on
+   * the port's queues finish first; their answers are lost with the connections.
+   */
+  async stopPort(portId: number): Promise<void> {
+    const p = this.port(portId);
+    const server = p.server;
+    p.server = null;
+    if (server) {
+      this.discoveryGeneration++;
+      this.log.info('port stopped', { port: p.id });
+    }
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    for (const ctl of [...this.controllers.values()]) if (ctl.port === p.stats) ctl.destroy();
+    for (const c of p.connections) c.destroy();
+    await closed;
+  }
+
+  private accept(p: TargetPort, socket: Socket): void {
+    const conn = new TargetConnection(socket, this, this.config.limits, this.config.digests, this.log);
+    this.connections.add(conn);
+    p.connections.add(conn);
+    this.portOf.set(conn, p);
+    p.stats.connectionsOpened++;
+    this.admission.open(conn, socket.remoteAddress ?? 'unknown');
+    this.metrics.connectionOpened();
+    this.log.debug('connection', { conn: conn.id, remote: conn.remote, port: p.id });
+  }
+
+  /** Every port: address, whether it listens, its connections, associations and I/O counters. */
+  portStatus(): PortStatus[] {
+    return this.ports.map((p) => {
+      let associations = 0;
+      for (const ctl of this.controllers.values()) if (ctl.port === p.stats) associations++;
+      return {
+        id: p.id,
+        host: p.address?.host ?? p.configured.host,
+        port: p.address?.port ?? p.configured.port,
+        listening: p.server !== null,
+        connections: p.connections.size,
+        associations,
+        stats: { ...p.stats },
+      };
+    });
   }
 
   /** Subsystems and namespaces, for logging what is exported. */
@@ -214,6 +332,19 @@ export class NvmeTcpTarget implements CommandRouter {
         }
       },
       verifierQueue: () => t.programs.verifier.total(),
+      *ports() {
+        for (const p of t.portStatus())
+          yield {
+            id: p.id,
+            address: formatHostPort(p),
+            listening: p.listening,
+            connections: p.connections,
+            readCommands: p.stats.readCommands,
+            writeCommands: p.stats.writeCommands,
+            bytesRead: p.stats.bytesRead,
+            bytesWritten: p.stats.bytesWritten,
+          };
+      },
     };
   }
 
@@ -221,10 +352,22 @@ export class NvmeTcpTarget implements CommandRouter {
     return [...this.connections].map((c) => c.stats());
   }
 
+  /**
+   * One entry per subsystem the host may connect to, per listening port. A port bound to a wildcard address
+   * is advertised with the address the asking host reached us on (the interface it can route to).
+   */
   private discoveryEntries(hostNqn: string, local: { address: string; port: number }): DiscoveryEntry[] {
-    return [...this.subsystems.values()]
-      .filter((s) => !s.discovery && hostAccess(s, hostNqn) !== null)
-      .map((s) => ({ subsystemNqn: s.nqn, address: local.address, port: local.port, portId: 1 }));
+    const ports = this.ports.filter((p) => p.server !== null && p.address !== null);
+    const entries: DiscoveryEntry[] = [];
+    for (const s of this.subsystems.values()) {
+      if (s.discovery || hostAccess(s, hostNqn) === null) continue;
+      for (const p of ports) {
+        const a = p.address as TargetAddress;
+        const wildcard = a.host === '0.0.0.0' || a.host === '::';
+        entries.push({ subsystemNqn: s.nqn, address: wildcard ? local.address : a.host, port: a.port, portId: p.id });
+      }
+    }
+    return entries;
   }
 
   // ---- CommandRouter ----
@@ -265,6 +408,8 @@ export class NvmeTcpTarget implements CommandRouter {
     }
     // AUTHREQ.ATR in DW0 tells the host to authenticate this queue before anything else.
     const authReq = credentials ? CONNECT_AUTHREQ_ATR : 0;
+    const port = this.portOf.get(conn);
+    if (port === undefined) return SEQUENCE_ERROR;
     if (qid === 0) {
       if (d.cntlid !== CNTLID_DYNAMIC) return invalid(true, 16);
       if (kato > limits.maxKeepAliveTimeoutMs) return invalid(false, 48);
@@ -272,7 +417,7 @@ export class NvmeTcpTarget implements CommandRouter {
       if (cntlid === null) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
       const full = this.admission.reserve(conn, d.hostnqn, true);
       if (full !== null) return this.quotaRefusal(conn, d.hostnqn, 0, full);
-      const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env);
+      const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env, port.stats);
       this.controllers.set(cntlid, ctl);
       this.owners.set(conn, ctl);
       if (this.metrics.enabled) this.ioMeters.set(ctl, this.metrics.ioMeter(sub.nqn, d.hostnqn));
@@ -285,6 +430,7 @@ export class NvmeTcpTarget implements CommandRouter {
         access,
         katoMs: kato,
         remote: conn.remote,
+        port: port.id,
         authentication: credentials !== null,
       });
       if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, 0, credentials);
@@ -294,6 +440,16 @@ export class NvmeTcpTarget implements CommandRouter {
     if (sub.discovery) return invalid(false, 42);
     const ctl = this.controllers.get(d.cntlid);
     if (!ctl || ctl.subsystem !== sub || ctl.hostNqn !== d.hostnqn || !ctl.hostId.equals(d.hostId)) return invalid(true, 16);
+    if (ctl.port !== port.stats) {
+      // An association lives on one port (its queues on one I/O thread): I/O queues connect where the admin queue did.
+      this.log.warn('I/O queue Connect on another port than its association', {
+        cntlid: ctl.cntlid,
+        host: d.hostnqn,
+        port: port.id,
+        remote: conn.remote,
+      });
+      return invalid(true, 16);
+    }
     if (!ctl.ready) return SEQUENCE_ERROR;
     if (qid > ctl.ioQueueCount || ctl.ioQueues.has(qid)) return invalid(false, 42);
     const full = this.admission.reserve(conn, d.hostnqn, false);
@@ -467,6 +623,8 @@ export class NvmeTcpTarget implements CommandRouter {
 
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
+    this.portOf.get(conn)?.connections.delete(conn);
+    this.portOf.delete(conn);
     this.auths.delete(conn);
     this.admission.closed(conn);
     const ctl = this.owners.get(conn);
@@ -480,7 +638,13 @@ export class NvmeTcpTarget implements CommandRouter {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      const serversClosed = Promise.all(
+        this.ports.map((p) => {
+          const server = p.server;
+          p.server = null;
+          return server ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined;
+        }),
+      );
       for (const c of this.connections) c.quiesce();
       while (this.inflight.size > 0 || this.ioPending > 0) {
         if (this.ioPending > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
@@ -488,7 +652,7 @@ export class NvmeTcpTarget implements CommandRouter {
       }
       for (const ctl of [...this.controllers.values()]) ctl.destroy();
       for (const c of this.connections) c.destroy();
-      await serverClosed;
+      await serversClosed;
       await this.programs.close();
       await this.closeNamespaces();
     })();
@@ -511,7 +675,10 @@ export interface StartTargetOptions {
 
 export interface TargetHandle {
   target: NvmeTcpTarget;
+  /** The first port's address. */
   address: TargetAddress;
+  /** Every port's address, in `listen` order. */
+  addresses: TargetAddress[];
   close(): Promise<void>;
 }
 
@@ -530,8 +697,8 @@ export async function startTarget(options: StartTargetOptions = {}): Promise<Tar
   const config = isValidated(options.config) ? options.config : validateConfig(options.config ?? {}, options.baseDir);
   const target = await NvmeTcpTarget.create(config, options.logger ?? silentLogger, options.metrics);
   try {
-    const address = await target.listen();
-    return { target, address, close: () => target.close() };
+    const addresses = await target.listen();
+    return { target, address: addresses[0], addresses, close: () => target.close() };
   } catch (e) {
     await target.close();
     throw e;

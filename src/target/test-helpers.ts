@@ -29,6 +29,8 @@ export async function startTestTarget(
     subsystems?: unknown[];
     auth?: object;
     programs?: object;
+    /** Ports (default: one ephemeral port on 127.0.0.1). */
+    listen?: unknown;
   } = {},
   options: Partial<StartTargetOptions> = {},
 ): Promise<TestTarget> {
@@ -36,7 +38,7 @@ export async function startTestTarget(
   const handle = await startTarget({
     ...options,
     config: {
-      listen: { host: '127.0.0.1', port: 0 },
+      listen: overrides.listen ?? { host: '127.0.0.1', port: 0 },
       dataDir: dir,
       limits: { handshakeTimeoutMs: 5000, ...overrides.limits },
       ...(overrides.digests ? { digests: overrides.digests } : {}),
