@@ -46,7 +46,10 @@ describe('hash map', () => {
     assert.equal(m.update(u32(3), u64(30n), BPF_ANY), -E2BIG);
     assert.equal(m.update(u32(3), u64(30n), 7), -EINVAL);
     assert.deepEqual(
-      m.keys().map((k) => k[0]),
+      m
+        .keys()
+        .map((k) => k[0])
+        .sort(),
       [1, 2],
     );
     assert.equal(m.delete(u32(1)), 0);

@@ -46,6 +46,27 @@ describe('bpf_conformance suite', () => {
     assert.ok(cases > 280, `${cases} cases`);
   });
 
+  it('the JIT over a shared memory (Wasm atomics) agrees with the unshared one, in both memory modes', () => {
+    let atomics = 0;
+    for (const c of positive) {
+      const program = loadCaseProgram(c);
+      for (const memoryMode of ['checked', 'verified'] as const) {
+        if (memoryMode === 'verified' && c.error !== undefined) continue;
+        const outcome = (sharedMemory: boolean) => {
+          try {
+            const r = runConformance(program, c.memory, { engine: 'jit', memoryMode, sharedMemory });
+            return [r.r0, r.fuelUsed, r.memory];
+          } catch (e) {
+            return [(e as Error).constructor.name, (e as Error).message];
+          }
+        };
+        assert.deepEqual(outcome(true), outcome(false), `${c.name} (${memoryMode})`);
+      }
+      if (program.some((insn) => insn.kind === 'atomic')) atomics++;
+    }
+    assert.ok(atomics >= 20, `${atomics} cases with atomics`);
+  });
+
   it('both engines leave the test memory identical', () => {
     for (const c of positive) {
       const program = loadCaseProgram(c);

@@ -45,8 +45,9 @@ export function createConformanceEngine(
   memorySizeBytes: number,
   memoryMode: MemoryMode = 'checked',
   withinRegion = false,
+  sharedMemory = false,
 ) {
-  const memory = createSandbox([{ name: 'mem', sizeBytes: memorySizeBytes, writable: true }]);
+  const memory = createSandbox([{ name: 'mem', sizeBytes: memorySizeBytes, writable: true }], { shared: sharedMemory });
   const options = { helpers: conformanceHelpers, memory };
   const instance: Engine =
     engine === 'jit'
@@ -65,6 +66,8 @@ export function runConformance(
     memoryMode?: MemoryMode;
     /** Interpreter only: fault on accesses outside the memory region too (`InterpreterOptions`). */
     withinRegion?: boolean;
+    /** Run over a shared WebAssembly.Memory (the JIT then emits Wasm atomics for eBPF atomics). */
+    sharedMemory?: boolean;
   },
 ): ConformanceRun {
   const { instance, memory } = createConformanceEngine(
@@ -73,6 +76,7 @@ export function runConformance(
     memoryBytes.length,
     options.memoryMode,
     options.withinRegion,
+    options.sharedMemory,
   );
   memory.bytes(CONFORMANCE_MEMORY_REGION_ID).set(memoryBytes);
   const args = [BigInt(memory.address(CONFORMANCE_MEMORY_REGION_ID)), BigInt(memoryBytes.length)];

@@ -5,7 +5,14 @@ import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES, STACK_FRAME_SIZE_BYTES } from '..
 import { ProgramLoadError } from '../errors.js';
 import { layoutProgram, type Program, type ProgramLayout } from '../isa/index.js';
 import type { HelperTable } from './helpers.js';
-import { layoutSandbox, type RegionSpec, type SandboxLayout, SandboxMemory, STACK_REGION_ID } from './memory.js';
+import {
+  layoutSandbox,
+  type RegionSpec,
+  type SandboxLayout,
+  SandboxMemory,
+  type SandboxMemoryOptions,
+  STACK_REGION_ID,
+} from './memory.js';
 
 export interface EngineOptions {
   readonly helpers: HelperTable;
@@ -45,8 +52,8 @@ export function sandboxRegions(regions: readonly RegionSpec[]): RegionSpec[] {
 }
 
 /** A sandbox with the stack as region 1 followed by `regions` (ids 2, 3, ...). */
-export function createSandbox(regions: readonly RegionSpec[]): SandboxMemory {
-  return new SandboxMemory(sandboxRegions(regions));
+export function createSandbox(regions: readonly RegionSpec[], options?: SandboxMemoryOptions): SandboxMemory {
+  return new SandboxMemory(sandboxRegions(regions), options);
 }
 
 /** The layout `createSandbox(regions)` gets, without allocating it. */

@@ -83,8 +83,20 @@ export function layoutSandbox(specs: readonly RegionSpec[]): SandboxLayout {
   return { bases, lowAddress: NULL_GUARD_BYTES, writableEnd, readableEnd };
 }
 
+export interface SandboxMemoryOptions {
+  /**
+   * Back the sandbox with a shared `WebAssembly.Memory` (a SharedArrayBuffer), so several threads
+   * can run the same program's code over it (execution workers) and see one set of map values.
+   */
+  readonly shared?: boolean;
+  /** Attach to this memory (created by another thread with the same specs) instead of allocating one. */
+  readonly memory?: WebAssembly.Memory;
+}
+
 export class SandboxMemory {
   readonly memory: WebAssembly.Memory;
+  /** Whether the memory is shared between threads (its buffer is a SharedArrayBuffer). */
+  readonly shared: boolean;
   readonly regions: readonly Region[];
   /** First mapped address. */
   readonly lowAddress: number;
@@ -94,14 +106,25 @@ export class SandboxMemory {
   readonly readableEnd: number;
 
   /** Lays out `specs` (see `layoutSandbox`); the first spec is region 1. */
-  constructor(specs: readonly RegionSpec[]) {
+  constructor(specs: readonly RegionSpec[], options: SandboxMemoryOptions = {}) {
     const layout = layoutSandbox(specs);
     this.lowAddress = layout.lowAddress;
     this.writableEnd = layout.writableEnd;
     this.readableEnd = layout.readableEnd;
     this.regions = specs.map((spec, i) => ({ ...spec, id: i + 1, base: layout.bases[i] }));
     const pages = Math.max(1, Math.ceil(this.readableEnd / WASM_PAGE_SIZE_BYTES));
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    if (options.memory !== undefined) {
+      if (options.memory.buffer.byteLength !== pages * WASM_PAGE_SIZE_BYTES) {
+        throw new ProgramLoadError(
+          `memory of ${options.memory.buffer.byteLength} bytes given to a sandbox laid out for ${pages * WASM_PAGE_SIZE_BYTES}`,
+        );
+      }
+      this.memory = options.memory;
+    } else {
+      // `maximum` is required for a shared memory; the sandbox never grows anyway.
+      this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: options.shared === true });
+    }
+    this.shared = typeof SharedArrayBuffer !== 'undefined' && this.memory.buffer instanceof SharedArrayBuffer;
   }
 
   get regionCount(): number {

@@ -13,7 +13,7 @@
 import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
 import { blockCosts, blockLeaders, fuelCheckpoints } from '../blocks.js';
 import { analyzeControlFlow } from './cfg.js';
-import { ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
+import { ATOMIC_PREFIX, AtomicRmw, ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
 
 export const FaultKind = { read: 0, write: 1, fuel: 2, callDepth: 3 } as const;
 
@@ -32,6 +32,12 @@ export interface CompileOptions {
   readonly memoryPages: number;
   readonly stackFrameSizeBytes: number;
   readonly memoryMode: MemoryMode;
+  /**
+   * The memory is shared between threads: it is imported as shared, and eBPF atomics become Wasm
+   * atomic instructions when aligned (a misaligned one, which Linux's verifier rejects, keeps the
+   * plain load/store sequence, atomic only with respect to this thread).
+   */
+  readonly sharedMemory?: boolean;
   /** The sandbox's bounds (see memory.ts): mapped from `lowAddress`, writable below `writableEnd`. */
   readonly lowAddress: number;
   readonly writableEnd: number;
@@ -101,7 +107,7 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   const fnType = mb.type([I64, I64, I64, I64, I64, I64, I64, I32], [I64, I64]);
   mb.importFunction('env', 'fault', mb.type([I32, I32, I64, I32], []));
   mb.importFunction('env', 'helper', mb.type([I32, I64, I64, I64, I64, I64, I64], [I64]));
-  mb.importMemory('env', 'memory', options.memoryPages, options.memoryPages);
+  mb.importMemory('env', 'memory', options.memoryPages, options.memoryPages, options.sharedMemory === true);
   mb.global(I64, true, 0n);
   const firstFn = mb.nextFunctionIndex;
   const fnIndexAt = new Map(layout.functions.map((f, i) => [f.entryPc, firstFn + i]));
@@ -571,7 +577,45 @@ class FunctionCompiler {
     const w = this.w;
     const wide = insn.size === 8;
     const memOffset = this.emitAddress(insn.dst, insn.offset, insn.size, true, pc);
-    w.byte(Op.local_tee).u32(L_T32);
+    w.byte(Op.local_set).u32(L_T32);
+    if (this.options.sharedMemory === true) {
+      // Aligned (the effective address, memarg offset included): one Wasm atomic; else the plain sequence.
+      w.byte(Op.local_get)
+        .u32(L_T32)
+        .byte(Op.i32_const)
+        .s32(memOffset | 0)
+        .byte(Op.i32_add);
+      w.byte(Op.i32_const)
+        .s32(insn.size - 1)
+        .byte(Op.i32_and)
+        .byte(Op.i32_eqz);
+      w.byte(Op.if).byte(VOID_BLOCK);
+      w.byte(Op.local_get).u32(L_T32);
+      if (insn.op === 'cmpxchg') this.get(0);
+      this.get(insn.src);
+      const codes = AtomicRmw[insn.op];
+      w.byte(ATOMIC_PREFIX)
+        .u32(wide ? codes.wide : codes.narrow)
+        .u32(wide ? 3 : 2)
+        .u32(memOffset);
+      w.byte(Op.local_set).u32(L_TA);
+      w.byte(Op.else);
+      this.emitPlainRmw(insn, memOffset);
+      w.byte(Op.end);
+    } else {
+      this.emitPlainRmw(insn, memOffset);
+    }
+    if (insn.fetch) {
+      w.byte(Op.local_get).u32(L_TA);
+      this.set(insn.op === 'cmpxchg' ? 0 : insn.src);
+    }
+  }
+
+  /** Read-modify-write of the value at L_T32 + memOffset as plain load and store; the old value in L_TA. */
+  private emitPlainRmw(insn: Extract<Instruction, { kind: 'atomic' }>, memOffset: number): void {
+    const w = this.w;
+    const wide = insn.size === 8;
+    w.byte(Op.local_get).u32(L_T32);
     w.byte(wide ? Op.i64_load : Op.i64_load32_u)
       .u32(wide ? 3 : 2)
       .u32(memOffset)
@@ -609,10 +653,6 @@ class FunctionCompiler {
     w.byte(wide ? Op.i64_store : Op.i64_store32)
       .u32(wide ? 3 : 2)
       .u32(memOffset);
-    if (insn.fetch) {
-      w.byte(Op.local_get).u32(L_TA);
-      this.set(insn.op === 'cmpxchg' ? 0 : insn.src);
-    }
   }
 
   private emitCondition(insn: Extract<Instruction, { kind: 'jump' }>): void {

@@ -52,6 +52,11 @@ interface Exports {
 export interface JitOptions extends EngineOptions {
   /** `checked` (default) or `verified`: see `MemoryMode`. Only a verifier's acceptance justifies `verified`. */
   readonly memoryMode?: MemoryMode;
+  /**
+   * Region of the stack this instance runs on (default region 1). Threads that run the same
+   * program over one shared sandbox each have their own stack region of the same size.
+   */
+  readonly stackRegionId?: number;
 }
 
 /** A verified program trapped in Wasm: the verifier accepted an access outside the sandbox's regions. */
@@ -98,6 +103,7 @@ export class JitProgram {
       memoryPages,
       stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
       memoryMode: this.memoryMode,
+      sharedMemory: m.shared,
       lowAddress: m.lowAddress,
       writableEnd: m.writableEnd,
       readableEnd: m.readableEnd,
@@ -128,6 +134,7 @@ export class JitEngine implements Engine {
   private readonly exports: Exports;
   private readonly memory: SandboxMemory;
   private readonly stackTop: bigint;
+  private readonly stackRegionId: number;
   private budget = 0;
 
   /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same layout) and instantiates it. */
@@ -148,7 +155,12 @@ export class JitEngine implements Engine {
       },
     });
     this.exports = instance.exports as unknown as Exports;
-    this.stackTop = BigInt(options.memory.address(STACK_REGION_ID, STACK_TOP_OFFSET));
+    this.stackRegionId = options.stackRegionId ?? STACK_REGION_ID;
+    const stack = options.memory.region(this.stackRegionId);
+    if (!stack.writable || stack.sizeBytes !== options.memory.region(STACK_REGION_ID).sizeBytes) {
+      throw new ProgramLoadError(`region ${this.stackRegionId} (${stack.name}) cannot serve as a stack`);
+    }
+    this.stackTop = BigInt(options.memory.address(this.stackRegionId, STACK_TOP_OFFSET));
     this.instantiateMs = performance.now() - t0;
   }
 
@@ -164,7 +176,7 @@ export class JitEngine implements Engine {
     checkFuel(options.fuel);
     this.budget = options.fuel;
     this.exports.fuel.value = BigInt(options.fuel);
-    if (options.clearStack !== false) this.memory.bytes(STACK_REGION_ID).fill(0);
+    if (options.clearStack !== false) this.memory.bytes(this.stackRegionId).fill(0);
     const a = (i: number) => (i < args.length ? BigInt.asIntN(64, args[i]) : 0n);
     try {
       const [r0, left] = this.exports.entry(a(0), a(1), a(2), a(3), a(4), this.stackTop, BigInt(options.fuel), 0);
@@ -192,7 +204,7 @@ export class JitEngine implements Engine {
 }
 
 function sandboxLayoutKey(m: SandboxMemory): string {
-  return `${m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES} pages, [${m.lowAddress}, ${m.writableEnd}, ${m.readableEnd})`;
+  return `${m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES}${m.shared ? ' shared' : ''} pages, [${m.lowAddress}, ${m.writableEnd}, ${m.readableEnd})`;
 }
 
 function makeHelperImport(helpers: HelperTable, memory: SandboxMemory) {

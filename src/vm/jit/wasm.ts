@@ -8,6 +8,23 @@ export const I64 = 0x7e;
 export type ValType = typeof I32 | typeof I64;
 export const VOID_BLOCK = 0x40;
 
+/** Prefix of the threads proposal's atomic instructions (a u32 sub-opcode follows, then a memarg). */
+export const ATOMIC_PREFIX = 0xfe;
+
+/**
+ * Atomic read-modify-write sub-opcodes on i64 operands: the full 64-bit form and the 32-bit form
+ * (`i64.atomic.rmw32.*_u`: the value is wrapped to 32 bits, the old value zero-extended). Each
+ * returns the old value; cmpxchg takes (address, expected, replacement), comparing the wrapped form.
+ */
+export const AtomicRmw = {
+  add: { wide: 0x1f, narrow: 0x24 },
+  and: { wide: 0x2d, narrow: 0x32 },
+  or: { wide: 0x34, narrow: 0x39 },
+  xor: { wide: 0x3b, narrow: 0x40 },
+  xchg: { wide: 0x42, narrow: 0x47 },
+  cmpxchg: { wide: 0x49, narrow: 0x4e },
+} as const;
+
 /** Instruction opcodes used by the JIT. */
 export const Op = {
   unreachable: 0x00,
@@ -196,6 +213,7 @@ export class ModuleBuilder {
     name: string;
     minPages: number;
     maxPages: number;
+    shared: boolean;
   };
   private globals: { type: ValType; mutable: boolean; init: bigint }[] = [];
   private functions: FunctionBody[] = [];
@@ -215,8 +233,9 @@ export class ModuleBuilder {
     return this.funcImports.length - 1;
   }
 
-  importMemory(module: string, name: string, minPages: number, maxPages: number): void {
-    this.memoryImport = { module, name, minPages, maxPages };
+  /** A shared memory (threads proposal) is declared with limits flag 0x03 and needs a maximum. */
+  importMemory(module: string, name: string, minPages: number, maxPages: number, shared = false): void {
+    this.memoryImport = { module, name, minPages, maxPages, shared };
   }
 
   global(type: ValType, mutable: boolean, init: bigint): number {
@@ -265,7 +284,12 @@ export class ModuleBuilder {
       for (const imp of this.funcImports) w.name(imp.module).name(imp.name).byte(0x00).u32(imp.type);
       if (this.memoryImport) {
         const m = this.memoryImport;
-        w.name(m.module).name(m.name).byte(0x02).byte(0x01).u32(m.minPages).u32(m.maxPages);
+        w.name(m.module)
+          .name(m.name)
+          .byte(0x02)
+          .byte(m.shared ? 0x03 : 0x01)
+          .u32(m.minPages)
+          .u32(m.maxPages);
       }
     });
     section(3, (w) => {
