@@ -10,6 +10,8 @@ export interface Completion {
   data: Buffer | null;
   /** Where `data` goes once it has been sent (a pooled buffer), if anywhere. */
   dataRelease?: (buf: Buffer) => void;
+  /** Why the target failed the command (an errno and its message), for the log; never sent to the host. */
+  error?: string;
 }
 
 export const success = (dw0 = 0, data: Buffer | null = null, dw1 = 0): Completion => ({ status: 0, dw0, dw1, data });

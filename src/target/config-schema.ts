@@ -7,6 +7,7 @@
 import { DH_GROUP_NAMES, HASH_NAMES } from '../protocol/dhchap.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../runtime/budget.js';
 import { DEFAULT_MAX_TURN_INSTRUCTIONS, DEFAULT_MAX_TURN_MICROS } from '../runtime/scheduler.js';
+import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
 export type FieldUnit = 'bytes' | 'milliseconds' | 'microseconds' | 'count' | 'port';
 
@@ -304,6 +305,24 @@ export const CONFIG_SCHEMA: ObjectField = {
           values: DH_GROUP_NAMES,
           default: ['ffdhe2048', 'ffdhe3072', 'ffdhe4096', 'ffdhe6144', 'ffdhe8192', 'null'],
           doc: 'Diffie-Hellman groups, in order of preference (`null`: no DH exchange).',
+        },
+      },
+    },
+    log: {
+      kind: 'object',
+      doc: 'The log on stderr (`docs/logging.md` lists its events).',
+      fields: {
+        format: {
+          kind: 'enum',
+          values: LOG_FORMATS,
+          default: 'text',
+          doc: '`text`: human-readable lines; `json`: one JSON object per line (pino), for log collectors (`serve --log-format`).',
+        },
+        level: {
+          kind: 'enum',
+          values: LOG_LEVELS,
+          default: 'info',
+          doc: 'The least severe level logged (`serve --log-level`; `--verbose` is `debug`).',
         },
       },
     },

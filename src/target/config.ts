@@ -26,6 +26,7 @@ import {
   type StringField,
   TENANT_LIMIT_FIELDS,
 } from './config-schema.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './logger.js';
 import type { MetricsConfig } from './metrics.js';
 
 export type HostAccess = 'read-write' | 'read-only';
@@ -82,6 +83,8 @@ export interface TargetConfig {
   auth: AuthConfig;
   /** Prometheus endpoint (listen null: off) and its label caps. */
   metrics: MetricsConfig;
+  /** The log's format and least severe level. */
+  log: { format: LogFormat; level: LogLevel };
 }
 
 export interface AuthConfig extends AuthPolicy {
@@ -199,6 +202,7 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
     subsystems,
     auth,
     metrics: metricsConfig(raw.metrics),
+    log: logConfig(raw.log),
   };
 }
 
@@ -222,6 +226,22 @@ function listenAddresses(input: unknown): ListenAddress[] {
     seen.add(key);
     return a;
   });
+}
+
+function logConfig(input: unknown): TargetConfig['log'] {
+  const raw = input ?? {};
+  if (!isObject(raw)) throw new ConfigError('log', 'must be an object');
+  checkKeys(raw, fieldNames(objectAt('log')), 'log');
+  const pick = <T extends string>(k: 'format' | 'level', values: readonly T[]): T => {
+    const v = raw[k] ?? schemaDefault<T>('log', k);
+    if (typeof v !== 'string' || !values.includes(v as T))
+      throw new ConfigError(
+        `log.${k}`,
+        `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(v)}`,
+      );
+    return v as T;
+  };
+  return { format: pick('format', LOG_FORMATS), level: pick('level', LOG_LEVELS) };
 }
 
 /** `HOST:PORT`, `[IPv6]:PORT`. */
@@ -463,6 +483,7 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
       maxTenants: config.metrics.maxTenants,
       maxProgramsPerTenant: config.metrics.maxProgramsPerTenant,
     },
+    log: { ...config.log },
     subsystems: config.subsystems.map((s) => ({
       nqn: s.nqn,
       requireAuthentication: s.requireAuthentication,

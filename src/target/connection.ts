@@ -35,7 +35,7 @@ import { type Sqe, sqeFctype } from '../protocol/sqe.js';
 import { type Completion, generic, INVALID_FIELD, SEQUENCE_ERROR } from './completion.js';
 import type { TargetLimits } from './config.js';
 import { ioBuffers } from './io.js';
-import type { Logger } from './logger.js';
+import { type Logger, logEvent } from './logger.js';
 
 export type ConnectionState = 'awaitingIcReq' | 'awaitingConnect' | 'ready' | 'closing' | 'closed';
 
@@ -48,6 +48,9 @@ export interface QueueBinding {
   sqEntries: number;
   /** Called for every command received on the queue (keep-alive bookkeeping). */
   touch(): void;
+  /** The association and host, for the log. */
+  cntlid: number;
+  host: string;
 }
 
 export interface CommandRouter {
@@ -144,14 +147,22 @@ export class TargetConnection {
       if (this.paused) this.drain();
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.log.debug('socket error', { conn: this.id, error: err.message }));
+    socket.on('error', (err) => logEvent(this.log, 'connection.socket_error', { ...this.logIds(), error: err.message }));
     socket.on('close', () => this.onClose());
     socket.on('end', () => this.shutdown());
     this.handshakeTimer = setTimeout(() => {
-      this.log.warn('handshake timeout', { conn: this.id, remote: this.remote });
+      logEvent(this.log, 'connection.handshake_timeout', this.logIds());
       this.shutdown();
     }, limits.handshakeTimeoutMs);
     this.handshakeTimer.unref();
+  }
+
+  /** What identifies this connection in the log: its id and peer, and once connected its association and queue. */
+  logIds(): { conn: number; remote: string; host?: string; cntlid?: number; qid?: number } {
+    const b = this.binding;
+    return b === null
+      ? { conn: this.id, remote: this.remote }
+      : { conn: this.id, remote: this.remote, host: b.host, cntlid: b.cntlid, qid: b.qid };
   }
 
   /** Snapshot for monitoring and tests. */
@@ -236,7 +247,7 @@ export class TargetConnection {
           this.fatal(e, this.framer.pendingHeader(MAX_TERM_REQ_ERROR_HEADER_BYTES));
           return;
         }
-        this.log.error('internal framing error', { conn: this.id, error: String(e) });
+        logEvent(this.log, 'connection.internal_error', { ...this.logIds(), error: String(e) });
         this.destroy();
         return;
       }
@@ -248,7 +259,7 @@ export class TargetConnection {
           this.fatal(e, raw.header);
           return;
         }
-        this.log.error('internal error handling a PDU', { conn: this.id, error: String(e) });
+        logEvent(this.log, 'connection.internal_error', { ...this.logIds(), error: String(e) });
         this.fatal(new PduError('(internal)', 'internal error', FatalErrorStatus.InvalidPduHeaderField, 0), raw.header);
         return;
       }
@@ -283,7 +294,7 @@ export class TargetConnection {
         this.onIcReq(pdu);
         return;
       case PduType.H2CTermReq:
-        this.log.warn('host terminated the connection', { conn: this.id, fes: pdu.fes, fei: pdu.fei });
+        logEvent(this.log, 'connection.terminated_by_host', { ...this.logIds(), fes: pdu.fes, fei: pdu.fei });
         this.shutdown();
         return;
       case PduType.CapsuleCmd:
@@ -316,7 +327,7 @@ export class TargetConnection {
     this.out.digests = { headerDigest: header, dataDigest: data, pdoAlignBytes: (pdu.hpda + 1) * 4 };
     this.framer.setDigests(header, data);
     this.state = 'awaitingConnect';
-    this.log.debug('initialized', { conn: this.id, headerDigest: header, dataDigest: data, hpda: pdu.hpda, maxr2t: pdu.maxr2t });
+    logEvent(this.log, 'connection.initialized', { ...this.logIds(), headerDigest: header, dataDigest: data });
   }
 
   private onCapsule(sqe: Sqe, data: Buffer | null, dataDigestOk: boolean): void {
@@ -488,7 +499,7 @@ export class TargetConnection {
     try {
       r = this.router.execute(this, sqe, cmd.data, cmd);
     } catch (e) {
-      this.log.error('command failed', { conn: this.id, opcode: sqe.opcode, error: String(e) });
+      logEvent(this.log, 'connection.internal_error', { ...this.logIds(), opcode: sqe.opcode, error: String(e) });
       r = generic(GenericStatus.InternalError, false);
     }
     if (r !== null) this.settle(cmd, r);
@@ -502,7 +513,7 @@ export class TargetConnection {
     r.then(
       (c) => c,
       (e) => {
-        this.log.error('command failed', { conn: this.id, opcode: cmd.sqe.opcode, error: String(e) });
+        logEvent(this.log, 'connection.internal_error', { ...this.logIds(), opcode: cmd.sqe.opcode, error: String(e) });
         return generic(GenericStatus.InternalError, false);
       },
     )
@@ -511,7 +522,7 @@ export class TargetConnection {
       })
       .catch((e) => {
         // A bug while answering must not take the process down: drop this connection only.
-        this.log.error('internal error while responding', { conn: this.id, error: String(e) });
+        logEvent(this.log, 'connection.internal_error', { ...this.logIds(), error: String(e) });
         this.destroy();
       });
   }
@@ -521,7 +532,7 @@ export class TargetConnection {
     try {
       this.respond(handle as Command, c);
     } catch (e) {
-      this.log.error('internal error while responding', { conn: this.id, error: String(e) });
+      logEvent(this.log, 'connection.internal_error', { ...this.logIds(), error: String(e) });
       this.destroy();
     }
   }
@@ -573,9 +584,8 @@ export class TargetConnection {
   /** Fatal transport error: C2HTermReq naming the field, then close. Other connections are unaffected. */
   fatal(err: PduError, header: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    this.log.warn('fatal transport error', {
-      conn: this.id,
-      remote: this.remote,
+    logEvent(this.log, 'connection.fatal', {
+      ...this.logIds(),
       field: err.field,
       reason: err.reason,
       fes: err.fes,

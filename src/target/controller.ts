@@ -46,7 +46,7 @@ import {
   smartLog,
 } from './identify.js';
 import type { IoContext } from './io.js';
-import type { Logger } from './logger.js';
+import { type Logger, logEvent } from './logger.js';
 import type { Namespace } from './namespace.js';
 
 export interface Subsystem {
@@ -137,21 +137,26 @@ export class Controller {
     // KATO 0 disables keep-alive; we still drop an association idle for idleTimeoutMs.
     const ms = this.katoMs > 0 ? this.katoMs : this.env.limits.idleTimeoutMs;
     this.keepAliveTimer = setTimeout(() => {
-      this.env.log.warn('keep-alive timeout: dropping the association', {
-        cntlid: this.cntlid,
-        host: this.hostNqn,
-        timeoutMs: ms,
-      });
+      logEvent(this.env.log, 'keepalive.expired', { ...this.logIds(), timeoutMs: ms });
       this.env.keepAliveExpired?.(this);
-      this.destroy();
+      this.destroy('keep_alive_expired');
     }, ms);
     this.keepAliveTimer.unref();
   }
 
+  /** What identifies this association in the log. */
+  logIds(): { host: string; subsystem: string; cntlid: number; remote: string } {
+    return { host: this.hostNqn, subsystem: this.subsystem.nqn, cntlid: this.cntlid, remote: this.admin.remote };
+  }
+
+  /** Why the association ended (for the log), once it has. */
+  endReason = '';
+
   /** End the association: close every queue. Idempotent. */
-  destroy(): void {
+  destroy(reason: string): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.endReason = reason;
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
     this.admin.shutdown();
     for (const q of this.ioQueues.values()) q.shutdown();
@@ -159,7 +164,7 @@ export class Controller {
   }
 
   queueClosed(conn: TargetConnection): void {
-    if (conn === this.admin) this.destroy();
+    if (conn === this.admin) this.destroy('admin_queue_closed');
     else if (conn.binding) this.ioQueues.delete(conn.binding.qid);
   }
 
@@ -227,7 +232,7 @@ export class Controller {
     this.cc = value;
     if (value & CC_EN && !(old & CC_EN)) {
       this.csts = (this.csts | CSTS_RDY) & ~CSTS_SHST_MASK;
-      this.env.log.info('controller enabled', { cntlid: this.cntlid, subsystem: this.subsystem.nqn, host: this.hostNqn });
+      logEvent(this.env.log, 'controller.enabled', this.logIds());
     } else if (!(value & CC_EN) && old & CC_EN) {
       // Controller reset: I/O queues go away, the admin queue stays.
       this.csts &= ~CSTS_RDY;

@@ -220,8 +220,10 @@ async function datasetManagement(ctx: IoContext, ns: Namespace, sqe: Sqe, data: 
 
 function mediaError(read: boolean, e: unknown): Completion {
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'EIO' || code === 'ENOSPC' || code === 'EROFS' || code === 'EDQUOT') {
-    return failure(StatusCodeType.MediaError, read ? MediaErrorStatus.UnrecoveredReadError : MediaErrorStatus.WriteFault, false);
-  }
-  return generic(GenericStatus.InternalError, false);
+  const c =
+    code === 'EIO' || code === 'ENOSPC' || code === 'EROFS' || code === 'EDQUOT'
+      ? failure(StatusCodeType.MediaError, read ? MediaErrorStatus.UnrecoveredReadError : MediaErrorStatus.WriteFault, false)
+      : generic(GenericStatus.InternalError, false);
+  c.error = e instanceof Error ? e.message : String(e);
+  return c;
 }

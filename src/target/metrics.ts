@@ -197,9 +197,10 @@ const OPCODE_NAMES: Record<number, string> = {
   [ProgramOpcode.Execute]: 'program_execute',
   [ProgramOpcode.ExecuteWithInput]: 'program_execute_with_input',
 };
-const opcodeName = (op: number) => OPCODE_NAMES[op] ?? `0x${op.toString(16).padStart(2, '0')}`;
+export const opcodeName = (op: number) => OPCODE_NAMES[op] ?? `0x${op.toString(16).padStart(2, '0')}`;
 /** Status as SCT and SC (`0x080`: SCT 0, SC 80h), without the more and do-not-retry bits. */
-const statusName = (status: number) => (status === 0 ? 'success' : `0x${((status >>> 1) & 0x7ff).toString(16).padStart(3, '0')}`);
+export const statusName = (status: number) =>
+  status === 0 ? 'success' : `0x${((status >>> 1) & 0x7ff).toString(16).padStart(3, '0')}`;
 
 class IoCells {
   commands: CounterCell;

@@ -52,7 +52,7 @@ import { VerifierError } from '../verifier/errors.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
 import type { TargetLimits } from './config.js';
 import type { Controller } from './controller.js';
-import type { Logger } from './logger.js';
+import { type Logger, LogRateLimit, logEvent } from './logger.js';
 import { NO_METRICS, type ProgramMeter, type TargetMetrics } from './metrics.js';
 import { Ledger } from './quotas.js';
 import { VerificationMemoryError, VerificationTimeoutError, VerifierBusyError, VerifierPool } from './verify-worker.js';
@@ -81,6 +81,8 @@ interface ControllerState {
   /** Bytes of `loads`, counted against the association's cap. */
   pendingBytes: number;
   tenant: string;
+  /** The association in the log: host, subsystem, cntlid, source address. */
+  ids: ReturnType<Controller['logIds']>;
 }
 
 /** What the target's limits say about programs (see config.ts). */
@@ -196,7 +198,7 @@ export class ProgramService {
   private state(ctl: Controller): ControllerState {
     let s = this.states.get(ctl);
     if (s === undefined) {
-      s = { loads: new Map(), messages: new Map(), pendingBytes: 0, tenant: ctl.hostNqn };
+      s = { loads: new Map(), messages: new Map(), pendingBytes: 0, tenant: ctl.hostNqn, ids: ctl.logIds() };
       this.states.set(ctl, s);
     }
     return s;
@@ -228,7 +230,7 @@ export class ProgramService {
           code: 'ERR_LOAD_IDLE',
           message: `load ${id} saw no chunk for ${this.quotas.pendingLoadTimeoutMs} ms and was dropped`,
         });
-        this.log.info('idle program load dropped', { host: s.tenant, loadId: id, receivedBytes: load.received });
+        logEvent(this.log, 'program.load_dropped', { ...s.ids, loadId: id, receivedBytes: load.received, reason: 'idle' });
       }
     }
   }
@@ -314,6 +316,12 @@ export class ProgramService {
             ? `the target's ${this.quotas.maxPendingImageBytes}`
             : null;
     if (whose !== null) {
+      logEvent(this.log, 'program.load_dropped', {
+        ...state.ids,
+        loadId,
+        receivedBytes: pending.received,
+        reason: 'upload_quota',
+      });
       this.dropLoad(state, loadId);
       this.remember(ctl, key, {
         code: 'ERR_UPLOAD_QUOTA',
@@ -329,10 +337,11 @@ export class ProgramService {
     if (pending.received < total) return success();
     const image = Buffer.concat(pending.chunks, total);
     this.dropLoad(state, loadId);
-    return this.finishLoad(ctl, key, image);
+    return this.finishLoad(ctl, loadId, image);
   }
 
-  private async finishLoad(ctl: Controller, key: string, image: Buffer): Promise<Completion> {
+  private async finishLoad(ctl: Controller, loadId: number, image: Buffer): Promise<Completion> {
+    const key = `load:${loadId}`;
     const tenant = ctl.hostNqn;
     const startMs = performance.now();
     let name = '';
@@ -356,16 +365,30 @@ export class ProgramService {
       }
       const handle = this.allocateHandle();
       this.handles.set(handle, { tenant, name, mapBytes, codeBytes });
-      this.log.info('program loaded', { host: tenant, name, handle, instructions: program.instructions.length });
-      this.metrics.programLoad(tenant, name, 'accepted', (performance.now() - startMs) / 1000);
+      const loadMs = performance.now() - startMs;
+      logEvent(this.log, 'program.loaded', {
+        ...ctl.logIds(),
+        program: name,
+        handle,
+        loadId,
+        instructions: program.instructions.length,
+        loadMs: Math.round(loadMs * 1000) / 1000,
+      });
+      this.metrics.programLoad(tenant, name, 'accepted', loadMs / 1000);
       return success(handle);
     } catch (e) {
       const c = this.failureOf(e);
       this.remember(ctl, key, messageOf(e));
-      const fields = { host: tenant, name, error: e instanceof Error ? e.message : String(e) };
+      // The message is one line (for a rejection, the verifier's: pc, reason, instruction); never the image.
+      const fields = { ...ctl.logIds(), program: name, loadId, error: firstLine(e instanceof Error ? e.message : String(e)) };
       // A refusal is the host's business; a failure the target cannot explain is the operator's.
-      if (!(e instanceof NearbpfError) && !(e instanceof ProgramImageError)) this.log.error('program load failed', fields);
-      else this.log.info('program load refused', fields);
+      if (!(e instanceof NearbpfError) && !(e instanceof ProgramImageError)) logEvent(this.log, 'program.load_failed', fields);
+      else
+        logEvent(this.log, 'program.rejected', {
+          ...fields,
+          code: messageOf(e).code,
+          ...(e instanceof VerifierError ? { pc: e.pc } : {}),
+        });
       this.metrics.programLoad(tenant, name, outcomeOf(e), (performance.now() - startMs) / 1000);
       return c;
     }
@@ -417,6 +440,7 @@ export class ProgramService {
       return this.failureOf(e);
     }
     this.handles.delete(handle);
+    logEvent(this.log, 'program.unloaded', { ...ctl.logIds(), program: entry.name, handle });
     this.mapMemory.give(entry.tenant, entry.mapBytes);
     this.programMemory.give(entry.tenant, entry.codeBytes);
     return success();
@@ -541,8 +565,38 @@ export class ProgramService {
       return success(Number(value & 0xffffffffn), output.length > 0 ? output : null, Number(value >> 32n));
     } catch (e) {
       this.remember(ctl, key, messageOf(e));
+      this.logExecutionFailure(ctl, qid, sqe, entry.name, handle, e);
       return this.failureOf(e);
     }
+  }
+
+  /** Failed executions, at most a burst per host per window (a host can fail thousands a second). */
+  private readonly failureLines = new LogRateLimit();
+
+  private logExecutionFailure(ctl: Controller, qid: number, sqe: Sqe, program: string, handle: number, e: unknown): void {
+    const suppressed = this.failureLines.take(ctl.hostNqn);
+    if (suppressed < 0) return;
+    const ids = {
+      ...ctl.logIds(),
+      qid,
+      cid: sqe.cid,
+      nsid: sqe.nsid,
+      program,
+      handle,
+      ...(suppressed > 0 ? { suppressed } : {}),
+    };
+    if (e instanceof BudgetExceededError) {
+      logEvent(this.log, 'program.budget_exceeded', { ...ids, budget: e.budget, limit: e.limit });
+      return;
+    }
+    const m = messageOf(e);
+    const pc = (e as { pc?: unknown }).pc;
+    logEvent(this.log, 'program.execution_failed', {
+      ...ids,
+      code: m.code,
+      error: firstLine(m.message),
+      ...(typeof pc === 'number' ? { pc } : {}),
+    });
   }
 
   /** The NVMe status of a failed load or execution; DW0 carries the pc where there is one. */
@@ -568,6 +622,13 @@ export class ProgramService {
     }
     return vendor(ProgramStatus.ExecutionFailed);
   }
+}
+
+/** The first line of a message, at most 300 characters: a log line stays one line. */
+function firstLine(message: string): string {
+  const nl = message.indexOf('\n');
+  const line = nl < 0 ? message : message.slice(0, nl);
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 function messageOf(e: unknown): Message {

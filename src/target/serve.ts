@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ConfigError } from '../protocol/errors.js';
 import { effectiveConfigJson, formatHostPort, type TargetConfig, validateConfig } from './config.js';
-import { consoleLogger, type Logger } from './logger.js';
+import { type Logger, logEvent, makeLogger } from './logger.js';
 import { NO_METRICS, PrometheusTargetMetrics, startMetricsServer } from './metrics.js';
 import { startTarget } from './target.js';
 
@@ -18,11 +18,14 @@ interface Out {
 
 export interface ServeOptions {
   logger?: Logger;
+  /** Where the log goes when no `logger` is given (default stderr). */
+  logOut?: { write(s: string): unknown };
   /** Stop serving when aborted (tests); by default SIGINT/SIGTERM stop it. */
   signal?: AbortSignal;
 }
 
-export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--metrics HOST:PORT] [--print-config] [--verbose]
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--metrics HOST:PORT]
+              [--log-format text|json] [--log-level debug|info|warn|error] [--print-config] [--verbose]
 
 Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --config FILE       JSON configuration (reference: docs/configuration.md); paths in it are relative to FILE
@@ -31,9 +34,11 @@ Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6); repeat it for
                       several ports, each exporting every subsystem (Linux multipath: one path per port)
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
+  --log-format F      the log on stderr: text (default) or json, one JSON object per line (config "log.format")
+  --log-level L       least severe level logged: debug, info (default), warn, error (config "log.level")
+  --verbose           the same as --log-level debug
 Host keys (DH-HMAC-CHAP) are set per host NQN in the config's "auth" section; listening beyond
-loopback without any prints a warning.
-  --verbose           debug logging`;
+loopback without any prints a warning. The log's events: docs/logging.md.`;
 
 export function parseListen(s: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s);
@@ -78,12 +83,28 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
     const section = typeof raw.metrics === 'object' && raw.metrics !== null ? raw.metrics : {};
     raw = { ...raw, metrics: { ...section, listen: formatHostPort(m) } };
   }
-  const config = validateConfig(raw, baseDir);
+  const logOverrides = {
+    ...(values['log-format'] !== undefined ? { format: values['log-format'] } : {}),
+    ...(values['log-level'] !== undefined ? { level: values['log-level'] } : values.verbose ? { level: 'debug' } : {}),
+  };
+  if (Object.keys(logOverrides).length > 0) {
+    const section = typeof raw.log === 'object' && raw.log !== null ? raw.log : {};
+    raw = { ...raw, log: { ...section, ...logOverrides } };
+  }
+  let config: TargetConfig;
+  try {
+    config = validateConfig(raw, baseDir);
+  } catch (e) {
+    // A bad --log-format / --log-level is a usage error, not a config file's.
+    if (e instanceof ConfigError && e.field.startsWith('log.') && logOverrides[e.field.slice(4) as 'format' | 'level'])
+      throw new UsageError(`--${e.field.replace('.', '-')}: ${e.message}`);
+    throw e;
+  }
   if (values['print-config']) {
     io.stdout.write(`${JSON.stringify(effectiveConfigJson(config), null, 2)}\n`);
     return 0;
   }
-  const log = options.logger ?? consoleLogger(values.verbose ?? false);
+  const log = options.logger ?? makeLogger(config.log.format, { level: config.log.level, out: options.logOut ?? process.stderr });
   const openWarning = unauthenticatedExposureWarning(config);
   if (openWarning) io.stderr.write(`nearbpf: WARNING: ${openWarning}\n`);
   const metrics = config.metrics.listen ? new PrometheusTargetMetrics(config.metrics) : null;
@@ -122,7 +143,7 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
       process.on('SIGTERM', stop);
     }
   });
-  log.info('shutting down');
+  logEvent(log, 'target.stopping', {});
   await metricsServer?.close();
   await handle.close();
   io.stdout.write('nearbpf: stopped\n');
@@ -154,6 +175,8 @@ function parseServeArgs(args: string[]) {
       verbose: { type: 'boolean' },
       'print-config': { type: 'boolean' },
       metrics: { type: 'string' },
+      'log-format': { type: 'string' },
+      'log-level': { type: 'string' },
     },
     strict: true,
     allowPositionals: true,

@@ -11,8 +11,10 @@ import {
   CommandSpecificStatus,
   DISCOVERY_NQN,
   FabricsType,
+  GenericStatus,
   IoOpcode,
   NQN_MAX_BYTES,
+  StatusCodeType,
 } from '../protocol/constants.js';
 import { CONNECT_AUTHREQ_ATR } from '../protocol/dhchap.js';
 import { parseConnectData } from '../protocol/fabrics.js';
@@ -24,14 +26,21 @@ import { type CommandHandle, type CommandRouter, TargetConnection } from './conn
 import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
 import type { DiscoveryEntry, IoStats } from './identify.js';
 import { executeIo } from './io.js';
-import { type Logger, silentLogger } from './logger.js';
-import { type IoMeter, NO_METRICS, type TargetGauges, type TargetMetrics } from './metrics.js';
+import { type Logger, LogRateLimit, logEvent, silentLogger } from './logger.js';
+import { type IoMeter, NO_METRICS, opcodeName, statusName, type TargetGauges, type TargetMetrics } from './metrics.js';
 import { Namespace } from './namespace.js';
 import { CACHE_PAGE_BYTES } from './page-cache.js';
 import { isProgramAdminOpcode, isProgramIoOpcode, ProgramService } from './programs.js';
 import { Admission } from './quotas.js';
 
 const FIRMWARE = '0.1.0';
+
+/** A status that says the backing store failed (media errors, internal errors), not the host's command. */
+function isDeviceError(status: number): boolean {
+  const sct = (status >>> 9) & 0x7;
+  const sc = (status >>> 1) & 0xff;
+  return sct === StatusCodeType.MediaError || (sct === StatusCodeType.Generic && sc === GenericStatus.InternalError);
+}
 
 interface SubsystemEntry extends Subsystem {
   hosts: HostRule[];
@@ -104,7 +113,7 @@ export class NvmeTcpTarget implements CommandRouter {
     private readonly metrics: TargetMetrics,
   ) {
     this.admission = new Admission<TargetConnection>(config.limits, (conn, reason) => {
-      log.warn('dropping a pending connection', { conn: conn.id, remote: conn.remote, reason });
+      logEvent(log, 'connection.dropped', { conn: conn.id, remote: conn.remote, reason });
       conn.destroy();
     });
     this.ports = config.listen.map((configured, i) => ({
@@ -127,7 +136,7 @@ export class NvmeTcpTarget implements CommandRouter {
         this.controllers.delete(ctl.cntlid);
         this.ioMeters.delete(ctl);
         this.programs.associationEnded(ctl);
-        log.info('association ended', { cntlid: ctl.cntlid, host: ctl.hostNqn });
+        logEvent(log, 'association.ended', { ...ctl.logIds(), reason: ctl.endReason });
       },
       keepAliveExpired: (ctl) => metrics.keepAliveExpired(ctl.subsystem.nqn, ctl.hostNqn),
     };
@@ -219,16 +228,22 @@ export class NvmeTcpTarget implements CommandRouter {
     const host = p.address?.host ?? p.configured.host;
     const port = p.address?.port ?? p.configured.port;
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (e: Error) => {
+        logEvent(this.log, 'listener.error', { port: p.id, listen: formatHostPort({ host, port }), error: e.message });
+        reject(e);
+      };
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', reject);
-        server.on('error', (e) => this.log.error('server error', { port: p.id, error: e.message }));
+        server.off('error', failed);
+        server.on('error', (e) =>
+          logEvent(this.log, 'listener.error', { port: p.id, listen: formatHostPort({ host, port }), error: e.message }),
+        );
         const a = server.address();
         if (a === null || typeof a === 'string') return reject(new Error('no TCP address'));
         p.server = server;
         p.address = { host: a.address, port: a.port };
         this.discoveryGeneration++;
-        this.log.info('port listening', { port: p.id, address: `${a.address}:${a.port}` });
+        logEvent(this.log, 'port.listening', { port: p.id, listen: formatHostPort({ host: a.address, port: a.port }) });
         resolve(p.address);
       });
     });
@@ -245,10 +260,10 @@ export class NvmeTcpTarget implements CommandRouter {
     p.server = null;
     if (server) {
       this.discoveryGeneration++;
-      this.log.info('port stopped', { port: p.id });
+      logEvent(this.log, 'port.stopped', { port: p.id, listen: formatHostPort(p.address ?? p.configured) });
     }
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    for (const ctl of [...this.controllers.values()]) if (ctl.port === p.stats) ctl.destroy();
+    for (const ctl of [...this.controllers.values()]) if (ctl.port === p.stats) ctl.destroy('port_stopped');
     for (const c of p.connections) c.destroy();
     await closed;
   }
@@ -261,7 +276,7 @@ export class NvmeTcpTarget implements CommandRouter {
     p.stats.connectionsOpened++;
     this.admission.open(conn, socket.remoteAddress ?? 'unknown');
     this.metrics.connectionOpened();
-    this.log.debug('connection', { conn: conn.id, remote: conn.remote, port: p.id });
+    logEvent(this.log, 'connection.accepted', { conn: conn.id, remote: conn.remote, port: p.id });
   }
 
   /** Every port: address, whether it listens, its connections, associations and I/O counters. */
@@ -394,15 +409,23 @@ export class NvmeTcpTarget implements CommandRouter {
     if (!sub) return invalid(true, 256);
     const access = sub.discovery ? 'read-only' : hostAccess(sub, d.hostnqn);
     if (access === null) {
-      this.log.warn('host not allowed', { subsystem: sub.nqn, host: d.hostnqn, remote: conn.remote });
+      logEvent(this.log, 'connect.refused', {
+        host: d.hostnqn,
+        subsystem: sub.nqn,
+        remote: conn.remote,
+        qid,
+        reason: 'host_not_allowed',
+      });
       return specific(CommandSpecificStatus.ConnectInvalidHost);
     }
     const credentials = this.config.auth.hosts.get(d.hostnqn) ?? null;
     if (credentials === null && sub.requireAuthentication) {
-      this.log.warn('host refused: the subsystem requires authentication and the host has no key', {
-        subsystem: sub.nqn,
+      logEvent(this.log, 'connect.refused', {
         host: d.hostnqn,
+        subsystem: sub.nqn,
         remote: conn.remote,
+        qid,
+        reason: 'authentication_required_no_key',
       });
       return specific(CommandSpecificStatus.ConnectInvalidHost);
     }
@@ -416,24 +439,28 @@ export class NvmeTcpTarget implements CommandRouter {
       const cntlid = this.allocateCntlid();
       if (cntlid === null) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
       const full = this.admission.reserve(conn, d.hostnqn, true);
-      if (full !== null) return this.quotaRefusal(conn, d.hostnqn, 0, full);
+      if (full !== null) return this.quotaRefusal(conn, sub.nqn, d.hostnqn, 0, full);
       const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env, port.stats);
       this.controllers.set(cntlid, ctl);
       this.owners.set(conn, ctl);
       if (this.metrics.enabled) this.ioMeters.set(ctl, this.metrics.ioMeter(sub.nqn, d.hostnqn));
       // Admin depth: SQSIZE + 1 commands plus the AERs we hold.
-      conn.bind({ qid: 0, depth: sqsize + 1 + 4, sqEntries: sqsize + 1, touch: () => ctl.touch() });
-      this.log.info('association created', {
+      conn.bind({
+        qid: 0,
+        depth: sqsize + 1 + 4,
+        sqEntries: sqsize + 1,
+        touch: () => ctl.touch(),
         cntlid,
-        subsystem: sub.nqn,
         host: d.hostnqn,
+      });
+      logEvent(this.log, 'association.created', {
+        ...ctl.logIds(),
         access,
         katoMs: kato,
-        remote: conn.remote,
         port: port.id,
         authentication: credentials !== null,
       });
-      if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, 0, credentials);
+      if (credentials) this.requireAuthentication(conn, ctl, 0, credentials);
       else this.admission.ready(conn);
       return success((cntlid | authReq) >>> 0);
     }
@@ -442,45 +469,43 @@ export class NvmeTcpTarget implements CommandRouter {
     if (!ctl || ctl.subsystem !== sub || ctl.hostNqn !== d.hostnqn || !ctl.hostId.equals(d.hostId)) return invalid(true, 16);
     if (ctl.port !== port.stats) {
       // An association lives on one port (its queues on one I/O thread): I/O queues connect where the admin queue did.
-      this.log.warn('I/O queue Connect on another port than its association', {
-        cntlid: ctl.cntlid,
+      logEvent(this.log, 'connect.refused', {
         host: d.hostnqn,
-        port: port.id,
+        subsystem: sub.nqn,
         remote: conn.remote,
+        qid,
+        cntlid: ctl.cntlid,
+        port: port.id,
+        reason: 'io_queue_on_another_port',
       });
       return invalid(true, 16);
     }
     if (!ctl.ready) return SEQUENCE_ERROR;
     if (qid > ctl.ioQueueCount || ctl.ioQueues.has(qid)) return invalid(false, 42);
     const full = this.admission.reserve(conn, d.hostnqn, false);
-    if (full !== null) return this.quotaRefusal(conn, d.hostnqn, qid, full);
+    if (full !== null) return this.quotaRefusal(conn, sub.nqn, d.hostnqn, qid, full);
     ctl.ioQueues.set(qid, conn);
     this.owners.set(conn, ctl);
-    conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch() });
-    this.log.debug('I/O queue connected', { cntlid: ctl.cntlid, qid, sqsize });
-    if (credentials) this.requireAuthentication(conn, sub.nqn, d.hostnqn, qid, credentials);
+    conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch(), cntlid: ctl.cntlid, host: d.hostnqn });
+    logEvent(this.log, 'queue.connected', { ...ctl.logIds(), remote: conn.remote, qid, sqsize });
+    if (credentials) this.requireAuthentication(conn, ctl, qid, credentials);
     else this.admission.ready(conn);
     return success((ctl.cntlid | authReq) >>> 0);
   }
 
-  private quotaRefusal(conn: TargetConnection, host: string, qid: number, quota: string): Completion {
-    this.log.warn('Connect refused: quota reached', { host, qid, remote: conn.remote, quota });
+  private quotaRefusal(conn: TargetConnection, subsystem: string, host: string, qid: number, quota: string): Completion {
+    logEvent(this.log, 'quota.hit', { host, subsystem, remote: conn.remote, qid, quota });
     this.metrics.quotaHit(host, quota);
     return specific(CommandSpecificStatus.ConnectControllerBusy, false);
   }
 
   /** This queue must finish DH-HMAC-CHAP within handshakeTimeoutMs, or it is closed. */
-  private requireAuthentication(conn: TargetConnection, subNqn: string, hostNqn: string, qid: number, c: HostCredentials): void {
-    const auth = new QueueAuthentication(hostNqn, subNqn, c, this.config.auth);
+  private requireAuthentication(conn: TargetConnection, ctl: Controller, qid: number, c: HostCredentials): void {
+    const auth = new QueueAuthentication(ctl.hostNqn, ctl.subsystem.nqn, c, this.config.auth);
     this.auths.set(conn, auth);
     const timer = setTimeout(() => {
       if (auth.authenticated || this.auths.get(conn) !== auth) return; // done, or the queue is gone
-      this.log.warn('authentication timed out: closing the queue', {
-        host: hostNqn,
-        subsystem: subNqn,
-        qid,
-        remote: conn.remote,
-      });
+      logEvent(this.log, 'auth.timeout', { ...ctl.logIds(), remote: conn.remote, qid });
       conn.shutdown();
     }, this.config.limits.handshakeTimeoutMs);
     timer.unref();
@@ -495,20 +520,13 @@ export class NvmeTcpTarget implements CommandRouter {
       this.auths.set(conn, auth);
     }
     const out = sqeFctype(sqe) === FabricsType.AuthSend ? auth.send(sqe, data) : auth.receive(sqe);
-    const fields = {
-      host: ctl.hostNqn,
-      subsystem: ctl.subsystem.nqn,
-      cntlid: ctl.cntlid,
-      qid: conn.binding?.qid,
-      remote: conn.remote,
-    };
+    const fields = { ...ctl.logIds(), remote: conn.remote, qid: conn.binding?.qid ?? 0 };
     if (out.result) this.metrics.authentication(ctl.subsystem.nqn, ctl.hostNqn, out.result.ok);
-    if (out.result?.ok === false) this.log.warn('authentication failed', { ...fields, reason: out.result.reason });
+    if (out.result?.ok === false) logEvent(this.log, 'auth.failure', { ...fields, reason: out.result.reason });
     else if (out.result?.ok) {
       this.admission.ready(conn);
       const r = out.result;
-      const level = conn.binding?.qid === 0 ? 'info' : 'debug';
-      this.log[level]('authenticated', { ...fields, hash: r.hash, dhGroup: r.dhGroup, bidirectional: r.bidirectional });
+      logEvent(this.log, 'auth.success', { ...fields, hash: r.hash, dhGroup: r.dhGroup, bidirectional: r.bidirectional });
     }
     if (out.close) setImmediate(() => conn.shutdown());
     return out.completion;
@@ -539,12 +557,7 @@ export class NvmeTcpTarget implements CommandRouter {
     const auth = this.auths.get(conn);
     if (auth && !auth.authenticated) {
       // Before authentication nothing else is served: answer, then close the queue.
-      this.log.warn('command before authentication: closing the queue', {
-        host: ctl.hostNqn,
-        qid: conn.binding.qid,
-        opcode: sqe.opcode,
-        remote: conn.remote,
-      });
+      logEvent(this.log, 'auth.required', { ...ctl.logIds(), remote: conn.remote, qid: conn.binding.qid, opcode: sqe.opcode });
       setImmediate(() => conn.shutdown());
       return Promise.resolve(specific(CommandSpecificStatus.AuthenticationRequired));
     }
@@ -599,6 +612,7 @@ export class NvmeTcpTarget implements CommandRouter {
       this.ioIdle = null;
       wake();
     }
+    if (c.status !== 0 && isDeviceError(c.status)) this.logIoError(handle, c);
     if (handle.startedAtMs !== 0) {
       const ctl = this.owners.get(handle.owner);
       const meter = ctl === undefined ? undefined : this.ioMeters.get(ctl);
@@ -606,6 +620,29 @@ export class NvmeTcpTarget implements CommandRouter {
     }
     handle.owner.complete(handle, c);
   };
+
+  /** I/O errors of the backing store, at most a burst per namespace per window (a failing disk fails every command). */
+  private readonly ioErrorLines = new LogRateLimit();
+
+  private logIoError(handle: CommandHandle, c: Completion): void {
+    const ctl = this.owners.get(handle.owner);
+    const qid = handle.owner.binding?.qid;
+    if (ctl === undefined || qid === undefined) return;
+    const sqe = handle.sqe;
+    const suppressed = this.ioErrorLines.take(`${ctl.subsystem.nqn}\n${sqe.nsid}`);
+    if (suppressed < 0) return;
+    logEvent(this.log, 'io.error', {
+      ...ctl.logIds(),
+      remote: handle.owner.remote,
+      qid,
+      cid: sqe.cid,
+      nsid: sqe.nsid,
+      opcode: opcodeName(sqe.opcode),
+      status: statusName(c.status),
+      error: c.error ?? 'unknown',
+      ...(suppressed > 0 ? { suppressed } : {}),
+    });
+  }
 
   /** One I/O command into the metrics: its namespace, opcode, status, bytes moved and latency. */
   private meterIo(meter: IoMeter, handle: CommandHandle, c: Completion, data: Buffer | null): void {
@@ -628,6 +665,7 @@ export class NvmeTcpTarget implements CommandRouter {
     this.auths.delete(conn);
     this.admission.closed(conn);
     const ctl = this.owners.get(conn);
+    logEvent(this.log, 'connection.closed', conn.logIds());
     this.owners.delete(conn);
     ctl?.queueClosed(conn);
   }
@@ -650,7 +688,7 @@ export class NvmeTcpTarget implements CommandRouter {
         if (this.ioPending > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
         else await Promise.allSettled([...this.inflight]);
       }
-      for (const ctl of [...this.controllers.values()]) ctl.destroy();
+      for (const ctl of [...this.controllers.values()]) ctl.destroy('target_shutdown');
       for (const c of this.connections) c.destroy();
       await serversClosed;
       await this.programs.close();
