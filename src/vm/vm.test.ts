@@ -614,3 +614,87 @@ describe('JIT', () => {
     assert.equal(c.jit.kind, 'ok');
   });
 });
+
+describe('unrolled inner loops (jit/unroll.ts) run out of fuel exactly where the interpreter does', () => {
+  // r1 = a 16-byte buffer holding 1..16, r2 = its length. Each program runs with every budget from 0
+  // to what it needs + 2, so the budget runs out in every block of every unrolled copy and of the
+  // slow path; engines must agree on r0, fuel used, the faulting pc, memory and stack.
+  const loops: { name: string; program: string; unrolled: number }[] = [
+    {
+      name: 'one-block counted loop',
+      program: 'mov %r0, 0\nmov %r4, 9\nl:\nadd %r0, %r4\nsub %r4, 1\njne %r4, 0, l\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'loop with a side exit (break)',
+      program:
+        'mov %r0, 0\nmov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\njeq %r6, 11, out\nadd %r0, %r6\nadd %r4, 1\njlt %r4, %r2, l\nout:\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'if/else of different costs inside the body',
+      program:
+        'mov %r0, 0\nmov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\njgt %r6, 8, big\nadd %r0, 1\nja next\nbig:\nmul %r6, 3\nadd %r0, %r6\nadd %r0, 1\nnext:\nadd %r4, 1\njlt %r4, %r2, l\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'two back edges (continue)',
+      program:
+        'mov %r0, 0\nmov %r4, 0\nl:\nadd %r4, 1\njgt %r4, %r2, out\nmov %r5, %r4\nand %r5, 1\njeq %r5, 0, l\nadd %r0, %r4\nja l\nout:\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'inner loop of a nest (the outer one is not unrolled)',
+      program:
+        'mov %r0, 0\nmov %r7, 0\nouter:\nmov %r4, 0\ninner:\nadd %r0, %r4\nadd %r4, 1\njlt %r4, 5, inner\nadd %r7, 1\njlt %r7, 4, outer\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'memory fault in a later iteration',
+      program:
+        'mov %r0, 0\nmov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nadd %r0, %r6\nadd %r4, 1\njlt %r4, 40, l\nexit',
+      unrolled: 1,
+    },
+    {
+      name: 'stores in the body',
+      program:
+        'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nadd %r6, %r4\nstxb [%r5], %r6\nstxb [%r10-1], %r6\nadd %r4, 1\njlt %r4, %r2, l\nldxb %r0, [%r10-1]\nexit',
+      unrolled: 1,
+    },
+    { name: 'loop headed by the entry (left as is)', program: 'l:\nadd %r0, 1\njlt %r0, 10, l\nexit', unrolled: 0 },
+    {
+      name: 'loop with a helper call (left as is)',
+      program: 'mov %r6, 0\nmov %r7, 0\nl:\nmov %r1, %r6\nmov %r2, 2\ncall 1\nmov %r6, %r0\nadd %r7, 1\njlt %r7, 5, l\nexit',
+      unrolled: 0,
+    },
+    {
+      name: 'two inner loops in a row',
+      program:
+        'mov %r0, 0\nmov %r4, 0\na:\nadd %r0, %r4\nadd %r4, 1\njlt %r4, 6, a\nb:\nsub %r4, 1\nadd %r0, 2\njne %r4, 0, b\nexit',
+      unrolled: 2,
+    },
+  ];
+  const memory = Uint8Array.from({ length: DATA_SIZE }, (_, i) => i + 1);
+  for (const { name, program, unrolled } of loops) {
+    it(name, () => {
+      const jit = load('jit', program) as JitEngine;
+      assert.equal(jit.compiled.unrolledLoops, unrolled, 'unrolled loops');
+      const full = compareEngines(assemble(program), { memory, fuel: FUEL, helpers });
+      assert.ok(full.agree, full.diff);
+      const needed = full.interpreter.kind === 'ok' ? full.interpreter.fuelUsed : 400;
+      for (let fuel = 0; fuel <= needed + 2; fuel++) {
+        const c = compareEngines(assemble(program), { memory, fuel, helpers, alsoVerified: true });
+        assert.ok(c.agree, `fuel ${fuel}: ${c.diff}`);
+      }
+    });
+  }
+
+  it('a long loop unrolled: every budget near the guard threshold agrees', () => {
+    // 200 iterations of a 3-instruction body: the guard switches to the slow path in the last ones.
+    const program = 'mov %r0, 0\nmov %r4, 200\nl:\nadd %r0, %r4\nsub %r4, 1\njne %r4, 0, l\nexit';
+    for (let fuel = 560; fuel <= 610; fuel++) {
+      const c = compareEngines(assemble(program), { memory, fuel, helpers });
+      assert.ok(c.agree, `fuel ${fuel}: ${c.diff}`);
+    }
+  });
+});

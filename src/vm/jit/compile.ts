@@ -13,6 +13,7 @@
 import type { Instruction, Operand, ProgramLayout, Register } from '../../isa/index.js';
 import { blockCosts, blockLeaders, fuelCheckpoints } from '../blocks.js';
 import { analyzeControlFlow } from './cfg.js';
+import { type BlockNode, unrollInnerLoops } from './unroll.js';
 import { ATOMIC_PREFIX, AtomicRmw, ByteWriter, I32, I64, ModuleBuilder, Op, type ValType, VOID_BLOCK } from './wasm.js';
 
 export const FaultKind = { read: 0, write: 1, fuel: 2, callDepth: 3 } as const;
@@ -50,6 +51,8 @@ export interface CompiledProgram {
   readonly structured: readonly boolean[];
   /** Local calls compiled by copying a small leaf callee in place (see MAX_INLINED_SLOTS). */
   readonly inlinedCallSites: number;
+  /** Inner loops unrolled behind a fuel guard (unroll.ts), counted once per function that holds them. */
+  readonly unrolledLoops: number;
 }
 
 // Locals: parameters r1-r5, r10, fuel left and call depth; then r0, r6-r9 and scratch. Fuel and
@@ -93,14 +96,7 @@ const F_HELPER = 1;
 
 type Context = { kind: 'loop' | 'block'; node: number } | { kind: 'if' } | { kind: 'dispatch' } | { kind: 'inline' };
 
-interface Node {
-  readonly startPc: number;
-  readonly endPc: number;
-  readonly successors: number[];
-  /** Last instruction and its slot. */
-  readonly last: Instruction;
-  readonly lastPc: number;
-}
+type Node = BlockNode;
 
 export function compileProgram(layout: ProgramLayout, options: CompileOptions): CompiledProgram {
   const mb = new ModuleBuilder();
@@ -115,13 +111,14 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   const leaders = blockLeaders(layout);
   const structured: boolean[] = [];
   let inlinedCallSites = 0;
+  let unrolledLoops = 0;
   const shared: SharedFacts = {
     layout,
     costs,
     leaders,
     fnIndexAt,
     options,
-    inlinable: inlinableFunctions(layout, leaders),
+    inlinable: inlinableFunctions(layout, leaders, costs),
     checkpoints: fuelCheckpoints(layout),
   };
   for (const fn of layout.functions) {
@@ -133,10 +130,11 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
     });
     structured.push(compiler.structured);
     inlinedCallSites += compiler.inlinedCallSites;
+    unrolledLoops += compiler.unrolledLoops;
   }
   mb.exportFunction('entry', firstFn);
   mb.exportGlobal('fuel', G_FUEL);
-  return { wasm: mb.build(), structured, inlinedCallSites };
+  return { wasm: mb.build(), structured, inlinedCallSites, unrolledLoops };
 }
 
 /** What every function's compiler shares. */
@@ -156,7 +154,7 @@ interface SharedFacts {
  * Functions inlined at their call sites: leaves (no local calls) of at most MAX_INLINED_SLOTS slots
  * whose graph is structured. Their blocks charge fuel and fault exactly as in a real call.
  */
-function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array): Map<number, number> {
+function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array, costs: Int32Array): Map<number, number> {
   const out = new Map<number, number>();
   for (const fn of layout.functions) {
     if (fn.entryPc === 0 || fn.endPc - fn.entryPc > MAX_INLINED_SLOTS) continue;
@@ -167,11 +165,16 @@ function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array): Map<num
       if (insn?.kind === 'call' && insn.target === 'local') leaf = false;
     }
     if (!leaf) continue;
-    const nodes = functionNodes(layout, fn.entryPc, fn.endPc, leaders).nodes;
+    const nodes = functionGraph(layout, fn.entryPc, fn.endPc, leaders, costs);
     const facts = analyzeControlFlow(nodes.map((n) => n.successors));
     if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) out.set(fn.entryPc, fn.endPc);
   }
   return out;
+}
+
+/** The blocks of one function as the JIT translates them: small inner loops unrolled (unroll.ts). */
+function functionGraph(layout: ProgramLayout, entryPc: number, endPc: number, leaders: Uint8Array, costs: Int32Array): Node[] {
+  return unrollInnerLoops(functionNodes(layout, entryPc, endPc, leaders).nodes, costs);
 }
 
 /** The basic blocks of one function, as graph nodes (node 0 = its entry). */
@@ -208,6 +211,10 @@ class FunctionCompiler {
   private readonly options: CompileOptions;
   structured = true;
   inlinedCallSites = 0;
+  /** Fuel guards in this function's graph: its unrolled inner loops. */
+  get unrolledLoops(): number {
+    return this.nodes.filter((n) => n.fuelGuard !== undefined).length;
+  }
 
   /**
    * `regLocals` maps eBPF registers to Wasm locals; an inlined callee gets its own set and returns by
@@ -224,7 +231,7 @@ class FunctionCompiler {
     this.layout = shared.layout;
     this.costs = shared.costs;
     this.options = shared.options;
-    this.nodes = functionNodes(shared.layout, entryPc, endPc, shared.leaders).nodes;
+    this.nodes = functionGraph(shared.layout, entryPc, endPc, shared.leaders, shared.costs);
     if (inline) this.ctx.push({ kind: 'inline' });
   }
 
@@ -334,10 +341,15 @@ class FunctionCompiler {
   private emitNode(x: number, branch: (target: number) => void): void {
     const node = this.nodes[x];
     const w = this.w;
+    if (node.fuelGuard !== undefined) {
+      w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(node.fuelGuard).byte(Op.i64_ge_s);
+      this.twoWay(node, branch);
+      return;
+    }
     const cost = this.costs[node.startPc];
     if (cost > 0) {
       w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(cost).byte(Op.i64_sub);
-      if (this.shared.checkpoints[node.startPc]) {
+      if (this.shared.checkpoints[node.startPc] && !node.skipCheckpoint) {
         w.byte(Op.local_tee).u32(L_FUEL);
         this.faultIfFuelGone(node.startPc, true);
       } else w.byte(Op.local_set).u32(L_FUEL);
@@ -353,13 +365,7 @@ class FunctionCompiler {
       branch(node.successors[0]);
     } else if (last.kind === 'jump') {
       this.emitCondition(last);
-      w.byte(Op.if).byte(VOID_BLOCK);
-      this.ctx.push({ kind: 'if' });
-      branch(node.successors[0]);
-      w.byte(Op.else);
-      branch(node.successors[1]);
-      this.ctx.pop();
-      w.byte(Op.end);
+      this.twoWay(node, branch);
     } else if (last.kind === 'exit') {
       w.byte(Op.local_get).u32(L_FUEL);
       this.faultIfFuelGone(node.lastPc, true);
@@ -368,6 +374,18 @@ class FunctionCompiler {
       this.emitInstruction(node.lastPc, last);
       branch(node.successors[0]);
     }
+  }
+
+  /** With a condition (i32) on the stack: to the node's first successor if it holds, else to its second. */
+  private twoWay(node: Node, branch: (target: number) => void): void {
+    const w = this.w;
+    w.byte(Op.if).byte(VOID_BLOCK);
+    this.ctx.push({ kind: 'if' });
+    branch(node.successors[0]);
+    w.byte(Op.else);
+    branch(node.successors[1]);
+    this.ctx.pop();
+    w.byte(Op.end);
   }
 
   /** With fuel left (i64) on the stack, or read from its local when `onStack` is false: fault at `pc` if it is below zero. */

@@ -1,0 +1,147 @@
+/**
+ * Unrolling of small innermost loops behind a fuel guard, on the JIT's block graph.
+ *
+ * A tight loop pays two fixed costs per iteration that native code does not: the fuel test at its
+ * header (the checkpoint, see blocks.ts) and V8's own interrupt check, which V8 puts in every Wasm
+ * loop. Both can be paid once per UNROLL_FACTOR iterations without changing what a program
+ * observes:
+ *
+ *   guard:  if fuel >= UNROLL_FACTOR * maxIterationCost  -> copy 1 of the body (fast)
+ *           else                                          -> the body as it was (slow)
+ *   copy j: the loop's blocks, charging fuel exactly as before but without the header's test;
+ *           its back edges go to copy j + 1, the last copy's to the guard
+ *   slow:   the original blocks, header test included; back edges go to the guard
+ *
+ * Every block is still charged its cost, so fuel used stays exact. The header's test is skipped only
+ * where it provably passes: no path through one iteration costs more than `maxIterationCost`, so
+ * after charging any block of iteration j <= UNROLL_FACTOR the fuel left is at least
+ * `fuel at the guard - j * maxIterationCost >= 0`. Exits leave to the original (shared) blocks, which
+ * charge and test as always. So both engines still fault at the same instruction with the same fuel.
+ *
+ * Only the guard is a Wasm loop: the copies are chained by forward edges, so V8's interrupt check and
+ * the fuel test run once per UNROLL_FACTOR iterations on the fast path.
+ */
+import type { Instruction } from '../../isa/index.js';
+import { analyzeControlFlow } from './cfg.js';
+
+export const UNROLL_FACTOR = 4;
+/** Largest loop (in slots) that is unrolled: code grows by UNROLL_FACTOR times its size. */
+export const MAX_UNROLLED_LOOP_SLOTS = 64;
+/** Blocks of one loop, and slots added per function, beyond which nothing more is unrolled. */
+const MAX_UNROLLED_LOOP_BLOCKS = 24;
+const MAX_ADDED_SLOTS_PER_FUNCTION = 2048;
+
+export interface BlockNode {
+  readonly startPc: number;
+  readonly endPc: number;
+  readonly successors: number[];
+  /** Last instruction and its slot. */
+  readonly last: Instruction;
+  readonly lastPc: number;
+  /**
+   * A fuel guard: no instructions; goes to `successors[0]` when at least this much fuel is left,
+   * else to `successors[1]`.
+   */
+  readonly fuelGuard?: number;
+  /** A copy of a loop header on the fast path: charged, but its checkpoint test is known to pass. */
+  readonly skipCheckpoint?: boolean;
+}
+
+/**
+ * `nodes` with each small innermost loop unrolled behind a fuel guard (see above). `costs` gives
+ * each block's instruction count at its start slot. Node 0 stays the entry. Irreducible graphs,
+ * loops headed by the entry, and loops with calls or exits are left as they are.
+ */
+export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array): BlockNode[] {
+  const facts = analyzeControlFlow(nodes.map((n) => n.successors));
+  if (!facts.reducible) return [...nodes];
+  const out: BlockNode[] = nodes.map((n) => ({ ...n, successors: [...n.successors] }));
+  let added = 0;
+  for (const header of facts.order) {
+    if (!facts.loopHeader[header] || header === 0) continue;
+    const body = naturalLoop(nodes, facts.rpo, header);
+    if (body === undefined) continue;
+    const slots = body.reduce((s, n) => s + (nodes[n].endPc - nodes[n].startPc), 0);
+    if (slots > MAX_UNROLLED_LOOP_SLOTS || body.length > MAX_UNROLLED_LOOP_BLOCKS) continue;
+    if (added + slots * UNROLL_FACTOR > MAX_ADDED_SLOTS_PER_FUNCTION) continue;
+    const inLoop = new Set(body);
+    if (body.some((n) => n !== header && facts.loopHeader[n])) continue; // not innermost
+    if (body.some((n) => hasCallOrExit(nodes[n]))) continue;
+    added += slots * UNROLL_FACTOR;
+
+    const maxIterationCost = longestPath(nodes, costs, body, header, inLoop, facts.rpo);
+    const guard = out.length;
+    // Every edge into the header now enters through the guard (entry edges and back edges alike).
+    for (const n of out) {
+      for (let i = 0; i < n.successors.length; i++) if (n.successors[i] === header) n.successors[i] = guard;
+    }
+    out.push({ ...nodes[header], successors: [], fuelGuard: UNROLL_FACTOR * maxIterationCost });
+    const copies: Map<number, number>[] = [];
+    for (let j = 0; j < UNROLL_FACTOR; j++) {
+      const copy = new Map<number, number>();
+      for (const n of body) copy.set(n, out.length + body.indexOf(n));
+      for (const n of body) out.push({ ...nodes[n], successors: [], skipCheckpoint: n === header });
+      copies.push(copy);
+    }
+    copies.forEach((copy, j) => {
+      const next = j + 1 < UNROLL_FACTOR ? copies[j + 1].get(header) : guard;
+      for (const n of body) {
+        const target = out[copy.get(n) as number];
+        for (const s of nodes[n].successors) {
+          target.successors.push(s === header ? (next as number) : inLoop.has(s) ? (copy.get(s) as number) : s);
+        }
+      }
+    });
+    out[guard].successors.push(copies[0].get(header) as number, header);
+  }
+  return out;
+}
+
+/** The header's natural loop (the header first), or undefined if some back edge does not close on it alone. */
+function naturalLoop(nodes: readonly BlockNode[], rpo: Int32Array, header: number): number[] | undefined {
+  const preds: number[][] = nodes.map(() => []);
+  nodes.forEach((n, u) => {
+    for (const v of n.successors) preds[v].push(u);
+  });
+  const body = [header];
+  const seen = new Set(body);
+  const work: number[] = [];
+  for (const p of preds[header]) if (rpo[p] >= rpo[header] && rpo[p] >= 0) work.push(p);
+  while (work.length > 0) {
+    const u = work.pop() as number;
+    if (seen.has(u)) continue;
+    seen.add(u);
+    body.push(u);
+    for (const p of preds[u]) if (!seen.has(p) && rpo[p] >= 0) work.push(p);
+  }
+  return body.length > 0 ? body : undefined;
+}
+
+function hasCallOrExit(node: BlockNode): boolean {
+  return node.last.kind === 'exit' || node.last.kind === 'call' || node.last.kind === 'callx';
+}
+
+/** The costliest path from the header through the loop's blocks, back edges cut (the body is acyclic then). */
+function longestPath(
+  nodes: readonly BlockNode[],
+  costs: Int32Array,
+  body: readonly number[],
+  header: number,
+  inLoop: ReadonlySet<number>,
+  rpo: Int32Array,
+): number {
+  const order = [...body].sort((a, b) => rpo[a] - rpo[b]);
+  const best = new Map<number, number>([[header, costs[nodes[header].startPc]]]);
+  let max = 0;
+  for (const n of order) {
+    const here = best.get(n);
+    if (here === undefined) continue;
+    max = Math.max(max, here);
+    for (const s of nodes[n].successors) {
+      if (s === header || !inLoop.has(s)) continue;
+      const via = here + costs[nodes[s].startPc];
+      if (via > (best.get(s) ?? -1)) best.set(s, via);
+    }
+  }
+  return max;
+}
