@@ -346,7 +346,12 @@ class FunctionCompiler {
       this.twoWay(node, branch);
       return;
     }
-    const cost = this.costs[node.startPc];
+    if (node.chargeOnly === true) {
+      this.charge(node.fuelCharge ?? 0);
+      branch(node.successors[0]);
+      return;
+    }
+    const cost = node.fuelCharge ?? this.costs[node.startPc];
     if (cost > 0) {
       w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(cost).byte(Op.i64_sub);
       if (this.shared.checkpoints[node.startPc] && !node.skipCheckpoint) {
@@ -373,6 +378,12 @@ class FunctionCompiler {
     } else {
       this.emitInstruction(node.lastPc, last);
       branch(node.successors[0]);
+    }
+  }
+
+  private charge(cost: number): void {
+    if (cost !== 0) {
+      this.w.byte(Op.local_get).u32(L_FUEL).byte(Op.i64_const).s64(cost).byte(Op.i64_sub).byte(Op.local_set).u32(L_FUEL);
     }
   }
 

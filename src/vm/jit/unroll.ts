@@ -45,6 +45,10 @@ export interface BlockNode {
   readonly fuelGuard?: number;
   /** A copy of a loop header on the fast path: charged, but its checkpoint test is known to pass. */
   readonly skipCheckpoint?: boolean;
+  /** Fuel charged on entry instead of the block's own cost (fast-path copies: see `deferCharges`). */
+  fuelCharge?: number;
+  /** An edge of the fast path: no instructions; charges `fuelCharge` and goes to `successors[0]`. */
+  readonly chargeOnly?: boolean;
 }
 
 /**
@@ -93,8 +97,45 @@ export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array)
       }
     });
     out[guard].successors.push(copies[0].get(header) as number, header);
+    const region = copies.flatMap((copy) => body.map((n) => copy.get(n) as number));
+    deferCharges(out, region, costs);
   }
   return out;
+}
+
+/**
+ * Moves the fuel charges of the fast-path copies (`region`, in topological order) forward along
+ * edges into blocks with a single predecessor, and onto the edges that leave the region, so a chain
+ * of blocks pays one subtraction. Nothing inside the region observes fuel (no calls, no exits, no
+ * tests: see above), and every edge out of it carries the charges of the path that reached it, so
+ * fuel is exact again wherever it is tested or returned.
+ */
+function deferCharges(out: BlockNode[], region: readonly number[], costs: Int32Array): void {
+  const inRegion = new Set(region);
+  const inDegree = new Map<number, number>();
+  for (const n of out) for (const s of n.successors) inDegree.set(s, (inDegree.get(s) ?? 0) + 1);
+  const carried = new Map<number, number>();
+  for (const n of region) {
+    const node = out[n];
+    const total = costs[node.startPc] + (carried.get(n) ?? 0);
+    const absorbs = (s: number) => inRegion.has(s) && inDegree.get(s) === 1;
+    // Deferring pays off unless an edge leads to a merge inside the region (it would need its own charge there).
+    const defer = total > 0 && node.successors.every((s) => absorbs(s) || !inRegion.has(s));
+    if (!defer) {
+      node.fuelCharge = total;
+      continue;
+    }
+    node.fuelCharge = 0;
+    node.successors.forEach((s, i) => {
+      if (absorbs(s)) {
+        carried.set(s, total);
+        return;
+      }
+      node.successors[i] = out.length;
+      const { startPc, last } = out[s];
+      out.push({ startPc, endPc: startPc, lastPc: startPc, last, successors: [s], fuelCharge: total, chargeOnly: true });
+    });
+  }
 }
 
 /** The header's natural loop (the header first), or undefined if some back edge does not close on it alone. */
