@@ -572,6 +572,21 @@ describe('JIT', () => {
       ['memory fault inside the leaf', 'mov %r1, 0\ncall local f\nexit\nf:\nldxb %r0, [%r1+3]\nexit', 1],
       ['helper call inside the leaf', 'mov %r1, 2\nmov %r2, 3\ncall local f\nexit\nf:\ncall 1\nexit', 1],
       [
+        'a caller of two leaves is inlined with them (two levels)',
+        'mov %r1, 7\ncall local g\nadd %r0, 1\nexit\ng:\nmov %r6, %r1\ncall local f1\nmov %r1, %r0\nmov %r2, %r6\ncall local f2\nstxdw [%r10-8], %r0\nldxdw %r0, [%r10-8]\nexit\nf1:\nmov %r0, %r1\nmul %r0, 3\nexit\nf2:\nmov %r0, %r1\nadd %r0, %r2\nstxdw [%r10-16], %r0\nexit',
+        5, // g's 3 in main, and f1 and f2 again in g's own function
+      ],
+      [
+        'three levels deep, a loop and a fault at the bottom',
+        'mov %r1, 4\ncall local a\nexit\na:\ncall local b\nadd %r0, 1\nexit\nb:\ncall local c\nadd %r0, 2\nexit\nc:\nmov %r0, 0\nl:\nadd %r0, %r1\nsub %r1, 1\njne %r1, 0, l\njgt %r0, 100, bad\nexit\nbad:\nldxb %r0, [%r1]\nexit',
+        6, // a, b, c in main; b, c in a; c in b
+      ],
+      [
+        'four levels: the deepest call stays a real call',
+        'call local a\nexit\na:\ncall local b\nexit\nb:\ncall local c\nexit\nc:\ncall local d\nexit\nd:\nmov %r0, 5\nexit',
+        6, // a takes 4 levels: called for real; b, c, d in a; c, d in b; d in c
+      ],
+      [
         'early exit from a branch of the leaf',
         'mov %r1, 3\ncall local f\nadd %r0, 1\nexit\nf:\nmov %r0, 10\njgt %r1, 2, out\nmov %r0, 20\nexit\nout:\nmov %r0, 30\nexit',
         1,
@@ -587,6 +602,18 @@ describe('JIT', () => {
         }
       });
     }
+
+    it('keeps the call-depth limit exact through nested inlined calls', () => {
+      // main -> a -> b -> c, all inlined into main: with maxCallDepth 3, c's call is the 4th frame.
+      const program = 'call local a\nexit\na:\ncall local b\nexit\nb:\ncall local c\nexit\nc:\nmov %r0, 9\nexit';
+      assert.equal((load('jit', program) as JitEngine).compiled.inlinedCallSites, 6);
+      for (const kind of ENGINES) {
+        const e = runError(kind, program, FUEL, { maxCallDepth: 3 });
+        assert.ok(e instanceof CallDepthError, `${kind}: ${e}`);
+        assert.equal(e.pc, 4);
+        assert.equal(run(kind, program, FUEL, { maxCallDepth: 4 }).r0, 9n);
+      }
+    });
 
     it('keeps the call-depth limit exact at an inlined call site', () => {
       // main -> g -> g -> leaf: with maxCallDepth 3 the leaf's call is the 4th frame and fails.

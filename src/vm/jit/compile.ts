@@ -66,8 +66,16 @@ const L_TA = 14;
 const L_TB = 15;
 const L_LABEL = 16;
 const L_T32 = 17;
-/** r0-r10 of an inlined callee: inlined callees are leaves, so one set serves every call site. */
-const INLINE_REG_LOCAL = [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28];
+/**
+ * Deepest nesting of inlined calls: a callee inlined into a function, inlined into another, and so
+ * on. Each level has its own r0-r10 locals; the callees of one level never run at once, so one set
+ * per level serves every call site.
+ */
+const MAX_INLINE_LEVELS = 3;
+const FIRST_INLINE_LOCAL = 18;
+const INLINE_REG_LOCALS = Array.from({ length: MAX_INLINE_LEVELS }, (_, level) =>
+  Array.from({ length: 11 }, (_, r) => FIRST_INLINE_LOCAL + 11 * level + r),
+);
 const DECLARED_LOCALS: ValType[] = [
   I64,
   I64,
@@ -79,7 +87,7 @@ const DECLARED_LOCALS: ValType[] = [
   I64,
   I32,
   I32,
-  ...INLINE_REG_LOCAL.map((): ValType => I64),
+  ...INLINE_REG_LOCALS.flat().map((): ValType => I64),
 ];
 /**
  * Largest callee (in slots) inlined at its call sites. A Wasm call costs a frame, eight arguments
@@ -144,30 +152,53 @@ interface SharedFacts {
   readonly leaders: Uint8Array;
   readonly fnIndexAt: ReadonlyMap<number, number>;
   readonly options: CompileOptions;
-  /** Entry pc -> end pc of each function inlined at its call sites. */
-  readonly inlinable: ReadonlyMap<number, number>;
+  /** Functions inlined at their call sites, by entry pc. */
+  readonly inlinable: ReadonlyMap<number, InlinableFunction>;
   /** Slots where running out of fuel is checked on block entry (blocks.ts). */
   readonly checkpoints: Uint8Array;
 }
 
+interface InlinableFunction {
+  readonly endPc: number;
+  /** Levels of inlining its body takes: 1 for a leaf, 1 + its deepest callee's otherwise. */
+  readonly levels: number;
+}
+
 /**
- * Functions inlined at their call sites: leaves (no local calls) of at most MAX_INLINED_SLOTS slots
- * whose graph is structured. Their blocks charge fuel and fault exactly as in a real call.
+ * Functions inlined at their call sites: structured functions of at most MAX_INLINED_SLOTS slots,
+ * counting the inlined copies of their callees, whose local calls all go to inlinable functions
+ * (leaves first, then their callers, up to MAX_INLINE_LEVELS; recursion never qualifies). Their
+ * blocks charge fuel and fault exactly as in a real call.
  */
-function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array, costs: Int32Array): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const fn of layout.functions) {
-    if (fn.entryPc === 0 || fn.endPc - fn.entryPc > MAX_INLINED_SLOTS) continue;
-    let leaf = true;
-    for (let pc = fn.entryPc; pc < fn.endPc && leaf; pc++) {
-      const i = layout.indexAt[pc];
-      const insn = i < 0 ? undefined : layout.program[i];
-      if (insn?.kind === 'call' && insn.target === 'local') leaf = false;
+function inlinableFunctions(layout: ProgramLayout, leaders: Uint8Array, costs: Int32Array): Map<number, InlinableFunction> {
+  const out = new Map<number, InlinableFunction>();
+  const expandedSlots = new Map<number, number>();
+  const candidates = layout.functions.filter((fn) => fn.entryPc !== 0 && fn.endPc - fn.entryPc <= MAX_INLINED_SLOTS);
+  for (let level = 1; level <= MAX_INLINE_LEVELS; level++) {
+    for (const fn of candidates) {
+      if (out.has(fn.entryPc)) continue;
+      let slots = fn.endPc - fn.entryPc;
+      let deepest = 0;
+      let ok = true;
+      for (let pc = fn.entryPc; pc < fn.endPc && ok; pc++) {
+        const i = layout.indexAt[pc];
+        const insn = i < 0 ? undefined : layout.program[i];
+        if (insn?.kind !== 'call' || insn.target !== 'local') continue;
+        const callee = out.get(pc + insn.imm + 1);
+        if (callee === undefined || callee.levels >= level) ok = false;
+        else {
+          deepest = Math.max(deepest, callee.levels);
+          slots += expandedSlots.get(pc + insn.imm + 1) ?? 0;
+        }
+      }
+      if (!ok || slots > MAX_INLINED_SLOTS) continue;
+      const nodes = functionGraph(layout, fn.entryPc, fn.endPc, leaders, costs);
+      const facts = analyzeControlFlow(nodes.map((n) => n.successors));
+      if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) {
+        out.set(fn.entryPc, { endPc: fn.endPc, levels: deepest + 1 });
+        expandedSlots.set(fn.entryPc, slots);
+      }
     }
-    if (!leaf) continue;
-    const nodes = functionGraph(layout, fn.entryPc, fn.endPc, leaders, costs);
-    const facts = analyzeControlFlow(nodes.map((n) => n.successors));
-    if (facts.reducible && structuredNestingDepth(facts) <= MAX_STRUCTURED_NESTING) out.set(fn.entryPc, fn.endPc);
   }
   return out;
 }
@@ -226,13 +257,18 @@ class FunctionCompiler {
     endPc: number,
     private readonly w: ByteWriter,
     private readonly regLocals: readonly number[],
-    private readonly inline = false,
+    /** 0 for a function compiled as a Wasm function; k for a callee inlined k calls deep. */
+    private readonly inlineLevel = 0,
   ) {
     this.layout = shared.layout;
     this.costs = shared.costs;
     this.options = shared.options;
     this.nodes = functionGraph(shared.layout, entryPc, endPc, shared.leaders, shared.costs);
-    if (inline) this.ctx.push({ kind: 'inline' });
+    if (this.inline) this.ctx.push({ kind: 'inline' });
+  }
+
+  private get inline(): boolean {
+    return this.inlineLevel > 0;
   }
 
   compile(): Uint8Array {
@@ -521,12 +557,15 @@ class FunctionCompiler {
     const w = this.w;
     const target = this.shared.fnIndexAt.get(pc + imm + 1);
     if (target === undefined) throw new Error(`internal: no function at ${pc + imm + 1}`);
-    const inlined = this.inline ? undefined : this.shared.inlinable.get(pc + imm + 1);
+    const candidate = this.shared.inlinable.get(pc + imm + 1);
+    const inlined = candidate !== undefined && this.inlineLevel + candidate.levels <= MAX_INLINE_LEVELS ? candidate : undefined;
+    const locals = INLINE_REG_LOCALS[this.inlineLevel];
+    // This code runs `inlineLevel` frames below the Wasm function's own depth (L_DEPTH).
     w.byte(Op.local_get)
       .u32(L_DEPTH)
       .byte(Op.i32_const)
-      .s32(this.options.maxCallDepth - 1)
-      .byte(Op.i32_ge_u);
+      .s32(this.options.maxCallDepth - 1 - this.inlineLevel)
+      .byte(Op.i32_ge_s);
     w.byte(Op.if).byte(VOID_BLOCK);
     this.fault(FaultKind.callDepth, pc, () => w.byte(Op.i64_const).s64(0), 0);
     w.byte(Op.end);
@@ -535,17 +574,19 @@ class FunctionCompiler {
       // calling convention); the caller's own locals are untouched, as after a real call.
       for (let r = 1; r <= 5; r++) {
         this.get(r as Register);
-        w.byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
+        w.byte(Op.local_set).u32(locals[r]);
       }
       this.get(10);
       w.byte(Op.i64_const).s64(this.options.stackFrameSizeBytes).byte(Op.i64_sub);
-      w.byte(Op.local_set).u32(INLINE_REG_LOCAL[10]);
-      for (const r of [0, 6, 7, 8, 9]) w.byte(Op.i64_const).s64(0).byte(Op.local_set).u32(INLINE_REG_LOCAL[r]);
+      w.byte(Op.local_set).u32(locals[10]);
+      for (const r of [0, 6, 7, 8, 9]) w.byte(Op.i64_const).s64(0).byte(Op.local_set).u32(locals[r]);
       this.inlinedCallSites++;
       w.byte(Op.block).byte(VOID_BLOCK);
-      new FunctionCompiler(this.shared, pc + imm + 1, inlined, w, INLINE_REG_LOCAL, true).compile();
+      const callee = new FunctionCompiler(this.shared, pc + imm + 1, inlined.endPc, w, locals, this.inlineLevel + 1);
+      callee.compile();
+      this.inlinedCallSites += callee.inlinedCallSites;
       w.byte(Op.end);
-      w.byte(Op.local_get).u32(INLINE_REG_LOCAL[0]);
+      w.byte(Op.local_get).u32(locals[0]);
       this.set(0);
       return;
     }
@@ -553,7 +594,11 @@ class FunctionCompiler {
     this.get(10);
     w.byte(Op.i64_const).s64(this.options.stackFrameSizeBytes).byte(Op.i64_sub);
     w.byte(Op.local_get).u32(L_FUEL);
-    w.byte(Op.local_get).u32(L_DEPTH).byte(Op.i32_const).s32(1).byte(Op.i32_add);
+    w.byte(Op.local_get)
+      .u32(L_DEPTH)
+      .byte(Op.i32_const)
+      .s32(1 + this.inlineLevel)
+      .byte(Op.i32_add);
     w.byte(Op.call).u32(target);
     w.byte(Op.local_set).u32(L_FUEL);
     this.set(0);
