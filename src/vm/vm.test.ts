@@ -688,6 +688,13 @@ describe('unrolled inner loops (jit/unroll.ts) run out of fuel exactly where the
         'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nadd %r6, %r4\nstxb [%r5], %r6\nstxb [%r10-1], %r6\nadd %r4, 1\njlt %r4, %r2, l\nldxb %r0, [%r10-1]\nexit',
       unrolled: 1,
     },
+    {
+      // Found by the differential tester: charges deferred in an order other than the blocks' own lost fuel.
+      name: 'blocks laid out out of order (a diamond joined by a jump)',
+      program:
+        'mov %r9, %r1\nmov %r0, 5\nmov %r6, 0\nl:\njge %r9, %r3, b\njle32 %r9, 155, out\nja32 j\nb:\ndiv %r7, 3\nj:\nadd %r6, 1\njne %r6, 3, l\nout:\nexit',
+      unrolled: 1,
+    },
     { name: 'loop headed by the entry (left as is)', program: 'l:\nadd %r0, 1\njlt %r0, 10, l\nexit', unrolled: 0 },
     {
       name: 'loop with a helper call (left as is)',

@@ -65,6 +65,8 @@ export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array)
     if (!facts.loopHeader[header] || header === 0) continue;
     const body = naturalLoop(nodes, facts.rpo, header);
     if (body === undefined) continue;
+    // Reverse postorder: the header first, and (back edges cut) every block after its predecessors.
+    body.sort((a, b) => facts.rpo[a] - facts.rpo[b]);
     const slots = body.reduce((s, n) => s + (nodes[n].endPc - nodes[n].startPc), 0);
     if (slots > MAX_UNROLLED_LOOP_SLOTS || body.length > MAX_UNROLLED_LOOP_BLOCKS) continue;
     if (added + slots * UNROLL_FACTOR > MAX_ADDED_SLOTS_PER_FUNCTION) continue;
