@@ -52,7 +52,7 @@ const IO_BYTES = 4096;
 const NQN = 'nqn.2026-11.io.nearbpf:bench';
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-async function measure(
+export async function measure(
   name: string,
   queueDepth: number,
   ops: number,
@@ -89,14 +89,16 @@ async function measure(
   };
 }
 
-interface ServeProcess {
+export interface ServeProcess {
   port: number;
   pid: number;
+  /** Where its metrics are served, when the config turns them on. */
+  metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
 /** `nearbpf serve --config FILE` as a child process; resolves once it listens. */
-async function spawnServe(configPath: string): Promise<ServeProcess> {
+export async function spawnServe(configPath: string): Promise<ServeProcess> {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'nearbpf.js'), 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -105,9 +107,12 @@ async function spawnServe(configPath: string): Promise<ServeProcess> {
     stderr = (stderr + c.toString('utf8')).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let metricsUrl: string | null = null;
   const port = await new Promise<number>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
+      const metrics = /metrics at (\S+)$/.exec(line);
+      if (metrics) metricsUrl = metrics[1];
       const m = /listening on .+:(\d+)$/.exec(line);
       if (m) resolve(Number(m[1]));
     });
@@ -116,6 +121,7 @@ async function spawnServe(configPath: string): Promise<ServeProcess> {
   return {
     port,
     pid: child.pid as number,
+    metricsUrl,
     stop: async () => {
       child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);

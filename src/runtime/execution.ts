@@ -41,6 +41,10 @@ export interface ExecutionStats {
   bytesRead: number;
   instructions: number;
   durationMs: number;
+  /** Time spent running steps (in scheduler turns): the execution's CPU time on the event loop. */
+  runMs: number;
+  /** Time spent waiting for scheduler turns (from each request to its grant). */
+  queuedMs: number;
 }
 
 export interface ExecutionResult {
@@ -128,7 +132,9 @@ type ScanMode = Extract<ExecutionMode, { kind: 'scan' }>;
  * all of them arrived), when the turn's work bound is reached, or when it ends.
  */
 class Execution implements TurnTaker {
-  readonly stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0 };
+  readonly stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+  /** When the pending turn was requested (0: none pending). */
+  private turnRequestedAtMs = 0;
   readonly startMs = performance.now();
   private readonly deadlineMs: number;
   private readonly state: StepState;
@@ -160,7 +166,7 @@ class Execution implements TurnTaker {
     if (this.settled || --this.readsOutstanding > 0 || !this.waiting) return;
     this.waiting = false;
     unwatchDeadline(this);
-    this.scheduler.request(this.tenant, this);
+    this.requestTurn();
   };
   private readonly onReadFailed = (e: unknown): void => {
     if (this.settled) return;
@@ -227,23 +233,40 @@ class Execution implements TurnTaker {
         this.waitForReads();
         return;
       }
-      this.scheduler.request(this.tenant, this);
+      this.requestTurn();
     });
+  }
+
+  /** Queue for a turn; the wait until it is granted counts in `queuedMs`. */
+  private requestTurn(): void {
+    this.turnRequestedAtMs = performance.now();
+    this.scheduler.request(this.tenant, this);
   }
 
   /** A turn: steps back to back until one needs storage, the turn's bound is reached, or the end. */
   runTurn(): void {
     if (this.settled) return;
+    const turnStartMs = performance.now();
+    if (this.turnRequestedAtMs !== 0) this.stats.queuedMs += turnStartMs - this.turnRequestedAtMs;
+    this.turnRequestedAtMs = 0;
+    try {
+      this.runSteps(turnStartMs);
+    } finally {
+      this.stats.runMs += performance.now() - turnStartMs;
+    }
+  }
+
+  private runSteps(turnStartMs: number): void {
     try {
       let first = true;
       for (;;) {
-        const now = performance.now();
+        const now = first ? turnStartMs : performance.now();
         if (now > this.deadlineMs) {
           throw new BudgetExceededError('deadline', this.budget.deadlineMs, `${Math.round(now - this.startMs)} ms elapsed`);
         }
         if (!first && !this.scheduler.mayContinue(now)) {
           // Bounded work per turn: queue for another one (others, and the event loop, go first).
-          this.scheduler.request(this.tenant, this);
+          this.requestTurn();
           return;
         }
         first = false;
@@ -373,7 +396,7 @@ class Execution implements TurnTaker {
   /** Leave the turn until the reads in flight arrive (their arrival requests the next turn). */
   private waitForReads(): void {
     if (this.readsOutstanding === 0) {
-      this.scheduler.request(this.tenant, this);
+      this.requestTurn();
       return;
     }
     this.waiting = true;

@@ -229,6 +229,24 @@ describe('storage functions', () => {
     assert.equal(scheduler.turnsGranted.get('modest'), 31);
   });
 
+  it('splits an execution into time running steps and time waiting for turns (disjoint, within its duration)', async () => {
+    const { ns, head } = listNamespace(Array.from({ length: 30 }, (_, i) => i));
+    const scheduler = new FairScheduler({ maxTurnInstructions: 1 });
+    const fn = load(LIST_WALK, 8);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        executeStorageFunction(fn, { reader: ns, params: [head, 0n], tenant: `t${i % 3}` }, budget(), scheduler),
+      ),
+    );
+    for (const { stats } of results) {
+      assert.ok(stats.runMs > 0, 'steps take time');
+      assert.ok(stats.queuedMs >= 0);
+      assert.ok(stats.runMs + stats.queuedMs <= stats.durationMs + 0.01, JSON.stringify(stats));
+    }
+    // Six executions one step per turn: all but the first wait for turns.
+    assert.ok(results.filter((r) => r.stats.queuedMs > 0).length >= 5);
+  });
+
   it('runs steps whose reads are in memory back to back, within a bounded turn', async () => {
     const { ns, head } = listNamespace(Array.from({ length: 400 }, (_, i) => i));
     const fn = load(LIST_WALK, 2);

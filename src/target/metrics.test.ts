@@ -26,11 +26,11 @@ function value(s: Scrape, name: string, want: Record<string, string> = {}): numb
   for (const m of family(s, name)?.metrics ?? []) if (matches(m.labels, want)) sum += Number(m.value);
   return sum;
 }
-function histogramCount(s: Scrape, name: string, want: Record<string, string>): number {
+function histogramCount(s: Scrape, name: string, want: Record<string, string>, part = 'count'): number {
   let sum = 0;
   for (const line of s.text.split('\n')) {
     const m = /^(\w+)\{(.*)\} (\S+)$/.exec(line);
-    if (!m || m[1] !== `${name}_count`) continue;
+    if (!m || m[1] !== `${name}_${part}`) continue;
     const labels = Object.fromEntries([...m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
     if (matches(labels, want)) sum += Number(m[3]);
   }
@@ -142,6 +142,16 @@ describe('Prometheus metrics', () => {
     assert.equal(delta('nearbpf_program_output_bytes_total', want), r.output.length);
     assert.ok(delta('nearbpf_program_instructions_total', want) >= r.stats.instructions);
     assert.equal(histogramCount(after, 'nearbpf_program_execution_duration_seconds', want), 2);
+    // CPU time: the steps' run time, positive and within the executions' wall time.
+    const cpu = delta('nearbpf_program_cpu_seconds_total', want);
+    const wall =
+      histogramCount(after, 'nearbpf_program_execution_duration_seconds', want, 'sum') -
+      histogramCount(before, 'nearbpf_program_execution_duration_seconds', want, 'sum');
+    assert.ok(cpu > 0 && cpu <= wall, `cpu ${cpu} s, wall ${wall} s`);
+    // Scheduler wait: one observation per execution, per tenant.
+    const waits = (s: Scrape) => histogramCount(s, 'nearbpf_scheduler_wait_seconds', { tenant: HOST });
+    assert.equal(waits(after) - waits(before), 2);
+    assert.equal(value(after, 'nearbpf_scheduler_waiting'), 0);
     assert.equal(delta('nearbpf_commands_total', { host: HOST, opcode: 'program_execute' }), 2);
   });
 

@@ -133,6 +133,8 @@ export interface ProgramMeter {
     instructions: number,
     outputBytes: number,
     seconds: number,
+    cpuSeconds: number,
+    queuedSeconds: number,
   ): void;
 }
 
@@ -142,6 +144,8 @@ export interface TargetGauges {
   associations(): Iterable<{ subsystem: string; host: string }>;
   pageCaches(): Iterable<{ subsystem: string; nsid: number; hits: number; misses: number; evictions: number; bytes: number }>;
   verifierQueue(): number;
+  /** Executions waiting for a scheduler turn. */
+  schedulerWaiting(): number;
   /** Each listen port: its address, whether it listens, and what its associations moved since start. */
   ports(): Iterable<{
     id: number;
@@ -250,10 +254,14 @@ class PrometheusProgramMeter implements ProgramMeter {
   private readonly instructions: CounterCell;
   private readonly outputBytes: CounterCell;
   private readonly latency: HistogramCell;
+  private readonly cpu: CounterCell;
+  private readonly wait: HistogramCell;
   constructor(
     private readonly m: PrometheusTargetMetrics,
     private readonly labels: Labels,
   ) {
+    this.cpu = m.programCpuSeconds.cell(labels);
+    this.wait = m.schedulerWaitSeconds.cell({ tenant: labels.tenant });
     this.steps = m.programSteps.cell(labels);
     this.reads = m.programReads.cell(labels);
     this.bytesRead = m.programReadBytes.cell(labels);
@@ -270,6 +278,8 @@ class PrometheusProgramMeter implements ProgramMeter {
     instructions: number,
     outputBytes: number,
     seconds: number,
+    cpuSeconds: number,
+    queuedSeconds: number,
   ): void {
     let c = this.outcomes.get(outcome);
     if (c === undefined) {
@@ -282,7 +292,9 @@ class PrometheusProgramMeter implements ProgramMeter {
     this.bytesRead.value += bytesRead;
     this.instructions.value += instructions;
     this.outputBytes.value += outputBytes;
+    this.cpu.value += cpuSeconds;
     this.latency.observe(seconds);
+    this.wait.observe(queuedSeconds);
   }
 }
 
@@ -319,6 +331,14 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     'Output bytes of successful storage-function executions.',
   );
   readonly programSeconds = histogram('nearbpf_program_execution_duration_seconds', 'Storage-function execution latency.');
+  readonly programCpuSeconds = counter(
+    'nearbpf_program_cpu_seconds_total',
+    'Time storage functions spent running steps (on the event loop: CPU time of the target).',
+  );
+  readonly schedulerWaitSeconds = histogram(
+    'nearbpf_scheduler_wait_seconds',
+    'Time one execution spent waiting for scheduler turns, per tenant.',
+  );
   private readonly hosts: LabelCap;
   private readonly programs = new Map<string, LabelCap>();
   private readonly programMeters = new Map<string, ProgramMeter>();
@@ -344,6 +364,8 @@ export class PrometheusTargetMetrics implements TargetMetrics {
       this.programInstructions,
       this.programOutputBytes,
       this.programSeconds,
+      this.programCpuSeconds,
+      this.schedulerWaitSeconds,
     ]) {
       this.registry.registerMetric(f as never);
     }
@@ -402,6 +424,9 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     port('nearbpf_port_written_bytes', 'Bytes written by the port’s associations (since start).', (p) => p.bytesWritten);
     gauge('nearbpf_verifier_queue', 'Program loads verifying or waiting for a verifier worker.', [], (g, t) =>
       g.set(t.verifierQueue()),
+    );
+    gauge('nearbpf_scheduler_waiting', 'Storage-function executions waiting for a scheduler turn.', [], (g, t) =>
+      g.set(t.schedulerWaiting()),
     );
   }
 

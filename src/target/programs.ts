@@ -663,6 +663,16 @@ class ExecutionMetrics implements ExecutionObserver {
       meter = this.metrics.programMeter(tenant, program);
       mine.set(program, meter);
     }
-    meter.executed(outcomeOf(error), s.steps, s.reads, s.bytesRead, s.instructions, outputBytes, s.durationMs / 1000);
+    meter.executed(
+      outcomeOf(error),
+      s.steps,
+      s.reads,
+      s.bytesRead,
+      s.instructions,
+      outputBytes,
+      s.durationMs / 1000,
+      s.runMs / 1000,
+      s.queuedMs / 1000,
+    );
   }
 }

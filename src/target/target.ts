@@ -347,6 +347,7 @@ export class NvmeTcpTarget implements CommandRouter {
         }
       },
       verifierQueue: () => t.programs.verifier.total(),
+      schedulerWaiting: () => t.programs.runtime.scheduler.waiting,
       *ports() {
         for (const p of t.portStatus())
           yield {

@@ -39,6 +39,11 @@ export const COMMANDS: ReadonlyMap<string, CommandEntry> = new Map(
     ),
     entry('serve', 'run the NVMe/TCP storage target', async () => (await import('../../target/index.js')).serveCommand),
     entry(
+      'top',
+      'a live view of a running target through its metrics endpoint: programs, tenants, namespaces',
+      async () => (await import('./top.js')).topCommand,
+    ),
+    entry(
       'bench-io',
       'benchmark NVMe/TCP random 4 KiB I/O over loopback against a minimal-server floor',
       async () => (await import('../../bench/io-bench.js')).benchIoCommand,
