@@ -19,6 +19,7 @@ import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { assemble, encodeProgram } from '../isa/index.js';
 import { rng } from '../showcase/pushdown.js';
+import { PrometheusTargetMetrics } from '../target/metrics.js';
 import { LIST_WALK_ASM } from '../testing/storage-programs.js';
 import { type BenchResult, measure, type ServeProcess, spawnServe } from './io-bench.js';
 import { processCpuNs } from './proc-cpu.js';
@@ -76,6 +77,34 @@ interface Case {
   op: (side: Side, r: () => number) => Promise<unknown>;
 }
 
+/**
+ * The hooks alone, in this process: CPU per I/O command recorded (the two clock readings of its
+ * latency, the cell lookup, the counter and histogram) and per execution recorded, in microseconds.
+ * Deterministic enough to set against the server CPU per operation measured above.
+ */
+export function hookCostUs(calls = 1_000_000): { ioCommandUs: number; executionUs: number } {
+  const metrics = new PrometheusTargetMetrics({ maxTenants: 64, maxProgramsPerTenant: 32 });
+  const io = metrics.ioMeter(NQN, 'nqn.2014-08.org.nvmexpress:uuid:bench');
+  const program = metrics.programMeter('nqn.2014-08.org.nvmexpress:uuid:bench', 'walk');
+  const cpu = (f: () => void) => {
+    f(); // warm (JIT, cells created)
+    const t0 = process.cpuUsage();
+    f();
+    const t = process.cpuUsage(t0);
+    return (t.user + t.system) / calls;
+  };
+  const ioCommandUs = cpu(() => {
+    for (let i = 0; i < calls; i++) {
+      const start = performance.now();
+      io.command(1, i & 1 ? 0x02 : 0x01, 0, 4096, (performance.now() - start) / 1000);
+    }
+  });
+  const executionUs = cpu(() => {
+    for (let i = 0; i < calls; i++) program.executed('success', 6, 5, 80, 120, 8, 0.0001, 0.00005, 0.00001);
+  });
+  return { ioCommandUs, executionUs };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -96,6 +125,8 @@ export async function benchMetricsOverhead(options: { ops: number; pairs: number
   const off = await startSide('off', options.sizeBytes);
   const on = await startSide('on', options.sizeBytes);
   const lines: string[] = [];
+  const hooks = hookCostUs();
+  const perCase: Record<string, number> = {};
   try {
     for (const c of cases) {
       // Warm both (JIT, buffers).
@@ -118,6 +149,7 @@ export async function benchMetricsOverhead(options: { ops: number; pairs: number
         iopsRatios.push(got.on.iops / got.off.iops);
       }
       const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)}..${Math.max(...xs).toFixed(3)}`;
+      perCase[`${c.name} QD${c.queueDepth}`] = median(cpu.off);
       lines.push(
         `${`${c.name} QD${c.queueDepth}`.padEnd(26)} server CPU/op off ${median(cpu.off).toFixed(1).padStart(6)} us, on ${median(cpu.on).toFixed(1).padStart(6)} us: ` +
           `on/off ${median(cpuRatios).toFixed(3)} (pairs ${range(cpuRatios)}); IOPS on/off ${median(iopsRatios).toFixed(3)} (${range(iopsRatios)})`,
@@ -146,6 +178,13 @@ export async function benchMetricsOverhead(options: { ops: number; pairs: number
     }
   }
   const loadEnd = loadavg();
+  const share = (us: number, name: string) =>
+    `${((us / perCase[name]) * 100).toFixed(2)}% of ${name}'s ${perCase[name].toFixed(1)} us`;
+  lines.push(
+    `hooks alone (this process): ${hooks.ioCommandUs.toFixed(3)} us per I/O command = ${share(hooks.ioCommandUs, 'randread 4k QD32')}, ` +
+      `${share(hooks.ioCommandUs, 'randwrite 4k QD32')}; ${hooks.executionUs.toFixed(3)} us per execution (plus its command) = ` +
+      `${share(hooks.executionUs + hooks.ioCommandUs, 'list walk (5 reads) QD8')}`,
+  );
   return (
     `metrics overhead: ${options.pairs} pairs of ${options.ops} ops per case, two targets side by side (off: no metrics; on: metrics)\n` +
     `${lines.join('\n')}\n` +
