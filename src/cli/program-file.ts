@@ -2,7 +2,10 @@
  * A program given on the command line: assembly text (`.s`) or raw bytecode (any other name; its
  * length must be a multiple of 8, which `decodeProgram` checks).
  */
-import { assemble, decodeProgram, type Instruction } from '../isa/index.js';
+// Single modules rather than the isa index: `nearbpf run` starts faster without the disassembler.
+import { assemble } from '../isa/asm.js';
+import { decodeProgram } from '../isa/codec.js';
+import type { Instruction } from '../isa/instruction.js';
 import { readInputFile } from './args.js';
 
 export function isAssemblyPath(path: string): boolean {

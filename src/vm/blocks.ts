@@ -6,7 +6,7 @@
  *   header, so a program overruns its budget by at most one acyclic path of blocks before it
  *   faults, and never calls a helper or returns with the budget gone. The JIT pays one subtraction per block and a test only at checkpoints.
  */
-import { branchTarget, type ProgramLayout } from '../isa/index.js';
+import { branchTarget, type ProgramLayout } from '../isa/layout.js';
 import { analyzeControlFlow } from './jit/cfg.js';
 
 /** Slots that start a basic block: entries, jump and call targets, and every slot after a jump, call or exit. */

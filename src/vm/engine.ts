@@ -3,7 +3,8 @@
  */
 import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES, STACK_FRAME_SIZE_BYTES } from '../abi/limits.js';
 import { ProgramLoadError } from '../errors.js';
-import { layoutProgram, type Program, type ProgramLayout } from '../isa/index.js';
+import type { Program } from '../isa/instruction.js';
+import { layoutProgram, type ProgramLayout } from '../isa/layout.js';
 import type { HelperTable } from './helpers.js';
 import {
   layoutSandbox,

@@ -13,7 +13,8 @@ import {
   NearbpfError,
   UnknownHelperError,
 } from '../errors.js';
-import { encodeProgram, type Program } from '../isa/index.js';
+import { encodeProgram } from '../isa/codec.js';
+import type { Program } from '../isa/instruction.js';
 import { blockCosts, fuelCheckpoints } from './blocks.js';
 import {
   checkFuel,
