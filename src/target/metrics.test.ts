@@ -99,15 +99,20 @@ describe('Prometheus metrics', () => {
     assert.equal(value(after, 'nearbpf_associations', { subsystem: SUBNQN, host: HOST }), 1);
     assert.equal(value(after, 'nearbpf_connections', { subsystem: SUBNQN, host: HOST }), 2);
     assert.ok(value(after, 'nearbpf_connections_opened_total') >= 2);
-    assert.ok(value(after, 'nearbpf_page_cache_misses', { subsystem: SUBNQN, nsid: '1' }) >= 1);
+    assert.ok(value(after, 'nearbpf_page_cache_misses_total', { subsystem: SUBNQN, nsid: '1' }) >= 1);
     assert.ok(family(after, 'process_cpu_seconds_total'), 'the process metrics are there');
     const port = { port: '1', address: `127.0.0.1:${target.address.port}` };
     assert.equal(value(after, 'nearbpf_port_listening', port), 1);
-    assert.equal(delta('nearbpf_port_write_commands', port), 4);
-    assert.equal(delta('nearbpf_port_read_commands', port), 3);
-    assert.equal(delta('nearbpf_port_written_bytes', port), 4 * 4096);
-    assert.equal(delta('nearbpf_port_read_bytes', port), 3 * 512);
+    assert.equal(delta('nearbpf_port_write_commands_total', port), 4);
+    assert.equal(delta('nearbpf_port_read_commands_total', port), 3);
+    assert.equal(delta('nearbpf_port_written_bytes_total', port), 4 * 4096);
+    assert.equal(delta('nearbpf_port_read_bytes_total', port), 3 * 512);
     assert.ok(value(after, 'nearbpf_port_connections', port) >= 2);
+    // Counts since start are counters (rate() works on them), levels are gauges.
+    for (const name of ['nearbpf_page_cache_hits_total', 'nearbpf_page_cache_misses_total', 'nearbpf_port_read_commands_total']) {
+      assert.equal(family(after, name)?.type, 'COUNTER', name);
+    }
+    assert.equal(family(after, 'nearbpf_page_cache_bytes')?.type, 'GAUGE');
   });
 
   it('counts loads by result and executions by outcome with their steps, reads, bytes and output', async () => {

@@ -9,7 +9,7 @@
  * first `maxProgramsPerTenant` program names of each a `program` label; the rest count under `other`.
  */
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { IoOpcode } from '../protocol/constants.js';
 import { ProgramOpcode } from '../protocol/programs.js';
 
@@ -396,32 +396,45 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     gauge('nearbpf_associations', 'Associations (controllers).', ['subsystem', 'host'], (g, t) => {
       for (const a of t.associations()) g.inc({ subsystem: a.subsystem, host: this.host(a.host) }, 1);
     });
-    const cache = (
-      name: string,
-      help: string,
-      pick: (c: ReturnType<TargetGauges['pageCaches']> extends Iterable<infer C> ? C : never) => number,
-    ) =>
-      gauge(name, help, ['subsystem', 'nsid'], (g, t) => {
-        for (const c of t.pageCaches()) g.set({ subsystem: c.subsystem, nsid: String(c.nsid) }, pick(c));
+    // Counts the target keeps itself (since start), exposed as counters: read at scrape time, they
+    // only grow, so `rate()` works on them as on any `_total`.
+    const counter = (name: string, help: string, labelNames: string[], read: (c: Counter, t: TargetGauges) => void) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          if (self.gauges) read(this, self.gauges);
+        },
       });
-    cache('nearbpf_page_cache_hits', 'Page-cache reads served from memory (since start).', (c) => c.hits);
-    cache('nearbpf_page_cache_misses', 'Page-cache reads that went to the file (since start).', (c) => c.misses);
-    cache('nearbpf_page_cache_evictions', 'Pages evicted from the page cache (since start).', (c) => c.evictions);
-    cache('nearbpf_page_cache_bytes', 'Bytes held by the page cache.', (c) => c.bytes);
+    type CacheGauge = ReturnType<TargetGauges['pageCaches']> extends Iterable<infer C> ? C : never;
+    const cacheLabels = (c: CacheGauge) => ({ subsystem: c.subsystem, nsid: String(c.nsid) });
+    const cacheCount = (name: string, help: string, pick: (c: CacheGauge) => number) =>
+      counter(name, help, ['subsystem', 'nsid'], (m, t) => {
+        for (const c of t.pageCaches()) m.inc(cacheLabels(c), pick(c));
+      });
+    cacheCount('nearbpf_page_cache_hits_total', 'Page-cache reads served from memory.', (c) => c.hits);
+    cacheCount('nearbpf_page_cache_misses_total', 'Page-cache reads that went to the file.', (c) => c.misses);
+    cacheCount('nearbpf_page_cache_evictions_total', 'Pages evicted from the page cache.', (c) => c.evictions);
+    gauge('nearbpf_page_cache_bytes', 'Bytes held by the page cache.', ['subsystem', 'nsid'], (g, t) => {
+      for (const c of t.pageCaches()) g.set(cacheLabels(c), c.bytes);
+    });
     const port = (name: string, help: string, pick: (p: PortGauge) => number) =>
       gauge(name, help, ['port', 'address'], (g, t) => {
         for (const p of t.ports()) g.set({ port: String(p.id), address: p.address }, pick(p));
       });
+    const portCount = (name: string, help: string, pick: (p: PortGauge) => number) =>
+      counter(name, help, ['port', 'address'], (m, t) => {
+        for (const p of t.ports()) m.inc({ port: String(p.id), address: p.address }, pick(p));
+      });
     port('nearbpf_port_listening', 'Whether the port accepts connections (1) or is stopped (0).', (p) => (p.listening ? 1 : 0));
     port('nearbpf_port_connections', 'TCP connections on the port (queues and pending handshakes).', (p) => p.connections);
-    port('nearbpf_port_read_commands', 'Read commands served by the port’s associations (since start).', (p) => p.readCommands);
-    port(
-      'nearbpf_port_write_commands',
-      'Write commands served by the port’s associations (since start).',
-      (p) => p.writeCommands,
-    );
-    port('nearbpf_port_read_bytes', 'Bytes read by the port’s associations (since start).', (p) => p.bytesRead);
-    port('nearbpf_port_written_bytes', 'Bytes written by the port’s associations (since start).', (p) => p.bytesWritten);
+    portCount('nearbpf_port_read_commands_total', 'Read commands served by the port’s associations.', (p) => p.readCommands);
+    portCount('nearbpf_port_write_commands_total', 'Write commands served by the port’s associations.', (p) => p.writeCommands);
+    portCount('nearbpf_port_read_bytes_total', 'Bytes read by the port’s associations.', (p) => p.bytesRead);
+    portCount('nearbpf_port_written_bytes_total', 'Bytes written by the port’s associations.', (p) => p.bytesWritten);
     gauge('nearbpf_verifier_queue', 'Program loads verifying or waiting for a verifier worker.', [], (g, t) =>
       g.set(t.verifierQueue()),
     );
