@@ -371,17 +371,25 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     }
     collectDefaultMetrics({ register: this.registry });
     const self = this;
-    const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge, t: TargetGauges) => void) =>
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          if (self.gauges) read(this, self.gauges);
-        },
-      });
+    // Metrics read from the target at scrape time (levels as gauges; counts since start as counters,
+    // which only grow, so `rate()` works on them as on any `_total`).
+    const sampled =
+      <M extends Gauge | Counter>(
+        Kind: new (config: { name: string; help: string; labelNames: string[]; registers: Registry[]; collect: () => void }) => M,
+      ) =>
+      (name: string, help: string, labelNames: string[], read: (m: M, t: TargetGauges) => void) =>
+        new Kind({
+          name,
+          help,
+          labelNames,
+          registers: [this.registry],
+          collect(this: M) {
+            this.reset();
+            if (self.gauges) read(this, self.gauges);
+          },
+        });
+    const gauge = sampled(Gauge);
+    const counter = sampled(Counter);
     gauge(
       'nearbpf_queue_depth',
       'Commands in flight, summed over the queues of a subsystem and host.',
@@ -396,19 +404,6 @@ export class PrometheusTargetMetrics implements TargetMetrics {
     gauge('nearbpf_associations', 'Associations (controllers).', ['subsystem', 'host'], (g, t) => {
       for (const a of t.associations()) g.inc({ subsystem: a.subsystem, host: this.host(a.host) }, 1);
     });
-    // Counts the target keeps itself (since start), exposed as counters: read at scrape time, they
-    // only grow, so `rate()` works on them as on any `_total`.
-    const counter = (name: string, help: string, labelNames: string[], read: (c: Counter, t: TargetGauges) => void) =>
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          if (self.gauges) read(this, self.gauges);
-        },
-      });
     type CacheGauge = ReturnType<TargetGauges['pageCaches']> extends Iterable<infer C> ? C : never;
     const cacheLabels = (c: CacheGauge) => ({ subsystem: c.subsystem, nsid: String(c.nsid) });
     const cacheCount = (name: string, help: string, pick: (c: CacheGauge) => number) =>
