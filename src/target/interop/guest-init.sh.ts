@@ -7,7 +7,8 @@
  * Kernel command line: nearbpf.nqn=, nearbpf.digest=0|1, nearbpf.full=0|1 (multi-queue 8 MiB I/O,
  * keep-alive across idle, reconnect, ext4, storage functions), nearbpf.mode=nvmet (reference target),
  * nearbpf.mode=auth (DH-HMAC-CHAP as the initiator: nearbpf.key=, nearbpf.ckey=, nearbpf.badkey=,
- * nearbpf.badckey=); with nearbpf.mode=nvmet, nearbpf.hostnqn= plus nearbpf.key= (and nearbpf.ckey=)
+ * nearbpf.badckey=), nearbpf.mode=multipath (two ports, one multipath namespace, a path lost and back);
+ * with nearbpf.mode=nvmet, nearbpf.hostnqn= plus nearbpf.key= (and nearbpf.ckey=)
  * make the reference target require DH-HMAC-CHAP of that host (nearbpf.hash=, nearbpf.dhgroup=).
  */
 export const GUEST_INIT = `#!/bin/sh
@@ -266,6 +267,88 @@ if [ "$MODE" = auth ]; then
   run auth-missing-key-refused 90 refused -i 1
   run auth-wrong-ctrl-key-refused 90 refused -i 1 --dhchap-secret="$KEY" --dhchap-ctrl-secret="$BADCKEY"
   dmesg | grep -i -E 'nvme|auth' | tail -n 40
+  echo NEARBPF-DONE
+  poweroff -f
+fi
+
+if [ "$MODE" = multipath ]; then
+  # Linux native multipath over two ports of one target (10.0.2.100:4420 and :4421): one namespace
+  # device with two paths, round-robin I/O on both, a path lost under I/O (no error reaches dd), the
+  # path back. NEARBPF-REQ lines ask the host to act (port-down, port-up) or to look (rr-done, reconnected).
+  P1="-t tcp -a 10.0.2.100 -s 4420"; P2="-t tcp -a 10.0.2.100 -s 4421"
+  mp_connect() { nvme connect $1 -n "$NQN" -i 2 -k 5 --reconnect-delay=1 --ctrl-loss-tmo=120; }
+  # ctrl_of PORT: the controller (nvmeX) of $NQN connected to that port.
+  ctrl_of() {
+    for c in /sys/class/nvme/nvme*; do
+      [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$NQN" ] && grep -q "trsvcid=$1" "$c/address" 2>/dev/null && { echo "\${c##*/}"; return 0; }
+    done
+    return 1
+  }
+  state_of() { c=$(ctrl_of "$1") && cat "/sys/class/nvme/$c/state"; }
+  # wait_state PORT live|notlive TENTHS
+  wait_state() {
+    i=0
+    while [ $i -lt "$3" ]; do
+      s=$(state_of "$1")
+      if [ "$2" = live ]; then [ "$s" = live ] && return 0; else [ "$s" != live ] && { echo "NEARBPF-INFO port $1 path: $s"; return 0; }; fi
+      sleep 0.1; i=$((i+1))
+    done
+    echo "port $1 path state: $(state_of "$1")"; return 1
+  }
+  one_namespace() {
+    wait_devs || return 1
+    SUBSYS=""
+    for s in /sys/class/nvme-subsystem/nvme-subsys*; do [ "$(cat "$s/subsysnqn")" = "$NQN" ] && SUBSYS=$s; done
+    # The hidden per-path devices nvme<subsys>c<ctrl>n<ns> of namespace 1, one per controller.
+    paths=$(ls /sys/block | grep -E "^nvme\${SUBSYS##*nvme-subsys}c[0-9]+n1$" | tr '\\n' ' ')
+    npaths=$(echo $paths | wc -w)
+    heads=0
+    for b in /sys/block/nvme*; do
+      case "\${b##*/}" in nvme*c*) continue ;; esac
+      [ "$(cat "$b/device/subsysnqn" 2>/dev/null)" = "$NQN" ] && [ "$(cat "$b/nsid")" = 1 ] && heads=$((heads+1))
+    done
+    echo "NEARBPF-INFO subsystem $SUBSYS: controllers $(ls "$SUBSYS" | grep -E '^nvme[0-9]+$' | tr '\\n' ' ')namespace 1 = $NS1 ($heads device, paths: $paths)"
+    [ "$heads" = 1 ] && [ "$npaths" = 2 ] && [ "$(ctrl_of 4420)" != "$(ctrl_of 4421)" ]
+  }
+  round_robin() { echo round-robin > "$SUBSYS/iopolicy" && [ "$(cat "$SUBSYS/iopolicy")" = round-robin ]; }
+  rr_io() {
+    dd if=/tmp/a of="$NS1" bs=65536 oflag=direct || return 1
+    dd if="$NS1" of=/tmp/b bs=65536 count=64 iflag=direct && cmp /tmp/a /tmp/b
+  }
+  # 32 writes of 256 KiB at 16 MiB, one every 0.2 s, while the host takes port 2 down.
+  writer() {
+    i=0
+    while [ $i -lt 32 ]; do
+      dd if=/tmp/m of="$NS1" bs=262144 skip=$i seek=$((64 + i)) count=1 oflag=direct 2>/tmp/writer.err || { cat /tmp/writer.err; return 1; }
+      i=$((i+1)); sleep 0.2
+    done
+  }
+  failover_verify() { dd if="$NS1" of=/tmp/n bs=262144 skip=64 count=32 iflag=direct && cmp /tmp/m /tmp/n; }
+  dd if=/dev/urandom of=/tmp/a bs=65536 count=64 2>/dev/null
+  dd if=/dev/urandom of=/tmp/m bs=262144 count=32 2>/dev/null
+  run mp-discover-2-ports 60 sh -c "nvme discover $P1 | grep -c "subnqn: *$NQN" | grep -qx 2"
+  run mp-connect-port1 60 mp_connect "$P1"
+  run mp-connect-port2 60 mp_connect "$P2"
+  check mp-one-namespace-two-paths one_namespace
+  check mp-iopolicy-round-robin round_robin
+  run mp-round-robin-io 120 rr_io
+  echo "NEARBPF-REQ rr-done"
+  writer >/tmp/writer.log 2>&1 &
+  WRITER=$!
+  echo "NEARBPF-REQ port-down"
+  run mp-path-lost 60 wait_state 4421 notlive 600
+  check mp-other-path-live wait_state 4420 live 10
+  if wait $WRITER; then ok mp-writes-during-failover-no-error; else fail mp-writes-during-failover-no-error; cat /tmp/writer.log; fi
+  run mp-failover-verify 60 failover_verify
+  echo "NEARBPF-REQ port-up"
+  run mp-path-reconnected 90 wait_state 4421 live 900
+  run mp-io-after-reconnect 120 rr_io
+  echo "NEARBPF-REQ reconnected"
+  region 1 "$NS1" 0 4194304
+  region 1 "$NS1" 16777216 8388608
+  run mp-disconnect 60 nvme disconnect -n "$NQN"
+  check mp-controllers-removed wait_gone
+  dmesg | grep -i nvme | tail -n 40
   echo NEARBPF-DONE
   poweroff -f
 fi
