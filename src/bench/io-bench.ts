@@ -91,14 +91,16 @@ export async function measure(
 
 export interface ServeProcess {
   port: number;
+  /** Every port, in listen order. */
+  ports: number[];
   pid: number;
   /** Where its metrics are served, when the config turns them on. */
   metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
-/** `nearbpf serve --config FILE` as a child process; resolves once it listens. */
-export async function spawnServe(configPath: string): Promise<ServeProcess> {
+/** `nearbpf serve --config FILE` as a child process; resolves once it listens on `portCount` ports. */
+export async function spawnServe(configPath: string, portCount = 1): Promise<ServeProcess> {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'nearbpf.js'), 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -108,18 +110,20 @@ export async function spawnServe(configPath: string): Promise<ServeProcess> {
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let metricsUrl: string | null = null;
-  const port = await new Promise<number>((resolve, reject) => {
+  const ports = await new Promise<number[]>((resolve, reject) => {
+    const found: number[] = [];
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       const metrics = /metrics at (\S+)$/.exec(line);
       if (metrics) metricsUrl = metrics[1];
       const m = /listening on .+:(\d+)$/.exec(line);
-      if (m) resolve(Number(m[1]));
+      if (m && found.push(Number(m[1])) === portCount) resolve(found);
     });
     child.once('exit', (code) => reject(new Error(`target exited with ${code}: ${stderr}`)));
   });
   return {
-    port,
+    port: ports[0],
+    ports,
     pid: child.pid as number,
     metricsUrl,
     stop: async () => {
@@ -216,6 +220,87 @@ export async function benchIo(options: BenchIoOptions = {}): Promise<BenchResult
   return results;
 }
 
+export interface ThreadScalingResult {
+  /** I/O threads (0: the ports are served on the main thread, page cache on, as by default). */
+  ioThreads: number;
+  round: number;
+  result: BenchResult;
+}
+
+/**
+ * Random 4 KiB reads at QD32 against a target process with 0 (main thread), 1 and 2 I/O threads, one
+ * port per thread and one host connection per port, the 32 outstanding commands spread over them.
+ * Two rounds, interleaved, so a neighbour's load hits every configuration alike.
+ */
+export async function benchIoThreads(
+  options: { ops?: number; sizeBytes?: number; queueDepth?: number } = {},
+): Promise<ThreadScalingResult[]> {
+  const ops = options.ops ?? 20_000;
+  const sizeBytes = options.sizeBytes ?? 32 << 20;
+  const qd = options.queueDepth ?? 32;
+  const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-threads-'));
+  const out: ThreadScalingResult[] = [];
+  try {
+    for (let round = 1; round <= 2; round++) {
+      for (const ioThreads of [0, 1, 2]) {
+        const portCount = Math.max(1, ioThreads);
+        const configPath = join(dir, `target-${ioThreads}.json`);
+        await writeFile(
+          configPath,
+          JSON.stringify({
+            listen: Array.from({ length: portCount }, () => ({ host: '127.0.0.1', port: 0 })),
+            ioThreads,
+            dataDir: dir,
+            limits: { maxQueueDepth: Math.max(128, qd) },
+            subsystems: [{ nqn: NQN, namespaces: [{ nsid: 1, path: 'bench.img', sizeBytes, blockSize: 4096 }] }],
+          }),
+        );
+        const target = await spawnServe(configPath, portCount);
+        try {
+          const hosts = await Promise.all(
+            target.ports.map((port) =>
+              NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: NQN, ioQueues: 1, queueDepth: qd }),
+            ),
+          );
+          const blocks = sizeBytes / IO_BYTES;
+          if (round === 1 && ioThreads === 0) {
+            const fill = Buffer.alloc(1 << 20, 0x5a);
+            for (let off = 0; off < sizeBytes; off += fill.length) await hosts[0].write(1, off / IO_BYTES, fill);
+          }
+          for (let i = 0; i < 1000; i++) await hosts[i % hosts.length].read(1, i % blocks, 1);
+          const r = rng(qd + round);
+          const result = await measure(`randread 4k, ${ioThreads} I/O threads`, qd, ops, target.pid, (i) =>
+            hosts[i % hosts.length].read(1, Math.floor(r() * blocks), 1),
+          );
+          out.push({ ioThreads, round, result });
+          for (const h of hosts) await h.close();
+        } finally {
+          await target.stop();
+        }
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+export function formatThreadScaling(results: readonly ThreadScalingResult[]): string {
+  const rows = results.map(
+    ({ round, result: r }) =>
+      `round ${round}  ${r.name.padEnd(30)} QD${r.queueDepth} ${String(r.iops).padStart(7)} IOPS  p50 ${String(r.p50Us).padStart(5)} us  p99 ${String(r.p99Us).padStart(6)} us  server CPU ${fmt(r.serverCpuUsPerOp).padStart(6)} us/op  client CPU ${fmt(r.clientCpuUsPerOp).padStart(6)} us/op`,
+  );
+  const best = (n: number) => Math.max(...results.filter((x) => x.ioThreads === n).map((x) => x.result.iops));
+  const cpu = (n: number) =>
+    Math.min(...results.filter((x) => x.ioThreads === n).map((x) => x.result.serverCpuUsPerOp ?? Infinity));
+  return (
+    `${rows.join('\n')}\n\n` +
+    `best of 2 rounds: 2 I/O threads ${(best(2) / best(1)).toFixed(2)}x the IOPS of 1 (target >= 1.3x); ` +
+    `1 I/O thread ${(best(1) / best(0)).toFixed(2)}x the main thread's (page cache on there, off with I/O threads); ` +
+    `server CPU per op: main ${fmt(cpu(0))} us, 1 thread ${fmt(cpu(1))} us, 2 threads ${fmt(cpu(2))} us\n`
+  );
+}
+
 const fmt = (n: number | null, digits = 1) => (n === null ? '-' : n.toFixed(digits));
 
 export function formatBench(results: readonly BenchResult[]): string {
@@ -243,12 +328,13 @@ export function formatBench(results: readonly BenchResult[]): string {
   return `${rows.join('\n')}\n\n${ratios.join('\n')}\n`;
 }
 
-export const BENCH_IO_USAGE = `nearbpf bench-io [--ops N] [--size-mib N] [--digests] [--metrics] [--json]
+export const BENCH_IO_USAGE = `nearbpf bench-io [--ops N] [--size-mib N] [--digests] [--metrics] [--io-threads] [--json]
 
 Random 4 KiB reads and writes through the NVMe/TCP client and a target process over loopback at QD1
 and QD32, next to a minimal Node TCP server answering the same PDU sizes from memory (the floor) and
 local positioned reads of the backing file; CPU per operation of server and client. --metrics runs the
-target with its Prometheus endpoint on.`;
+target with its Prometheus endpoint on. --io-threads instead compares random 4 KiB reads at QD32 with the
+ports on the main thread, on 1 and on 2 I/O threads (one port and one host connection per thread).`;
 
 /** The `bench-io` subcommand, shaped like the CLI's `Command` table entries. */
 export const benchIoCommand = {
@@ -256,7 +342,14 @@ export const benchIoCommand = {
   summary: 'benchmark NVMe/TCP random 4 KiB I/O over loopback against a minimal-server floor',
   usage: BENCH_IO_USAGE,
   async run(args: string[], io: { stdout: { write(s: string): unknown } }): Promise<number> {
-    let values: { ops?: string; 'size-mib'?: string; digests?: boolean; metrics?: boolean; json?: boolean };
+    let values: {
+      ops?: string;
+      'size-mib'?: string;
+      digests?: boolean;
+      metrics?: boolean;
+      json?: boolean;
+      'io-threads'?: boolean;
+    };
     try {
       ({ values } = parseArgs({
         args,
@@ -266,6 +359,7 @@ export const benchIoCommand = {
           digests: { type: 'boolean' },
           metrics: { type: 'boolean' },
           json: { type: 'boolean' },
+          'io-threads': { type: 'boolean' },
         },
         strict: true,
       }));
@@ -278,6 +372,14 @@ export const benchIoCommand = {
       if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer`);
       return n;
     };
+    if (values['io-threads']) {
+      const scaling = await benchIoThreads({
+        ops: num(values.ops, 'ops', 20_000),
+        sizeBytes: num(values['size-mib'], 'size-mib', 32) << 20,
+      });
+      io.stdout.write(values.json ? `${JSON.stringify(scaling, null, 2)}\n` : formatThreadScaling(scaling));
+      return 0;
+    }
     const results = await benchIo({
       ops: num(values.ops, 'ops', 20_000),
       sizeBytes: num(values['size-mib'], 'size-mib', 32) << 20,

@@ -225,6 +225,13 @@ export const CONFIG_SCHEMA: ObjectField = {
         },
       },
     },
+    ioThreads: int(
+      0,
+      0,
+      MAX_PORTS,
+      'count',
+      'I/O threads: 0 serves every port on the main thread; N > 0 serves the ports on N worker threads (port i on thread i mod N, never more threads than ports), each with its associations and data path, while the main thread keeps the controller ids, quotas and storage functions. The page cache is off with I/O threads. `serve --io-threads N`.',
+    ),
     dataDir: {
       kind: 'string',
       format: 'path',

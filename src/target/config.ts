@@ -68,6 +68,8 @@ export interface ListenAddress {
 export interface TargetConfig {
   /** The ports, at least one; each exports every subsystem (PORTID = index + 1). */
   listen: ListenAddress[];
+  /** Worker threads serving the ports (0: the main thread serves them). */
+  ioThreads: number;
   dataDir: string;
   digests: { header: boolean; data: boolean };
   limits: TargetLimits;
@@ -149,6 +151,7 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
   checkKeys(raw, fieldNames(CONFIG_SCHEMA), '');
 
   const listen = listenAddresses(raw.listen);
+  const ioThreads = raw.ioThreads === undefined ? 0 : int(raw.ioThreads, 'ioThreads', 0, MAX_PORTS);
 
   const dataDir = resolve(baseDir, raw.dataDir === undefined ? DEFAULT_DATA_DIR : str(raw.dataDir, 'dataDir'));
 
@@ -195,6 +198,7 @@ export function validateConfig(input: unknown, baseDir = process.cwd()): TargetC
   const auth = authConfig(raw.auth, baseDir);
   return {
     listen,
+    ioThreads,
     dataDir,
     digests,
     limits,
@@ -469,6 +473,7 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
   }
   return {
     listen: config.listen.map((a) => ({ ...a })),
+    ioThreads: config.ioThreads,
     dataDir: config.dataDir,
     digests: { ...config.digests },
     limits: { ...config.limits },

@@ -153,6 +153,9 @@ export interface LogEventFields {
   'program.budget_exceeded': ExecutionIds & { budget: string; limit: number };
   'program.execution_failed': ExecutionIds & { code: string; error: string; pc?: number };
   'target.stopping': Record<string, never>;
+  'io_thread.failed': { thread: number; error: string };
+  'io_thread.exited': { thread: number; exitCode: number };
+  'program.forward_failed': { cntlid: number; error: string };
 }
 
 export type LogEvent = keyof LogEventFields;
@@ -250,6 +253,13 @@ export const LOG_EVENTS: { readonly [E in LogEvent]: EventSpec } = {
     required: [...EXECUTION, 'code', 'error'],
   },
   'target.stopping': { level: 'info', msg: 'shutting down', required: [] },
+  'io_thread.failed': { level: 'error', msg: 'I/O thread failed', required: ['thread', 'error'] },
+  'io_thread.exited': { level: 'error', msg: 'I/O thread exited: its ports are down', required: ['thread', 'exitCode'] },
+  'program.forward_failed': {
+    level: 'error',
+    msg: 'program command from an I/O thread failed on the main thread',
+    required: ['cntlid', 'error'],
+  },
 };
 
 /** Log one catalogued event at its level, with `event` naming it. */

@@ -52,6 +52,13 @@ import { VerifierError } from '../verifier/errors.js';
 import { type Completion, failure, INVALID_FIELD, INVALID_NAMESPACE, success } from './completion.js';
 import type { TargetLimits } from './config.js';
 import type { Controller } from './controller.js';
+
+/**
+ * What the program service needs of an association: its tenant (host NQN), namespaces and log ids. A
+ * `Controller` on this thread, or the main thread's stand-in for an association of an I/O thread.
+ */
+export type ProgramCaller = Pick<Controller, 'hostNqn' | 'io' | 'logIds'>;
+
 import { type Logger, LogRateLimit, logEvent } from './logger.js';
 import { NO_METRICS, type ProgramMeter, type TargetMetrics } from './metrics.js';
 import { Ledger } from './quotas.js';
@@ -160,7 +167,7 @@ export class ProgramService {
   readonly verifier: VerifierPool;
   private readonly handles = new Map<number, { tenant: string; name: string; mapBytes: number; codeBytes: number }>();
   private nextHandle = 1;
-  private readonly states = new Map<Controller, ControllerState>();
+  private readonly states = new Map<ProgramCaller, ControllerState>();
   /** Half-sent image bytes per host (the association cap is kept in its state). */
   private readonly uploads: Ledger;
   private readonly mapMemory: Ledger;
@@ -195,7 +202,7 @@ export class ProgramService {
     });
   }
 
-  private state(ctl: Controller): ControllerState {
+  private state(ctl: ProgramCaller): ControllerState {
     let s = this.states.get(ctl);
     if (s === undefined) {
       s = { loads: new Map(), messages: new Map(), pendingBytes: 0, tenant: ctl.hostNqn, ids: ctl.logIds() };
@@ -205,7 +212,7 @@ export class ProgramService {
   }
 
   /** The association ended: its half-sent loads and messages go. */
-  associationEnded(ctl: Controller): void {
+  associationEnded(ctl: ProgramCaller): void {
     const s = this.states.get(ctl);
     if (!s) return;
     for (const id of [...s.loads.keys()]) this.dropLoad(s, id);
@@ -245,7 +252,7 @@ export class ProgramService {
     return { mapBytes: this.mapMemory.held(tenant), programBytes: this.programMemory.held(tenant) };
   }
 
-  private remember(ctl: Controller, key: string, message: Message): void {
+  private remember(ctl: ProgramCaller, key: string, message: Message): void {
     this.remember2(this.state(ctl), key, message);
   }
 
@@ -256,7 +263,7 @@ export class ProgramService {
     if (messages.size > MESSAGE_HISTORY) messages.delete(messages.keys().next().value as string);
   }
 
-  async admin(ctl: Controller, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+  async admin(ctl: ProgramCaller, sqe: Sqe, data: Buffer | null): Promise<Completion> {
     switch (sqe.opcode) {
       case ProgramOpcode.Load:
         return this.loadChunk(ctl, sqe, data);
@@ -278,7 +285,7 @@ export class ProgramService {
     return this.verifier.close();
   }
 
-  private loadChunk(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion | Promise<Completion> {
+  private loadChunk(ctl: ProgramCaller, sqe: Sqe, data: Buffer | null): Completion | Promise<Completion> {
     const offset = sqe.cdw10 >>> 0;
     const total = sqe.cdw11 >>> 0;
     const loadId = sqe.cdw12 >>> 0;
@@ -340,7 +347,7 @@ export class ProgramService {
     return this.finishLoad(ctl, loadId, image);
   }
 
-  private async finishLoad(ctl: Controller, loadId: number, image: Buffer): Promise<Completion> {
+  private async finishLoad(ctl: ProgramCaller, loadId: number, image: Buffer): Promise<Completion> {
     const key = `load:${loadId}`;
     const tenant = ctl.hostNqn;
     const startMs = performance.now();
@@ -431,7 +438,7 @@ export class ProgramService {
     return this.nextHandle++;
   }
 
-  private unload(ctl: Controller, handle: number): Completion {
+  private unload(ctl: ProgramCaller, handle: number): Completion {
     const entry = this.handles.get(handle);
     if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
     try {
@@ -446,7 +453,7 @@ export class ProgramService {
     return success();
   }
 
-  private list(ctl: Controller): Completion {
+  private list(ctl: ProgramCaller): Completion {
     const mine = [...this.handles.entries()].filter(([, e]) => e.tenant === ctl.hostNqn).slice(0, MAX_LISTED_PROGRAMS);
     const infos = new Map(this.runtime.list(ctl.hostNqn).map((p) => [p.name, p]));
     const entries = mine.flatMap(([handle, e]) => {
@@ -469,13 +476,13 @@ export class ProgramService {
     return success(entries.length, encodeProgramList(entries));
   }
 
-  private mapsOf(ctl: Controller, handle: number): MapSet | undefined {
+  private mapsOf(ctl: ProgramCaller, handle: number): MapSet | undefined {
     const entry = this.handles.get(handle);
     if (entry === undefined || entry.tenant !== ctl.hostNqn) return undefined;
     return this.runtime.maps(entry.tenant, entry.name);
   }
 
-  private mapUpdate(ctl: Controller, sqe: Sqe, data: Buffer | null): Completion {
+  private mapUpdate(ctl: ProgramCaller, sqe: Sqe, data: Buffer | null): Completion {
     const maps = this.mapsOf(ctl, sqe.cdw10 >>> 0);
     if (maps === undefined) return vendor(ProgramStatus.UnknownProgram);
     const map = maps.maps[sqe.cdw11 >>> 0];
@@ -488,7 +495,7 @@ export class ProgramService {
     return errno === 0 ? success() : vendor(ProgramStatus.MapOperationFailed, -errno);
   }
 
-  private mapDump(ctl: Controller, sqe: Sqe): Completion {
+  private mapDump(ctl: ProgramCaller, sqe: Sqe): Completion {
     const maps = this.mapsOf(ctl, sqe.cdw10 >>> 0);
     if (maps === undefined) return vendor(ProgramStatus.UnknownProgram);
     const index = sqe.cdw11 >>> 0;
@@ -508,7 +515,7 @@ export class ProgramService {
     return success(entries.length, encodeMapDump(map.spec.keySizeBytes, map.spec.valueSizeBytes, entries));
   }
 
-  private getMessage(ctl: Controller, sqe: Sqe): Completion {
+  private getMessage(ctl: ProgramCaller, sqe: Sqe): Completion {
     const kind = sqe.cdw10 >>> 0;
     const key =
       kind === MESSAGE_KIND_LOAD
@@ -522,7 +529,7 @@ export class ProgramService {
     return success(data.length, data);
   }
 
-  async io(ctl: Controller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+  async io(ctl: ProgramCaller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
     const key = `cmd:${qid}:${sqe.cid}`;
     const handle = sqe.cdw12 >>> 0;
     const entry = this.handles.get(handle);
@@ -573,7 +580,7 @@ export class ProgramService {
   /** Failed executions, at most a burst per host per window (a host can fail thousands a second). */
   private readonly failureLines = new LogRateLimit();
 
-  private logExecutionFailure(ctl: Controller, qid: number, sqe: Sqe, program: string, handle: number, e: unknown): void {
+  private logExecutionFailure(ctl: ProgramCaller, qid: number, sqe: Sqe, program: string, handle: number, e: unknown): void {
     const suppressed = this.failureLines.take(ctl.hostNqn);
     if (suppressed < 0) return;
     const ids = {

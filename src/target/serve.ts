@@ -1,5 +1,5 @@
 /**
- * `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--verbose]`: run the NVMe/TCP
+ * `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--io-threads N] [--data-dir DIR] [--verbose]`: run the NVMe/TCP
  * target until SIGINT/SIGTERM, then close it cleanly (in-flight writes complete first).
  */
 import { readFile } from 'node:fs/promises';
@@ -7,7 +7,8 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { ConfigError } from '../protocol/errors.js';
-import { effectiveConfigJson, formatHostPort, type TargetConfig, validateConfig } from './config.js';
+import { DEFAULT_LISTEN, effectiveConfigJson, formatHostPort, type TargetConfig, validateConfig } from './config.js';
+import { MAX_PORTS } from './config-schema.js';
 import { type Logger, logEvent, makeLogger } from './logger.js';
 import { NO_METRICS, PrometheusTargetMetrics, startMetricsServer } from './metrics.js';
 import { startTarget } from './target.js';
@@ -24,7 +25,7 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
-export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--data-dir DIR] [--metrics HOST:PORT]
+export const SERVE_USAGE = `nearbpf serve [--config FILE] [--listen HOST:PORT]... [--io-threads N] [--data-dir DIR] [--metrics HOST:PORT]
               [--log-format text|json] [--log-level debug|info|warn|error] [--print-config] [--verbose]
 
 Runs the NVMe/TCP target until SIGINT or SIGTERM.
@@ -33,6 +34,7 @@ Runs the NVMe/TCP target until SIGINT or SIGTERM.
   --metrics HOST:PORT Prometheus metrics at http://HOST:PORT/metrics (config "metrics.listen"; off by default)
   --listen HOST:PORT  address to listen on (default 127.0.0.1:4420; [::1]:4420 for IPv6); repeat it for
                       several ports, each exporting every subsystem (Linux multipath: one path per port)
+  --io-threads N      serve the ports on N I/O threads; with one --listen address, N consecutive ports from it
   --data-dir DIR      where relative namespace files live (default ./nearbpf-data)
   --log-format F      the log on stderr: text (default) or json, one JSON object per line (config "log.format")
   --log-level L       least severe level logged: debug, info (default), warn, error (config "log.level")
@@ -77,6 +79,7 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
     baseDir = dirname(resolve(values.config));
   }
   if (values.listen !== undefined) raw = { ...raw, listen: values.listen.map(parseListen) };
+  if (values['io-threads'] !== undefined) raw = withIoThreads(raw, values['io-threads']);
   if (values['data-dir'] !== undefined) raw = { ...raw, dataDir: resolve(values['data-dir']) };
   if (values.metrics !== undefined) {
     const m = parseListen(values.metrics);
@@ -150,6 +153,24 @@ export async function runServe(args: string[], io: { stdout: Out; stderr: Out },
   return 0;
 }
 
+/**
+ * `--io-threads N`: N I/O threads; with one listen address, N ports on consecutive numbers from it (port 0:
+ * N ephemeral ports), one per thread.
+ */
+export function withIoThreads(raw: Record<string, unknown>, value: string): Record<string, unknown> {
+  const n = Number(value);
+  if (!/^\d{1,2}$/.test(value) || n < 1 || n > MAX_PORTS)
+    throw new UsageError(`--io-threads must be 1..${MAX_PORTS}, got '${value}'`);
+  const listen = raw.listen === undefined ? [{}] : Array.isArray(raw.listen) ? raw.listen : [raw.listen];
+  if (listen.length !== 1) return { ...raw, ioThreads: n };
+  const first = listen[0] as { host?: string; port?: number };
+  const host = first.host ?? DEFAULT_LISTEN.host;
+  const port = first.port ?? DEFAULT_LISTEN.port;
+  if (port !== 0 && port + n - 1 > 65535)
+    throw new UsageError(`--io-threads ${n}: ports ${port}..${port + n - 1} run past 65535`);
+  return { ...raw, ioThreads: n, listen: Array.from({ length: n }, (_, i) => ({ host, port: port === 0 ? 0 : port + i })) };
+}
+
 /** Loopback addresses: only this machine can connect. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || /^::ffff:127\./i.test(host);
@@ -177,6 +198,7 @@ function parseServeArgs(args: string[]) {
       metrics: { type: 'string' },
       'log-format': { type: 'string' },
       'log-level': { type: 'string' },
+      'io-threads': { type: 'string' },
     },
     strict: true,
     allowPositionals: true,

@@ -26,11 +26,12 @@ import { type CommandHandle, type CommandRouter, TargetConnection } from './conn
 import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
 import type { DiscoveryEntry, IoStats } from './identify.js';
 import { executeIo } from './io.js';
+import { IoThreadPool, type Registry, SharedPortStats } from './io-threads.js';
 import { type Logger, LogRateLimit, logEvent, silentLogger } from './logger.js';
 import { type IoMeter, NO_METRICS, opcodeName, statusName, type TargetGauges, type TargetMetrics } from './metrics.js';
 import { Namespace } from './namespace.js';
 import { CACHE_PAGE_BYTES } from './page-cache.js';
-import { isProgramAdminOpcode, isProgramIoOpcode, ProgramService } from './programs.js';
+import { isProgramAdminOpcode, isProgramIoOpcode, type ProgramCaller, ProgramService } from './programs.js';
 import { Admission } from './quotas.js';
 
 const FIRMWARE = '0.1.0';
@@ -55,6 +56,27 @@ export interface TargetAddress {
 /** Counters of one port: what its associations moved (the data path counts here and per subsystem). */
 export interface PortStats extends IoStats {
   connectionsOpened: number;
+  /** Connections open now (the port's thread keeps it; the main thread reads it). */
+  connectionsOpen: number;
+}
+
+const copyStats = (s: PortStats): PortStats => ({
+  connectionsOpened: s.connectionsOpened,
+  connectionsOpen: s.connectionsOpen,
+  bytesRead: s.bytesRead,
+  bytesWritten: s.bytesWritten,
+  readCommands: s.readCommands,
+  writeCommands: s.writeCommands,
+});
+
+/** An association living on an I/O thread, as the main thread knows it. */
+interface RemoteAssociation {
+  cntlid: number;
+  hostNqn: string;
+  subsystem: SubsystemEntry;
+  port: number;
+  /** What the program service keys an association's state by (host NQN, namespaces, log ids). */
+  caller: ProgramCaller;
 }
 
 /**
@@ -71,6 +93,63 @@ export interface TargetPort {
   address: TargetAddress | null;
   readonly connections: Set<TargetConnection>;
   readonly stats: PortStats;
+  /** Served by another thread: `listening` as that thread last reported it. */
+  remote: { listening: boolean } | null;
+}
+
+/** A Connect the controller registry refused for want of a CNTLID (Connect Controller Busy). */
+export const NO_CNTLID = 'no controller id left';
+
+/** A queue's Connect as an I/O thread reports it to the main thread. */
+export interface QueueReservation {
+  /** Names the queue until it is released: thread and connection. */
+  key: string;
+  host: string;
+  /** The host's address (per-address quotas). */
+  address: string;
+  /** ADDRESS:PORT of the host's end (logs). */
+  remote: string;
+  admin: boolean;
+  subsystem: string;
+  /** PORTID the queue connected to. */
+  port: number;
+}
+
+/**
+ * What an I/O thread asks the main thread, which keeps what every path must see the same way: the
+ * controller ids, the per-host and per-address quotas, and the storage functions with their maps.
+ * The data path never goes through it.
+ */
+export interface Coordinator {
+  /**
+   * A queue's Connect: reserve it against the host's and the address's quotas, and for an admin queue
+   * a CNTLID unique across every thread. Resolves to the CNTLID (0 for an I/O queue) or the quota that is
+   * full (`NO_CNTLID` when no id is left). `key` names the queue until `release(key)`.
+   */
+  reserve(r: QueueReservation): Promise<number | string>;
+  /** The queue closed (for an admin queue: the association ended, its CNTLID is free). */
+  release(key: string): void;
+  /** A program command of association `cntlid` (admin: LOAD, LIST, maps...; io: EXECUTE). */
+  program(kind: 'admin' | 'io', cntlid: number, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion>;
+}
+
+/** How a target runs inside an I/O thread: which ports it serves, and who keeps the registry. */
+export interface IoThreadRole {
+  coordinator: Coordinator;
+  /** PORTIDs this thread listens on; the others are listed in discovery from `setPortTable`. */
+  ownedPorts: readonly number[];
+  /** Counters of each owned port, in memory the main thread reads (by PORTID). */
+  portStats: ReadonlyMap<number, PortStats>;
+  /** Prefix of this thread's queue keys. */
+  thread: number;
+}
+
+/** Where every port is and whether it listens: what the main thread tells each I/O thread. */
+export interface PortTableEntry {
+  id: number;
+  host: string;
+  port: number;
+  listening: boolean;
 }
 
 /** Snapshot of a port for monitoring and tests. */
@@ -96,7 +175,7 @@ export class NvmeTcpTarget implements CommandRouter {
   /** DH-HMAC-CHAP state of the queues whose host must authenticate. */
   private readonly auths = new Map<TargetConnection, QueueAuthentication>();
   /** Pending-handshake pool and per-host / per-address quotas of queues and associations. */
-  readonly admission: Admission<TargetConnection>;
+  readonly admission: Admission<TargetConnection | string>;
   private readonly inflight = new Set<Promise<unknown>>();
   private nextCntlid = 1;
   private closing: Promise<void> | null = null;
@@ -107,12 +186,25 @@ export class NvmeTcpTarget implements CommandRouter {
   /** I/O command metrics per association (absent with metrics off). */
   private readonly ioMeters = new Map<Controller, IoMeter>();
 
+  private readonly coordinator: Coordinator | null;
+  private readonly thread: number;
+  /** Main thread with I/O threads: they serve every port; this keeps the registry and the programs. */
+  private ioThreads: IoThreadPool | null = null;
+  /** Queues of the I/O threads by key, and their associations by CNTLID. */
+  private readonly remoteQueues = new Map<string, { cntlid: number }>();
+  private readonly remoteAssociations = new Map<number, RemoteAssociation>();
+
   private constructor(
     readonly config: TargetConfig,
     private readonly log: Logger,
     private readonly metrics: TargetMetrics,
+    role: IoThreadRole | null,
   ) {
-    this.admission = new Admission<TargetConnection>(config.limits, (conn, reason) => {
+    this.coordinator = role?.coordinator ?? null;
+    this.thread = role?.thread ?? 0;
+    this.admission = new Admission<TargetConnection | string>(config.limits, (conn, reason) => {
+      // Queues of I/O threads (keys) leave the pending pool at once; only sockets of this thread wait in it.
+      if (typeof conn === 'string') return;
       logEvent(log, 'connection.dropped', { conn: conn.id, remote: conn.remote, reason });
       conn.destroy();
     });
@@ -122,9 +214,22 @@ export class NvmeTcpTarget implements CommandRouter {
       server: null,
       address: null,
       connections: new Set<TargetConnection>(),
-      stats: { connectionsOpened: 0, bytesRead: 0, bytesWritten: 0, readCommands: 0, writeCommands: 0 },
+      stats: role?.portStats.get(i + 1) ??
+        (config.ioThreads > 0 && role === null ? new SharedPortStats() : null) ?? {
+          connectionsOpened: 0,
+          connectionsOpen: 0,
+          bytesRead: 0,
+          bytesWritten: 0,
+          readCommands: 0,
+          writeCommands: 0,
+        },
+      remote: (role && !role.ownedPorts.includes(i + 1)) || (config.ioThreads > 0 && role === null) ? { listening: false } : null,
     }));
     this.programs = new ProgramService(log, config.programs, config.limits, metrics);
+    if (config.ioThreads > 0 && role === null) {
+      const stats = new Map(this.ports.map((p) => [p.id, p.stats as SharedPortStats]));
+      this.ioThreads = new IoThreadPool(config, config.ioThreads, stats, this.registry(), log);
+    }
     this.env = {
       limits: config.limits,
       log,
@@ -147,8 +252,9 @@ export class NvmeTcpTarget implements CommandRouter {
     config: TargetConfig,
     log: Logger = silentLogger,
     metrics: TargetMetrics = NO_METRICS,
+    role: IoThreadRole | null = null,
   ): Promise<NvmeTcpTarget> {
-    const t = new NvmeTcpTarget(config, log, metrics);
+    const t = new NvmeTcpTarget(config, log, metrics, role);
     metrics.attach(t.gauges());
     t.subsystems.set(DISCOVERY_NQN, {
       nqn: DISCOVERY_NQN,
@@ -176,7 +282,13 @@ export class NvmeTcpTarget implements CommandRouter {
         for (const [j, nc] of sc.namespaces.entries()) {
           namespaces.set(
             nc.nsid,
-            await Namespace.open(nc, sc.nqn, `subsystems[${i}].namespaces[${j}]`, config.limits.readCacheBytes),
+            // With I/O threads every thread has its own file handles, so no page cache (it would go stale).
+            await Namespace.open(
+              nc,
+              sc.nqn,
+              `subsystems[${i}].namespaces[${j}]`,
+              config.ioThreads > 0 ? 0 : config.limits.readCacheBytes,
+            ),
           );
         }
       }
@@ -189,13 +301,25 @@ export class NvmeTcpTarget implements CommandRouter {
 
   /** Start listening on every configured port (port 0 = ephemeral); the bound addresses in `listen` order. */
   async listen(): Promise<TargetAddress[]> {
+    if (this.ioThreads !== null) await this.ioThreads.ready();
     try {
-      for (const p of this.ports) await this.startPort(p.id);
+      for (const p of this.ports) if (p.remote === null || this.ioThreads !== null) await this.startPort(p.id);
     } catch (e) {
-      for (const p of this.ports) if (p.server) await this.stopPort(p.id);
+      for (const p of this.ports) if (p.server || p.remote?.listening) await this.stopPort(p.id);
       throw e;
     }
     return this.addresses;
+  }
+
+  /** An I/O thread: where the other threads' ports are and whether they listen (discovery lists them). */
+  setPortTable(table: readonly PortTableEntry[]): void {
+    for (const e of table) {
+      const p = this.ports[e.id - 1];
+      if (p?.remote == null) continue;
+      if (p.remote.listening !== e.listening) this.discoveryGeneration++;
+      p.remote.listening = e.listening;
+      p.address = { host: e.host, port: e.port };
+    }
   }
 
   /** The first port's address (the one single-port users connect to). */
@@ -221,6 +345,7 @@ export class NvmeTcpTarget implements CommandRouter {
   startPort(portId: number): Promise<TargetAddress> {
     const p = this.port(portId);
     if (this.closing) return Promise.reject(new Error('target is closing'));
+    if (this.ioThreads !== null && p.remote !== null) return this.startRemotePort(p, this.ioThreads);
     if (p.server && p.address) return Promise.resolve(p.address);
     const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(p, socket));
     // Established queues and the pending pool together; each pool is held to its own size by admission.
@@ -256,6 +381,13 @@ export class NvmeTcpTarget implements CommandRouter {
    */
   async stopPort(portId: number): Promise<void> {
     const p = this.port(portId);
+    if (this.ioThreads !== null && p.remote !== null) {
+      if (p.remote.listening) this.discoveryGeneration++;
+      p.remote.listening = false;
+      this.ioThreads.broadcast(this.portTable());
+      await this.ioThreads.stopPort(portId);
+      return;
+    }
     const server = p.server;
     p.server = null;
     if (server) {
@@ -268,12 +400,90 @@ export class NvmeTcpTarget implements CommandRouter {
     await closed;
   }
 
+  private async startRemotePort(p: TargetPort, pool: IoThreadPool): Promise<TargetAddress> {
+    const a = await pool.startPort(p.id);
+    p.address = a;
+    if (p.remote && !p.remote.listening) this.discoveryGeneration++;
+    if (p.remote) p.remote.listening = true;
+    pool.broadcast(this.portTable());
+    return a;
+  }
+
+  private portTable(): PortTableEntry[] {
+    return this.ports
+      .filter((p) => p.address !== null)
+      .map((p) => ({
+        id: p.id,
+        host: (p.address as TargetAddress).host,
+        port: (p.address as TargetAddress).port,
+        listening: p.server !== null || p.remote?.listening === true,
+      }));
+  }
+
+  /** The registry the I/O threads ask (main thread). */
+  private registry(): Registry {
+    return {
+      reserve: (_thread, r) => {
+        const sub = this.subsystems.get(r.subsystem);
+        if (sub === undefined) return 'unknown subsystem';
+        let cntlid = 0;
+        if (r.admin) {
+          const id = this.allocateCntlid();
+          if (id === null) return NO_CNTLID;
+          cntlid = id;
+        }
+        this.admission.open(r.key, r.address);
+        const full = this.admission.reserve(r.key, r.host, r.admin);
+        if (full !== null) {
+          this.admission.closed(r.key);
+          this.metrics.quotaHit(r.host, full);
+          return full;
+        }
+        this.admission.ready(r.key);
+        this.remoteQueues.set(r.key, { cntlid });
+        if (r.admin) {
+          // The program service keys per-association state by this object and reads its host and namespaces.
+          const ids = { host: r.host, subsystem: sub.nqn, cntlid, remote: r.remote };
+          const io = {
+            namespaces: sub.namespaces,
+            readOnly: hostAccess(sub, r.host) !== 'read-write',
+            maxDataTransferBytes: this.config.limits.maxDataTransferBytes,
+            maxDeallocateRangeBytes: this.config.limits.maxDeallocateRangeBytes,
+            stats: sub.stats,
+            portStats: this.port(r.port).stats,
+          };
+          const caller: ProgramCaller = { hostNqn: r.host, io, logIds: () => ids };
+          this.remoteAssociations.set(cntlid, { cntlid, hostNqn: r.host, subsystem: sub, port: r.port, caller });
+        }
+        return cntlid;
+      },
+      release: (key) => {
+        const q = this.remoteQueues.get(key);
+        if (q === undefined) return;
+        this.remoteQueues.delete(key);
+        this.admission.closed(key);
+        const a = q.cntlid === 0 ? undefined : this.remoteAssociations.get(q.cntlid);
+        if (a !== undefined) {
+          this.remoteAssociations.delete(q.cntlid);
+          this.programs.associationEnded(a.caller);
+        }
+      },
+      program: (kind, cntlid, qid, sqe, data) => {
+        const a = this.remoteAssociations.get(cntlid);
+        if (a === undefined) return Promise.resolve(SEQUENCE_ERROR);
+        return kind === 'admin' ? this.programs.admin(a.caller, sqe, data) : this.programs.io(a.caller, qid, sqe, data);
+      },
+      portChanged: () => {},
+    };
+  }
+
   private accept(p: TargetPort, socket: Socket): void {
     const conn = new TargetConnection(socket, this, this.config.limits, this.config.digests, this.log);
     this.connections.add(conn);
     p.connections.add(conn);
     this.portOf.set(conn, p);
     p.stats.connectionsOpened++;
+    p.stats.connectionsOpen++;
     this.admission.open(conn, socket.remoteAddress ?? 'unknown');
     this.metrics.connectionOpened();
     logEvent(this.log, 'connection.accepted', { conn: conn.id, remote: conn.remote, port: p.id });
@@ -284,14 +494,15 @@ export class NvmeTcpTarget implements CommandRouter {
     return this.ports.map((p) => {
       let associations = 0;
       for (const ctl of this.controllers.values()) if (ctl.port === p.stats) associations++;
+      for (const a of this.remoteAssociations.values()) if (a.port === p.id) associations++;
       return {
         id: p.id,
         host: p.address?.host ?? p.configured.host,
         port: p.address?.port ?? p.configured.port,
-        listening: p.server !== null,
-        connections: p.connections.size,
+        listening: p.server !== null || p.remote?.listening === true,
+        connections: p.stats.connectionsOpen,
         associations,
-        stats: { ...p.stats },
+        stats: copyStats(p.stats),
       };
     });
   }
@@ -312,7 +523,7 @@ export class NvmeTcpTarget implements CommandRouter {
   }
 
   get associationCount(): number {
-    return this.controllers.size;
+    return this.controllers.size + this.remoteAssociations.size;
   }
 
   get connectionCount(): number {
@@ -329,6 +540,7 @@ export class NvmeTcpTarget implements CommandRouter {
       },
       *associations() {
         for (const ctl of t.controllers.values()) yield { subsystem: ctl.subsystem.nqn, host: ctl.hostNqn };
+        for (const a of t.remoteAssociations.values()) yield { subsystem: a.subsystem.nqn, host: a.hostNqn };
       },
       *pageCaches() {
         for (const s of t.subsystems.values()) {
@@ -373,7 +585,7 @@ export class NvmeTcpTarget implements CommandRouter {
    * is advertised with the address the asking host reached us on (the interface it can route to).
    */
   private discoveryEntries(hostNqn: string, local: { address: string; port: number }): DiscoveryEntry[] {
-    const ports = this.ports.filter((p) => p.server !== null && p.address !== null);
+    const ports = this.ports.filter((p) => (p.server !== null || p.remote?.listening === true) && p.address !== null);
     const entries: DiscoveryEntry[] = [];
     for (const s of this.subsystems.values()) {
       if (s.discovery || hostAccess(s, hostNqn) === null) continue;
@@ -388,11 +600,41 @@ export class NvmeTcpTarget implements CommandRouter {
 
   // ---- CommandRouter ----
 
-  connect(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion> {
-    return Promise.resolve(this.connectSync(conn, sqe, data));
+  /** A queue's name for the coordinator: thread and connection. */
+  private keyOf(conn: TargetConnection): string {
+    return `${this.thread}:${conn.id}`;
   }
 
-  private connectSync(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Completion {
+  /** Reserve a queue (and a CNTLID for an admin queue) here, or with the coordinator on an I/O thread. */
+  private reserveQueue(
+    conn: TargetConnection,
+    host: string,
+    admin: boolean,
+    subsystem: string,
+    port: TargetPort,
+  ): number | string | Promise<number | string> {
+    if (this.coordinator !== null) {
+      const address = conn.remote.slice(0, conn.remote.lastIndexOf(':'));
+      return this.coordinator.reserve({
+        key: this.keyOf(conn),
+        host,
+        address,
+        remote: conn.remote,
+        admin,
+        subsystem,
+        port: port.id,
+      });
+    }
+    let cntlid = 0;
+    if (admin) {
+      const id = this.allocateCntlid();
+      if (id === null) return NO_CNTLID;
+      cntlid = id;
+    }
+    return this.admission.reserve(conn, host, admin) ?? cntlid;
+  }
+
+  async connect(conn: TargetConnection, sqe: Sqe, data: Buffer | null): Promise<Completion> {
     const limits = this.config.limits;
     const recfmt = sqe.cdw10 & 0xffff;
     const qid = sqe.cdw10 >>> 16;
@@ -437,10 +679,12 @@ export class NvmeTcpTarget implements CommandRouter {
     if (qid === 0) {
       if (d.cntlid !== CNTLID_DYNAMIC) return invalid(true, 16);
       if (kato > limits.maxKeepAliveTimeoutMs) return invalid(false, 48);
-      const cntlid = this.allocateCntlid();
-      if (cntlid === null) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
-      const full = this.admission.reserve(conn, d.hostnqn, true);
-      if (full !== null) return this.quotaRefusal(conn, sub.nqn, d.hostnqn, 0, full);
+      const reserved = await this.reserveQueue(conn, d.hostnqn, true, sub.nqn, port);
+      if (reserved === NO_CNTLID) return specific(CommandSpecificStatus.ConnectControllerBusy, false);
+      if (typeof reserved === 'string') return this.quotaRefusal(conn, sub.nqn, d.hostnqn, 0, reserved);
+      // Closed while the coordinator answered: `closed()` already gave the reservation back.
+      if (conn.state === 'closed') return SEQUENCE_ERROR;
+      const cntlid = reserved;
       const ctl = new Controller(cntlid, sub, d.hostnqn, d.hostId, access, kato, conn, this.env, port.stats);
       this.controllers.set(cntlid, ctl);
       this.owners.set(conn, ctl);
@@ -483,8 +727,9 @@ export class NvmeTcpTarget implements CommandRouter {
     }
     if (!ctl.ready) return SEQUENCE_ERROR;
     if (qid > ctl.ioQueueCount || ctl.ioQueues.has(qid)) return invalid(false, 42);
-    const full = this.admission.reserve(conn, d.hostnqn, false);
-    if (full !== null) return this.quotaRefusal(conn, sub.nqn, d.hostnqn, qid, full);
+    const reserved = await this.reserveQueue(conn, d.hostnqn, false, sub.nqn, port);
+    if (typeof reserved === 'string') return this.quotaRefusal(conn, sub.nqn, d.hostnqn, qid, reserved);
+    if (conn.state === 'closed' || ctl.ioQueues.has(qid) || !this.controllers.has(ctl.cntlid)) return SEQUENCE_ERROR;
     ctl.ioQueues.set(qid, conn);
     this.owners.set(conn, ctl);
     conn.bind({ qid, depth: sqsize + 1, sqEntries: sqsize + 1, touch: () => ctl.touch(), cntlid: ctl.cntlid, host: d.hostnqn });
@@ -534,11 +779,11 @@ export class NvmeTcpTarget implements CommandRouter {
   }
 
   private allocateCntlid(): number | null {
-    if (this.controllers.size >= this.config.limits.maxControllers) return null;
+    if (this.associationCount >= this.config.limits.maxControllers) return null;
     for (let i = 0; i < CNTLID_MAX; i++) {
       const id = this.nextCntlid;
       this.nextCntlid = id >= CNTLID_MAX ? 1 : id + 1;
-      if (!this.controllers.has(id)) return id;
+      if (!this.controllers.has(id) && !this.remoteAssociations.has(id)) return id;
     }
     return null;
   }
@@ -575,7 +820,9 @@ export class NvmeTcpTarget implements CommandRouter {
     if (conn.binding.qid === 0) {
       p =
         isProgramAdminOpcode(sqe.opcode) && ctl.ready && !ctl.subsystem.discovery
-          ? this.programs.admin(ctl, sqe, data)
+          ? this.coordinator !== null
+            ? this.coordinator.program('admin', ctl.cntlid, 0, sqe, data)
+            : this.programs.admin(ctl, sqe, data)
           : ctl.adminCommand(conn, sqe, data);
     } else if (sqe.opcode === AdminOpcode.Fabrics) {
       // Only Connect (handled by the connection) is valid on an I/O queue among fabrics commands.
@@ -583,7 +830,10 @@ export class NvmeTcpTarget implements CommandRouter {
     } else if (!ctl.ready) {
       return SEQUENCE_ERROR;
     } else {
-      p = this.programs.io(ctl, conn.binding.qid, sqe, data);
+      p =
+        this.coordinator !== null
+          ? this.coordinator.program('io', ctl.cntlid, conn.binding.qid, sqe, data)
+          : this.programs.io(ctl, conn.binding.qid, sqe, data);
     }
     this.inflight.add(p);
     const meter = conn.binding.qid === 0 ? undefined : this.ioMeters.get(ctl);
@@ -661,10 +911,12 @@ export class NvmeTcpTarget implements CommandRouter {
 
   closed(conn: TargetConnection): void {
     this.connections.delete(conn);
-    this.portOf.get(conn)?.connections.delete(conn);
+    const port = this.portOf.get(conn);
+    if (port?.connections.delete(conn)) port.stats.connectionsOpen--;
     this.portOf.delete(conn);
     this.auths.delete(conn);
     this.admission.closed(conn);
+    this.coordinator?.release(this.keyOf(conn));
     const ctl = this.owners.get(conn);
     logEvent(this.log, 'connection.closed', conn.logIds());
     this.owners.delete(conn);
@@ -692,6 +944,7 @@ export class NvmeTcpTarget implements CommandRouter {
       for (const ctl of [...this.controllers.values()]) ctl.destroy('target_shutdown');
       for (const c of this.connections) c.destroy();
       await serversClosed;
+      await this.ioThreads?.close();
       await this.programs.close();
       await this.closeNamespaces();
     })();

@@ -31,6 +31,7 @@ export async function startTestTarget(
     programs?: object;
     /** Ports (default: one ephemeral port on 127.0.0.1). */
     listen?: unknown;
+    ioThreads?: number;
   } = {},
   options: Partial<StartTargetOptions> = {},
 ): Promise<TestTarget> {
@@ -39,6 +40,7 @@ export async function startTestTarget(
     ...options,
     config: {
       listen: overrides.listen ?? { host: '127.0.0.1', port: 0 },
+      ...(overrides.ioThreads ? { ioThreads: overrides.ioThreads } : {}),
       dataDir: dir,
       limits: { handshakeTimeoutMs: 5000, ...overrides.limits },
       ...(overrides.digests ? { digests: overrides.digests } : {}),

@@ -1,5 +1,6 @@
 /**
- * Linux native multipath under QEMU: one target listening on two ports, the guest connects to both
+ * Linux native multipath under QEMU: one target listening on two ports, each served by its own I/O
+ * thread; the guest connects to both
  * (`nvme connect` twice, reconnect-delay 1 s) and must see ONE namespace device with two paths. With the
  * round-robin I/O policy both ports must serve I/O (the target's per-port counters say so); then the
  * host takes port 2 down (listener closed, its associations ended) while the guest writes, and no
@@ -64,6 +65,8 @@ export async function runMultipathInterop(
     logger: { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') },
     config: {
       listen: ports.map((port) => ({ host: '127.0.0.1', port })),
+      // Each port on its own I/O thread: round-robin I/O is then served by both threads.
+      ioThreads: 2,
       dataDir: dir,
       subsystems: [
         {

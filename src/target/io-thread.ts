@@ -1,0 +1,60 @@
+/**
+ * Entry point of an I/O thread (see io-threads.ts): a `NvmeTcpTarget` serving this thread's ports, with
+ * the main thread as its coordinator. Its namespaces are opened here (own file handles) without a page
+ * cache: a cache per thread would go stale when another thread writes the same blocks.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CoordinatorClient, type IoThreadData, reviveBuffers, SharedPortStats } from './io-threads.js';
+import type { Logger } from './logger.js';
+import { NO_METRICS } from './metrics.js';
+import { NvmeTcpTarget } from './target.js';
+
+const port = parentPort;
+if (port === null) throw new Error('io-thread.js runs as a worker thread');
+const data = reviveBuffers(workerData as IoThreadData);
+const post = (m: unknown) => port.postMessage(m);
+const forward =
+  (level: keyof Logger) =>
+  (msg: string, fields?: Record<string, unknown>): void =>
+    post({ type: 'log', level, msg, fields });
+const log: Logger = { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('error') };
+const coordinator = new CoordinatorClient(post);
+const config = { ...data.config, limits: { ...data.config.limits, readCacheBytes: 0 } };
+
+const targetReady = NvmeTcpTarget.create(config, log, NO_METRICS, {
+  coordinator,
+  ownedPorts: data.ports,
+  portStats: new Map(data.stats.map(([id, buffer]) => [id, new SharedPortStats(buffer)])),
+  thread: data.thread,
+});
+// Namespaces failing to open here fail the first request (the main thread opened them already).
+targetReady.catch(() => {});
+
+const answer = (id: number, run: () => Promise<unknown>) =>
+  run().then(
+    (result) => post({ type: 'result', id, result }),
+    (e: Error) => post({ type: 'result', id, error: e.message }),
+  );
+
+port.on('message', (m: { type: string; id: number; [k: string]: unknown }) => {
+  switch (m.type) {
+    case 'reply':
+      coordinator.answer(m.id, m.result);
+      return;
+    case 'port-table':
+      targetReady.then((t) => t.setPortTable(m.table as never));
+      return;
+    case 'ping':
+      answer(m.id, () => targetReady.then(() => null));
+      return;
+    case 'start-port':
+      answer(m.id, async () => (await targetReady).startPort(m.port as number));
+      return;
+    case 'stop-port':
+      answer(m.id, async () => (await targetReady).stopPort(m.port as number));
+      return;
+    case 'close':
+      answer(m.id, async () => (await targetReady).close());
+      return;
+  }
+});
