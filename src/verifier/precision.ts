@@ -36,6 +36,8 @@ export class PrecisionTracker {
   /** The locations being backtracked (1 = in the set), for every frame. */
   private readonly set = new Uint8Array(MAX_CALL_DEPTH * LOCS_PER_FRAME);
   private count = 0;
+  /** Locations in the set per frame (so that empty frames are skipped without a scan). */
+  private readonly frameCount = new Int32Array(MAX_CALL_DEPTH + 1);
   /** Linked groups recorded at conditional jumps (see `noteLinked`). */
   private readonly groups: number[][] = [];
   /** Backtracking steps taken, for the statistics. */
@@ -83,6 +85,7 @@ export class PrecisionTracker {
     if (this.set[loc] === 0) {
       this.set[loc] = 1;
       this.count++;
+      this.frameCount[loc >> LOC_FRAME_SHIFT]++;
     }
   }
 
@@ -90,15 +93,18 @@ export class PrecisionTracker {
     if (this.set[loc] !== 0) {
       this.set[loc] = 0;
       this.count--;
+      this.frameCount[loc >> LOC_FRAME_SHIFT]--;
     }
   }
 
   private clear(): void {
     this.set.fill(0);
+    this.frameCount.fill(0);
     this.count = 0;
   }
 
   private clearFrame(frame: number): void {
+    if (frame >= MAX_CALL_DEPTH || this.frameCount[frame] === 0) return;
     const base = frame << LOC_FRAME_SHIFT;
     for (let i = base; i < base + LOCS_PER_FRAME; i++) this.del(i);
   }
@@ -112,6 +118,7 @@ export class PrecisionTracker {
   private markCheckpoint(cp: Checkpoint): void {
     const frames = cp.state.frames;
     for (let f = 0; f < frames.length; f++) {
+      if (this.frameCount[f] === 0) continue;
       const frame = frames[f];
       const base = f << LOC_FRAME_SHIFT;
       for (let i = 0; i < LOCS_PER_FRAME; i++) {

@@ -604,6 +604,36 @@ function mixShape(h: number, v: RegValue): number {
   }
 }
 
+/** The number at `loc` (frame * MASK_SIZE + mask index, as `preciseNumbersCover`) if it is a constant. */
+function constantAt(s: VerifierState, loc: number): bigint | undefined {
+  const f = (loc / MASK_SIZE) | 0;
+  const i = loc - f * MASK_SIZE;
+  const frame = s.frames[f];
+  if (!frame) return undefined;
+  const v = i < MASK_SLOTS ? frame.regs[i] : frame.spills[i - MASK_SLOTS];
+  return v?.kind === 'scalar' ? scalarConstValue(v.value) : undefined;
+}
+
+/** The locations among `locs` holding constant numbers in `s`. */
+export const constantLocs = (s: VerifierState, locs: readonly number[]): number[] =>
+  locs.filter((loc) => constantAt(s, loc) !== undefined);
+
+/**
+ * A hash of the constants held at `locs`, or undefined when one of them is not a constant number. A
+ * precise constant covers only the same constant, so a finished checkpoint can cover `cur` only if
+ * they hash alike on the checkpoint's precise constants: the verifier indexes checkpoints by it
+ * instead of comparing each.
+ */
+export function constantsHash(s: VerifierState, locs: readonly number[]): number | undefined {
+  let h = locs.length;
+  for (const loc of locs) {
+    const c = constantAt(s, loc);
+    if (c === undefined) return undefined;
+    h = mix(mix(h, Number(c & 0xffffffffn)), Number(c >> 32n));
+  }
+  return h;
+}
+
 /**
  * A quick necessary condition for `old` covering `cur` under the pruning masks: every precise number
  * of `old` (registers and spills, listed in `preciseLocs` as frame * MASK_SIZE + mask index) holds a

@@ -25,6 +25,8 @@ import {
   type Checkpoint,
   clearSingularIds,
   cloneState,
+  constantLocs,
+  constantsHash,
   DATA_LENGTH_ID,
   FIRST_DYNAMIC_ID,
   fingerprint,
@@ -93,13 +95,33 @@ const NO_CHECKPOINTS: Checkpoint[] = [];
  */
 const MAX_PRUNE_CANDIDATES = 64;
 
+/** Sets of precise locations indexed per shape; checkpoints with other sets are scanned. */
+const MAX_INDEXED_LOC_SETS = 16;
+
 /**
- * The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones
- * (pruning, joins) by shape (the types and pointer offsets covering requires to be equal).
+ * The finished checkpoints of one instruction and one shape (the types and pointer offsets covering
+ * requires to be equal). Those whose precise numbers are all constants are found by hashing the
+ * constants (a precise constant covers only itself); the others are compared one by one.
  */
+interface FinishedShape {
+  /** Not indexed: compared newest first (the newest MAX_PRUNE_CANDIDATES), evicted when they keep missing. */
+  readonly scanned: Checkpoint[];
+  /**
+   * Checkpoints with precise constants: by the set of locations holding them (key: the locations
+   * joined by ','), then by `constantsHash` of those constants.
+   */
+  readonly indexed: Map<string, { readonly locs: readonly number[]; readonly byHash: Map<number, Checkpoint[]> }>;
+  /** The newest finished checkpoints, scanned or indexed: join partners. */
+  readonly recent: Checkpoint[];
+}
+
+/** Join partners kept per shape (the newest). */
+const RECENT_PER_SHAPE = 64;
+
+/** The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones by shape. */
 interface InsnCheckpoints {
   readonly open: Map<number, Checkpoint[]>;
-  readonly finished: Map<number, Checkpoint[]>;
+  readonly finished: Map<number, FinishedShape>;
   openCount: number;
   finishedCount: number;
 }
@@ -405,9 +427,6 @@ export class Verifier implements Analysis {
     same.splice(same.indexOf(cp), 1);
     if (same.length === 0) at.open.delete(cp.fingerprint);
     at.openCount--;
-    const bucket = at.finished.get(cp.shape);
-    if (bucket) bucket.push(cp);
-    else at.finished.set(cp.shape, [cp]);
     at.finishedCount++;
     // Its precision marks are final now (only checkpoints on an open path get marks).
     const masks = this.masksFor(cp.state);
@@ -425,6 +444,25 @@ export class Verifier implements Analysis {
       for (let i = 0; i < m.length; i++) if (m[i] === (LIVE | PRECISE)) locs.push(f * MASK_SIZE + i);
     });
     cp.preciseLocs = locs;
+    let bucket = at.finished.get(cp.shape);
+    if (!bucket) at.finished.set(cp.shape, (bucket = { scanned: [], indexed: new Map(), recent: [] }));
+    bucket.recent.push(cp);
+    if (bucket.recent.length >= 2 * RECENT_PER_SHAPE) bucket.recent.splice(0, RECENT_PER_SHAPE);
+    const constant = constantLocs(cp.state, locs);
+    const hash = constant.length > 0 ? constantsHash(cp.state, constant) : undefined;
+    if (hash !== undefined) {
+      const key = constant.join(',');
+      let set = bucket.indexed.get(key);
+      if (!set && bucket.indexed.size < MAX_INDEXED_LOC_SETS)
+        bucket.indexed.set(key, (set = { locs: constant, byHash: new Map() }));
+      if (set) {
+        const same = set.byHash.get(hash);
+        if (same) same.push(cp);
+        else set.byHash.set(hash, [cp]);
+        return;
+      }
+    }
+    bucket.scanned.push(cp);
   }
 
   /**
@@ -444,10 +482,12 @@ export class Verifier implements Analysis {
     }
     // Newest first: the latest proven state is the likeliest to match (e.g. the other side of a branch).
     const shape = shapeKey(s, masks);
-    const finished = at.finished.get(shape) ?? NO_CHECKPOINTS;
+    const bucket = at.finished.get(shape);
+    const finished = bucket?.scanned ?? NO_CHECKPOINTS;
     let evicted = 0;
     let coveredBy: Checkpoint | undefined;
-    const oldest = Math.max(0, finished.length - MAX_PRUNE_CANDIDATES);
+    if (bucket && bucket.indexed.size > 0) coveredBy = this.findIndexed(bucket, s, masks);
+    const oldest = coveredBy ? finished.length : Math.max(0, finished.length - MAX_PRUNE_CANDIDATES);
     for (let i = finished.length - 1; i >= oldest; i--) {
       const cp = finished[i];
       if (preciseNumbersCover(cp.state, s, cp.preciseLocs as number[]) && stateCovers(cp.state, s, false, cp.pruneMasks, masks)) {
@@ -483,7 +523,7 @@ export class Verifier implements Analysis {
     // Not at loop heads: the hull of two successors of an iteration can contain its start (a binary
     // search moving lo or hi), which would look like a loop making no progress.
     const cfg = this.cfg as ControlFlow;
-    if (this.joins >= 0 && finished.length > 0 && !cfg.loopHeads[pc] && this.joinState(finished, s, anchor, masks))
+    if (this.joins >= 0 && bucket && !cfg.loopHeads[pc] && this.joinState(bucket.recent, s, anchor, masks))
       fp = fingerprint(s, masks);
     const cp: Checkpoint = {
       pc,
@@ -509,6 +549,27 @@ export class Verifier implements Analysis {
     this.liveStates++;
     if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
     return false;
+  }
+
+  /** An indexed finished checkpoint covering `s` (its precise constants are those of `s`), newest first. */
+  private findIndexed(bucket: FinishedShape, s: VerifierState, masks: readonly Uint8Array[]): Checkpoint | undefined {
+    for (const set of bucket.indexed.values()) {
+      const hash = constantsHash(s, set.locs);
+      if (hash === undefined) continue;
+      const same = set.byHash.get(hash);
+      if (!same) continue;
+      for (let i = same.length - 1; i >= 0; i--) {
+        const cp = same[i];
+        if (
+          preciseNumbersCover(cp.state, s, cp.preciseLocs as number[]) &&
+          stateCovers(cp.state, s, false, cp.pruneMasks, masks)
+        ) {
+          cp.hits++;
+          return cp;
+        }
+      }
+    }
+    return undefined;
   }
 
   /**
