@@ -8,7 +8,15 @@ import { fieldAt } from '../abi/context.js';
 import { STACK_FRAME_SIZE_BYTES } from '../abi/limits.js';
 import type { AccessSize, Register } from '../isa/index.js';
 import { type Analysis, reject } from './analysis.js';
-import { SCALAR_UNKNOWN, scalarConst, scalarConstValue, scalarOfSize, scalarToString } from './domains/scalar.js';
+import {
+  SCALAR_UNKNOWN,
+  scalarConst,
+  scalarConstValue,
+  scalarOfSize,
+  scalarSignExtend,
+  scalarToString,
+  scalarTruncate,
+} from './domains/scalar.js';
 import { slotLoc } from './precision.js';
 import {
   type FrameState,
@@ -19,6 +27,7 @@ import {
   STACK_SPILL,
   STACK_ZERO,
   scalarValue,
+  spillBytes,
   typeName,
   type VerifierState,
   writableStack,
@@ -203,9 +212,6 @@ function checkAligned(ptr: StackPointer, fixed: number, size: number): void {
   if (fixed % size !== 0 || !varAligned) reject(`misaligned stack access off ${fixed}${varText(ptr)} size ${size}`);
 }
 
-/** Whether [lo, hi) is exactly one whole, aligned 8-byte slot. */
-const isWholeSlot = (lo: number, hi: number) => hi - lo === 8 && lo % 8 === 0;
-
 function stackAccess(
   a: Analysis,
   s: VerifierState,
@@ -223,7 +229,11 @@ function stackAccess(
   // Zero bytes read back as the number 0: the spilled 0 they come from must stay 0 (precision.ts).
   const keepZero = (slot: number) => a.markPreciseLocs(s, [slotLoc(ptr.frame, slot)]);
   if (access === 'read') {
-    if (exact && isWholeSlot(lo, hi) && frame.spills[byteIndex(lo) >> 3]) a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
+    const filled = exact ? fill(frame, lo, size, signed) : undefined;
+    if (filled) {
+      a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
+      return filled;
+    }
     return readStack(frame, lo, hi, exact, size, signed, keepZero);
   }
   if (access === 'atomic') {
@@ -258,10 +268,39 @@ function stackAccess(
     return value;
   }
   const zero = value.kind === 'scalar' && scalarConstValue(value.value) === 0n;
+  if (value.kind === 'scalar' && !zero && lo % 8 === 0) {
+    // A number stored in the low bytes of a slot (a u32 counter spilled with stxw) is kept too, as
+    // the kernel does: a fill of those bytes gets it back (see `fill`). The slot holds its low
+    // `size` bytes; a value that fits in them stays the same value (and keeps its links).
+    const fits = value.value.umax < 1n << BigInt(size * 8);
+    const spilled = fits ? value : scalarValue(scalarTruncate(value.value, size));
+    releaseSlots(writableStack(frame), lo, hi, keepZero);
+    frame.stack.fill(STACK_SPILL, byteIndex(lo), byteIndex(hi));
+    frame.spills[byteIndex(lo) >> 3] = spilled;
+    a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
+    return value;
+  }
   // Zero bytes read back as the number 0: the stored register must stay 0 for that.
   if (zero && stored?.reg !== undefined) a.markPrecise(s, [stored.reg]);
   writeStackBytes(frame, lo, hi, zero ? STACK_ZERO : STACK_MISC, keepZero);
   return value;
+}
+
+/**
+ * A fill: `size` bytes read at `lo`, the start of a slot holding a spill at least that wide. The
+ * spilled value itself when the sizes match (a whole register, or a number stored as `size` bytes),
+ * else its low bytes (zero- or sign-extended as the load does). Undefined for any other read.
+ */
+function fill(frame: FrameState, lo: number, size: AccessSize, signed: boolean): RegValue | undefined {
+  if (lo % 8 !== 0) return undefined;
+  const slot = byteIndex(lo) >> 3;
+  const spill = frame.spills[slot];
+  if (!spill) return undefined;
+  const bytes = spillBytes(frame, slot);
+  if (size === bytes && !signed) return spill;
+  if (size > bytes || spill.kind !== 'scalar') return undefined; // a part of a pointer is rejected by readStack
+  const low = scalarTruncate(spill.value, size);
+  return scalarValue(signed && size < 8 ? scalarSignExtend(low, (size * 8) as 8 | 16 | 32) : low);
 }
 
 /** Called with a slot whose spilled number 0 now stands as zero bytes or yields the number 0. */
@@ -276,8 +315,6 @@ function readStack(
   signed: boolean,
   keepZero: KeepZero,
 ): RegValue {
-  const spill = frame.spills[byteIndex(lo) >> 3];
-  if (exact && isWholeSlot(lo, hi) && spill) return spill;
   let allZero = true;
   let zeroSpills: number[] | undefined;
   for (let off = lo; off < hi; off++) {
@@ -306,9 +343,10 @@ function releaseSlots(frame: FrameState, lo: number, hi: number, keepZero: KeepZ
       reject(`attempt to corrupt spilled pointer on stack at off ${slot * 8 - STACK_FRAME_SIZE_BYTES}`);
     }
     const kind = spill.kind === 'scalar' && scalarConstValue(spill.value) === 0n ? STACK_ZERO : STACK_MISC;
-    const whole = lo <= slot * 8 - STACK_FRAME_SIZE_BYTES && hi >= slot * 8 - STACK_FRAME_SIZE_BYTES + 8;
+    const bytes = spillBytes(frame, slot);
+    const whole = lo <= slot * 8 - STACK_FRAME_SIZE_BYTES && hi >= slot * 8 - STACK_FRAME_SIZE_BYTES + bytes;
     if (kind === STACK_ZERO && !whole) keepZero(slot); // some of its zero bytes stay
-    frame.stack.fill(kind, slot * 8, slot * 8 + 8);
+    frame.stack.fill(kind, slot * 8, slot * 8 + bytes);
     frame.spills[slot] = undefined;
   }
 }

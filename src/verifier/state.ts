@@ -72,13 +72,17 @@ export const UNKNOWN_SCALAR: RegValue = scalarValue(SCALAR_UNKNOWN);
 export const STACK_INVALID = 0; // never written: reading it is an error
 export const STACK_MISC = 1; // some number
 export const STACK_ZERO = 2; // the number 0
-export const STACK_SPILL = 3; // part of a register spilled whole into an 8-byte slot (see `spills`)
+export const STACK_SPILL = 3; // part of a spilled register (see `spills`)
 
 export interface FrameState {
   readonly regs: RegValue[];
   /** One entry per byte; index = offset from the frame pointer + STACK_FRAME_SIZE_BYTES. */
   stack: Uint8Array;
-  /** The register spilled in each 8-byte slot whose bytes are all STACK_SPILL. */
+  /**
+   * The register spilled in each 8-byte slot whose first bytes are STACK_SPILL: a whole register
+   * (8 bytes), or a number stored in the slot's low 1, 2 or 4 bytes (`spillBytes`), held as the
+   * value those bytes read back as (zero-extended).
+   */
   spills: (RegValue | undefined)[];
   /** `stack` and `spills` may be shared with another state: copy before writing (see `writableStack`). */
   stackShared: boolean;
@@ -264,7 +268,10 @@ export function formatState(s: VerifierState): string[] {
       if (bytes.every((b) => b === STACK_INVALID)) continue;
       const off = slot * 8 - STACK_FRAME_SIZE_BYTES;
       const spill = frame.spills[slot];
-      parts.push(spill ? `fp${off}=${formatValue(spill)}` : `fp${off}=${[...bytes].map((b) => BYTE_CHARS[b]).join('')}`);
+      const spilled = spill ? spillBytes(frame, slot) : 0;
+      const plain = [...bytes.subarray(spilled)].map((b) => BYTE_CHARS[b]).join('');
+      // A narrow spill: its value, then the other bytes of the slot (`fp-8=5/4+mmmm`).
+      parts.push(spill ? `fp${off}=${formatValue(spill)}${spilled < 8 ? `/${spilled}+${plain}` : ''}` : `fp${off}=${plain}`);
     }
     if (f === 0 && s.minDataLen > 0) parts.push(`data_len>=${s.minDataLen}`);
     lines.push(`${s.frames.length > 1 ? `frame${f}: ` : ''}${parts.join(' ')}`);
@@ -352,6 +359,16 @@ function valueCovers(old: RegValue, cur: RegValue, ids: IdMap, exact: boolean, b
 const carriesId = (v: RegValue) =>
   (v.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID) || v.kind === 'data' || (v.kind === 'mem' && v.nullable);
 
+/** Bytes of the spill in `slot` (its leading STACK_SPILL bytes): 8, or 1, 2 or 4 for a narrow number. */
+export function spillBytes(frame: FrameState, slot: number): number {
+  const base = slot * 8;
+  const stack = frame.stack;
+  if (stack[base + 7] === STACK_SPILL) return 8;
+  let n = 0;
+  while (n < 8 && stack[base + n] === STACK_SPILL) n++;
+  return n;
+}
+
 /** The kind of byte a spilled register reads as when read partially. */
 function spilledByteKind(spill: RegValue): number {
   if (spill.kind !== 'scalar') return STACK_SPILL;
@@ -371,18 +388,24 @@ function stackCovers(
     if (!(bits & LIVE)) continue;
     const oldSpill = old.spills[slot];
     const curSpill = cur.spills[slot];
+    // Spilled bytes (a whole register, or the low bytes of a narrow number); the rest are plain.
+    const oldEnd = slot * 8 + (oldSpill ? spillBytes(old, slot) : 0);
+    const curEnd = slot * 8 + (curSpill ? spillBytes(cur, slot) : 0);
     // Whether the spilled number's value matters, and whether zero bytes must stay zero.
     const precise = (bits & PRECISE) !== 0;
     const bytesPrecise = (byteMask[MASK_SLOTS + slot] & PRECISE) !== 0;
+    let from = slot * 8;
     if (oldSpill && (precise || oldSpill.kind !== 'scalar')) {
-      if (!curSpill || !valueCovers(oldSpill, curSpill, ids, exact, bits)) return false;
-      continue;
+      if (!curSpill || curEnd !== oldEnd || !valueCovers(oldSpill, curSpill, ids, exact, bits)) return false;
+      if (oldEnd === slot * 8 + 8) continue;
+      from = oldEnd; // the plain bytes after a narrow spill are compared below
+    } else {
+      if (exact && precise && curSpill) return false;
+      if (curSpill && !precise && curSpill.kind !== 'scalar') return false;
     }
-    if (exact && precise && curSpill) return false;
-    if (curSpill && !precise && curSpill.kind !== 'scalar') return false;
-    for (let i = slot * 8; i < slot * 8 + 8; i++) {
-      let o = oldSpill ? STACK_MISC : old.stack[i];
-      let c = curSpill ? spilledByteKind(curSpill) : cur.stack[i];
+    for (let i = from; i < slot * 8 + 8; i++) {
+      let o = i < oldEnd ? STACK_MISC : old.stack[i];
+      let c = i < curEnd ? spilledByteKind(curSpill as RegValue) : cur.stack[i];
       // The value of an imprecise slot does not matter: 0 is any number.
       if (!bytesPrecise) {
         if (o === STACK_ZERO) o = STACK_MISC;
