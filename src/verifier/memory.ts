@@ -234,10 +234,10 @@ function stackAccess(
       a.noteStackSlot(ptr.frame, byteIndex(lo) >> 3);
       return filled;
     }
-    return readStack(frame, lo, hi, exact, size, signed, keepZero);
+    return readStack(frame, lo, hi, size, signed, keepZero);
   }
   if (access === 'atomic') {
-    const old = readStack(frame, lo, hi, exact, size, false, keepZero);
+    const old = readStack(frame, lo, hi, size, false, keepZero);
     if (old.kind !== 'scalar') reject(`atomic operation on a spilled pointer at off ${fixed}`);
     writeStackBytes(frame, lo, hi, STACK_MISC, keepZero);
     return loadedScalar(size, false);
@@ -310,7 +310,6 @@ function readStack(
   frame: FrameState,
   lo: number,
   hi: number,
-  exact: boolean,
   size: AccessSize,
   signed: boolean,
   keepZero: KeepZero,
