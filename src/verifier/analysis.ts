@@ -38,7 +38,7 @@ export interface Analysis {
   markPrecise(s: VerifierState, regs: readonly number[]): void;
   /** The same for locations of any frame (registers and stack slots, precision.ts). */
   markPreciseLocs(s: VerifierState, locs: readonly number[]): void;
-  /** The current instruction spills to or fills from the whole 8-byte slot `slot` of frame `frame`. */
+  /** The current instruction spills a register to, or fills one from, slot `slot` of frame `frame` (precision.ts). */
   noteStackSlot(frame: number, slot: number): void;
   /** The current conditional jump refines these linked locations together (precision.ts). */
   noteLinked(locs: number[]): void;

@@ -306,14 +306,7 @@ function fill(frame: FrameState, lo: number, size: AccessSize, signed: boolean):
 /** Called with a slot whose spilled number 0 now stands as zero bytes or yields the number 0. */
 type KeepZero = (slot: number) => void;
 
-function readStack(
-  frame: FrameState,
-  lo: number,
-  hi: number,
-  size: AccessSize,
-  signed: boolean,
-  keepZero: KeepZero,
-): RegValue {
+function readStack(frame: FrameState, lo: number, hi: number, size: AccessSize, signed: boolean, keepZero: KeepZero): RegValue {
   let allZero = true;
   let zeroSpills: number[] | undefined;
   for (let off = lo; off < hi; off++) {

@@ -24,7 +24,7 @@ export const slotLoc = (frame: number, slot: number) => (frame << LOC_FRAME_SHIF
 
 /**
  * History entries are pairs (pc, extra). `extra` says what the instruction touched that the
- * instruction alone does not tell: for a whole-slot spill or fill, 1 + the slot's location; for a
+ * instruction alone does not tell: for a spill or fill (whole or narrow, see memory.ts), 1 + the slot's location; for a
  * conditional jump that refined linked numbers, -(1 + index of the linked group). 0 otherwise.
  */
 export const NO_EXTRA = 0;
