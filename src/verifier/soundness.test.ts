@@ -123,7 +123,40 @@ class ProgramBuilder {
     this.emit(`${op} %r${dst}, ${src}`);
   }
 
+  /**
+   * A number (bounded, wide, or negative in 32 bits) stored in 1-8 bytes of a slot, some of its
+   * bytes sometimes overwritten, filled back with any size and signedness, and used as an index into
+   * fp-8..fp-1 (unsafe when it can reach 8): narrow spills must never read back as narrower than the
+   * bytes hold.
+   */
+  narrowSpill(): void {
+    const slot = this.rng.int(2, 4) * 8;
+    const value = this.pick([
+      'mov %r3, %r0\nand %r3, 7',
+      'mov %r3, %r0\nand %r3, 0x107',
+      'mov %r3, %r9\nand %r3, 15',
+      'mov32 %r3, -2',
+      'lddw %r3, 0x100000003',
+      'mov %r3, 5',
+    ]);
+    const size = this.pick(SIZES);
+    this.emit(...value.split('\n'), `stx${SUFFIX[size]} [%r10-${slot}], %r3`);
+    if (this.rng.int(0, 3) === 0) {
+      const over = this.pick([1, 2, 4] as const);
+      const at = this.rng.int(0, 8 / over - 1) * over;
+      this.emit(`st${SUFFIX[over]} [%r10-${slot - at}], ${this.rng.int(0, 9)}`);
+    }
+    const fill = this.pick(SIZES);
+    const signed = fill < 8 && this.rng.int(0, 3) === 0 ? 's' : '';
+    const at = this.rng.int(0, 4) === 0 ? this.rng.int(0, 8 / fill - 1) * fill : 0;
+    this.emit(`ldx${signed}${SUFFIX[fill]} %r3, [%r10-${slot - at}]`);
+    this.emit('stdw [%r10-8], 0', 'mov %r4, %r10', 'add %r4, -8', 'add %r4, %r3', 'ldxb %r5, [%r4]', 'add %r0, %r5');
+    this.emit('mov %r4, 0', 'mov %r3, 0');
+    this.spilled.delete(slot);
+  }
+
   stack(): void {
+    if (this.rng.int(0, 2) === 0) return this.narrowSpill();
     const slot = this.rng.int(1, 4) * 8;
     if (this.rng.int(0, 1) === 0 || this.spilled.size === 0) {
       this.emit(`stxdw [%r10-${slot}], %r${this.pick([0, 3, 5, 9])}`);
