@@ -112,3 +112,14 @@ describe('pruning through the index of precise constants', () => {
     });
   }
 });
+
+describe('past the per-instruction checkpoint cap', () => {
+  it('a loop of 70,000 iterations (more checkpoints at its head than the cap of 65,536) is accepted with linear backtracking', () => {
+    const program = assemble('mov %r1, 0\nL:\nadd %r1, 1\njlt %r1, 70000, L\nmov %r0, 0\nexit');
+    const { stats } = verifyProgram(program, { type: 'conformance' });
+    assert.ok(stats.processedInsns > 140_000, `processed ${stats.processedInsns}`);
+    // The counter is precise (each comparison has one side ruled out): every iteration backtracks
+    // to the previous checkpoint, which must exist past the cap too, or the walks grow quadratically.
+    assert.ok(stats.backtrackSteps < 4 * stats.processedInsns, `${stats.backtrackSteps} steps`);
+  });
+});

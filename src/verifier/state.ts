@@ -119,6 +119,11 @@ export interface Checkpoint {
   loopAnchor: Checkpoint | null;
   /** `shapeKey` of the state: only checkpoints of the same shape can cover each other. */
   readonly shape: number;
+  /**
+   * Recorded past the per-instruction cap only to cut the path's history for backtracking: never
+   * used for pruning, joins or loop detection.
+   */
+  unregistered?: true;
 }
 
 export interface VerifierState {

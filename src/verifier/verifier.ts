@@ -65,6 +65,8 @@ export interface VerificationStats {
   readonly maxStackDepthBytes: number;
   /** States widened by a join (-1: joins were off). */
   readonly joins: number;
+  /** History entries walked backwards by precision tracking (linear in the processed instructions). */
+  readonly backtrackSteps: number;
 }
 
 export interface VerificationResult {
@@ -233,6 +235,7 @@ export class Verifier implements Analysis {
         durationMs: performance.now() - started,
         maxStackDepthBytes,
         joins: this.joins,
+        backtrackSteps: this.precision.steps,
       };
       const log = this.log.finish([this.summary()], false);
       return { ok: true, stats, log };
@@ -422,6 +425,7 @@ export class Verifier implements Analysis {
 
   /** Every path from `cp` is proven safe: it may now prune, and no longer stands for a loop in progress. */
   private markFinished(cp: Checkpoint): void {
+    if (cp.unregistered) return; // never prunes
     const at = this.checkpoints.get(cp.pc) as InsnCheckpoints;
     const same = at.open.get(cp.fingerprint) as Checkpoint[];
     same.splice(same.indexOf(cp), 1);
@@ -518,12 +522,15 @@ export class Verifier implements Analysis {
       }
       return true;
     }
-    if (at.openCount + at.finishedCount >= MAX_CHECKPOINTS_PER_INSN) return false;
+    // Beyond the cap the state is not recorded for pruning or loop detection, but the path's history
+    // is still cut here (an unregistered checkpoint): backtracking walks the history since the last
+    // checkpoint, and a long loop past the cap would otherwise walk ever longer ones (quadratic).
+    const unregistered = at.openCount + at.finishedCount >= MAX_CHECKPOINTS_PER_INSN;
     const anchor = s.parent?.loopAnchor ?? null;
     // Not at loop heads: the hull of two successors of an iteration can contain its start (a binary
     // search moving lo or hi), which would look like a loop making no progress.
     const cfg = this.cfg as ControlFlow;
-    if (this.joins >= 0 && bucket && !cfg.loopHeads[pc] && this.joinState(bucket.recent, s, anchor, masks))
+    if (!unregistered && this.joins >= 0 && bucket && !cfg.loopHeads[pc] && this.joinState(bucket.recent, s, anchor, masks))
       fp = fingerprint(s, masks);
     const cp: Checkpoint = {
       pc,
@@ -540,11 +547,15 @@ export class Verifier implements Analysis {
     };
     cp.loopAnchor = cfg.loopHeads[pc] ? cp : anchor;
     s.history = [];
+    s.parent = cp;
+    if (unregistered) {
+      cp.unregistered = true;
+      return false;
+    }
     const same = at.open.get(fp);
     if (same) same.push(cp);
     else at.open.set(fp, [cp]);
     at.openCount++;
-    s.parent = cp;
     this.stateCount++;
     this.liveStates++;
     if (this.liveStates > this.peakStates) this.peakStates = this.liveStates;
