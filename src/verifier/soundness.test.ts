@@ -156,7 +156,10 @@ class ProgramBuilder {
   }
 
   stack(): void {
-    if (this.rng.int(0, 2) === 0) return this.narrowSpill();
+    if (this.rng.int(0, 2) === 0) {
+      this.narrowSpill();
+      return;
+    }
     const slot = this.rng.int(1, 4) * 8;
     if (this.rng.int(0, 1) === 0 || this.spilled.size === 0) {
       this.emit(`stxdw [%r10-${slot}], %r${this.pick([0, 3, 5, 9])}`);
