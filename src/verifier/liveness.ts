@@ -214,6 +214,13 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     const lo = k.fpOff[base] + off;
     for (let s = Math.max(0, slotOf(lo)); s <= Math.min(63, slotOf(lo + size - 1)); s++) f(s);
   };
+  // Without backward jumps or local calls every successor of a pc comes after it: one backward
+  // pass reaches the fixpoint, and the confirming pass is skipped.
+  let acyclic = functions.length === 1;
+  for (let pc = 0; pc < slotCount && acyclic; pc++) {
+    const insn = insnAt(pc);
+    if (insn && (insn.kind === 'jump' || insn.kind === 'ja') && insn.offset < 0) acyclic = false;
+  }
   let changed = true;
   while (changed) {
     changed = false;
@@ -336,7 +343,7 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
       for (let i = 0; i < MASK_SIZE; i++) {
         if (masks[base + i] !== inn[i]) {
           masks[base + i] = inn[i];
-          changed = true;
+          changed = !acyclic;
         }
       }
     }
