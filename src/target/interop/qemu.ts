@@ -572,7 +572,7 @@ function targetChecks(events: TargetEvent[], nqn: string, scenario: Scenario): R
   checks['target: no errors logged'] =
     errors.length === 0 ? 'ok' : errors.map((e) => `${e.msg} ${JSON.stringify(e.fields)}`).join('; ');
   if (scenario.full) {
-    const loaded = events.filter((e) => e.msg === 'program loaded').map((e) => e.fields.name);
+    const loaded = events.filter((e) => e.fields.event === 'program.loaded').map((e) => e.fields.program);
     checks['target: 2 programs loaded'] = loaded.length === 2 ? 'ok' : `loaded: ${JSON.stringify(loaded)}`;
   }
   return checks;
@@ -622,7 +622,8 @@ export async function runInterop(options: InteropOptions = {}): Promise<InteropR
     const events: TargetEvent[] = [];
     const record = (level: TargetEvent['level']) => (msg: string, f?: Record<string, unknown>) => {
       events.push({ level, msg, fields: f ?? {} });
-      if (level === 'debug' && msg === 'initialized' && f?.headerDigest && f?.dataDigest) digestConnections++;
+      // The target's catalogue event for a finished ICReq (src/target/logger.ts LOG_EVENTS).
+      if (f?.event === 'connection.initialized' && f.headerDigest && f.dataDigest) digestConnections++;
       if (level === 'warn' || level === 'error') log(`target ${level}: ${msg} ${JSON.stringify(f ?? {})}`);
     };
     const logger = { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
