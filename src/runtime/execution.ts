@@ -148,6 +148,8 @@ class Execution implements TurnTaker {
   private resolve!: (r: ExecutionResult) => void;
   private reject!: (e: unknown) => void;
   private settled = false;
+  /** When it finished or failed (performance.now()). */
+  private settledAtMs = 0;
   /** Inputs of the next step (chain mode). */
   private dataBytes = 0;
   private nrReads = 0;
@@ -252,7 +254,9 @@ class Execution implements TurnTaker {
     try {
       this.runSteps(turnStartMs);
     } finally {
-      this.stats.runMs += performance.now() - turnStartMs;
+      // A turn that ended the execution ends when it settled, so running and waiting time always fit
+      // inside `durationMs`.
+      this.stats.runMs += (this.settled ? this.settledAtMs : performance.now()) - turnStartMs;
     }
   }
 
@@ -452,7 +456,8 @@ class Execution implements TurnTaker {
     if (this.settled) return;
     this.settled = true;
     unwatchDeadline(this);
-    this.stats.durationMs = performance.now() - this.startMs;
+    this.settledAtMs = performance.now();
+    this.stats.durationMs = this.settledAtMs - this.startMs;
     this.resolve({ returnValue: r0, output: concat(this.state.output, this.state.outputBytes), stats: this.stats });
   }
 
@@ -460,7 +465,8 @@ class Execution implements TurnTaker {
     if (this.settled) return;
     this.settled = true;
     unwatchDeadline(this);
-    this.stats.durationMs = performance.now() - this.startMs;
+    this.settledAtMs = performance.now();
+    this.stats.durationMs = this.settledAtMs - this.startMs;
     this.reject(e);
   }
 }
