@@ -78,6 +78,8 @@ export const ProgramStatus = {
   CallDepth: 0x24,
   OutputTooLarge: 0x25,
   ExecutionFailed: 0x26,
+  /** The execution worker running it died (a target fault; the worker was replaced): retry. */
+  ExecutionWorkerFailed: 0x27,
   MapOperationFailed: 0x30,
 } as const;
 

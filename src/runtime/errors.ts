@@ -40,3 +40,8 @@ export class StorageAccessError extends NearbpfError {
 export class StorageReadError extends NearbpfError {
   readonly code = 'ERR_STORAGE_READ';
 }
+
+/** The thread running an execution died (a crash, not the program's fault); the target replaces it. */
+export class ExecutionWorkerError extends NearbpfError {
+  readonly code = 'ERR_EXECUTION_WORKER';
+}

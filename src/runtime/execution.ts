@@ -7,7 +7,7 @@ import { NB_FLAG_SCAN, NB_FLAG_SCAN_END, STORAGE_CTX } from '../abi/storage.js';
 import { FuelExhaustedError } from '../errors.js';
 import type { ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError, StorageReadError } from './errors.js';
-import type { FairScheduler, TurnTaker } from './scheduler.js';
+import type { TurnScheduler, TurnTaker } from './scheduler.js';
 import type { Slot, StepState, StorageFunction } from './storage-function.js';
 
 /** The bytes a storage function reads: a namespace, as the tenant may see it. */
@@ -20,6 +20,11 @@ export interface NamespaceReader {
    * Optional: without it every read goes through `read`.
    */
   readNow?(offsetBytes: number, lengthBytes: number, dest: Uint8Array, destOffset: number): boolean;
+  /**
+   * What a thread needs to read the same namespace itself (an execution worker): opaque to the
+   * runtime, given to the executor. Optional: without it executions run on the calling thread.
+   */
+  shareable?(): unknown;
 }
 
 export type ExecutionMode =
@@ -58,42 +63,91 @@ export interface ExecutionObserver {
   executed(tenant: string, program: string, stats: Readonly<ExecutionStats>, outputBytes: number, error: unknown): void;
 }
 
-export async function executeStorageFunction(
+/**
+ * Runs executions somewhere else than the calling thread (the target's execution workers): the
+ * runtime still owns slots, budgets, statistics and the observer.
+ */
+export interface StorageExecutor {
+  /** Threads that may run one program at once: each needs its own stack region in the sandbox. */
+  readonly threads: number;
+  /** Make a loaded program runnable on every thread (compiles it there); rejects if it cannot be. */
+  load(fn: StorageFunction, tenant: string): Promise<void>;
+  unload(fn: StorageFunction): void;
+  /** Run one execution in `slot` (acquired by the runtime); `done` once, with its stats either way. */
+  execute(
+    fn: StorageFunction,
+    slot: Slot,
+    request: ExecutionRequest,
+    budget: ExecutionBudget,
+    done: (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void,
+  ): void;
+}
+
+export function executeStorageFunction(
   fn: StorageFunction,
   request: ExecutionRequest,
   budget: ExecutionBudget,
-  scheduler: FairScheduler,
+  scheduler: TurnScheduler,
   observer?: ExecutionObserver,
+  executor?: StorageExecutor,
 ): Promise<ExecutionResult> {
   const slot = fn.acquireSlot();
   if (slot === undefined) {
-    throw new BudgetExceededError('concurrentExecutions', fn.slotCount, `all slots of '${fn.name}' are busy`);
+    return Promise.reject(new BudgetExceededError('concurrentExecutions', fn.slotCount, `all slots of '${fn.name}' are busy`));
   }
   fn.stats.executions++;
-  let execution: Execution | undefined;
-  let outputBytes = 0;
-  let error: unknown = null;
+  return new Promise((resolve, reject) => {
+    const done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
+      fn.releaseSlot(slot);
+      if (error !== null) fn.stats.failures++;
+      observer?.executed(request.tenant, fn.name, stats, result?.output.byteLength ?? 0, error);
+      fn.stats.steps += stats.steps;
+      fn.stats.instructions += stats.instructions;
+      fn.stats.bytesRead += stats.bytesRead;
+      if (error !== null) reject(error);
+      else resolve(result as ExecutionResult);
+    };
+    if (executor !== undefined && request.reader.shareable !== undefined) {
+      executor.execute(fn, slot, request, budget, done);
+      return;
+    }
+    startExecution(fn, slot, request, budget, scheduler, done);
+  });
+}
+
+/**
+ * Start one execution in `slot` on this thread, driven by `scheduler`'s turns; `done` runs once, when
+ * it ends (with its error, or null and the result).
+ */
+export function startExecution(
+  fn: StorageFunction,
+  slot: Slot,
+  request: ExecutionRequest,
+  budget: ExecutionBudget,
+  scheduler: TurnScheduler,
+  done: (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void,
+): void {
+  const startMs = performance.now();
+  let execution: Execution;
   try {
     execution = new Execution(fn, slot, request, budget, scheduler);
-    const result = await execution.run();
-    outputBytes = result.output.byteLength;
-    return result;
   } catch (e) {
-    fn.stats.failures++;
-    error = e;
-    throw e;
-  } finally {
-    if (execution) {
-      if (observer !== undefined) {
-        if (error !== null) execution.stats.durationMs = performance.now() - execution.startMs;
-        observer.executed(request.tenant, fn.name, execution.stats, outputBytes, error);
-      }
-      fn.stats.steps += execution.stats.steps;
-      fn.stats.instructions += execution.stats.instructions;
-      fn.stats.bytesRead += execution.stats.bytesRead;
-    }
-    fn.releaseSlot(slot);
+    done(e, undefined, {
+      steps: 0,
+      reads: 0,
+      bytesRead: 0,
+      instructions: 0,
+      durationMs: performance.now() - startMs,
+      runMs: 0,
+      queuedMs: 0,
+    });
+    return;
   }
+  execution.start((error, result) => {
+    if (error !== null) execution.stats.durationMs = performance.now() - execution.startMs;
+    fn.current = undefined;
+    done(error, result, execution.stats);
+  });
 }
 
 /**
@@ -145,8 +199,7 @@ class Execution implements TurnTaker {
   private readonly tenant: string;
   private readonly reader: NamespaceReader;
   private readonly scan: ScanMode | null;
-  private resolve!: (r: ExecutionResult) => void;
-  private reject!: (e: unknown) => void;
+  private onDone!: (error: unknown, result: ExecutionResult | undefined) => void;
   private settled = false;
   /** When it finished or failed (performance.now()). */
   private settledAtMs = 0;
@@ -181,7 +234,7 @@ class Execution implements TurnTaker {
     private readonly slot: Slot,
     request: ExecutionRequest,
     private readonly budget: ExecutionBudget,
-    private readonly scheduler: FairScheduler,
+    private readonly scheduler: TurnScheduler,
   ) {
     const mode = request.mode ?? { kind: 'chain' };
     this.tenant = request.tenant;
@@ -225,18 +278,20 @@ class Execution implements TurnTaker {
     if (this.scan !== null) this.prepareScan(this.scan);
   }
 
-  run(): Promise<ExecutionResult> {
-    return new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-      if (this.scan !== null && this.scanAt < this.scanEnd) {
-        // The first chunk is read before the first turn.
+  start(onDone: (error: unknown, result: ExecutionResult | undefined) => void): void {
+    this.onDone = onDone;
+    if (this.scan !== null && this.scanAt < this.scanEnd) {
+      // The first chunk is read before the first turn.
+      try {
         this.readAhead();
-        this.waitForReads();
+      } catch (e) {
+        this.fail(e);
         return;
       }
-      this.requestTurn();
-    });
+      this.waitForReads();
+      return;
+    }
+    this.requestTurn();
   }
 
   /** Queue for a turn; the wait until it is granted counts in `queuedMs`. */
@@ -427,7 +482,9 @@ class Execution implements TurnTaker {
     fn.current = this.state;
     this.stats.steps++;
     try {
-      const result = fn.engine.run(this.slot.entryArgs, { fuel, clearStack: fn.clearStack });
+      const engine = fn.engine;
+      if (engine === undefined) throw new StorageAccessError(0, `'${fn.name}' runs on execution workers, not on this thread`);
+      const result = engine.run(this.slot.entryArgs, { fuel, clearStack: fn.clearStack });
       this.stats.instructions += result.fuelUsed;
       this.scheduler.charge(result.fuelUsed);
       return result.r0;
@@ -458,7 +515,7 @@ class Execution implements TurnTaker {
     unwatchDeadline(this);
     this.settledAtMs = performance.now();
     this.stats.durationMs = this.settledAtMs - this.startMs;
-    this.resolve({ returnValue: r0, output: concat(this.state.output, this.state.outputBytes), stats: this.stats });
+    this.onDone(null, { returnValue: r0, output: concat(this.state.output, this.state.outputBytes), stats: this.stats });
   }
 
   private fail(e: unknown): void {
@@ -467,7 +524,7 @@ class Execution implements TurnTaker {
     unwatchDeadline(this);
     this.settledAtMs = performance.now();
     this.stats.durationMs = this.settledAtMs - this.startMs;
-    this.reject(e);
+    this.onDone(e, undefined);
   }
 }
 

@@ -8,7 +8,13 @@ import type { MapSet, MapSpec } from '../maps/index.js';
 import type { MemoryMode } from '../vm/jit/engine.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from './budget.js';
 import { BudgetExceededError } from './errors.js';
-import { type ExecutionObserver, type ExecutionRequest, type ExecutionResult, executeStorageFunction } from './execution.js';
+import {
+  type ExecutionObserver,
+  type ExecutionRequest,
+  type ExecutionResult,
+  executeStorageFunction,
+  type StorageExecutor,
+} from './execution.js';
 import { FairScheduler, type SchedulerOptions } from './scheduler.js';
 import { StorageFunction, type StorageFunctionStats } from './storage-function.js';
 
@@ -35,6 +41,8 @@ export interface StorageRuntimeOptions {
   readonly scheduler?: SchedulerOptions;
   /** Told once per execution, when it ends (metrics). */
   readonly observer?: ExecutionObserver;
+  /** Runs executions on other threads (see `StorageExecutor`); without it they run on this one. */
+  readonly executor?: StorageExecutor;
 }
 
 export interface ProgramInfo {
@@ -122,7 +130,22 @@ export class StorageRuntime {
       mapMemoryLimitBytes: limits.maxMapMemoryBytes,
       slots: limits.maxConcurrentExecutions,
       memoryMode: this.options.memoryMode ?? 'checked',
+      threads: this.options.executor?.threads,
     });
+    if (this.options.executor !== undefined) {
+      this.verifying.add(key);
+      try {
+        await this.options.executor.load(fn, tenant);
+      } finally {
+        this.verifying.delete(key);
+      }
+      try {
+        checkCount();
+      } catch (e) {
+        this.options.executor.unload(fn);
+        throw e;
+      }
+    }
     mine.set(name, fn);
     return info(fn);
   }
@@ -131,6 +154,7 @@ export class StorageRuntime {
     const fn = this.find(tenant, name);
     if (fn.busySlots > 0) throw new ProgramBusyError(name, fn.busySlots);
     this.tenantPrograms(tenant).delete(name);
+    this.options.executor?.unload(fn);
   }
 
   /** The maps of a loaded program, for host-side reads and updates. */
@@ -144,7 +168,14 @@ export class StorageRuntime {
 
   execute(tenant: string, name: string, request: Omit<ExecutionRequest, 'tenant'>): Promise<ExecutionResult> {
     const fn = this.find(tenant, name);
-    return executeStorageFunction(fn, { ...request, tenant }, this.limits(tenant), this.scheduler, this.options.observer);
+    return executeStorageFunction(
+      fn,
+      { ...request, tenant },
+      this.limits(tenant),
+      this.scheduler,
+      this.options.observer,
+      this.options.executor,
+    );
   }
 
   private find(tenant: string, name: string): StorageFunction {

@@ -16,6 +16,16 @@ export interface TurnTaker {
   runTurn(): void;
 }
 
+/** What an execution needs of a scheduler (`FairScheduler` on an event loop, `DeficitScheduler` on a worker). */
+export interface TurnScheduler {
+  /** Queue `taker` for a turn of `tenant`. */
+  request(tenant: string, taker: TurnTaker): void;
+  /** Inside a turn: charge the instructions of a step against it. */
+  charge(instructions: number): void;
+  /** Inside a turn, before another step: whether the turn may go on. */
+  mayContinue(nowMs: number): boolean;
+}
+
 export interface SchedulerOptions {
   /** Time one turn may take before the execution yields (default 100 µs). */
   readonly maxTurnMicros?: number;
@@ -26,7 +36,7 @@ export interface SchedulerOptions {
 export const DEFAULT_MAX_TURN_MICROS = 100;
 export const DEFAULT_MAX_TURN_INSTRUCTIONS = 200_000;
 
-export class FairScheduler {
+export class FairScheduler implements TurnScheduler {
   /** Tenants with waiting executions, in round-robin order; each with its FIFO. */
   private readonly queues = new Map<string, TurnTaker[]>();
   private running = false;

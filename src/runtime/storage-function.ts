@@ -4,15 +4,15 @@
  * maps, which all its executions share. Steps never interleave (see scheduler.ts), so one JIT
  * instance serves every slot: r1 simply points at the slot's context.
  */
-import { MAX_CALL_DEPTH } from '../abi/limits.js';
+import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES } from '../abi/limits.js';
 import { MAX_DATA_BYTES_PER_STEP, MAX_INPUT_BYTES, SCRATCH_SIZE_BYTES, STORAGE_CTX, STORAGE_HELPER_IDS } from '../abi/storage.js';
 import { ProgramLoadError } from '../errors.js';
 import type { Program } from '../isa/index.js';
-import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs } from '../maps/index.js';
+import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs, type SharedMapSet } from '../maps/index.js';
 import { createSandbox } from '../vm/engine.js';
 import { type Helper, helperTable } from '../vm/helpers.js';
 import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
-import type { RegionSpec, SandboxMemory } from '../vm/memory.js';
+import { type RegionSpec, type SandboxMemory, STACK_REGION_ID } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -62,6 +62,20 @@ export interface StorageFunctionOptions {
    * verifier accepted: its accesses run without bounds checks (see src/vm/jit/compile.ts).
    */
   readonly memoryMode?: MemoryMode;
+  /**
+   * Threads that will run this function at once (execution workers): the sandbox is a shared
+   * memory with one stack region per thread, and this copy compiles nothing (each thread does).
+   */
+  readonly threads?: number;
+  /** Another thread's copy: attach to its sandbox and maps, run on stack `threadIndex`, and compile. */
+  readonly attach?: StorageFunctionShared & { readonly threadIndex: number };
+}
+
+/** What another thread needs to run the same function over the same sandbox and maps. */
+export interface StorageFunctionShared {
+  readonly memory: WebAssembly.Memory;
+  readonly maps: SharedMapSet;
+  readonly threads: number;
 }
 
 export interface StorageFunctionStats {
@@ -76,13 +90,16 @@ export class StorageFunction {
   readonly name: string;
   readonly program: Program;
   readonly sandbox: SandboxMemory;
-  readonly engine: JitEngine;
+  /** Undefined for the copy of a function whose executions run on other threads (`threads`). */
+  readonly engine: JitEngine | undefined;
+  /** Threads sharing the sandbox (1 when it is not shared). */
+  readonly threads: number;
   readonly maps: MapSet;
   readonly slotCount: number;
   readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
   readonly loadedAt = new Date();
   private readonly freeSlots: Slot[] = [];
-  private readonly memoryMode: MemoryMode;
+  readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
 
@@ -100,6 +117,13 @@ export class StorageFunction {
         { name: `input${s}`, sizeBytes: MAX_INPUT_BYTES, writable: false },
       );
     }
+    const threads = options.attach?.threads ?? options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+      throw new ProgramLoadError(`threads must be 1-256, got ${threads}`);
+    this.threads = threads;
+    // Stacks of threads beyond the first (region 1 is the first thread's).
+    const firstExtraStack = FIRST_SLOT_REGION + regions.length;
+    for (let t = 1; t < threads; t++) regions.push({ name: `stack${t}`, sizeBytes: MAX_STACK_SIZE_BYTES, writable: true });
     const firstMapRegion = FIRST_SLOT_REGION + regions.length;
     const mapSpecs = options.maps ?? [];
     try {
@@ -110,8 +134,9 @@ export class StorageFunction {
       }
       throw e;
     }
-    this.sandbox = createSandbox(regions);
-    this.maps = new MapSet(this.sandbox, mapSpecs, firstMapRegion);
+    const shared = options.attach !== undefined || options.threads !== undefined;
+    this.sandbox = createSandbox(regions, { shared, memory: options.attach?.memory });
+    this.maps = new MapSet(this.sandbox, mapSpecs, firstMapRegion, options.attach?.maps);
     this.program = options.link ? options.link(this.maps) : options.program;
     for (let s = options.slots - 1; s >= 0; s--) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
@@ -125,13 +150,41 @@ export class StorageFunction {
       });
     }
     this.memoryMode = options.memoryMode ?? 'checked';
+    if (options.threads !== undefined && options.attach === undefined) {
+      this.engine = undefined;
+      return;
+    }
+    const threadIndex = options.attach?.threadIndex ?? 0;
+    if (!Number.isInteger(threadIndex) || threadIndex < 0 || threadIndex >= threads) {
+      throw new ProgramLoadError(`thread ${threadIndex} of ${threads}`);
+    }
     const helpers = helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]);
     this.engine = new JitEngine(this.program, {
       helpers,
       memory: this.sandbox,
       maxCallDepth: MAX_CALL_DEPTH,
       memoryMode: this.memoryMode,
+      stackRegionId: threadIndex === 0 ? STACK_REGION_ID : firstExtraStack + threadIndex - 1,
     });
+  }
+
+  /** What another thread passes as `attach` (with its thread index) to run this function. */
+  shareable(): StorageFunctionShared {
+    return { memory: this.sandbox.memory, maps: this.maps.shareable(), threads: this.threads };
+  }
+
+  /** The slot of index `index` (another thread runs an execution in a slot this copy handed out). */
+  slotAt(index: number): Slot {
+    const base = FIRST_SLOT_REGION + index * REGIONS_PER_SLOT;
+    if (!Number.isInteger(index) || index < 0 || index >= this.slotCount) throw new ProgramLoadError(`no slot ${index}`);
+    return {
+      index,
+      ctxRegion: base,
+      dataRegion: base + 1,
+      scratchRegion: base + 2,
+      inputRegion: base + 3,
+      entryArgs: [BigInt(this.sandbox.address(base))],
+    };
   }
 
   /**

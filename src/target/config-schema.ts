@@ -262,6 +262,31 @@ export const CONFIG_SCHEMA: ObjectField = {
           doc: 'Overrides per host NQN; fields not given come from `programs.defaults`.',
           value: tenantLimits('Limits of this tenant.'),
         },
+        executionWorkers: int(
+          -1,
+          -1,
+          64,
+          'count',
+          'Threads that run storage-function steps (never the thread serving sockets): -1 means one per core beyond the first, at least 1; 0 runs steps on the I/O thread (no workers).',
+        ),
+        weights: {
+          kind: 'map',
+          key: 'host NQN',
+          doc: 'CPU weight per host NQN on the execution workers (deficit round-robin over measured step time); unlisted hosts weigh 1.',
+          value: {
+            kind: 'object',
+            doc: 'One tenant’s share.',
+            fields: {
+              weight: int(
+                1,
+                1,
+                1000,
+                'count',
+                'Its share of a busy worker’s time against other waiting tenants, relative to their weights.',
+              ),
+            },
+          },
+        },
         scheduler: {
           kind: 'object',
           doc: 'Bounds of one scheduler turn: how long one tenant’s synchronous chain of steps may run before it yields.',

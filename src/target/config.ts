@@ -79,6 +79,10 @@ export interface TargetConfig {
     tenants: Map<string, TenantLimits>;
     /** Bounds of one scheduler turn: how long a tenant's synchronous chain may run before it yields. */
     scheduler: { maxTurnMicros: number; maxTurnInstructions: number };
+    /** Execution workers: -1 one per core beyond the first (at least 1), 0 none (steps on the I/O thread). */
+    executionWorkers: number;
+    /** CPU weight per host NQN on the execution workers (absent: 1). */
+    weights: Map<string, number>;
   };
   subsystems: SubsystemConfig[];
   /** DH-HMAC-CHAP: credentials per host NQN and the target's preferences. */
@@ -363,7 +367,20 @@ function programLimits(input: unknown): TargetConfig['programs'] {
       ? schemaDefault<number>('programs.scheduler', k)
       : int(schedulerRaw[k], `programs.scheduler.${k}`, ...schemaRange('programs.scheduler', k));
   const scheduler = { maxTurnMicros: turn('maxTurnMicros'), maxTurnInstructions: turn('maxTurnInstructions') };
-  return { defaults, tenants, scheduler };
+  const executionWorkers =
+    raw.executionWorkers === undefined
+      ? schemaDefault<number>('programs', 'executionWorkers')
+      : int(raw.executionWorkers, 'programs.executionWorkers', ...schemaRange('programs', 'executionWorkers'));
+  const weightsRaw = raw.weights ?? {};
+  if (!isObject(weightsRaw)) throw new ConfigError('programs.weights', 'must be an object keyed by host NQN');
+  const weights = new Map<string, number>();
+  for (const [nqn, v] of Object.entries(weightsRaw)) {
+    const at = `programs.weights.${nqn}`;
+    if (!isObject(v)) throw new ConfigError(at, 'must be an object');
+    checkKeys(v, fieldNames(objectAt('programs.weights')), at);
+    weights.set(nqn, v.weight === undefined ? 1 : int(v.weight, `${at}.weight`, ...schemaRange('programs.weights', 'weight')));
+  }
+  return { defaults, tenants, scheduler, executionWorkers, weights };
 }
 
 function defaultSubsystemJson(): Json {
@@ -481,6 +498,8 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
       defaults: { ...config.programs.defaults },
       tenants: Object.fromEntries(config.programs.tenants),
       scheduler: { ...config.programs.scheduler },
+      executionWorkers: config.programs.executionWorkers,
+      weights: Object.fromEntries([...config.programs.weights].map(([nqn, weight]) => [nqn, { weight }])),
     },
     auth: { hosts, hashes: [...config.auth.hashes], dhGroups: [...config.auth.dhGroups] },
     metrics: {

@@ -14,6 +14,7 @@ import { basename, dirname } from 'node:path';
 import { BufferPool } from '../protocol/buffer-pool.js';
 import { ConfigError } from '../protocol/errors.js';
 import type { NamespaceConfig } from './config.js';
+import type { ShareableNamespace } from './execution-pool.js';
 import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
 
 /** Largest read made of several adjacent misses. */
@@ -43,6 +44,8 @@ export interface NamespaceIds {
   uuid: Buffer;
 }
 
+let nextShareId = 1;
+
 export class Namespace {
   private closed = false;
   /** Flushes in progress; `close()` waits for them. */
@@ -55,6 +58,8 @@ export class Namespace {
   missReads = 0;
   /** Buffers of coalesced miss reads. */
   private readonly pool = new BufferPool();
+  /** Identity of this namespace for execution workers (see `shareable`). */
+  private readonly shareId = nextShareId++;
 
   private constructor(
     readonly nsid: number,
@@ -66,6 +71,14 @@ export class Namespace {
     /** Write-through page cache (see page-cache.ts); undefined when disabled. */
     readonly cache?: PageCache,
   ) {}
+
+  /** What an execution worker needs to read this namespace itself: the file and the shared page cache. */
+  shareable(): ShareableNamespace {
+    return {
+      shared: { id: this.shareId, path: this.path, sizeBytes: this.sizeBytes, cache: this.cache?.shareable() },
+      cache: this.cache,
+    };
+  }
 
   get blockCount(): number {
     return this.sizeBytes / this.blockSize;

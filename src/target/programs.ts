@@ -38,7 +38,13 @@ import {
 } from '../protocol/programs.js';
 import type { Sqe } from '../protocol/sqe.js';
 import type { TenantLimits } from '../runtime/budget.js';
-import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
+import {
+  BudgetExceededError,
+  type BudgetName,
+  ExecutionWorkerError,
+  StorageAccessError,
+  StorageReadError,
+} from '../runtime/errors.js';
 import type { ExecutionMode, ExecutionObserver, ExecutionStats } from '../runtime/execution.js';
 import {
   type LoadableProgram,
@@ -59,6 +65,7 @@ import type { Controller } from './controller.js';
  */
 export type ProgramCaller = Pick<Controller, 'hostNqn' | 'io' | 'logIds'>;
 
+import { defaultExecutionWorkers, ExecutionPool } from './execution-pool.js';
 import { type Logger, LogRateLimit, logEvent } from './logger.js';
 import { NO_METRICS, type ProgramMeter, type TargetMetrics } from './metrics.js';
 import { Ledger } from './quotas.js';
@@ -165,6 +172,8 @@ export function isProgramIoOpcode(opcode: number): boolean {
 export class ProgramService {
   readonly runtime: StorageRuntime;
   readonly verifier: VerifierPool;
+  /** Execution workers; undefined when steps run on the I/O thread (`executionWorkers: 0`). */
+  readonly pool: ExecutionPool | undefined;
   private readonly handles = new Map<number, { tenant: string; name: string; mapBytes: number; codeBytes: number }>();
   private nextHandle = 1;
   private readonly states = new Map<ProgramCaller, ControllerState>();
@@ -176,7 +185,15 @@ export class ProgramService {
 
   constructor(
     private readonly log: Logger,
-    limits: { defaults: TenantLimits; tenants: ReadonlyMap<string, TenantLimits>; scheduler?: SchedulerOptions },
+    limits: {
+      defaults: TenantLimits;
+      tenants: ReadonlyMap<string, TenantLimits>;
+      scheduler?: SchedulerOptions;
+      /** -1 (or absent): one per core beyond the first, at least 1; 0: on the I/O thread; N: N workers. */
+      executionWorkers?: number;
+      /** CPU weight of tenants on the execution workers (absent: 1). */
+      weights?: ReadonlyMap<string, number>;
+    },
     private readonly quotas: ProgramServiceLimits,
     private readonly metrics: TargetMetrics = NO_METRICS,
   ) {
@@ -192,7 +209,18 @@ export class ProgramService {
     // Half-sent loads that stopped receiving chunks are dropped.
     this.sweeper = setInterval(() => this.dropIdleLoads(), Math.max(50, Math.floor(quotas.pendingLoadTimeoutMs / 4)));
     this.sweeper.unref();
+    const workers = limits.executionWorkers ?? -1;
+    this.pool =
+      workers === 0
+        ? undefined
+        : new ExecutionPool({
+            workers: workers < 0 ? defaultExecutionWorkers() : workers,
+            scheduler: limits.scheduler,
+            weights: limits.weights,
+            log,
+          });
     this.runtime = new StorageRuntime({
+      executor: this.pool,
       verify: (program, _name, maps, tenant) => this.verifier.verify(tenant, program, maps),
       // The verifier proves every access of an accepted program in bounds.
       memoryMode: 'verified',
@@ -280,9 +308,9 @@ export class ProgramService {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
-    return this.verifier.close();
+    await Promise.all([this.verifier.close(), this.pool?.close()]);
   }
 
   private loadChunk(ctl: ProgramCaller, sqe: Sqe, data: Buffer | null): Completion | Promise<Completion> {
@@ -614,6 +642,7 @@ export class ProgramService {
     if (e instanceof MemoryAccessError) return vendor(ProgramStatus.MemoryFault, e.pc);
     if (e instanceof StorageAccessError) return vendor(ProgramStatus.StorageAccess, e.pc);
     if (e instanceof StorageReadError) return vendor(ProgramStatus.StorageRead);
+    if (e instanceof ExecutionWorkerError) return vendor(ProgramStatus.ExecutionWorkerFailed);
     if (e instanceof HelperError || e instanceof UnknownHelperError) return vendor(ProgramStatus.HelperFailed, e.pc);
     if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
     if (e instanceof ProgramNameInUseError) return vendor(ProgramStatus.NameInUse);

@@ -63,3 +63,28 @@ export const EMIT_PAGE_ASM = `
   fail:
     mov %r0, 1
     exit`;
+
+/**
+ * CPU-heavy: each step spins 20,000 rounds of a small loop (about 80,000 instructions), for param0
+ * steps (each asks for 8 bytes at offset 0 to go on); returns the spin's checksum.
+ */
+export const SPIN_STEPS_ASM = `
+    mov %r6, %r1
+    mov %r9, 0
+    mov %r8, 0
+  spin:
+    add %r8, %r9
+    xor %r8, 0x5a5a
+    add %r9, 1
+    jlt %r9, 20000, spin
+    ldxdw %r7, [%r6+56]      # ctx->step
+    ldxdw %r1, [%r6+40]      # ctx->param0: steps
+    jge %r7, %r1, done
+    mov %r1, 0
+    mov %r2, 8
+    call 100                 # nb_read(0, 8): one more step
+    mov %r0, 0
+    exit
+  done:
+    mov %r0, %r8
+    exit`;

@@ -1,0 +1,221 @@
+/**
+ * Execution workers side by side (`bench:pushdown -- --execution-workers 0,1,2`): for each worker
+ * count a target process runs with that `programs.executionWorkers`, and one run measures
+ *
+ * - pushed-down lookups (a 6-step chain over cached 512-byte nodes) per second at QD32, with the
+ *   target's CPU per lookup (all its threads, /proc) and the client's;
+ * - a victim tenant's plain 4 KiB read p99 and lookup p99 alone and next to a CPU-heavy tenant
+ *   (8 executions of 40 steps of about 80,000 instructions each, always running);
+ * - the hand-off: an empty message to a worker and back (in this process), wall time and CPU.
+ *
+ * The machine is shared: CPU figures and ratios within one run are what to read; the load average
+ * is printed with them.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NvmeTcpHost } from '../client/host.js';
+import { ProgramClient } from '../client/programs.js';
+import { assemble, encodeProgram } from '../isa/index.js';
+import { ExecutionPool } from '../target/execution-pool.js';
+import { LIST_WALK_ASM, SPIN_STEPS_ASM } from '../testing/storage-programs.js';
+import { spawnServe } from './io-bench.js';
+import { processCpuNs, selfCpuUs } from './proc-cpu.js';
+
+const NQN = 'nqn.2026-11.io.nearbpf:bench-workers';
+const TENANT = 'nqn.2014-08.org.nvmexpress:uuid:be7c0000-0000-4000-8000-0000000000a1';
+const NOISY = 'nqn.2014-08.org.nvmexpress:uuid:be7c0000-0000-4000-8000-0000000000b2';
+const VICTIM = 'nqn.2014-08.org.nvmexpress:uuid:be7c0000-0000-4000-8000-0000000000c3';
+const CHAIN_NODES = 6;
+const CHAIN_AT = 1 << 20;
+/** Nodes 64 KiB apart: each step's read is its own page. */
+const NODE_STRIDE = 64 * 1024;
+
+export interface WorkersRow {
+  readonly workers: number;
+  readonly lookupsPerSec: number;
+  readonly serverCpuUsPerLookup: number | null;
+  readonly clientCpuUsPerLookup: number;
+  readonly readP99AloneMs: number;
+  readonly readP99NoisyMs: number;
+  readonly lookupP99AloneMs: number;
+  readonly lookupP99NoisyMs: number;
+}
+
+export interface WorkersFigures {
+  readonly rows: WorkersRow[];
+  readonly handoffP50Us: number;
+  readonly handoffP90Us: number;
+  readonly handoffCpuUs: number;
+  readonly loadAverage: number[];
+}
+
+const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
+
+async function measureHandoff(rounds: number): Promise<{ p50: number; p90: number; cpu: number }> {
+  const pool = new ExecutionPool({ workers: 1 });
+  try {
+    for (let i = 0; i < 100; i++) await pool.pingRoundTrip();
+    const rtts: number[] = [];
+    const cpu0 = selfCpuUs();
+    for (let i = 0; i < rounds; i++) rtts.push(await pool.pingRoundTrip());
+    return { p50: p(rtts, 0.5), p90: p(rtts, 0.9), cpu: (selfCpuUs() - cpu0) / rounds };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function measureTarget(workers: number, ops: number, samples: number): Promise<WorkersRow> {
+  const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-workers-'));
+  const configPath = join(dir, 'target.json');
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: dir,
+      limits: { maxQueueDepth: 128 },
+      programs: { executionWorkers: workers, defaults: { maxSteps: 2000, maxConcurrentExecutions: 32 } },
+      subsystems: [{ nqn: NQN, namespaces: [{ nsid: 1, path: 'bench.img', sizeBytes: 16 << 20, blockSize: 512 }] }],
+    }),
+  );
+  const target = await spawnServe(configPath);
+  const connect = (hostNqn: string) =>
+    NvmeTcpHost.connect({ host: '127.0.0.1', port: target.port, subsystemNqn: NQN, hostNqn, ioQueues: 1, queueDepth: 64 });
+  const [a, noisy, victim] = [await connect(TENANT), await connect(NOISY), await connect(VICTIM)];
+  try {
+    // The chain: CHAIN_NODES nodes of {value, next}, 64 KiB apart, read once (cached).
+    for (let i = 0; i < CHAIN_NODES; i++) {
+      const node = Buffer.alloc(512);
+      node.writeBigUInt64LE(BigInt(i + 1), 0);
+      node.writeBigUInt64LE(i + 1 < CHAIN_NODES ? BigInt(CHAIN_AT + (i + 1) * NODE_STRIDE) : 0n, 8);
+      await a.write(1, (CHAIN_AT + i * NODE_STRIDE) / 512, node);
+      await a.read(1, (CHAIN_AT + i * NODE_STRIDE) / 512, 1);
+    }
+    const expected = BigInt((CHAIN_NODES * (CHAIN_NODES + 1)) / 2);
+    const walkImage = encodeProgram(assemble(LIST_WALK_ASM));
+    const pa = new ProgramClient(a);
+    const pv = new ProgramClient(victim);
+    const pn = new ProgramClient(noisy);
+    const walkA = await pa.load(walkImage, { name: 'walk' });
+    const walkV = await pv.load(walkImage, { name: 'walk' });
+    const spin = await pn.load(encodeProgram(assemble(SPIN_STEPS_ASM)), { name: 'spin' });
+    const lookup = async (c: ProgramClient, h: number) => {
+      const r = await c.execute(h, { nsid: 1, params: [BigInt(CHAIN_AT), 0n], maxOutputBytes: 8 });
+      if (r.returnValue !== expected) throw new Error(`lookup returned ${r.returnValue}, not ${expected}`);
+    };
+    for (let i = 0; i < 200; i++) await lookup(pa, walkA);
+
+    // Throughput at QD32.
+    const server0 = processCpuNs(target.pid);
+    const client0 = selfCpuUs();
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < ops) {
+          next++;
+          await lookup(pa, walkA);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const server1 = processCpuNs(target.pid);
+    const clientCpu = (selfCpuUs() - client0) / ops;
+
+    // Noisy neighbour: victim samples alone and next to the spinning tenant, alternating in blocks.
+    const alone = { reads: [] as number[], lookups: [] as number[] };
+    const shared = { reads: [] as number[], lookups: [] as number[] };
+    const sample = async (n: number, into: typeof alone) => {
+      for (let i = 0; i < n; i++) {
+        let s = performance.now();
+        await victim.read(1, 8 + ((i * 7) % 1024), 8);
+        into.reads.push(performance.now() - s);
+        s = performance.now();
+        await lookup(pv, walkV);
+        into.lookups.push(performance.now() - s);
+      }
+    };
+    for (let block = 0; block < 3; block++) {
+      await sample(samples, alone);
+      let stop = false;
+      const running = Array.from({ length: 8 }, async () => {
+        while (!stop) await pn.execute(spin, { nsid: 1, params: [40n, 0n] });
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      await sample(samples, shared);
+      stop = true;
+      await Promise.all(running);
+    }
+    return {
+      workers,
+      lookupsPerSec: ops / seconds,
+      serverCpuUsPerLookup: server0 === null || server1 === null ? null : (server1 - server0) / 1000 / ops,
+      clientCpuUsPerLookup: clientCpu,
+      readP99AloneMs: p(alone.reads, 0.99),
+      readP99NoisyMs: p(shared.reads, 0.99),
+      lookupP99AloneMs: p(alone.lookups, 0.99),
+      lookupP99NoisyMs: p(shared.lookups, 0.99),
+    };
+  } finally {
+    await a.close();
+    await noisy.close();
+    await victim.close();
+    await target.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchWorkers(options: {
+  workerCounts: readonly number[];
+  ops?: number;
+  samples?: number;
+  progress?: (s: string) => void;
+}): Promise<WorkersFigures> {
+  const loadBefore = loadavg();
+  options.progress?.('  hand-off round trip (in this process)');
+  const handoff = await measureHandoff(2000);
+  const rows: WorkersRow[] = [];
+  for (const n of options.workerCounts) {
+    options.progress?.(`  target with executionWorkers ${n}`);
+    rows.push(await measureTarget(n, options.ops ?? 4000, options.samples ?? 100));
+  }
+  const loadAfter = loadavg();
+  return {
+    rows,
+    handoffP50Us: handoff.p50,
+    handoffP90Us: handoff.p90,
+    handoffCpuUs: handoff.cpu,
+    loadAverage: loadBefore.map((l, i) => (l + loadAfter[i]) / 2),
+  };
+}
+
+export function formatWorkers(f: WorkersFigures): string {
+  const fmt = (n: number | null, d = 1) => (n === null ? '-' : n.toFixed(d));
+  const lines = [
+    `load average during the run: ${f.loadAverage.map((l) => l.toFixed(1)).join(' ')} (2 cores shared with other work: read ratios and CPU figures)`,
+    `hand-off to a worker and back: p50 ${fmt(f.handoffP50Us)} µs, p90 ${fmt(f.handoffP90Us)} µs wall; ${fmt(f.handoffCpuUs)} µs CPU (both threads) per round trip`,
+    '',
+    'workers  lookups/s  server CPU us/lookup  client CPU us/lookup  victim read p99 alone/noisy ms  victim lookup p99 alone/noisy ms',
+  ];
+  for (const r of f.rows) {
+    lines.push(
+      `${String(r.workers).padStart(7)}  ${fmt(r.lookupsPerSec, 0).padStart(9)}  ${fmt(r.serverCpuUsPerLookup).padStart(20)}  ${fmt(r.clientCpuUsPerLookup).padStart(20)}  ${`${fmt(r.readP99AloneMs, 2)}/${fmt(r.readP99NoisyMs, 2)} (${fmt(r.readP99NoisyMs / r.readP99AloneMs, 2)}x)`.padStart(30)}  ${`${fmt(r.lookupP99AloneMs, 2)}/${fmt(r.lookupP99NoisyMs, 2)} (${fmt(r.lookupP99NoisyMs / r.lookupP99AloneMs, 2)}x)`.padStart(32)}`,
+    );
+  }
+  const one = f.rows.find((r) => r.workers === 1);
+  const inline = f.rows.find((r) => r.workers === 0);
+  lines.push('');
+  for (const r of f.rows) {
+    if (one && r.workers > 1)
+      lines.push(
+        `${r.workers} workers vs 1: ${(r.lookupsPerSec / one.lookupsPerSec).toFixed(2)}x lookups/s (target >= 1.3x with 2)`,
+      );
+  }
+  if (one && inline) {
+    lines.push(
+      `1 worker vs steps on the I/O thread: ${(one.lookupsPerSec / inline.lookupsPerSec).toFixed(2)}x lookups/s, server CPU per lookup ${fmt((one.serverCpuUsPerLookup ?? 0) / (inline.serverCpuUsPerLookup ?? 1), 2)}x`,
+    );
+  }
+  lines.push('noisy-tenant targets: victim read p99 <= 1.5x, lookup p99 <= 2x of alone');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,300 @@
+/**
+ * The execution workers: storage-function steps run on a pool of worker threads, never on the
+ * thread that serves sockets (issue 12). Implements the runtime's `StorageExecutor`.
+ *
+ * - A loaded program's sandbox is a shared WebAssembly.Memory with a stack region per worker; its
+ *   maps' values live in it and their hash indexes in SharedArrayBuffers, so every worker and the
+ *   host's map commands (on this thread) see one map. Each worker compiles the linked program
+ *   itself (a load is rare and compiling there keeps the I/O thread free; V8 would share nothing
+ *   by posting the module that recompiling in the worker does not also give).
+ * - Slots stay owned here (the runtime acquires them): an execution is posted with its slot index.
+ * - Hand-off: a message on the worker's port plus a bump and `Atomics.notify` of a shared signal
+ *   word (the worker sleeps in `Atomics.wait` and takes messages with `receiveMessageOnPort`);
+ *   completions come back as messages. `pingRoundTrip()` measures the round trip.
+ * - Placement: an execution goes to the worker with the fewest executions in flight (ties: round
+ *   robin), so a tenant uses idle workers freely; within a worker `DeficitScheduler` shares time
+ *   between tenants by measured CPU.
+ * - A worker that dies (a crash: programs cannot end one) is replaced: its executions in flight fail
+ *   with `ExecutionWorkerError`, map and page-cache locks it held are taken back, and the new worker
+ *   gets every loaded program and namespace again.
+ * - Workers start with the first program load, so a target that never runs programs starts none.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ProgramLoadError } from '../errors.js';
+import type { ExecutionBudget } from '../runtime/budget.js';
+import { ExecutionWorkerError } from '../runtime/errors.js';
+import type { ExecutionRequest, ExecutionResult, ExecutionStats, StorageExecutor } from '../runtime/execution.js';
+import type { SchedulerOptions } from '../runtime/scheduler.js';
+import type { Slot, StorageFunction } from '../runtime/storage-function.js';
+import { decodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
+import type { Logger } from './logger.js';
+import type { PageCache } from './page-cache.js';
+
+type Done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void;
+
+/** What a namespace gives the pool (`Namespace.shareable()`); the cache to recover locks of. */
+export interface ShareableNamespace {
+  readonly shared: SharedNamespace;
+  readonly cache: PageCache | undefined;
+}
+
+interface LoadedProgram {
+  readonly id: number;
+  readonly fn: StorageFunction;
+  readonly message: ToWorker & { t: 'load' };
+}
+
+interface WorkerSlot {
+  readonly index: number;
+  worker: Worker;
+  threadId: number;
+  readonly signal: Int32Array;
+  readonly signalBuffer: SharedArrayBuffer;
+  readonly inflight: Map<number, Done>;
+  readonly namespaces: Set<number>;
+  readonly loads: Map<number, { resolve: () => void; reject: (e: unknown) => void }>;
+  readonly pings: Map<number, () => void>;
+  /** Executions this worker slot finished (statistics, tests). */
+  completed: number;
+}
+
+export interface ExecutionPoolOptions {
+  /** Workers; default one per core beyond the first, at least one. */
+  readonly workers?: number;
+  readonly scheduler?: SchedulerOptions;
+  /** Weight of each tenant (host NQN) in the workers' CPU shares; absent ones weigh 1. */
+  readonly weights?: ReadonlyMap<string, number>;
+  readonly log?: Logger;
+}
+
+export function defaultExecutionWorkers(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+const ZERO_STATS: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+
+export class ExecutionPool implements StorageExecutor {
+  readonly threads: number;
+  private readonly workers: WorkerSlot[] = [];
+  private readonly programs = new Map<StorageFunction, LoadedProgram>();
+  private readonly namespaces = new Map<number, ShareableNamespace>();
+  private nextId = 1;
+  private nextWorker = 0;
+  private closed = false;
+  /** Workers replaced after dying (statistics, tests). */
+  replaced = 0;
+
+  constructor(private readonly options: ExecutionPoolOptions = {}) {
+    const n = options.workers ?? defaultExecutionWorkers();
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`execution workers must be 1-64, got ${n}`);
+    this.threads = n;
+  }
+
+  /** Workers running now (0 before the first load). */
+  get started(): number {
+    return this.workers.length;
+  }
+
+  /** Executions finished by each worker. */
+  completed(): number[] {
+    return this.workers.map((w) => w.completed);
+  }
+
+  /** Executions in flight on each worker. */
+  inflight(): number[] {
+    return this.workers.map((w) => w.inflight.size);
+  }
+
+  private startWorkers(): void {
+    if (this.workers.length > 0 || this.closed) return;
+    for (let i = 0; i < this.threads; i++) {
+      const signalBuffer = new SharedArrayBuffer(4);
+      const slot: WorkerSlot = {
+        index: i,
+        worker: undefined as unknown as Worker,
+        threadId: -1,
+        signal: new Int32Array(signalBuffer),
+        signalBuffer,
+        inflight: new Map(),
+        namespaces: new Set(),
+        loads: new Map(),
+        pings: new Map(),
+        completed: 0,
+      };
+      this.workers.push(slot);
+      this.spawn(slot);
+    }
+  }
+
+  private spawn(slot: WorkerSlot): void {
+    const init: WorkerInit = {
+      index: slot.index,
+      signal: slot.signalBuffer,
+      scheduler: this.options.scheduler ?? {},
+      weights: Object.fromEntries(this.options.weights ?? []),
+    };
+    const worker = new Worker(new URL('./execution-worker.js', import.meta.url), { workerData: { executionWorker: init } });
+    slot.worker = worker;
+    slot.threadId = worker.threadId;
+    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    worker.on('error', (e) => this.options.log?.error(`execution worker ${slot.index} failed: ${e.message}`));
+    worker.on('exit', () => this.onExit(slot, worker));
+    worker.unref();
+  }
+
+  private post(slot: WorkerSlot, m: ToWorker): void {
+    slot.worker.postMessage(m);
+    Atomics.add(slot.signal, 0, 1);
+    Atomics.notify(slot.signal, 0);
+  }
+
+  private onMessage(slot: WorkerSlot, m: FromWorker): void {
+    switch (m.t) {
+      case 'done': {
+        const done = slot.inflight.get(m.id);
+        if (done === undefined) return;
+        slot.inflight.delete(m.id);
+        slot.completed++;
+        if (m.error !== null) done(decodeError(m.error), undefined, m.stats);
+        else done(null, { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats }, m.stats);
+        return;
+      }
+      case 'loaded': {
+        const pending = slot.loads.get(m.id);
+        slot.loads.delete(m.id);
+        if (m.error !== null) pending?.reject(new ProgramLoadError(`execution worker ${slot.index}: ${m.error.message}`));
+        else pending?.resolve();
+        return;
+      }
+      case 'pong':
+        slot.pings.get(m.id)?.();
+        slot.pings.delete(m.id);
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  private onExit(slot: WorkerSlot, worker: Worker): void {
+    if (slot.worker !== worker) return;
+    const dead = slot.threadId;
+    const failure = new ExecutionWorkerError(`execution worker ${slot.index} exited; its executions were lost`);
+    for (const done of slot.inflight.values()) done(failure, undefined, ZERO_STATS);
+    slot.inflight.clear();
+    for (const p of slot.loads.values()) p.reject(failure);
+    slot.loads.clear();
+    slot.pings.clear();
+    slot.namespaces.clear();
+    if (this.closed) return;
+    // Locks the dead thread held would stall every other thread: take them back.
+    for (const p of this.programs.values()) p.fn.maps.recoverLocksOf(dead);
+    for (const ns of this.namespaces.values()) ns.cache?.recoverLockOf(dead);
+    this.replaced++;
+    this.options.log?.error(`execution worker ${slot.index} (thread ${dead}) exited; starting a replacement`);
+    this.spawn(slot);
+    for (const p of this.programs.values()) this.post(slot, p.message);
+  }
+
+  async load(fn: StorageFunction, tenant: string): Promise<void> {
+    if (this.closed) throw new ProgramLoadError('the target is closing');
+    this.startWorkers();
+    const id = this.nextId++;
+    const message: ToWorker & { t: 'load' } = {
+      t: 'load',
+      id,
+      name: fn.name,
+      tenant,
+      program: fn.program,
+      maps: fn.maps.specs,
+      slots: fn.slotCount,
+      memoryMode: fn.memoryMode,
+      shared: fn.shareable(),
+    };
+    const acks = this.workers.map(
+      (slot) =>
+        new Promise<void>((resolve, reject) => {
+          slot.loads.set(id, { resolve, reject });
+          this.post(slot, message);
+        }),
+    );
+    // Known before the acks, so a replacement worker started meanwhile gets it too.
+    const loaded: LoadedProgram = { id, fn, message };
+    this.programs.set(fn, loaded);
+    try {
+      await Promise.all(acks);
+    } catch (e) {
+      this.unload(fn);
+      throw e;
+    }
+  }
+
+  unload(fn: StorageFunction): void {
+    const p = this.programs.get(fn);
+    if (p === undefined) return;
+    this.programs.delete(fn);
+    for (const slot of this.workers) this.post(slot, { t: 'unload', id: p.id });
+  }
+
+  execute(fn: StorageFunction, slot: Slot, request: ExecutionRequest, budget: ExecutionBudget, done: Done): void {
+    const program = this.programs.get(fn);
+    const ns = request.reader.shareable?.() as ShareableNamespace | undefined;
+    if (program === undefined || ns === undefined || this.workers.length === 0) {
+      done(new ExecutionWorkerError(`'${fn.name}' is not loaded on the execution workers`), undefined, ZERO_STATS);
+      return;
+    }
+    const worker = this.pick();
+    if (!this.namespaces.has(ns.shared.id)) this.namespaces.set(ns.shared.id, ns);
+    if (!worker.namespaces.has(ns.shared.id)) {
+      worker.namespaces.add(ns.shared.id);
+      this.post(worker, { t: 'namespace', ns: ns.shared });
+    }
+    const id = this.nextId++;
+    worker.inflight.set(id, done);
+    this.post(worker, {
+      t: 'exec',
+      id,
+      program: program.id,
+      slot: slot.index,
+      namespace: ns.shared.id,
+      params: request.params,
+      input: request.input,
+      mode: request.mode ?? { kind: 'chain' },
+      budget,
+    });
+  }
+
+  /** The worker with the fewest executions in flight; ties go round robin. */
+  private pick(): WorkerSlot {
+    const n = this.workers.length;
+    let best = this.workers[this.nextWorker % n];
+    for (let k = 1; k < n; k++) {
+      const w = this.workers[(this.nextWorker + k) % n];
+      if (w.inflight.size < best.inflight.size) best = w;
+    }
+    this.nextWorker = (best.index + 1) % n;
+    return best;
+  }
+
+  /** Round trip of an empty message to worker `index` and back, in microseconds (the hand-off cost). */
+  pingRoundTrip(index = 0): Promise<number> {
+    this.startWorkers();
+    const slot = this.workers[index];
+    const id = this.nextId++;
+    const start = performance.now();
+    return new Promise((resolve) => {
+      slot.pings.set(id, () => resolve((performance.now() - start) * 1000));
+      this.post(slot, { t: 'ping', id });
+    });
+  }
+
+  /** Kill worker `index` (tests: a crash). */
+  crashForTest(index: number): Promise<number> {
+    return this.workers[index].worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+}

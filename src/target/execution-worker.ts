@@ -1,0 +1,195 @@
+/**
+ * An execution worker: runs storage-function steps off the I/O thread (see execution-pool.ts).
+ *
+ * Messages arrive on the worker's port and are taken with `receiveMessageOnPort`; the I/O thread
+ * bumps and notifies a shared signal word after each one, so an idle worker sleeps in
+ * `Atomics.wait` and wakes in microseconds without a trip through its event loop. Turns are granted
+ * by a `DeficitScheduler` (CPU fairness between tenants over measured turn time); a read of a step
+ * is served from the shared page cache, or read by this thread from the file (`readSync` on its own
+ * descriptor: it blocks only this worker, never the I/O thread) and the whole pages kept in the cache.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { DeficitScheduler } from '../runtime/deficit-scheduler.js';
+import { StorageReadError } from '../runtime/errors.js';
+import { type ExecutionResult, type ExecutionStats, type NamespaceReader, startExecution } from '../runtime/execution.js';
+import { StorageFunction } from '../runtime/storage-function.js';
+import { encodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
+import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
+
+/** Reads up to this size go through the page cache (as on the I/O thread, namespace.ts). */
+const MAX_CACHED_READ_BYTES = 64 * 1024;
+/** Time a worker runs turns before it looks at its port again and lets its event loop run. */
+const PUMP_SLICE_MS = 2;
+/** An idle worker wakes this often anyway (timers of its event loop, termination). */
+const IDLE_WAIT_MS = 50;
+
+/** A namespace as this worker reads it: the shared cache first, then its own descriptor. */
+class WorkerNamespace implements NamespaceReader {
+  readonly sizeBytes: number;
+  private readonly fd: number;
+  private readonly cache: PageCache | undefined;
+  private readonly pages = Buffer.allocUnsafeSlow(MAX_CACHED_READ_BYTES + 2 * CACHE_PAGE_BYTES);
+
+  constructor(ns: SharedNamespace) {
+    this.sizeBytes = ns.sizeBytes;
+    this.fd = openSync(ns.path, 'r');
+    this.cache = ns.cache ? PageCache.attach(ns.cache) : undefined;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  /** Always completes: from the cache, or read now (whole pages, then kept in the cache). */
+  readNow(offset: number, length: number, dest: Uint8Array, destOffset: number): boolean {
+    const cache = this.cache;
+    if (cache !== undefined && length <= MAX_CACHED_READ_BYTES) {
+      if (cache.readInto(offset, length, dest, destOffset)) return true;
+      const start = Math.floor(offset / CACHE_PAGE_BYTES) * CACHE_PAGE_BYTES;
+      const end = Math.min(this.sizeBytes, Math.ceil((offset + length) / CACHE_PAGE_BYTES) * CACHE_PAGE_BYTES);
+      const generation = cache.generation;
+      this.readFully(this.pages, 0, end - start, start);
+      cache.fill(start, this.pages.subarray(0, end - start), generation);
+      dest.set(this.pages.subarray(offset - start, offset - start + length), destOffset);
+      return true;
+    }
+    this.readFully(dest, destOffset, length, offset);
+    return true;
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    try {
+      this.readNow(offset, length, out, 0);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return Promise.resolve(out);
+  }
+
+  /** Positioned reads until `length` bytes are in; zeros past the end of a shrunken file. */
+  private readFully(dest: Uint8Array, at: number, length: number, offset: number): void {
+    let filled = 0;
+    try {
+      while (filled < length) {
+        const n = readSync(this.fd, dest, at + filled, length - filled, offset + filled);
+        if (n === 0) {
+          dest.fill(0, at + filled, at + length);
+          return;
+        }
+        filled += n;
+      }
+    } catch (e) {
+      throw new StorageReadError(`read of ${length} bytes at ${offset} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
+  const signal = new Int32Array(init.signal);
+  const programs = new Map<number, { fn: StorageFunction; tenant: string }>();
+  const namespaces = new Map<number, WorkerNamespace>();
+  const scheduler = new DeficitScheduler({ ...init.scheduler, weightOf: (t) => init.weights[t] ?? 1 });
+  const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+  const handle = (m: ToWorker): void => {
+    switch (m.t) {
+      case 'load': {
+        try {
+          const fn = new StorageFunction({
+            name: m.name,
+            program: m.program,
+            maps: m.maps,
+            slots: m.slots,
+            memoryMode: m.memoryMode,
+            attach: { ...m.shared, threadIndex: init.index },
+          });
+          programs.set(m.id, { fn, tenant: m.tenant });
+          send({ t: 'loaded', id: m.id, error: null });
+        } catch (e) {
+          send({ t: 'loaded', id: m.id, error: encodeError(e) });
+        }
+        return;
+      }
+      case 'unload':
+        programs.delete(m.id);
+        return;
+      case 'namespace':
+        if (!namespaces.has(m.ns.id)) namespaces.set(m.ns.id, new WorkerNamespace(m.ns));
+        return;
+      case 'ping':
+        send({ t: 'pong', id: m.id });
+        return;
+      case 'exec': {
+        const id = m.id;
+        const done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
+          if (error !== null || result === undefined) {
+            send({ t: 'done', id, error: encodeError(error), returnValue: 0n, output: null, stats });
+            return;
+          }
+          const output = result.output;
+          send(
+            { t: 'done', id, error: null, returnValue: result.returnValue, output, stats },
+            output.byteLength > 0 ? [output.buffer as ArrayBuffer] : undefined,
+          );
+        };
+        const program = programs.get(m.program);
+        const reader = namespaces.get(m.namespace);
+        if (program === undefined || reader === undefined) {
+          const zero = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+          done(
+            new StorageReadError(`worker ${init.index} has no program ${m.program} or namespace ${m.namespace}`),
+            undefined,
+            zero,
+          );
+          return;
+        }
+        const { fn, tenant } = program;
+        startExecution(
+          fn,
+          fn.slotAt(m.slot),
+          { reader, params: m.params, input: m.input, mode: m.mode, tenant },
+          m.budget,
+          scheduler,
+          done,
+        );
+        return;
+      }
+    }
+  };
+
+  const drain = (): void => {
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+      const message = m.message as ToWorker;
+      try {
+        handle(message);
+      } catch (e) {
+        // A message this worker cannot act on fails alone (an execution gets its error), never the worker.
+        if (message.t === 'exec') {
+          const zero = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+          send({ t: 'done', id: message.id, error: encodeError(e), returnValue: 0n, output: null, stats: zero });
+        }
+      }
+    }
+  };
+
+  const pump = (): void => {
+    const seen = Atomics.load(signal, 0);
+    drain();
+    const until = performance.now() + PUMP_SLICE_MS;
+    while (scheduler.runNext()) {
+      if (Atomics.load(signal, 0) !== seen) break;
+      if (performance.now() > until) break;
+    }
+    if (scheduler.waiting === 0 && Atomics.load(signal, 0) === seen) Atomics.wait(signal, 0, seen, IDLE_WAIT_MS);
+    setImmediate(pump);
+  };
+
+  send({ t: 'ready' });
+  pump();
+}
+
+if (!isMainThread && parentPort && (workerData as { executionWorker?: WorkerInit } | undefined)?.executionWorker) {
+  runWorker(parentPort, (workerData as { executionWorker: WorkerInit }).executionWorker);
+}
