@@ -29,13 +29,16 @@ export class ExpositionError extends Error {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 
+// Case-insensitive, as Prometheus's own parser (Go's ParseFloat) reads them: prom-client writes
+// `Nan` (its default event-loop-lag gauges are NaN until the first sample).
 function parseValue(text: string, line: number): number {
-  switch (text) {
-    case '+Inf':
+  switch (text.toLowerCase()) {
+    case '+inf':
+    case 'inf':
       return Number.POSITIVE_INFINITY;
-    case '-Inf':
+    case '-inf':
       return Number.NEGATIVE_INFINITY;
-    case 'NaN':
+    case 'nan':
       return Number.NaN;
   }
   const v = Number(text);

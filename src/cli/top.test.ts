@@ -96,6 +96,9 @@ describe('top: the exposition parser', () => {
         'c{le="+Inf"} +Inf',
         'd NaN',
         'e{} -Inf',
+        // prom-client writes NaN as `Nan` (its event-loop-lag gauges before the first sample).
+        'nodejs_eventloop_lag_mean_seconds Nan',
+        'f inf',
         '',
       ].join('\n'),
     );
@@ -106,6 +109,8 @@ describe('top: the exposition parser', () => {
     ]);
     assert.ok(Number.isNaN(samples[3].value));
     assert.equal(samples[4].value, Number.NEGATIVE_INFINITY);
+    assert.ok(Number.isNaN(samples[5].value));
+    assert.equal(samples[6].value, Number.POSITIVE_INFINITY);
     for (const bad of ['{x="1"} 1', 'a{x=1} 1', 'a{x="1} 1', 'a', 'a one', 'a 1 2 3']) {
       assert.throws(() => parseExposition(bad), ExpositionError, bad);
     }
@@ -269,8 +274,8 @@ describe('nearbpf top against a target under load', () => {
   });
 
   it('--once: the text view names the tenant, program and namespace', async () => {
-    const { code, stdout } = await underLoad(() => top(['--metrics', metricsAddress, '--once', '--interval', '0.3']));
-    assert.equal(code, 0);
+    const { code, stdout, stderr } = await underLoad(() => top(['--metrics', metricsAddress, '--once', '--interval', '0.3']));
+    assert.equal(code, 0, stderr);
     assert.match(stdout, /^nearbpf top {2}http:\/\/127\.0\.0\.1:\d+\/metrics {2}every 0\.\d s {3}target CPU [\d.]+% of a core/);
     const lines = stdout.split('\n');
     const programRow = lines.find((l) => l.includes(' walk '));
