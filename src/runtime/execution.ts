@@ -309,9 +309,10 @@ class Execution implements TurnTaker {
     try {
       this.runSteps(turnStartMs);
     } finally {
-      // A turn that ended the execution ends when it settled, so running and waiting time always fit
-      // inside `durationMs`.
-      this.stats.runMs += (this.settled ? this.settledAtMs : performance.now()) - turnStartMs;
+      // A turn ends when it settled the execution or queued it for the next turn (waiting starts
+      // then), so running and waiting time never overlap and always fit inside `durationMs`.
+      const endMs = this.settled ? this.settledAtMs : this.turnRequestedAtMs !== 0 ? this.turnRequestedAtMs : performance.now();
+      this.stats.runMs += endMs - turnStartMs;
     }
   }
 

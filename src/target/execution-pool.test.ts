@@ -5,7 +5,9 @@
  * tenant's plain reads or lookups with it.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NvmeTcpHost } from '../client/host.js';
@@ -106,6 +108,21 @@ describe('execution workers', () => {
     rtts.sort((a, b) => a - b);
     t.diagnostic(`hand-off round trip: p50 ${rtts[100].toFixed(1)} µs, p90 ${rtts[180].toFixed(1)} µs`);
     assert.ok(rtts.every((x) => Number.isFinite(x) && x > 0));
+  });
+
+  it('keeps the process alive while a worker has work outstanding, and lets it exit when idle', () => {
+    // Nothing but the ping on the event loop: an unref'd worker would let the process exit first.
+    const script = `import { ExecutionPool } from ${JSON.stringify(new URL('./execution-pool.js', import.meta.url).href)};
+      const pool = new ExecutionPool({ workers: 1 });
+      const us = await pool.pingRoundTrip(0);
+      console.log(us > 0 ? 'pong' : 'no pong');`;
+    const dir = mkdtempSync(join(tmpdir(), 'nearbpf-pool-'));
+    const file = join(dir, 'ping.mjs');
+    writeFileSync(file, script);
+    const child = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), 'pong', 'and it exits once idle, without close()');
   });
 
   it("keeps a victim's plain-read and lookup p99 near their values alone next to a CPU-heavy tenant", async (t) => {

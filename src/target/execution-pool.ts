@@ -143,6 +143,16 @@ export class ExecutionPool implements StorageExecutor {
     worker.unref();
   }
 
+  /**
+   * An idle worker does not keep the process alive (a target closes its pool when it stops), but
+   * one with work outstanding must: a caller awaiting an execution, a load or a ping with nothing
+   * else on the event loop would otherwise see the process exit under it.
+   */
+  private keepAliveWhileBusy(slot: WorkerSlot): void {
+    if (slot.inflight.size + slot.loads.size + slot.pings.size > 0) slot.worker.ref();
+    else slot.worker.unref();
+  }
+
   private post(slot: WorkerSlot, m: ToWorker): void {
     slot.worker.postMessage(m);
     Atomics.add(slot.signal, 0, 1);
@@ -155,6 +165,7 @@ export class ExecutionPool implements StorageExecutor {
         const done = slot.inflight.get(m.id);
         if (done === undefined) return;
         slot.inflight.delete(m.id);
+        this.keepAliveWhileBusy(slot);
         slot.completed++;
         if (m.error !== null) done(decodeError(m.error), undefined, m.stats);
         else done(null, { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats }, m.stats);
@@ -163,6 +174,7 @@ export class ExecutionPool implements StorageExecutor {
       case 'loaded': {
         const pending = slot.loads.get(m.id);
         slot.loads.delete(m.id);
+        this.keepAliveWhileBusy(slot);
         if (m.error !== null) pending?.reject(new ProgramLoadError(`execution worker ${slot.index}: ${m.error.message}`));
         else pending?.resolve();
         return;
@@ -170,6 +182,7 @@ export class ExecutionPool implements StorageExecutor {
       case 'pong':
         slot.pings.get(m.id)?.();
         slot.pings.delete(m.id);
+        this.keepAliveWhileBusy(slot);
         return;
       case 'ready':
         return;
@@ -215,6 +228,7 @@ export class ExecutionPool implements StorageExecutor {
       (slot) =>
         new Promise<void>((resolve, reject) => {
           slot.loads.set(id, { resolve, reject });
+          this.keepAliveWhileBusy(slot);
           this.post(slot, message);
         }),
     );
@@ -251,6 +265,7 @@ export class ExecutionPool implements StorageExecutor {
     }
     const id = this.nextId++;
     worker.inflight.set(id, done);
+    this.keepAliveWhileBusy(worker);
     this.post(worker, {
       t: 'exec',
       id,
@@ -284,6 +299,7 @@ export class ExecutionPool implements StorageExecutor {
     const start = performance.now();
     return new Promise((resolve) => {
       slot.pings.set(id, () => resolve((performance.now() - start) * 1000));
+      this.keepAliveWhileBusy(slot);
       this.post(slot, { t: 'ping', id });
     });
   }
