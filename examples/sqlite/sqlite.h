@@ -37,8 +37,18 @@ struct sq_input {
   __u32 arg_off;    /* byte offset of the query arguments */
   __u32 flags;
   __u64 limit;      /* rows to return at most */
-  __u64 reserved;
+  __u64 max_steps;  /* steps a program may take before it stops and returns a cursor (0: SQ_DEFAULT_STEPS) */
 };
+
+/* Fits the default budget of 1,024 steps per execution, with room to finish the current row. */
+#define SQ_DEFAULT_STEPS 960
+
+/* Whether the execution has used its share of steps (the program then stops at the next boundary). */
+#define SQ_OUT_OF_STEPS(ctx)                                                                        \
+  ({                                                                                                \
+    __u64 m_ = SQ_VOL(((const struct sq_input *)NB_INPUT(ctx))->max_steps);                          \
+    (ctx)->step >= (m_ ? m_ : SQ_DEFAULT_STEPS);                                                    \
+  })
 
 /* Where a run of the file lies on the namespace (`filefrag -e`): sorted by file_off, disjoint. */
 struct sq_extent {
@@ -58,6 +68,7 @@ struct sq_extent {
 #define SQ_ERR_UNMAPPED 7       /* a page the extent map does not cover */
 #define SQ_ERR_RECORD 8         /* a record whose header is malformed */
 #define SQ_ERR_SHORT 9          /* the data of a step is shorter than a page */
+#define SQ_ERR_SPILLED_KEY 10   /* not corruption: an index entry's compared bytes or rowid are on overflow pages */
 /* Step outcomes of the walkers below the programs (never confused with an SQ_ERROR). */
 #define SQ_DONE 1
 #define SQ_READ_PAGE 2

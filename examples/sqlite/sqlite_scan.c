@@ -8,7 +8,7 @@
 // The per-row work is a flat loop of micro-operations whose state lives in scratch (one cell, one
 // column, or one 8-byte word per operation): the verifier then walks SC_OPS_PER_STEP iterations
 // of one small body. A leaf that needs more operations is read again (from the target's page
-// cache) in the next step. After SC_MAX_STEPS steps the execution stops at a leaf boundary and
+// cache) in the next step. After in->max_steps steps (960 by default) the execution stops at a row boundary and
 // emits a cursor; the host resumes from it with another execution.
 #include "compare.h"
 
@@ -20,7 +20,6 @@
 #ifndef SC_OPS_PER_STEP
 #define SC_OPS_PER_STEP 4
 #endif
-#define SC_MAX_STEPS 960   // then stop at the next row boundary: within the default budget of 1024
 
 // Output items: a 16-byte header, then bytes.
 #define SC_ROW 1        // b = rowid: a matching row (when projecting); its COLVALs follow
@@ -415,7 +414,7 @@ static __always_inline __u64 sc_next_leaf(struct nb_ctx *ctx, volatile struct sc
   st->c.in_leaf = 0;
   __u64 pos = st->c.win_pos;
   if (pos < st->c.win_n) {
-    if (ctx->step >= SC_MAX_STEPS) return sc_finish(st, 1);
+    if (SQ_OUT_OF_STEPS(ctx)) return sc_finish(st, 1);
     st->c.win_pos = pos + 1;
     st->leaf = st->c.win[pos & (SC_WINDOW - 1)];
     st->phase = SC_LEAF;
@@ -424,7 +423,7 @@ static __always_inline __u64 sc_next_leaf(struct nb_ctx *ctx, volatile struct sc
   }
   __u64 depth = st->c.depth;
   if (depth == 0) return sc_finish(st, 0);
-  if (ctx->step >= SC_MAX_STEPS) return sc_finish(st, 1);
+  if (SQ_OUT_OF_STEPS(ctx)) return sc_finish(st, 1);
   st->leaf = st->c.pages[(depth - 1) & 31];
   st->phase = SC_INTERIOR;
   return SQ_READ_PAGE;
@@ -518,7 +517,7 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
   }
 
   // SC_LEAF: the leaf in data, continued from where the last step stopped.
-  if (st->op == OP_CELL && ctx->step >= SC_MAX_STEPS) {
+  if (st->op == OP_CELL && SQ_OUT_OF_STEPS(ctx)) {
     // Out of steps at a row boundary: the host resumes in this leaf.
     st->c.in_leaf = 1;
     st->c.leaf = page;
@@ -535,7 +534,7 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
   for (__u64 k = 0; k < SC_OPS_PER_STEP; k++) {
     if (st->op == OP_DONE) break;
     // Out of steps: stop at the next row boundary (the next step then ends the execution).
-    if (st->op == OP_CELL && ctx->step >= SC_MAX_STEPS) break;
+    if (st->op == OP_CELL && SQ_OUT_OF_STEPS(ctx)) break;
     err = sc_op(ctx, st, data, end);
     if (err) return err;
   }

@@ -10,7 +10,18 @@ import { REPO_ROOT } from '../testing/conformance-data.js';
 import { programError, SqliteCorruptError, SqliteQueryError } from './errors.js';
 import { getRecord, indexEntries, type Tree, tableRows } from './fetched.js';
 import { compareKeyPrefix, type DatabaseHeader, decodeHeader, decodeRecord, type SqlValue } from './format.js';
-import { decodeRowOutput, encodeInput, INPUT_HEADER_BYTES, MAX_ROWS_PER_EXECUTION, type RowRecord } from './input.js';
+import {
+  DEFAULT_STEPS_PER_EXECUTION,
+  decodeRowOutput,
+  encodeIndexArgs,
+  encodeInput,
+  INPUT_HEADER_BYTES,
+  type IndexBounds,
+  MAX_INDEX_KEY_COLUMNS,
+  MAX_ROWS_PER_EXECUTION,
+  MAX_STEPS_PER_EXECUTION,
+  type RowRecord,
+} from './input.js';
 import { type ByteReader, type DatabaseLocation, normalizeExtents, PageReader } from './pages.js';
 import {
   BestValue,
@@ -27,8 +38,8 @@ import {
 } from './scan.js';
 import { buildSchema, type IndexInfo, type Schema, type TableInfo } from './schema.js';
 
-export type SqliteFunctionName = 'sqlite_get' | 'sqlite_scan';
-export const SQLITE_FUNCTION_NAMES: readonly SqliteFunctionName[] = ['sqlite_get', 'sqlite_scan'];
+export type SqliteFunctionName = 'sqlite_get' | 'sqlite_scan' | 'sqlite_index';
+export const SQLITE_FUNCTION_NAMES: readonly SqliteFunctionName[] = ['sqlite_get', 'sqlite_scan', 'sqlite_index'];
 export const sqliteObjectPath = (name: SqliteFunctionName) => join(REPO_ROOT, 'examples', 'build', `${name}.o`);
 
 /** Handles of the loaded storage functions (a query whose function is missing can only be fetched). */
@@ -81,6 +92,8 @@ export class SqliteDatabase {
     private readonly tree: Tree,
     private readonly programs: ProgramClient | undefined,
     private readonly handles: SqliteHandles,
+    /** Steps one execution of a scan may take before it returns a cursor (see `open`). */
+    readonly maxStepsPerExecution: number,
   ) {}
 
   /**
@@ -94,7 +107,20 @@ export class SqliteDatabase {
     handles?: SqliteHandles;
     /** Bytes of the file, when known (a fallback for the page count of legacy writers). */
     fileBytes?: number;
+    /**
+     * Steps one execution may take before the storage function stops at a row boundary and
+     * returns a cursor (default 960, within the target's default budget of 1,024 steps). A tenant
+     * whose budget (`maxSteps`, `maxBytesRead`, `maxInstructionsPerExecution`) allows more can run a
+     * whole scan in one execution: leave a margin of 64 steps below its `maxSteps` to finish a row.
+     */
+    maxStepsPerExecution?: number;
   }): Promise<SqliteDatabase> {
+    const maxSteps = options.maxStepsPerExecution ?? DEFAULT_STEPS_PER_EXECUTION;
+    if (!Number.isInteger(maxSteps) || maxSteps < 1 || maxSteps > MAX_STEPS_PER_EXECUTION)
+      throw new SqliteQueryError(
+        'ERR_SQLITE_ARGUMENT',
+        `maxStepsPerExecution must be an integer in 1..${MAX_STEPS_PER_EXECUTION}, not ${maxSteps}`,
+      );
     const location: DatabaseLocation = options.location.extents
       ? { ...options.location, extents: normalizeExtents(options.location.extents) }
       : options.location;
@@ -109,8 +135,14 @@ export class SqliteDatabase {
     const tree: Tree = { pages, header };
     const rows: SqlValue[][] = [];
     for await (const r of tableRows(tree, 1)) rows.push(decodeRecord(r.record, 1));
-    return new SqliteDatabase(location, header, buildSchema(rows), tree, options.programs, options.handles ?? {});
+    return new SqliteDatabase(location, header, buildSchema(rows), tree, options.programs, options.handles ?? {}, maxSteps);
   }
+
+  /**
+   * What the queries so far did: executions per storage function, and index ranges (or their
+   * remainders) walked by the client although pushdown was asked for (see `range`).
+   */
+  readonly counters = { executions: { sqlite_get: 0, sqlite_scan: 0, sqlite_index: 0 }, clientIndexWalks: 0 };
 
   /** Reads and bytes the fetched queries issued so far. */
   get fetchedReads(): { reads: number; bytes: number } {
@@ -177,6 +209,7 @@ export class SqliteDatabase {
     const handle = this.handles[name];
     if (handle === undefined || !this.programs)
       throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `${name} is not loaded on the target: use the fetched twin`);
+    this.counters.executions[name]++;
     const r = await this.programs.execute(handle, { nsid: this.location.nsid, input, maxOutputBytes: MAX_OUTPUT_BYTES });
     const err = programError(r.returnValue);
     if (err) throw err;
@@ -248,7 +281,12 @@ export class SqliteDatabase {
       let cursor: Buffer | undefined;
       do {
         const args = encodeScanArgs(plan, INPUT_HEADER_BYTES, cursor);
-        const input = encodeInput(this.location, this.header, { tableRoot: table.rootPage, nargs: 0, args });
+        const input = encodeInput(this.location, this.header, {
+          tableRoot: table.rootPage,
+          nargs: 0,
+          args,
+          maxSteps: this.maxStepsPerExecution,
+        });
         const r = await this.execute('sqlite_scan', input);
         executions++;
         const part = decodeScanOutput(r.output, table.rowidColumn, plan.sum >= 0 && plan.sum === table.rowidColumn);
@@ -286,9 +324,11 @@ export class SqliteDatabase {
 
   /**
    * Rows whose index key prefix lies in [lo, hi) (hi included with `hiInclusive`; either bound may
-   * be omitted), in index order, at most `limit`. The index entries are read by the client (the
-   * storage function for index walks does not verify with today's verifier: see examples/sqlite);
-   * the rows come from the table in one execution of sqlite_get per 64 rows (fetched: page by page).
+   * be omitted), in index order, at most `limit`. Pushed down, `sqlite_index` walks the index and
+   * fetches the rows in one execution per 64 rows; an index it cannot walk (an expression, DESC,
+   * COLLATE or partial index, more than 7 columns, keys too large for the input blob, or an entry
+   * whose compared bytes spill to overflow pages) is walked by the client, the rows still pushed
+   * down. Fetched: the client walks both trees.
    */
   async range(
     indexName: string,
@@ -302,12 +342,113 @@ export class SqliteDatabase {
     if (!(limit > 0)) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', 'the limit must be positive');
     // A NULL in a bound matches nothing (as `col = NULL` in SQL).
     if (lo?.some((v) => v === null) || hi?.some((v) => v === null)) return [];
+    const bounds: { lo?: readonly SqlValue[]; hi?: readonly SqlValue[]; hiInclusive: boolean; loExclusive: boolean } = {
+      lo,
+      hi,
+      hiInclusive: options.hiInclusive ?? false,
+      loExclusive: false,
+    };
+    // As in SQL, `col < x` leaves out NULLs (they sort first): start after them.
+    if (!lo && hi) {
+      bounds.lo = [null];
+      bounds.loExclusive = true;
+    }
+    const rows: Row[] = [];
+    if (!options.fetched && this.indexPushable(index, table, bounds)) {
+      const columns = index.columns.map((c) => this.column(table, c as string));
+      while (rows.length < limit) {
+        const want = Math.min(MAX_ROWS_PER_EXECUTION, limit - rows.length);
+        const part = await this.indexPart(index, table, bounds, want);
+        if (part === undefined) break; // the client walks the rest
+        rows.push(...part);
+        if (part.length < want) return rows;
+        // Resume after the last entry: its key is the row's indexed values, then its rowid.
+        const last = part[part.length - 1];
+        bounds.lo = [...columns.map((c) => last.values[c] ?? null), rowidValue(last.rowid)];
+        bounds.loExclusive = true;
+      }
+      if (rows.length >= limit) return rows;
+    }
+    if (!options.fetched) this.counters.clientIndexWalks++;
+    const rowids = await this.indexRowids(index, bounds, limit - rows.length);
+    if (options.fetched) {
+      for (const id of rowids) {
+        const rec = await getRecord(this.tree, table.rootPage, id);
+        rows.push(this.indexedRow(index, table, id, rec));
+      }
+      return rows;
+    }
+    for (const r of await this.getRecords(table, rowids)) rows.push(this.indexedRow(index, table, r.rowid, r.record));
+    return rows;
+  }
+
+  /** Whether sqlite_index can answer a range of this index. */
+  private indexPushable(index: IndexInfo, table: TableInfo, b: { lo?: readonly SqlValue[]; hi?: readonly SqlValue[] }): boolean {
+    if (this.handles.sqlite_index === undefined || !this.programs || index.unsupported) return false;
+    const n = index.columns.length;
+    if (n === 0 || n + 1 > MAX_INDEX_KEY_COLUMNS || index.columns.some((c) => c === undefined)) return false;
+    if ((b.lo?.length ?? 0) > n || (b.hi?.length ?? 0) > n) return false;
+    return index.columns.every((c) => table.columns.some((x) => x.toLowerCase() === (c as string).toLowerCase()));
+  }
+
+  /**
+   * One execution of sqlite_index: up to `want` rows from the bounds on. Undefined when the target
+   * cannot answer (an index entry spilling where it compares, or bounds too large for the input).
+   */
+  private async indexPart(index: IndexInfo, table: TableInfo, bounds: IndexBounds, want: number): Promise<Row[] | undefined> {
+    let input: Buffer;
+    try {
+      const args = encodeIndexArgs(bounds, index.columns.length, INPUT_HEADER_BYTES);
+      input = encodeInput(this.location, this.header, {
+        tableRoot: table.rootPage,
+        indexRoot: index.rootPage,
+        nargs: 0,
+        args,
+        limit: want,
+      });
+    } catch (e) {
+      if (e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_TOO_LARGE') return undefined;
+      throw e;
+    }
+    let r: ExecuteResult;
+    try {
+      r = await this.execute('sqlite_index', input);
+    } catch (e) {
+      if (e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_KEY_OVERFLOW') return undefined;
+      throw e;
+    }
+    const records = decodeRowOutput(r.output);
+    if (BigInt(records.length) !== r.returnValue)
+      throw new SqliteQueryError(
+        'ERR_SQLITE_ARGUMENT',
+        `sqlite_index returned ${records.length} rows for ${r.returnValue} entries`,
+      );
+    return records.map((x) => this.indexedRow(index, table, x.rowid, x.record));
+  }
+
+  /** The row an index entry names; an entry whose row is missing is corruption. */
+  private indexedRow(index: IndexInfo, table: TableInfo, rowid: bigint, record: Uint8Array | undefined): Row {
+    if (!record)
+      throw new SqliteCorruptError(
+        'ERR_SQLITE_RECORD',
+        index.rootPage,
+        `index ${index.name} names rowid ${rowid}, absent from ${table.name}`,
+      );
+    return this.row(table, rowid, record);
+  }
+
+  /** Rowids of the entries within the bounds, in index order, walked by the client. */
+  private async indexRowids(index: IndexInfo, b: IndexBounds, limit: number): Promise<bigint[]> {
     const rowids: bigint[] = [];
-    for await (const entry of indexEntries(this.tree, index.rootPage, lo)) {
-      if (lo && compareKeyPrefix(entry, lo) < 0) continue;
-      if (hi) {
-        const c = compareKeyPrefix(entry, hi);
-        if (c > 0 || (c === 0 && !options.hiInclusive)) break;
+    if (!(limit > 0)) return rowids;
+    for await (const entry of indexEntries(this.tree, index.rootPage, b.lo)) {
+      if (b.lo) {
+        const c = compareKeyPrefix(entry, b.lo);
+        if (c < 0 || (c === 0 && b.loExclusive)) continue;
+      }
+      if (b.hi) {
+        const c = compareKeyPrefix(entry, b.hi);
+        if (c > 0 || (c === 0 && !b.hiInclusive)) break;
       }
       const rowid = entry[entry.length - 1];
       if (typeof rowid !== 'number' && typeof rowid !== 'bigint')
@@ -315,15 +456,7 @@ export class SqliteDatabase {
       rowids.push(BigInt(rowid));
       if (rowids.length >= limit) break;
     }
-    if (options.fetched) {
-      const out: Row[] = [];
-      for (const id of rowids) {
-        const rec = await getRecord(this.tree, table.rootPage, id);
-        if (rec) out.push(this.row(table, id, rec));
-      }
-      return out;
-    }
-    return (await this.getRecords(table, rowids)).flatMap((r) => (r.record ? [this.row(table, r.rowid, r.record)] : []));
+    return rowids;
   }
 
   /** Records by rowid, pushed down. */

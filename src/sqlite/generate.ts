@@ -69,6 +69,27 @@ export function randomValue(kind: ColumnKind, r: () => number, maxBytes: number)
 
 const toSqlite = (v: SqlValue) => (v instanceof Uint8Array ? Buffer.from(v) : v);
 
+/** An empty database file with the page size and reserved bytes per page asked for. */
+function createEmptyDatabase(path: string, pageSize: number, reservedBytes: number): void {
+  const db = new Database(path);
+  try {
+    db.pragma(`page_size = ${pageSize}`);
+    db.pragma('journal_mode = DELETE');
+    db.pragma('user_version = 1');
+    if (reservedBytes) {
+      // Reserved bytes cannot be set through SQL: set them in the header of the still-empty file.
+      db.close();
+      const bytes = readFileSync(path);
+      bytes[20] = reservedBytes;
+      // The empty schema page's cell content area starts at the end of the usable space.
+      bytes.writeUInt16BE((pageSize - reservedBytes) & 0xffff, 105);
+      writeFileSync(path, bytes);
+    }
+  } finally {
+    if (db.open) db.close();
+  }
+}
+
 /** Create a database file at `path` with one random table `t` (plus indexes). */
 export function generateDatabase(path: string, o: GenerateOptions): GeneratedTable {
   const r = rng(o.seed);
@@ -86,23 +107,7 @@ export function generateDatabase(path: string, o: GenerateOptions): GeneratedTab
     { name: 't_c0', columns: ['c0'], unique: false },
     { name: 't_uid', columns: ['uid'], unique: true },
   ];
-  const db = new Database(path);
-  try {
-    db.pragma(`page_size = ${o.pageSize}`);
-    db.pragma('journal_mode = DELETE');
-    db.pragma('user_version = 1');
-    if (o.reservedBytes) {
-      // Reserved bytes cannot be set through SQL: set them in the header of the still-empty file.
-      db.close();
-      const bytes = readFileSync(path);
-      bytes[20] = o.reservedBytes;
-      // The empty schema page's cell content area starts at the end of the usable space.
-      bytes.writeUInt16BE((o.pageSize - o.reservedBytes) & 0xffff, 105);
-      writeFileSync(path, bytes);
-    }
-  } finally {
-    if (db.open) db.close();
-  }
+  createEmptyDatabase(path, o.pageSize, o.reservedBytes ?? 0);
   const db2 = new Database(path);
   try {
     const decl = columns.map((c) => `${c.name} ${c.kind === 'ANY' ? '' : c.kind}`).join(', ');
@@ -174,3 +179,70 @@ export function buildBenchDatabase(path: string, rows: number): void {
 }
 
 export const benchName = (i: number) => `user${(i * 2654435761) % 4294967296}`;
+
+/** Columns of the index test table x and their indexes (one per type, a pair, one with spilling keys). */
+export const INDEX_TEST_INDEXES = [
+  { name: 'x_i', columns: ['i'] },
+  { name: 'x_r', columns: ['r'] },
+  { name: 'x_s', columns: ['s'] },
+  { name: 'x_b', columns: ['b'] },
+  { name: 'x_m', columns: ['m'] },
+  { name: 'x_is', columns: ['i', 's'] },
+  { name: 'x_u', columns: ['u'] },
+  { name: 'x_big', columns: ['big'] },
+] as const;
+
+/**
+ * A table x(id, i INTEGER, r REAL, s TEXT, b BLOB, m (any type), u UNIQUE, big TEXT) whose values
+ * come from small domains, so every key has duplicates (some more than 64 rows): 64-bit and
+ * negative integers, integral and fractional reals, texts and blobs sharing 8-byte prefixes and
+ * differing only in length, and `big` texts long enough to spill out of index pages, half of them
+ * sharing a 600-byte prefix. Returns the domains, to draw keys from.
+ */
+export function generateIndexDatabase(
+  path: string,
+  o: { rows: number; pageSize: number; reservedBytes?: number; seed: number },
+): Record<'i' | 'r' | 's' | 'b' | 'm' | 'big', SqlValue[]> {
+  const r = rng(o.seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+  const ints: SqlValue[] = [0, 1, -1, 7, 255, 256, 65535, -65536, 2 ** 31, 2 ** 40 + 3, 2n ** 62n, -(2n ** 63n), 2n ** 63n - 1n];
+  for (let k = 0; k < 20; k++) ints.push(Math.floor(r() * 2000) - 1000);
+  const reals: SqlValue[] = [0.5, -0.5, 3, -7, 1e-300, 1e300, 2 ** 53 + 2, 123.25];
+  for (let k = 0; k < 15; k++) reals.push((r() - 0.5) * 1e4);
+  const texts: SqlValue[] = ['', 'a', 'ab', 'abcdefgh', 'abcdefghi', 'abcdefgh\u0000', 'é', 'zz'];
+  for (let k = 0; k < 25; k++) texts.push(`shared-prefix-${Math.floor(r() * 1000)}${k % 3 === 0 ? '-tail-of-words' : ''}`);
+  const blobs: SqlValue[] = [
+    new Uint8Array(0),
+    Uint8Array.of(0),
+    Uint8Array.of(0, 0),
+    Uint8Array.of(255),
+    new Uint8Array(9).fill(1),
+  ];
+  for (let k = 0; k < 10; k++) blobs.push(Uint8Array.from({ length: 1 + Math.floor(r() * 20) }, () => Math.floor(r() * 256)));
+  const mixed = [...ints.slice(0, 8), ...reals.slice(0, 5), ...texts.slice(0, 6), ...blobs.slice(0, 4)];
+  const shared = 'p'.repeat(600);
+  const bigs: SqlValue[] = [];
+  for (let k = 0; k < 12; k++) {
+    const tail = `${k}-${'q'.repeat(Math.floor(r() * 2000))}`;
+    bigs.push(k % 2 === 0 ? `${shared}${tail}` : `${k}${tail}`);
+  }
+  createEmptyDatabase(path, o.pageSize, o.reservedBytes ?? 0);
+  const db = new Database(path);
+  try {
+    db.exec('CREATE TABLE x(id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, m, u INTEGER UNIQUE, big TEXT)');
+    for (const ix of INDEX_TEST_INDEXES.filter((x) => x.name !== 'x_u'))
+      db.exec(`CREATE INDEX ${ix.name} ON x(${ix.columns.join(', ')})`);
+    db.exec('CREATE UNIQUE INDEX x_u ON x(u)');
+    const ins = db.prepare('INSERT INTO x VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const val = (xs: readonly SqlValue[]) => (r() < 0.05 ? null : toSqlite(pick(xs)));
+    db.transaction(() => {
+      for (let id = 1; id <= o.rows; id++)
+        ins.run(id, val(ints), val(reals), val(texts), val(blobs), val(mixed), id * 7 - 3000, r() < 0.3 ? val(bigs) : null);
+    })();
+    // Deletes leave freeblocks and half-empty pages in every tree.
+    db.prepare('DELETE FROM x WHERE id % 5 = 2').run();
+  } finally {
+    db.close();
+  }
+  return { i: ints, r: reals, s: texts, b: blobs, m: mixed, big: bigs };
+}

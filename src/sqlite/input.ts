@@ -4,7 +4,7 @@
  * extent table. Also the decoder of their row output (struct sq_row_out + record).
  */
 import { SqliteQueryError } from './errors.js';
-import type { DatabaseHeader } from './format.js';
+import type { DatabaseHeader, SqlValue } from './format.js';
 import type { DatabaseLocation } from './pages.js';
 
 export const INPUT_HEADER_BYTES = 64;
@@ -20,7 +20,14 @@ export interface InputFields {
   readonly args: Uint8Array;
   readonly flags?: number;
   readonly limit?: number;
+  /** Steps a program may take before it stops and returns a cursor (0: its default, 960). */
+  readonly maxSteps?: number;
 }
+
+/** Steps the storage functions take per execution unless told otherwise (SQ_DEFAULT_STEPS). */
+export const DEFAULT_STEPS_PER_EXECUTION = 960;
+/** The most a host may ask for (the target's own budget still applies). */
+export const MAX_STEPS_PER_EXECUTION = 2 ** 32 - 1;
 
 export function encodeInput(location: DatabaseLocation, header: DatabaseHeader, f: InputFields): Buffer {
   const extents = location.extents ?? [];
@@ -45,6 +52,7 @@ export function encodeInput(location: DatabaseLocation, header: DatabaseHeader, 
   b.writeUInt32LE(argOff, 40);
   b.writeUInt32LE(f.flags ?? 0, 44);
   b.writeBigUInt64LE(BigInt(f.limit ?? 0), 48);
+  b.writeBigUInt64LE(BigInt(f.maxSteps ?? 0), 56);
   b.set(f.args, argOff);
   extents.forEach((e, i) => {
     const at = extOff + i * EXTENT_BYTES;
@@ -81,4 +89,83 @@ export function decodeRowOutput(out: Uint8Array): RowRecord[] {
     at += size;
   }
   return rows;
+}
+
+/** Bytes a constant takes after the fixed part of the arguments (TEXT/BLOB bytes and 8 of slack). */
+export function keyBytes(v: SqlValue): number {
+  if (typeof v === 'string') return Math.ceil(Buffer.byteLength(v, 'utf8') / 8) * 8 + 8;
+  if (v instanceof Uint8Array) return Math.ceil(v.length / 8) * 8 + 8;
+  return 0;
+}
+
+/**
+ * Write a constant as struct sq_key (examples/sqlite/compare.h: tag, len, val) at `at`; TEXT/BLOB
+ * bytes go to `extra` (an offset in `b`, which sits at `argOff` in the input blob). Returns the
+ * next free offset for bytes.
+ */
+export function writeKey(b: Buffer, at: number, v: SqlValue, argOff: number, extra: number): number {
+  let tag = 0;
+  let len = 0;
+  let val = 0n;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) {
+    tag = 1;
+    val = BigInt.asUintN(64, BigInt(v));
+  } else if (typeof v === 'bigint') {
+    tag = 1;
+    val = BigInt.asUintN(64, v);
+  } else if (typeof v === 'number') {
+    tag = 2;
+    const f = Buffer.alloc(8);
+    f.writeDoubleLE(v);
+    val = f.readBigUInt64LE();
+  } else if (typeof v === 'string' || v instanceof Uint8Array) {
+    tag = typeof v === 'string' ? 3 : 4;
+    const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v);
+    len = bytes.length;
+    val = BigInt(argOff + extra);
+    bytes.copy(b, extra);
+    extra += Math.ceil(len / 8) * 8 + 8;
+  }
+  b.writeBigUInt64LE(BigInt(tag), at);
+  b.writeBigUInt64LE(BigInt(len), at + 8);
+  b.writeBigUInt64LE(val, at + 16);
+  return extra;
+}
+
+/** Key columns of a bound of sqlite_index (IX_MAX_KEY): the index's columns, then the rowid. */
+export const MAX_INDEX_KEY_COLUMNS = 8;
+const INDEX_ARGS_BYTES = 32 + 2 * MAX_INDEX_KEY_COLUMNS * 24;
+
+export interface IndexBounds {
+  /** Entries at or after this key prefix (after it with `loExclusive`); undefined: from the first. */
+  readonly lo?: readonly SqlValue[];
+  readonly loExclusive?: boolean;
+  /** Entries before this key prefix (up to it with `hiInclusive`); undefined: to the last. */
+  readonly hi?: readonly SqlValue[];
+  readonly hiInclusive?: boolean;
+}
+
+/**
+ * struct ix_args of examples/sqlite/sqlite_index.c, to sit at `argOff` in the input blob, for an
+ * index of `columns` columns (its entries hold them, then the rowid).
+ */
+export function encodeIndexArgs(bounds: IndexBounds, columns: number, argOff: number): Buffer {
+  const lo = bounds.lo ?? [];
+  const hi = bounds.hi ?? [];
+  if (lo.length > MAX_INDEX_KEY_COLUMNS || hi.length > MAX_INDEX_KEY_COLUMNS)
+    throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `a bound has at most ${MAX_INDEX_KEY_COLUMNS} columns`);
+  const extraBytes = [...lo, ...hi].reduce((n: number, v) => n + keyBytes(v), 0);
+  const b = Buffer.alloc(INDEX_ARGS_BYTES + extraBytes);
+  b.writeBigUInt64LE(BigInt(lo.length), 0);
+  b.writeBigUInt64LE(BigInt(hi.length), 8);
+  b.writeBigUInt64LE(BigInt((bounds.loExclusive ? 1 : 0) | (bounds.hiInclusive ? 2 : 0)), 16);
+  b.writeBigUInt64LE(BigInt(columns), 24);
+  let extra = INDEX_ARGS_BYTES;
+  lo.forEach((v, i) => {
+    extra = writeKey(b, 32 + i * 24, v, argOff, extra);
+  });
+  hi.forEach((v, i) => {
+    extra = writeKey(b, 32 + (MAX_INDEX_KEY_COLUMNS + i) * 24, v, argOff, extra);
+  });
+  return b;
 }

@@ -7,6 +7,7 @@
  */
 import { SqliteQueryError } from './errors.js';
 import { compareValues, decodeRecord, type SqlValue, serialSize } from './format.js';
+import { keyBytes, writeKey } from './input.js';
 
 export type CompareOp = '<' | '<=' | '=' | '!=' | '>=' | '>';
 export const COMPARE_OPS: readonly CompareOp[] = ['<', '<=', '=', '!=', '>=', '>'];
@@ -139,10 +140,7 @@ export interface ScanPlan {
 
 /** The argument block of sqlite_scan; `argOff` is where it will lie in the input blob. */
 export function encodeScanArgs(plan: ScanPlan, argOff: number, cursor: Uint8Array | undefined): Buffer {
-  const bytesNeeded = plan.terms.reduce(
-    (n, t) => n + (typeof t.value === 'string' || t.value instanceof Uint8Array ? byteLen(t.value) + 8 : 0),
-    0,
-  );
+  const bytesNeeded = plan.terms.reduce((n: number, t) => n + keyBytes(t.value), 0);
   const b = Buffer.alloc(SCAN_ARGS_BYTES + Math.ceil(bytesNeeded / 8) * 8 + 8);
   let mask = 0n;
   for (const c of plan.proj) mask |= 1n << BigInt(c);
@@ -162,38 +160,11 @@ export function encodeScanArgs(plan: ScanPlan, argOff: number, cursor: Uint8Arra
     const at = 64 + i * 40;
     b.writeBigUInt64LE(BigInt(t.col), at);
     b.writeBigUInt64LE(BigInt(OP_CODE[t.op]), at + 8);
-    const v = t.value;
-    let tag = 0;
-    let len = 0;
-    let val = 0n;
-    if (typeof v === 'number' && Number.isInteger(v) && Number.isSafeInteger(v)) {
-      tag = 1;
-      val = BigInt.asUintN(64, BigInt(v));
-    } else if (typeof v === 'bigint') {
-      tag = 1;
-      val = BigInt.asUintN(64, v);
-    } else if (typeof v === 'number') {
-      tag = 2;
-      const f = Buffer.alloc(8);
-      f.writeDoubleLE(v);
-      val = f.readBigUInt64LE();
-    } else if (typeof v === 'string' || v instanceof Uint8Array) {
-      tag = typeof v === 'string' ? 3 : 4;
-      const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v);
-      len = bytes.length;
-      val = BigInt(argOff + extra);
-      bytes.copy(b, extra);
-      extra += Math.ceil(len / 8) * 8 + 8;
-    }
-    b.writeBigUInt64LE(BigInt(tag), at + 16);
-    b.writeBigUInt64LE(BigInt(len), at + 24);
-    b.writeBigUInt64LE(val, at + 32);
+    extra = writeKey(b, at + 16, t.value, argOff, extra);
   });
   if (cursor) Buffer.from(cursor).copy(b, SCAN_ARGS_FIXED_BYTES);
   return b.subarray(0, Math.max(extra, SCAN_ARGS_BYTES));
 }
-
-const byteLen = (v: string | Uint8Array) => (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length);
 
 /** What one execution of sqlite_scan returned. */
 export interface ScanPart {

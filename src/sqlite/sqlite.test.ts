@@ -7,9 +7,9 @@ import Database from 'better-sqlite3';
 import { ProgramClient } from '../client/programs.js';
 import { blockReader, blockWriter, type LoopbackSession, startLoopbackSession } from '../showcase/nvme.js';
 import { loadSqliteFunctions, type SqliteDatabase, SqliteDatabase as SqliteDb, type SqliteHandles } from './database.js';
-import { SqliteCorruptError, SqliteFormatError } from './errors.js';
+import { SqliteCorruptError, SqliteFormatError, SqliteQueryError } from './errors.js';
 import type { SqlValue } from './format.js';
-import { canon, canonRow, generateDatabase, rng } from './generate.js';
+import { canon, canonRow, generateDatabase, generateIndexDatabase, INDEX_TEST_INDEXES, rng } from './generate.js';
 import type { Extent } from './pages.js';
 import { COMPARE_OPS, type Term } from './scan.js';
 
@@ -27,7 +27,7 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
     dir = mkdtempSync(join(tmpdir(), 'nearbpf-sqlite-'));
     session = await startLoopbackSession({ namespaces: [{ nsid: NSID, sizeBytes: NS_BYTES }] });
     programs = new ProgramClient(session.host);
-    const loaded = await loadSqliteFunctions(programs, { names: ['sqlite_get', 'sqlite_scan'] });
+    const loaded = await loadSqliteFunctions(programs);
     assert.deepEqual(loaded.refused, [], JSON.stringify(loaded.refused));
     handles = loaded.handles;
   });
@@ -178,6 +178,32 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
             );
             assert.deepEqual([got.count, got.sum, got.min, got.max].map(canon), wantAgg, label);
           }
+          if (q === 0) {
+            // A smaller share of steps per execution: more executions resuming from cursors, the same answer.
+            const short = await SqliteDb.open({
+              read: blockReader(session.host, NSID, session.blockSize),
+              location: db.location,
+              programs,
+              handles,
+              maxStepsPerExecution: 25,
+            });
+            const [a, b] = [await db.scan('t', req), await short.scan('t', req)];
+            assert.ok(b.executions > a.executions * 4, `${b.executions} executions of 25 steps, ${a.executions} of 960`);
+            assert.deepEqual(
+              b.rows.map((x) => canonRow(x.values)),
+              wantRows,
+            );
+            assert.deepEqual([b.count, b.sum, b.min, b.max].map(canon), wantAgg);
+            for (const bad of [0, 1.5, -3, 2 ** 32])
+              await assert.rejects(
+                SqliteDb.open({
+                  read: blockReader(session.host, NSID, session.blockSize),
+                  location: db.location,
+                  maxStepsPerExecution: bad,
+                }),
+                (e: unknown) => e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_ARGUMENT',
+              );
+          }
         }
       } finally {
         sqlite.close();
@@ -242,6 +268,138 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
       sqlite.close();
     }
   });
+
+  const indexConfigs = [
+    { pageSize: 1024, reservedBytes: 33, rows: 3000, seed: 31 },
+    { pageSize: 4096, reservedBytes: 0, rows: 4000, seed: 32, scatterBytes: 126976 },
+  ];
+  for (const c of indexConfigs) {
+    it(`index walks pushed down (sqlite_index): keys of every type, duplicates, ranges, limits, spilled keys; ${c.pageSize}-byte pages${c.scatterBytes ? ', extent map' : ''}`, async () => {
+      const file = join(dir, `index-${c.pageSize}-${c.seed}.db`);
+      const domains = generateIndexDatabase(file, c);
+      const sqlite = new Database(file, { readonly: true });
+      sqlite.defaultSafeIntegers(true);
+      try {
+        assert.equal(sqlite.pragma('integrity_check', { simple: true }), 'ok');
+        const db = await place(file, { scatterBytes: c.scatterBytes });
+        const r = rng(c.seed);
+        const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+        const param = (v: SqlValue) => (v instanceof Uint8Array ? Buffer.from(v) : v);
+        type Case = {
+          index: string;
+          lo?: SqlValue[];
+          hi?: SqlValue[];
+          hiInclusive?: boolean;
+          limit?: number;
+          sql: string;
+          args: SqlValue[];
+          order: string;
+        };
+        const cases: Case[] = [];
+        for (const ix of INDEX_TEST_INDEXES) {
+          const cols = ix.columns as readonly string[];
+          const order = `${cols.join(', ')}, id`;
+          const domain = (col: string): SqlValue[] =>
+            col === 'u' ? [-2993, 4, 11, 7 * 2999 - 3000, 5, 0] : domains[col as keyof typeof domains];
+          for (let q = 0; q < 5; q++) {
+            // Equality on the whole key and (for the pair) on its first column.
+            const key = cols.map((col) => pick(domain(col)));
+            const where = cols.map((col) => `${col} = ?`).join(' AND ');
+            cases.push({ index: ix.name, lo: key, hi: key, hiInclusive: true, sql: where, args: key, order });
+            cases.push({
+              index: ix.name,
+              lo: key.slice(0, 1),
+              hi: key.slice(0, 1),
+              hiInclusive: true,
+              limit: 1 + Math.floor(r() * 100),
+              sql: `${cols[0]} = ?`,
+              args: key.slice(0, 1),
+              order,
+            });
+            // Ranges on the first column: [a, b), BETWEEN, >= only, < only, with and without a limit.
+            const [a, b] = [pick(domain(cols[0])), pick(domain(cols[0]))];
+            const first = cols[0];
+            const limit = r() < 0.5 ? 1 + Math.floor(r() * 150) : undefined;
+            cases.push({ index: ix.name, lo: [a], hi: [b], limit, sql: `${first} >= ? AND ${first} < ?`, args: [a, b], order });
+            cases.push({
+              index: ix.name,
+              lo: [a],
+              hi: [b],
+              hiInclusive: true,
+              limit,
+              sql: `${first} BETWEEN ? AND ?`,
+              args: [a, b],
+              order,
+            });
+            cases.push({ index: ix.name, lo: [a], limit: limit ?? 70, sql: `${first} >= ?`, args: [a], order });
+            cases.push({ index: ix.name, hi: [b], limit: limit ?? 70, sql: `${first} < ?`, args: [b], order });
+          }
+        }
+        // Absent keys of each type, and a key of another type than the column's values.
+        cases.push({
+          index: 'x_i',
+          lo: [123456789],
+          hi: [123456789],
+          hiInclusive: true,
+          sql: 'i = ?',
+          args: [123456789],
+          order: 'i, id',
+        });
+        cases.push({
+          index: 'x_s',
+          lo: ['no such text'],
+          hi: ['no such text'],
+          hiInclusive: true,
+          sql: 's = ?',
+          args: ['no such text'],
+          order: 's, id',
+        });
+        cases.push({
+          index: 'x_b',
+          lo: [Uint8Array.of(9, 9, 9)],
+          hi: [Uint8Array.of(9, 9, 9)],
+          hiInclusive: true,
+          sql: 'b = ?',
+          args: [Uint8Array.of(9, 9, 9)],
+          order: 'b, id',
+        });
+        cases.push({ index: 'x_m', lo: [3], hi: [3.5], sql: 'm >= ? AND m < ?', args: [3, 3.5], order: 'm, id' });
+        cases.push({ index: 'x_m', lo: [2n ** 62n], hi: ['a'], sql: 'm >= ? AND m < ?', args: [2n ** 62n, 'a'], order: 'm, id' });
+        const before = { ...db.counters, executions: { ...db.counters.executions } };
+        let clientWalksOutsideBig = 0;
+        for (const k of cases) {
+          const sql = `SELECT * FROM x WHERE ${k.sql} ORDER BY ${k.order}${k.limit ? ` LIMIT ${k.limit}` : ''}`;
+          const want = (
+            sqlite
+              .prepare(sql)
+              .raw()
+              .all(...k.args.map(param)) as unknown[][]
+          ).map(canonRow);
+          const label = `${k.index} ${sql} ${JSON.stringify(k.args.map(canon))}`;
+          const walks = db.counters.clientIndexWalks;
+          const pushed = await db.range(k.index, k.lo, k.hi, { hiInclusive: k.hiInclusive, limit: k.limit });
+          if (k.index !== 'x_big') clientWalksOutsideBig += db.counters.clientIndexWalks - walks;
+          assert.deepEqual(
+            pushed.map((x) => canonRow(x.values)),
+            want,
+            `pushed down: ${label}`,
+          );
+          const fetched = await db.range(k.index, k.lo, k.hi, { hiInclusive: k.hiInclusive, limit: k.limit, fetched: true });
+          assert.deepEqual(
+            fetched.map((x) => canonRow(x.values)),
+            want,
+            `fetched: ${label}`,
+          );
+        }
+        // Every index but x_big is walked on the target; x_big's spilled keys send some walks to the client.
+        assert.equal(clientWalksOutsideBig, 0);
+        assert.ok(db.counters.executions.sqlite_index - before.executions.sqlite_index >= cases.length - 40);
+        assert.ok(db.counters.clientIndexWalks > before.clientIndexWalks, 'a spilled key must hand its walk to the client');
+      } finally {
+        sqlite.close();
+      }
+    });
+  }
 
   describe('bad input ends with a typed error naming the page, pushed down and fetched', () => {
     let image: Buffer;

@@ -158,8 +158,8 @@ export const demoCommand: Command = {
       );
       io.stdout.write(formatComparison(sqlite.rows, sqlite.refused));
       io.stdout.write(
-        '\nThe index entries are walked by the client in both modes (the rows come from sqlite_get); the scan\n' +
-          "runs 4 micro-operations per step, bounded by today's verifier (see examples/sqlite/sqlite_scan.c).\n",
+        '\nPushed down, sqlite_index walks the index and fetches the rows in one execution; fetched, the client\n' +
+          'walks both trees page by page (see examples/sqlite).\n',
       );
     }
     const mismatches = [...report.rows, ...sqlite.rows].reduce((a, r) => a + (r.mismatches ?? 0), 0);

@@ -6,7 +6,14 @@ import { readFile } from 'node:fs/promises';
 import { ProgramClient } from '../../client/programs.js';
 import { UsageError } from '../../errors.js';
 import { blockReader } from '../../showcase/nvme.js';
-import { loadSqliteFunctions, type Row, SqliteDatabase, type SqliteHandles } from '../../sqlite/database.js';
+import {
+  loadSqliteFunctions,
+  type Row,
+  SQLITE_FUNCTION_NAMES,
+  SqliteDatabase,
+  type SqliteFunctionName,
+  type SqliteHandles,
+} from '../../sqlite/database.js';
 import type { SqlValue } from '../../sqlite/format.js';
 import { type Extent, parseFilefrag } from '../../sqlite/pages.js';
 import { COMPARE_OPS, type CompareOp, type Term } from '../../sqlite/scan.js';
@@ -246,8 +253,8 @@ export const sqliteCommand: Command = {
 /** The SQLite storage functions, loaded once per host (under their own names). */
 async function ensureLoaded(programs: ProgramClient): Promise<SqliteHandles> {
   const handles: SqliteHandles = {};
-  const missing: ('sqlite_get' | 'sqlite_scan')[] = [];
-  for (const name of ['sqlite_get', 'sqlite_scan'] as const) {
+  const missing: SqliteFunctionName[] = [];
+  for (const name of SQLITE_FUNCTION_NAMES) {
     const h = await programs.find(name);
     if (h === undefined) missing.push(name);
     else handles[name] = h;
