@@ -108,7 +108,7 @@ static __always_inline __u64 sq_rows_descend(struct nb_ctx *ctx, volatile struct
  * One step of row fetching with the page st->page in data. Returns SQ_READ_PAGE when page st->page
  * is to be read next, SQ_DONE when every row is done, or an SQ_ERROR.
  */
-static __always_inline __u64 sq_rows_step(struct nb_ctx *ctx, volatile struct sq_rows *st, volatile struct sq_tmp *t,
+static __noinline __u64 sq_rows_step(struct nb_ctx *ctx, volatile struct sq_rows *st, volatile struct sq_tmp *t,
                                           volatile struct sq_page *pg) {
   const struct sq_input *in = NB_INPUT(ctx);
   __u8 *data = NB_DATA(ctx);

@@ -366,6 +366,8 @@ export async function nvmeOperation<T>(operation: string, queue: CommandQueue, r
 export interface WithHostOptions extends ConnectionOptions {
   /** I/O queues to connect: 0 for admin-only commands (identify, discovery). */
   ioQueues: number;
+  /** Time a command may take (default: the host's); commands that load programs wait for verification. */
+  commandTimeoutMs?: number;
 }
 
 const formatAddress = (o: { host: string; port: number }) =>
@@ -388,6 +390,8 @@ export async function withHost<T>(options: WithHostOptions, fn: (host: NvmeTcpHo
       hostId: options.hostId,
       dhchap: options.dhchap,
       ioQueues: options.ioQueues,
+      // Only when given: an undefined field would replace the host's default.
+      ...(options.commandTimeoutMs !== undefined ? { commandTimeoutMs: options.commandTimeoutMs } : {}),
     });
   } catch (e) {
     if (e instanceof NvmeStatusError) throw new NvmeCommandError(what, e, 'admin');

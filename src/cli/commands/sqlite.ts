@@ -135,7 +135,9 @@ export const sqliteCommand: Command = {
     let extents: Extent[] | undefined;
     if (values.extents !== undefined) extents = parseFilefrag(await readFile(values.extents, 'utf8'));
     const connection = parseConnectionOptions(values);
-    return withHost({ ...connection, ioQueues: 1 }, async (host) => {
+    // Loading the storage functions waits for the target to verify them: allow longer than its
+    // 60-s verification deadline, so a slow verification ends with the target's typed refusal.
+    return withHost({ ...connection, ioQueues: 1, commandTimeoutMs: 90_000 }, async (host) => {
       const ns = await activeNamespace(host, nsid);
       const offsetBytes = slba * ns.blockSize;
       if (sub === 'put') {
