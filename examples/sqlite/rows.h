@@ -27,6 +27,7 @@ struct sq_rows {
   __u64 page;  /* page whose data the next step sees */
   __u64 depth; /* pages on the path from the root, `page` included */
   __u64 left;  /* payload bytes still to emit from overflow pages */
+  __u64 out;   /* bytes emitted so far */
   __s64 rowids[SQ_MAX_ROWS];
   __u32 path[SQ_MAX_DEPTH + 4];
 };
@@ -49,8 +50,21 @@ static __always_inline __u64 sq_rows_advance(struct nb_ctx *ctx, volatile struct
   return sq_rows_next(ctx, st, t);
 }
 
+/*
+ * Whether `need` more bytes fit the output the host offered: a program never sends more than the
+ * host's buffer holds (it stops with SQ_ERR_ROOM and the host asks again with more room).
+ */
+static __always_inline int sq_rows_room(struct nb_ctx *ctx, volatile struct sq_rows *st, __u64 need) {
+  __u64 max = SQ_VOL(((const struct sq_input *)NB_INPUT(ctx))->max_output);
+  __u64 out = st->out + need;
+  if (max != 0 && out > max) return 0;
+  st->out = out;
+  return 1;
+}
+
 static __always_inline __u64 sq_rows_absent(struct nb_ctx *ctx, volatile struct sq_rows *st, volatile struct sq_tmp *t,
                                             __s64 rowid) {
+  if (!sq_rows_room(ctx, st, sizeof(struct sq_row_out))) return SQ_ERROR(SQ_ERR_ROOM, st->page);
   struct sq_row_out o = {.rowid = rowid, .size = 0, .found = 0};
   nb_emit(&o, sizeof(o));
   return sq_rows_advance(ctx, st, t);
@@ -172,6 +186,7 @@ static __noinline __u64 sq_rows_step(struct nb_ctx *ctx, volatile struct sq_rows
   __u64 local = sq_local(size, usable, 0);
   __u64 spill = local < size;
   if (cell + local + (spill ? 4 : 0) > usable) return SQ_ERROR(SQ_ERR_CELL, page);
+  if (!sq_rows_room(ctx, st, sizeof(struct sq_row_out) + size)) return SQ_ERROR(SQ_ERR_ROOM, page);
   struct sq_row_out o = {.rowid = want, .size = size, .found = 1};
   nb_emit(&o, sizeof(o));
   if (sq_emit(data, end, cell, local)) return SQ_ERROR(SQ_ERR_SHORT, page);

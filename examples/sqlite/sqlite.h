@@ -35,7 +35,7 @@ struct sq_input {
   __u32 index_root; /* root page of the index B-tree (index programs) */
   __u32 nargs;      /* count of the query arguments at arg_off */
   __u32 arg_off;    /* byte offset of the query arguments */
-  __u32 flags;
+  __u32 max_output; /* output bytes the host accepts (0: no limit but the target's); rows.h stops before */
   __u64 limit;      /* rows to return at most */
   __u64 max_steps;  /* steps a program may take before it stops and returns a cursor (0: SQ_DEFAULT_STEPS) */
 };
@@ -69,6 +69,7 @@ struct sq_extent {
 #define SQ_ERR_RECORD 8         /* a record whose header is malformed */
 #define SQ_ERR_SHORT 9          /* the data of a step is shorter than a page */
 #define SQ_ERR_SPILLED_KEY 10   /* not corruption: an index entry's compared bytes or rowid are on overflow pages */
+#define SQ_ERR_ROOM 11          /* not corruption: the rows exceed max_output (the host retries with more room) */
 /* Step outcomes of the walkers below the programs (never confused with an SQ_ERROR). */
 #define SQ_DONE 1
 #define SQ_READ_PAGE 2

@@ -17,6 +17,7 @@ import {
   encodeInput,
   INPUT_HEADER_BYTES,
   type IndexBounds,
+  type InputFields,
   MAX_INDEX_KEY_COLUMNS,
   MAX_ROWS_PER_EXECUTION,
   MAX_STEPS_PER_EXECUTION,
@@ -142,7 +143,14 @@ export class SqliteDatabase {
    * What the queries so far did: executions per storage function, and index ranges (or their
    * remainders) walked by the client although pushdown was asked for (see `range`).
    */
-  readonly counters = { executions: { sqlite_get: 0, sqlite_scan: 0, sqlite_index: 0 }, clientIndexWalks: 0 };
+  readonly counters = {
+    executions: { sqlite_get: 0, sqlite_scan: 0, sqlite_index: 0 },
+    clientIndexWalks: 0,
+    /** Executions repeated with the largest buffer because the rows did not fit the first one. */
+    outputRetries: 0,
+  };
+  /** Record bytes the receive buffer allows per row: the largest record seen, at least 1 KiB. */
+  private recordBytesHint = 1024;
 
   /** Reads and bytes the fetched queries issued so far. */
   get fetchedReads(): { reads: number; bytes: number } {
@@ -187,33 +195,45 @@ export class SqliteDatabase {
         }),
       );
     }
-    const out: (Row | undefined)[] = [];
-    for (let i = 0; i < rowids.length; i += MAX_ROWS_PER_EXECUTION) {
-      const part = rowids.slice(i, i + MAX_ROWS_PER_EXECUTION);
-      const args = Buffer.alloc(part.length * 8);
-      part.forEach((id, k) => {
-        args.writeBigInt64LE(BigInt.asIntN(64, id), k * 8);
-      });
-      const input = encodeInput(this.location, this.header, { tableRoot: table.rootPage, nargs: part.length, args });
-      const r = await this.execute('sqlite_get', input);
-      const records = decodeRowOutput(r.output);
-      if (records.length !== part.length)
-        throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `sqlite_get returned ${records.length} rows for ${part.length}`);
-      for (const rec of records) out.push(rec.record && this.row(table, rec.rowid, rec.record));
-    }
-    return out;
+    const records = await this.getRecords(table, rowids);
+    if (records.length !== rowids.length)
+      throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `sqlite_get returned ${records.length} rows for ${rowids.length}`);
+    return records.map((rec) => rec.record && this.row(table, rec.rowid, rec.record));
   }
 
-  /** Run a storage function; its error return becomes a typed error naming the page. */
-  private async execute(name: SqliteFunctionName, input: Uint8Array): Promise<ExecuteResult> {
+  /**
+   * Run a storage function; its error return becomes a typed error naming the page. `rows` (for the
+   * functions that return rows) sizes the receive buffer: the programs stop with
+   * ERR_SQLITE_OUTPUT_ROOM rather than send more than the host offered, and the query is retried
+   * once with the largest buffer. Offering 256 KiB to every lookup cost an allocation of that size
+   * per query and most of the host's garbage collection (see the closing note of issue 14).
+   */
+  private async execute(name: SqliteFunctionName, fields: InputFields, rows?: number): Promise<ExecuteResult> {
     const handle = this.handles[name];
     if (handle === undefined || !this.programs)
       throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `${name} is not loaded on the target: use the fetched twin`);
-    this.counters.executions[name]++;
-    const r = await this.programs.execute(handle, { nsid: this.location.nsid, input, maxOutputBytes: MAX_OUTPUT_BYTES });
-    const err = programError(r.returnValue);
-    if (err) throw err;
-    return r;
+    const room = rows === undefined ? MAX_OUTPUT_BYTES : Math.min(MAX_OUTPUT_BYTES, 256 + rows * (16 + this.recordBytesHint));
+    for (const maxOutputBytes of room < MAX_OUTPUT_BYTES ? [room, MAX_OUTPUT_BYTES] : [MAX_OUTPUT_BYTES]) {
+      const input = encodeInput(this.location, this.header, { ...fields, maxOutputBytes });
+      this.counters.executions[name]++;
+      const r = await this.programs.execute(handle, { nsid: this.location.nsid, input, maxOutputBytes });
+      const err = programError(r.returnValue);
+      if (err instanceof SqliteQueryError && err.code === 'ERR_SQLITE_OUTPUT_ROOM' && maxOutputBytes < MAX_OUTPUT_BYTES) {
+        this.counters.outputRetries++;
+        continue;
+      }
+      if (err) throw err;
+      return r;
+    }
+    throw new SqliteQueryError('ERR_SQLITE_OUTPUT_ROOM', `${name}: the answer exceeds ${MAX_OUTPUT_BYTES} bytes`);
+  }
+
+  /** Records of rows from one execution; the buffer of the next query fits the largest seen. */
+  private rowRecords(output: Uint8Array): RowRecord[] {
+    const records = decodeRowOutput(output);
+    for (const r of records)
+      if (r.record && r.record.length > this.recordBytesHint) this.recordBytesHint = Math.min(MAX_OUTPUT_BYTES, r.record.length);
+    return records;
   }
 
   /** Column index of a name (the rowid alias included); `rowid` names the rowid alias too. */
@@ -227,7 +247,11 @@ export class SqliteDatabase {
   private plan(table: TableInfo, req: ScanRequest): ScanPlan {
     const terms = (req.where ?? []).map((t) => {
       if (!COMPARE_OPS.includes(t.op)) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `unknown comparison ${t.op}`);
-      return { col: this.column(table, t.column), op: t.op, value: t.value };
+      return {
+        col: this.column(table, t.column),
+        op: t.op,
+        value: checkSqlValue(t.value, `the value compared with ${t.column}`),
+      };
     });
     if (terms.length > MAX_TERMS) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `at most ${MAX_TERMS} comparisons`);
     const col = (n: string | undefined) => (n === undefined ? -1 : this.column(table, n));
@@ -281,13 +305,12 @@ export class SqliteDatabase {
       let cursor: Buffer | undefined;
       do {
         const args = encodeScanArgs(plan, INPUT_HEADER_BYTES, cursor);
-        const input = encodeInput(this.location, this.header, {
+        const r = await this.execute('sqlite_scan', {
           tableRoot: table.rootPage,
           nargs: 0,
           args,
           maxSteps: this.maxStepsPerExecution,
         });
-        const r = await this.execute('sqlite_scan', input);
         executions++;
         const part = decodeScanOutput(r.output, table.rowidColumn, plan.sum >= 0 && plan.sum === table.rowidColumn);
         count += part.count;
@@ -340,6 +363,20 @@ export class SqliteDatabase {
     const table = this.table(index.table);
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     if (!(limit > 0)) throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', 'the limit must be positive');
+    for (const [what, key] of [
+      ['lower bound', lo],
+      ['upper bound', hi],
+    ] as const) {
+      if (key === undefined) continue;
+      if (!Array.isArray(key) || key.length === 0 || key.length > index.columns.length)
+        throw new SqliteQueryError(
+          'ERR_SQLITE_ARGUMENT',
+          `the ${what} of ${index.name} must have 1 to ${index.columns.length} values (its columns: ${index.columns.join(', ')})`,
+        );
+      key.forEach((v, i) => {
+        checkSqlValue(v, `value ${i + 1} of the ${what} of ${index.name}`);
+      });
+    }
     // A NULL in a bound matches nothing (as `col = NULL` in SQL).
     if (lo?.some((v) => v === null) || hi?.some((v) => v === null)) return [];
     const bounds: { lo?: readonly SqlValue[]; hi?: readonly SqlValue[]; hiInclusive: boolean; loExclusive: boolean } = {
@@ -396,28 +433,20 @@ export class SqliteDatabase {
    * cannot answer (an index entry spilling where it compares, or bounds too large for the input).
    */
   private async indexPart(index: IndexInfo, table: TableInfo, bounds: IndexBounds, want: number): Promise<Row[] | undefined> {
-    let input: Buffer;
-    try {
-      const args = encodeIndexArgs(bounds, index.columns.length, INPUT_HEADER_BYTES);
-      input = encodeInput(this.location, this.header, {
-        tableRoot: table.rootPage,
-        indexRoot: index.rootPage,
-        nargs: 0,
-        args,
-        limit: want,
-      });
-    } catch (e) {
-      if (e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_TOO_LARGE') return undefined;
-      throw e;
-    }
+    const args = encodeIndexArgs(bounds, index.columns.length, INPUT_HEADER_BYTES);
     let r: ExecuteResult;
     try {
-      r = await this.execute('sqlite_index', input);
+      r = await this.execute(
+        'sqlite_index',
+        { tableRoot: table.rootPage, indexRoot: index.rootPage, nargs: 0, args, limit: want },
+        want,
+      );
     } catch (e) {
-      if (e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_KEY_OVERFLOW') return undefined;
+      if (e instanceof SqliteQueryError && (e.code === 'ERR_SQLITE_KEY_OVERFLOW' || e.code === 'ERR_SQLITE_TOO_LARGE'))
+        return undefined;
       throw e;
     }
-    const records = decodeRowOutput(r.output);
+    const records = this.rowRecords(r.output);
     if (BigInt(records.length) !== r.returnValue)
       throw new SqliteQueryError(
         'ERR_SQLITE_ARGUMENT',
@@ -468,11 +497,26 @@ export class SqliteDatabase {
       part.forEach((id, k) => {
         args.writeBigInt64LE(BigInt.asIntN(64, id), k * 8);
       });
-      const input = encodeInput(this.location, this.header, { tableRoot: table.rootPage, nargs: part.length, args });
-      out.push(...decodeRowOutput((await this.execute('sqlite_get', input)).output));
+      const r = await this.execute('sqlite_get', { tableRoot: table.rootPage, nargs: part.length, args }, part.length);
+      out.push(...this.rowRecords(r.output));
     }
     return out;
   }
+}
+
+/**
+ * A key or constant from the caller, checked: null, a number (not NaN), a bigint within 64 bits, a
+ * string or a Uint8Array. Anything else would compare in no defined order.
+ */
+export function checkSqlValue(v: unknown, what: string): SqlValue {
+  if (v === null || typeof v === 'string' || v instanceof Uint8Array) return v;
+  if (typeof v === 'number' && !Number.isNaN(v)) return v;
+  if (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n) return v;
+  const shown = typeof v === 'bigint' ? `${v}n` : typeof v === 'number' ? String(v) : typeof v;
+  throw new SqliteQueryError(
+    'ERR_SQLITE_ARGUMENT',
+    `${what} is ${shown}: keys and constants are null, numbers, 64-bit bigints, strings or Uint8Arrays`,
+  );
 }
 
 /** A rowid as a JavaScript value: a number when exact, else a bigint. */

@@ -64,6 +64,8 @@ export function programError(returnValue: bigint): SqliteCorruptError | SqliteQu
   if (returnValue >> 63n === 0n) return undefined;
   const code = Number((returnValue >> 32n) & 0xffffn);
   const page = Number(returnValue & 0xffffffffn);
+  if (code === 11)
+    return new SqliteQueryError('ERR_SQLITE_OUTPUT_ROOM', 'the rows do not fit the output buffer the host offered');
   if (code === 10)
     return new SqliteQueryError(
       'ERR_SQLITE_KEY_OVERFLOW',
@@ -86,6 +88,7 @@ export class SqliteQueryError extends NearbpfError {
       | 'ERR_SQLITE_ARGUMENT'
       | 'ERR_SQLITE_UNSUPPORTED_SCHEMA'
       | 'ERR_SQLITE_KEY_OVERFLOW'
+      | 'ERR_SQLITE_OUTPUT_ROOM'
       | 'ERR_SQLITE_TOO_LARGE',
     message: string,
   ) {

@@ -18,7 +18,8 @@ export interface InputFields {
   readonly indexRoot?: number;
   readonly nargs: number;
   readonly args: Uint8Array;
-  readonly flags?: number;
+  /** Output bytes the host accepts (0: as many as the target sends); see maxOutput in sq_input. */
+  readonly maxOutputBytes?: number;
   readonly limit?: number;
   /** Steps a program may take before it stops and returns a cursor (0: its default, 960). */
   readonly maxSteps?: number;
@@ -50,7 +51,7 @@ export function encodeInput(location: DatabaseLocation, header: DatabaseHeader, 
   b.writeUInt32LE(f.indexRoot ?? 0, 32);
   b.writeUInt32LE(f.nargs, 36);
   b.writeUInt32LE(argOff, 40);
-  b.writeUInt32LE(f.flags ?? 0, 44);
+  b.writeUInt32LE(f.maxOutputBytes ?? 0, 44);
   b.writeBigUInt64LE(BigInt(f.limit ?? 0), 48);
   b.writeBigUInt64LE(BigInt(f.maxSteps ?? 0), 56);
   b.set(f.args, argOff);

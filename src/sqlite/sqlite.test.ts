@@ -406,6 +406,7 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
     let pageSize: number;
     let root: number;
     let bigRowid: bigint;
+    let indexRoot: number;
     before(() => {
       const file = join(dir, 'corrupt.db');
       const db = new Database(file);
@@ -418,6 +419,9 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
       db.transaction(() => {
         for (let i = 2; i <= 400; i++) ins.run(i, `value ${i}`);
       })();
+      // Created last, so that the table's pages keep their numbers (root 2, overflow pages 3 and 4).
+      db.exec('CREATE INDEX t_v ON t(v)');
+      indexRoot = (db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 't_v'").pluck().get() as number) ?? 0;
       db.close();
       image = readFileSync(file);
       pageSize = 1024;
@@ -487,6 +491,80 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
       b.writeUInt32BE(root, pageAt(b, root) + 8);
       await expectCorrupt(b, 'ERR_SQLITE_CYCLE', root, get(bigRowid));
       await expectCorrupt(b, 'ERR_SQLITE_CYCLE', root, scan);
+    });
+
+    it('a wrong page size in the header', async () => {
+      const invalid = Buffer.from(image);
+      invalid.writeUInt16BE(1000, 16);
+      await assert.rejects(place(invalid), (e: unknown) => e instanceof SqliteFormatError && e.code === 'ERR_SQLITE_NOT_SQLITE');
+      // A valid size that is not the file's: page 2 (the table's root) now starts at byte 2048,
+      // in the overflow page of row 1.
+      const wrong = Buffer.from(image);
+      wrong.writeUInt16BE(2048, 16);
+      await expectCorrupt(wrong, 'ERR_SQLITE_PAGE_TYPE', root, get(5n));
+      await expectCorrupt(wrong, 'ERR_SQLITE_PAGE_TYPE', root, scan);
+    });
+
+    it('a truncated file (the pages past its end read as zeros)', async () => {
+      // Pages 1-4 (the schema, the table's root, the overflow pages of row 1): every leaf is past the end.
+      const half = image.subarray(0, 4 * pageSize);
+      const db = await place(half);
+      for (const [what, query] of [
+        ['get', (fetched: boolean) => db.get('t', bigRowid, { fetched })],
+        ['scan', (fetched: boolean) => scan(db, fetched)],
+        ['lookup', (fetched: boolean) => db.lookup('t_v', ['value 399'], { fetched })],
+      ] as const) {
+        for (const fetched of [false, true])
+          await assert.rejects(query(fetched), (e: unknown) => {
+            assert.ok(e instanceof SqliteCorruptError, `${what} ${fetched}: ${String(e)}`);
+            assert.equal(e.code, 'ERR_SQLITE_PAGE_TYPE', `${what} ${fetched}: ${e.message}`);
+            assert.ok(e.page > half.length / pageSize, `${what} ${fetched}: page ${e.page} lies past the end`);
+            return true;
+          });
+      }
+    });
+
+    it('a corrupt index: unknown page type, a cycle among its pages', async () => {
+      const lookup = (db: SqliteDatabase, fetched: boolean) => db.lookup('t_v', ['value 399'], { fetched });
+      const typed = Buffer.from(image);
+      typed[pageAt(typed, indexRoot)] = 7;
+      await expectCorrupt(typed, 'ERR_SQLITE_PAGE_TYPE', indexRoot, lookup);
+      const cyclic = Buffer.from(image);
+      assert.equal(cyclic[pageAt(cyclic, indexRoot)], 2, 'the index root must be an interior page');
+      // The right-most child points back to the root: the largest key ('value 99') leads there.
+      cyclic.writeUInt32BE(indexRoot, pageAt(cyclic, indexRoot) + 8);
+      await expectCorrupt(cyclic, 'ERR_SQLITE_CYCLE', indexRoot, (db, fetched) => db.lookup('t_v', ['value 99'], { fetched }));
+    });
+
+    it('keys and constants of a wrong type or shape are refused before any I/O', async () => {
+      const db = await place(image);
+      const bad: [string, () => Promise<unknown>][] = [
+        ['an object', () => db.lookup('t_v', [{} as unknown as string])],
+        ['NaN', () => db.lookup('t_v', [Number.NaN])],
+        ['a bigint beyond 64 bits', () => db.lookup('t_v', [2n ** 64n])],
+        ['a boolean', () => db.range('t_v', [true as unknown as number], undefined)],
+        ['more values than columns', () => db.lookup('t_v', ['a', 'b'])],
+        ['an empty key', () => db.range('t_v', [], ['x'])],
+        ['a scan constant', () => db.scan('t', { where: [{ column: 'v', op: '=', value: undefined as unknown as null }] })],
+        ['a negative limit', () => db.range('t_v', ['a'], undefined, { limit: -1 })],
+      ];
+      for (const [what, query] of bad)
+        await assert.rejects(query(), (e: unknown) => e instanceof SqliteQueryError && e.code === 'ERR_SQLITE_ARGUMENT', what);
+    });
+
+    it('a row larger than the buffer the host offered is fetched again with room for it', async () => {
+      const db = await place(image);
+      const first = await db.get('t', 1n);
+      assert.equal(db.counters.outputRetries, 1, 'the 3000-byte row exceeds the first buffer');
+      assert.equal(canonRow(first?.values ?? []), canonRow([1, new Uint8Array(3000).fill(7)]));
+      // The buffer now fits the largest row seen: no second retry.
+      assert.equal(canonRow((await db.get('t', 1n))?.values ?? []), canonRow(first?.values ?? []));
+      const lookedUp = await db.lookup('t_v', [new Uint8Array(3000).fill(7)]);
+      assert.deepEqual(
+        lookedUp.map((r) => r.rowid),
+        [1n],
+      );
+      assert.equal(db.counters.outputRetries, 1);
     });
 
     it('a cycle among overflow pages', async () => {
