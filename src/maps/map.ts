@@ -253,6 +253,8 @@ export class HashMap extends BpfMap {
   private readonly words: Int32Array;
   private readonly bucketsAt: number;
   private readonly nextAt: number;
+  /** Set by `findInChain`: the predecessor of the slot it found (-1 at the bucket head). */
+  private chainPrev = -1;
   private readonly freeAt: number;
   private readonly keyBytes: Uint8Array;
   readonly shared: SharedHashIndex;
@@ -370,12 +372,8 @@ export class HashMap extends BpfMap {
     try {
       const w = this.words;
       const bucket = this.bucketOf(k);
-      let prev = -1;
-      let old = w[bucket];
-      while (old >= 0 && !this.keyMatches(old, k)) {
-        prev = old;
-        old = w[this.nextAt + old];
-      }
+      const old = this.findInChain(bucket, k);
+      const prev = this.chainPrev;
       if (old >= 0 && f === BigInt(BPF_NOEXIST)) return -EEXIST;
       if (old < 0 && f === BigInt(BPF_EXIST)) return -ENOENT;
       if (old < 0 && w[H_COUNT] >= this.spec.maxEntries) return -E2BIG;
@@ -400,6 +398,19 @@ export class HashMap extends BpfMap {
     }
   }
 
+  /** Under the lock: the slot holding `k` in `bucket`'s chain (-1 if none); its predecessor in `chainPrev`. */
+  private findInChain(bucket: number, k: Uint8Array): number {
+    const w = this.words;
+    let prev = -1;
+    let slot = w[bucket];
+    while (slot >= 0 && !this.keyMatches(slot, k)) {
+      prev = slot;
+      slot = w[this.nextAt + slot];
+    }
+    this.chainPrev = prev;
+    return slot;
+  }
+
   delete(key: Uint8Array): number {
     this.checkKey(key);
     const k = key.slice();
@@ -407,12 +418,8 @@ export class HashMap extends BpfMap {
     try {
       const w = this.words;
       const bucket = this.bucketOf(k);
-      let prev = -1;
-      let slot = w[bucket];
-      while (slot >= 0 && !this.keyMatches(slot, k)) {
-        prev = slot;
-        slot = w[this.nextAt + slot];
-      }
+      const slot = this.findInChain(bucket, k);
+      const prev = this.chainPrev;
       if (slot < 0) return -ENOENT;
       Atomics.add(w, H_SEQ, 1);
       if (prev < 0) w[bucket] = w[this.nextAt + slot];
