@@ -44,25 +44,99 @@ export interface WorkersRow {
 
 export interface WorkersFigures {
   readonly rows: WorkersRow[];
-  readonly handoffP50Us: number;
-  readonly handoffP90Us: number;
-  readonly handoffCpuUs: number;
+  readonly handoff: HandoffRow[];
   readonly loadAverage: number[];
 }
 
 const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
 
-async function measureHandoff(rounds: number): Promise<{ p50: number; p90: number; cpu: number }> {
-  const pool = new ExecutionPool({ workers: 1 });
-  try {
-    for (let i = 0; i < 100; i++) await pool.pingRoundTrip();
-    const rtts: number[] = [];
-    const cpu0 = selfCpuUs();
-    for (let i = 0; i < rounds; i++) rtts.push(await pool.pingRoundTrip());
-    return { p50: p(rtts, 0.5), p90: p(rtts, 0.9), cpu: (selfCpuUs() - cpu0) / rounds };
-  } finally {
-    await pool.close();
+export interface HandoffRow {
+  /** `ring`: shared-memory slots (what executions use); `message`: postMessage (loads, large data). */
+  readonly via: 'ring' | 'message';
+  /** The worker's idle spin before it sleeps. */
+  readonly spinMicros: number;
+  /** One round trip at a time: every round trip wakes both threads. */
+  readonly p50Us: number;
+  readonly p90Us: number;
+  readonly cpuUsPerRoundTrip: number;
+  /** 32 outstanding at once (as at QD32): wall time and CPU (both threads) per round trip. */
+  readonly pipelinedUsPerOp: number;
+  readonly pipelinedCpuUsPerOp: number;
+}
+
+/**
+ * The hand-off, empty requests to one worker and back in this process, ring and message side by side
+ * (interleaved in two rounds, the better round kept), with the worker sleeping at once when idle and
+ * spinning 50 µs first. CPU is this process's (every thread, /proc).
+ */
+export async function measureHandoff(rounds: number): Promise<HandoffRow[]> {
+  const rows: HandoffRow[] = [];
+  const cpuUs = () => (processCpuNs(process.pid) ?? selfCpuUs() * 1000) / 1000;
+  for (const spinMicros of [0, 50]) {
+    const pool = new ExecutionPool({ workers: 1, spinMicros });
+    try {
+      const best = new Map<string, HandoffRow>();
+      for (let round = 0; round < 2; round++) {
+        for (const via of ['ring', 'message'] as const) {
+          for (let i = 0; i < 200; i++) await pool.pingRoundTrip(0, via);
+          const rtts: number[] = [];
+          let cpu0 = cpuUs();
+          for (let i = 0; i < rounds; i++) rtts.push(await pool.pingRoundTrip(0, via));
+          const cpuUsPerRoundTrip = (cpuUs() - cpu0) / rounds;
+          const pipelined = rounds * 4;
+          let next = 0;
+          cpu0 = cpuUs();
+          const t0 = performance.now();
+          await Promise.all(
+            Array.from({ length: 32 }, async () => {
+              while (next < pipelined) {
+                next++;
+                await pool.pingRoundTrip(0, via);
+              }
+            }),
+          );
+          const row: HandoffRow = {
+            via,
+            spinMicros,
+            p50Us: p(rtts, 0.5),
+            p90Us: p(rtts, 0.9),
+            cpuUsPerRoundTrip,
+            pipelinedUsPerOp: ((performance.now() - t0) * 1000) / pipelined,
+            pipelinedCpuUsPerOp: (cpuUs() - cpu0) / pipelined,
+          };
+          const prior = best.get(via);
+          if (prior === undefined || row.p50Us < prior.p50Us) best.set(via, row);
+        }
+      }
+      rows.push(...best.values());
+    } finally {
+      await pool.close();
+    }
   }
+  return rows;
+}
+
+export function formatHandoff(rows: readonly HandoffRow[]): string {
+  const f = (n: number) => n.toFixed(1).padStart(6);
+  const lines = [
+    'hand-off to an execution worker and back (empty request, this process; CPU = all threads):',
+    '  via      spin   one at a time: p50 / p90 wall us, CPU us    32 outstanding: wall us/op, CPU us/op',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `  ${r.via.padEnd(7)} ${String(r.spinMicros).padStart(3)} us   ${f(r.p50Us)} / ${f(r.p90Us)}      ${f(r.cpuUsPerRoundTrip)}          ${f(r.pipelinedUsPerOp)}      ${f(r.pipelinedCpuUsPerOp)}`,
+    );
+  }
+  const at = (via: string, spin: number) => rows.find((r) => r.via === via && r.spinMicros === spin);
+  const ring = at('ring', 0);
+  const message = at('message', 0);
+  if (ring && message) {
+    lines.push(
+      `  ring vs message (no spin): one at a time ${(message.p50Us / ring.p50Us).toFixed(2)}x faster p50, ${(message.cpuUsPerRoundTrip / ring.cpuUsPerRoundTrip).toFixed(2)}x less CPU; ` +
+        `32 outstanding ${(message.pipelinedUsPerOp / ring.pipelinedUsPerOp).toFixed(2)}x faster, ${(message.pipelinedCpuUsPerOp / ring.pipelinedCpuUsPerOp).toFixed(2)}x less CPU`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function measureTarget(workers: number, ops: number, samples: number): Promise<WorkersRow> {
@@ -169,11 +243,12 @@ export async function benchWorkers(options: {
   workerCounts: readonly number[];
   ops?: number;
   samples?: number;
+  handoffRounds?: number;
   progress?: (s: string) => void;
 }): Promise<WorkersFigures> {
   const loadBefore = loadavg();
   options.progress?.('  hand-off round trip (in this process)');
-  const handoff = await measureHandoff(2000);
+  const handoff = await measureHandoff(options.handoffRounds ?? 2000);
   const rows: WorkersRow[] = [];
   for (const n of options.workerCounts) {
     options.progress?.(`  target with executionWorkers ${n}`);
@@ -182,9 +257,7 @@ export async function benchWorkers(options: {
   const loadAfter = loadavg();
   return {
     rows,
-    handoffP50Us: handoff.p50,
-    handoffP90Us: handoff.p90,
-    handoffCpuUs: handoff.cpu,
+    handoff,
     loadAverage: loadBefore.map((l, i) => (l + loadAfter[i]) / 2),
   };
 }
@@ -193,8 +266,7 @@ export function formatWorkers(f: WorkersFigures): string {
   const fmt = (n: number | null, d = 1) => (n === null ? '-' : n.toFixed(d));
   const lines = [
     `load average during the run: ${f.loadAverage.map((l) => l.toFixed(1)).join(' ')} (2 cores shared with other work: read ratios and CPU figures)`,
-    `hand-off to a worker and back: p50 ${fmt(f.handoffP50Us)} µs, p90 ${fmt(f.handoffP90Us)} µs wall; ${fmt(f.handoffCpuUs)} µs CPU (both threads) per round trip`,
-    '',
+    formatHandoff(f.handoff),
     'workers  lookups/s  server CPU us/lookup  client CPU us/lookup  victim read p99 alone/noisy ms  victim lookup p99 alone/noisy ms',
   ];
   for (const r of f.rows) {

@@ -8,9 +8,10 @@
  *   itself (a load is rare and compiling there keeps the I/O thread free; V8 would share nothing
  *   by posting the module that recompiling in the worker does not also give).
  * - Slots stay owned here (the runtime acquires them): an execution is posted with its slot index.
- * - Hand-off: a message on the worker's port plus a bump and `Atomics.notify` of a shared signal
- *   word (the worker sleeps in `Atomics.wait` and takes messages with `receiveMessageOnPort`);
- *   completions come back as messages. `pingRoundTrip()` measures the round trip.
+ * - Hand-off: shared-memory rings (execution-channel.ts): an execution is a ring slot's plain fields,
+ *   and so is its completion; the worker sleeps in `Atomics.wait` on its wake word, this thread keeps
+ *   an `Atomics.waitAsync` armed while executions are out. Loads, namespaces, and inputs, outputs and
+ *   errors too large for a slot go by message. `pingRoundTrip()` measures the round trip either way.
  * - Placement: an execution goes to the worker with the fewest executions in flight (ties: round
  *   robin), so a tenant uses idle workers freely; within a worker `DeficitScheduler` shares time
  *   between tenants by measured CPU.
@@ -24,14 +25,14 @@ import { Worker } from 'node:worker_threads';
 import { ProgramLoadError } from '../errors.js';
 import type { ExecutionBudget } from '../runtime/budget.js';
 import { ExecutionWorkerError } from '../runtime/errors.js';
-import type { ExecutionRequest, ExecutionResult, ExecutionStats, StorageExecutor } from '../runtime/execution.js';
+import type { ExecutionMode, ExecutionRequest, StorageExecutor } from '../runtime/execution.js';
 import type { SchedulerOptions } from '../runtime/scheduler.js';
 import type { Slot, StorageFunction } from '../runtime/storage-function.js';
+import { createLink, type Done, ExecutionProducer, type SharedLink, type Submission, ZERO_STATS } from './execution-channel.js';
 import { decodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
 import type { Logger } from './logger.js';
 import type { PageCache } from './page-cache.js';
-
-type Done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void;
+import { WakeWord } from './slot-ring.js';
 
 /** What a namespace gives the pool (`Namespace.shareable()`); the cache to recover locks of. */
 export interface ShareableNamespace {
@@ -49,14 +50,14 @@ interface WorkerSlot {
   readonly index: number;
   worker: Worker;
   threadId: number;
-  readonly signal: Int32Array;
-  readonly signalBuffer: SharedArrayBuffer;
-  readonly inflight: Map<number, Done>;
+  readonly wake: WakeWord;
+  /** This thread's link to the worker (replaced with the worker). */
+  link: SharedLink;
   readonly namespaces: Set<number>;
   readonly loads: Map<number, { resolve: () => void; reject: (e: unknown) => void }>;
   readonly pings: Map<number, () => void>;
-  /** Executions this worker slot finished (statistics, tests). */
-  completed: number;
+  /** Whether the worker is ref'd (keeps the process alive). */
+  refd: boolean;
 }
 
 export interface ExecutionPoolOptions {
@@ -66,13 +67,15 @@ export interface ExecutionPoolOptions {
   /** Weight of each tenant (host NQN) in the workers' CPU shares; absent ones weigh 1. */
   readonly weights?: ReadonlyMap<string, number>;
   readonly log?: Logger;
+  /** Idle spin of a worker before it sleeps, in microseconds (default 0; see execution-worker.ts). */
+  readonly spinMicros?: number;
 }
 
 export function defaultExecutionWorkers(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
-const ZERO_STATS: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+const CHAIN: ExecutionMode = { kind: 'chain' };
 
 export class ExecutionPool implements StorageExecutor {
   readonly threads: number;
@@ -82,6 +85,10 @@ export class ExecutionPool implements StorageExecutor {
   private nextId = 1;
   private nextWorker = 0;
   private closed = false;
+  /** Executions in flight per worker, over every producer thread (placement). */
+  private readonly inflightCounts: Int32Array;
+  private readonly producerWake = new SharedArrayBuffer(WakeWord.BYTES);
+  private producer: ExecutionProducer | undefined;
   /** Workers replaced after dying (statistics, tests). */
   replaced = 0;
 
@@ -89,6 +96,7 @@ export class ExecutionPool implements StorageExecutor {
     const n = options.workers ?? defaultExecutionWorkers();
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`execution workers must be 1-64, got ${n}`);
     this.threads = n;
+    this.inflightCounts = new Int32Array(new SharedArrayBuffer(4 * n));
   }
 
   /** Workers running now (0 before the first load). */
@@ -96,41 +104,53 @@ export class ExecutionPool implements StorageExecutor {
     return this.workers.length;
   }
 
-  /** Executions finished by each worker. */
+  /** Executions this thread had finished by each worker (successfully). */
   completed(): number[] {
-    return this.workers.map((w) => w.completed);
+    return this.workers.map((w) => this.producer?.completedBy[w.index] ?? 0);
   }
 
-  /** Executions in flight on each worker. */
+  /** Executions in flight on each worker (every producer thread's). */
   inflight(): number[] {
-    return this.workers.map((w) => w.inflight.size);
+    return this.workers.map((w) => Atomics.load(this.inflightCounts, w.index));
+  }
+
+  /** Completions that came back through the rings (the rest came by message). */
+  get ringCompletions(): number {
+    return this.producer?.ringCompletions ?? 0;
   }
 
   private startWorkers(): void {
     if (this.workers.length > 0 || this.closed) return;
     for (let i = 0; i < this.threads; i++) {
-      const signalBuffer = new SharedArrayBuffer(4);
       const slot: WorkerSlot = {
         index: i,
         worker: undefined as unknown as Worker,
         threadId: -1,
-        signal: new Int32Array(signalBuffer),
-        signalBuffer,
-        inflight: new Map(),
+        wake: new WakeWord(),
+        link: createLink(this.producerWake),
         namespaces: new Set(),
         loads: new Map(),
         pings: new Map(),
-        completed: 0,
+        refd: true,
       };
       this.workers.push(slot);
-      this.spawn(slot);
     }
+    this.producer = new ExecutionProducer(
+      this.workers.map((w) => w.link),
+      this.workers.map((w) => w.wake),
+      this.inflightCounts,
+      (index, s) => this.postLarge(index, s),
+      (index) => this.keepAliveWhileBusy(this.workers[index]),
+    );
+    for (const slot of this.workers) this.spawn(slot);
   }
 
   private spawn(slot: WorkerSlot): void {
     const init: WorkerInit = {
       index: slot.index,
-      signal: slot.signalBuffer,
+      wake: slot.wake.buffer,
+      links: [slot.link],
+      spinMicros: this.options.spinMicros,
       scheduler: this.options.scheduler ?? {},
       weights: Object.fromEntries(this.options.weights ?? []),
     };
@@ -140,7 +160,8 @@ export class ExecutionPool implements StorageExecutor {
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
     worker.on('error', (e) => this.options.log?.error(`execution worker ${slot.index} failed: ${e.message}`));
     worker.on('exit', () => this.onExit(slot, worker));
-    worker.unref();
+    slot.refd = true;
+    this.keepAliveWhileBusy(slot);
   }
 
   /**
@@ -149,26 +170,36 @@ export class ExecutionPool implements StorageExecutor {
    * else on the event loop would otherwise see the process exit under it.
    */
   private keepAliveWhileBusy(slot: WorkerSlot): void {
-    if (slot.inflight.size + slot.loads.size + slot.pings.size > 0) slot.worker.ref();
+    const busy = (this.producer?.outstanding(slot.index) ?? 0) + slot.loads.size + slot.pings.size > 0;
+    if (busy === slot.refd) return;
+    slot.refd = busy;
+    if (busy) slot.worker.ref();
     else slot.worker.unref();
   }
 
   private post(slot: WorkerSlot, m: ToWorker): void {
     slot.worker.postMessage(m);
-    Atomics.add(slot.signal, 0, 1);
-    Atomics.notify(slot.signal, 0);
+    slot.wake.wake();
+  }
+
+  /** An execution whose input does not fit a ring slot: by message (its completion comes by message too). */
+  private postLarge(index: number, s: Submission): void {
+    this.post(this.workers[index], { t: 'exec', ...s });
   }
 
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
     switch (m.t) {
       case 'done': {
-        const done = slot.inflight.get(m.id);
-        if (done === undefined) return;
-        slot.inflight.delete(m.id);
+        const producer = this.producer as ExecutionProducer;
+        if (m.error !== null) producer.complete(m.id, decodeError(m.error), undefined, m.stats);
+        else
+          producer.complete(
+            m.id,
+            null,
+            { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats },
+            m.stats,
+          );
         this.keepAliveWhileBusy(slot);
-        slot.completed++;
-        if (m.error !== null) done(decodeError(m.error), undefined, m.stats);
-        else done(null, { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats }, m.stats);
         return;
       }
       case 'loaded': {
@@ -193,8 +224,10 @@ export class ExecutionPool implements StorageExecutor {
     if (slot.worker !== worker) return;
     const dead = slot.threadId;
     const failure = new ExecutionWorkerError(`execution worker ${slot.index} exited; its executions were lost`);
-    for (const done of slot.inflight.values()) done(failure, undefined, ZERO_STATS);
-    slot.inflight.clear();
+    // A new link: submissions the dead worker never took must not run in slots that are reused now.
+    this.producer?.failWorker(slot.index, failure);
+    slot.link = createLink(this.producerWake);
+    this.producer?.replaceLink(slot.index, slot.link);
     for (const p of slot.loads.values()) p.reject(failure);
     slot.loads.clear();
     slot.pings.clear();
@@ -257,43 +290,38 @@ export class ExecutionPool implements StorageExecutor {
       done(new ExecutionWorkerError(`'${fn.name}' is not loaded on the execution workers`), undefined, ZERO_STATS);
       return;
     }
-    const worker = this.pick();
+    const producer = this.producer as ExecutionProducer;
+    // The worker with the fewest executions in flight (over every producer); ties round robin.
+    const worker = this.workers[producer.pick(this.nextWorker)];
+    this.nextWorker = (worker.index + 1) % this.workers.length;
     if (!this.namespaces.has(ns.shared.id)) this.namespaces.set(ns.shared.id, ns);
     if (!worker.namespaces.has(ns.shared.id)) {
       worker.namespaces.add(ns.shared.id);
       this.post(worker, { t: 'namespace', ns: ns.shared });
     }
-    const id = this.nextId++;
-    worker.inflight.set(id, done);
-    this.keepAliveWhileBusy(worker);
-    this.post(worker, {
-      t: 'exec',
-      id,
-      program: program.id,
-      slot: slot.index,
-      namespace: ns.shared.id,
-      params: request.params,
-      input: request.input,
-      mode: request.mode ?? { kind: 'chain' },
-      budget,
-    });
+    producer.submit(
+      worker.index,
+      {
+        id: this.nextId++,
+        program: program.id,
+        slot: slot.index,
+        namespace: ns.shared.id,
+        params: request.params,
+        input: request.input,
+        mode: request.mode ?? CHAIN,
+        budget,
+      },
+      done,
+    );
   }
 
-  /** The worker with the fewest executions in flight; ties go round robin. */
-  private pick(): WorkerSlot {
-    const n = this.workers.length;
-    let best = this.workers[this.nextWorker % n];
-    for (let k = 1; k < n; k++) {
-      const w = this.workers[(this.nextWorker + k) % n];
-      if (w.inflight.size < best.inflight.size) best = w;
-    }
-    this.nextWorker = (best.index + 1) % n;
-    return best;
-  }
-
-  /** Round trip of an empty message to worker `index` and back, in microseconds (the hand-off cost). */
-  pingRoundTrip(index = 0): Promise<number> {
+  /**
+   * Round trip of an empty request to worker `index` and back, in microseconds (the hand-off cost):
+   * through the rings (`ring`, what executions use) or as messages (`message`, loads and large data).
+   */
+  pingRoundTrip(index = 0, via: 'ring' | 'message' = 'ring'): Promise<number> {
     this.startWorkers();
+    if (via === 'ring') return (this.producer as ExecutionProducer).ping(index, this.nextId++);
     const slot = this.workers[index];
     const id = this.nextId++;
     const start = performance.now();

@@ -21,6 +21,7 @@ import type { SchedulerOptions } from '../runtime/scheduler.js';
 import type { StorageFunctionShared } from '../runtime/storage-function.js';
 import type { MemoryMode } from '../vm/jit/engine.js';
 import { SandboxTrapError } from '../vm/jit/engine.js';
+import type { SharedLink } from './execution-channel.js';
 import type { SharedPageCache } from './page-cache.js';
 
 /** A namespace as a worker opens it: its file (read-only) and the shared page cache. */
@@ -33,8 +34,12 @@ export interface SharedNamespace {
 
 export interface WorkerInit {
   readonly index: number;
-  /** Int32 word the I/O thread bumps (and notifies) after posting a message. */
-  readonly signal: SharedArrayBuffer;
+  /** The worker's wake word (slot-ring.ts `WakeWord`): producers bump it after a message or a submission. */
+  readonly wake: SharedArrayBuffer;
+  /** Its links to producers (execution-channel.ts): submission and completion rings. */
+  readonly links: readonly SharedLink[];
+  /** Idle spin before sleeping, in microseconds (default: none). */
+  readonly spinMicros?: number;
   readonly scheduler: SchedulerOptions;
   readonly weights: Readonly<Record<string, number>>;
 }

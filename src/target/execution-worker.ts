@@ -1,9 +1,11 @@
 /**
  * An execution worker: runs storage-function steps off the I/O thread (see execution-pool.ts).
  *
- * Messages arrive on the worker's port and are taken with `receiveMessageOnPort`; the I/O thread
- * bumps and notifies a shared signal word after each one, so an idle worker sleeps in
- * `Atomics.wait` and wakes in microseconds without a trip through its event loop. Turns are granted
+ * Executions arrive in submission rings (execution-channel.ts, one per producer thread) and their
+ * completions leave in completion rings; loads, namespaces, and executions or completions too large
+ * for a ring slot go by message on the worker's port, taken with `receiveMessageOnPort`. Producers
+ * bump the worker's wake word after either, so an idle worker sleeps in `Atomics.wait` and wakes
+ * without a trip through its event loop. Turns are granted
  * by a `DeficitScheduler` (CPU fairness between tenants over measured turn time); a read of a step
  * is served from the shared page cache, or read by this thread from the file (`readSync` on its own
  * descriptor: it blocks only this worker, never the I/O thread) and the whole pages kept in the cache.
@@ -14,13 +16,20 @@ import { DeficitScheduler } from '../runtime/deficit-scheduler.js';
 import { StorageReadError } from '../runtime/errors.js';
 import { type ExecutionResult, type ExecutionStats, type NamespaceReader, startExecution } from '../runtime/execution.js';
 import { StorageFunction } from '../runtime/storage-function.js';
+import { type Done, type Submission, type TakenSubmission, WorkerLink, ZERO_STATS } from './execution-channel.js';
 import { encodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
 import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
+import { WakeWord } from './slot-ring.js';
 
 /** Reads up to this size go through the page cache (as on the I/O thread, namespace.ts). */
 const MAX_CACHED_READ_BYTES = 64 * 1024;
-/** Time a worker runs turns before it looks at its port again and lets its event loop run. */
+/** Time a busy worker runs before it lets its event loop turn (termination, timers). */
 const PUMP_SLICE_MS = 2;
+/**
+ * Time an idle worker watches its wake word before sleeping (a submission seen while spinning costs
+ * no wake-up). 0: sleep at once; see the README of src/bench for what spinning buys on this machine.
+ */
+const DEFAULT_SPIN_MICROS = 0;
 /** An idle worker wakes this often anyway (timers of its event loop, termination). */
 const IDLE_WAIT_MS = 50;
 
@@ -87,11 +96,66 @@ class WorkerNamespace implements NamespaceReader {
 }
 
 function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
-  const signal = new Int32Array(init.signal);
+  const wake = new WakeWord(init.wake);
+  const links = init.links.map((l) => new WorkerLink(l));
+  const spinMs = (init.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
   const programs = new Map<number, { fn: StorageFunction; tenant: string }>();
   const namespaces = new Map<number, WorkerNamespace>();
   const scheduler = new DeficitScheduler({ ...init.scheduler, weightOf: (t) => init.weights[t] ?? 1 });
   const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+  /** A completion by message: an error, an output too large for a ring slot, or an execution that came by message. */
+  const sendDone = (id: number, error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
+    if (error !== null || result === undefined) {
+      send({ t: 'done', id, error: encodeError(error), returnValue: 0n, output: null, stats });
+      return;
+    }
+    const output = result.output;
+    send(
+      { t: 'done', id, error: null, returnValue: result.returnValue, output, stats },
+      output.byteLength > 0 ? [output.buffer as ArrayBuffer] : undefined,
+    );
+  };
+
+  /** Start one execution; `done` reports it. Unknown program or namespace: drain messages once (a load or namespace posted just before). */
+  const start = (m: Submission | TakenSubmission, done: Done): void => {
+    let program = programs.get(m.program);
+    let reader = namespaces.get(m.namespace);
+    if (program === undefined || reader === undefined) {
+      drain();
+      program = programs.get(m.program);
+      reader = namespaces.get(m.namespace);
+    }
+    if (program === undefined || reader === undefined) {
+      done(
+        new StorageReadError(`worker ${init.index} has no program ${m.program} or namespace ${m.namespace}`),
+        undefined,
+        ZERO_STATS,
+      );
+      return;
+    }
+    const { fn, tenant } = program;
+    startExecution(
+      fn,
+      fn.slotAt(m.slot),
+      { reader, params: m.params, input: m.input, mode: m.mode, tenant },
+      m.budget,
+      scheduler,
+      done,
+    );
+  };
+
+  const takers = links.map((link) => (m: TakenSubmission): void => {
+    const id = m.id;
+    start(m, (error, result, stats) => {
+      if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
+        link.completed(id, result.returnValue, result.output, stats);
+      } else {
+        link.completedElsewhere();
+        sendDone(id, error, result, stats);
+      }
+    });
+  });
 
   const handle = (m: ToWorker): void => {
     switch (m.t) {
@@ -121,68 +185,57 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
       case 'ping':
         send({ t: 'pong', id: m.id });
         return;
-      case 'exec': {
-        const id = m.id;
-        const done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
-          if (error !== null || result === undefined) {
-            send({ t: 'done', id, error: encodeError(error), returnValue: 0n, output: null, stats });
-            return;
-          }
-          const output = result.output;
-          send(
-            { t: 'done', id, error: null, returnValue: result.returnValue, output, stats },
-            output.byteLength > 0 ? [output.buffer as ArrayBuffer] : undefined,
-          );
-        };
-        const program = programs.get(m.program);
-        const reader = namespaces.get(m.namespace);
-        if (program === undefined || reader === undefined) {
-          const zero = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
-          done(
-            new StorageReadError(`worker ${init.index} has no program ${m.program} or namespace ${m.namespace}`),
-            undefined,
-            zero,
-          );
-          return;
-        }
-        const { fn, tenant } = program;
-        startExecution(
-          fn,
-          fn.slotAt(m.slot),
-          { reader, params: m.params, input: m.input, mode: m.mode, tenant },
-          m.budget,
-          scheduler,
-          done,
-        );
+      case 'exec':
+        start(m, (error, result, stats) => sendDone(m.id, error, result, stats));
         return;
-      }
     }
   };
 
-  const drain = (): void => {
+  function drain(): void {
     for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
       const message = m.message as ToWorker;
       try {
         handle(message);
       } catch (e) {
         // A message this worker cannot act on fails alone (an execution gets its error), never the worker.
-        if (message.t === 'exec') {
-          const zero = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
-          send({ t: 'done', id: message.id, error: encodeError(e), returnValue: 0n, output: null, stats: zero });
-        }
+        if (message.t === 'exec')
+          send({ t: 'done', id: message.id, error: encodeError(e), returnValue: 0n, output: null, stats: ZERO_STATS });
       }
     }
+  }
+
+  /** Submissions from every link, while each has completion room (see WorkerLink.takeAll). */
+  const takeSubmissions = (): number => {
+    let taken = 0;
+    for (let i = 0; i < links.length; i++) taken += links[i].takeAll(takers[i]);
+    return taken;
   };
 
+  /**
+   * Run until idle for IDLE_WAIT_MS or busy for PUMP_SLICE_MS, then let the event loop turn once
+   * (termination, timers). Idle: spin `spinMs` watching the wake word, then sleep on it.
+   */
   const pump = (): void => {
-    const seen = Atomics.load(signal, 0);
-    drain();
-    const until = performance.now() + PUMP_SLICE_MS;
-    while (scheduler.runNext()) {
-      if (Atomics.load(signal, 0) !== seen) break;
-      if (performance.now() > until) break;
+    const sliceEnd = performance.now() + PUMP_SLICE_MS;
+    for (;;) {
+      const seen = wake.seen();
+      drain();
+      takeSubmissions();
+      while (scheduler.runNext()) {
+        if (wake.seen() !== seen || performance.now() > sliceEnd) break;
+      }
+      if (performance.now() > sliceEnd) break;
+      if (scheduler.waiting > 0 || wake.seen() !== seen) continue;
+      if (spinMs > 0) {
+        const spinEnd = performance.now() + spinMs;
+        while (wake.seen() === seen && performance.now() < spinEnd) {}
+        if (wake.seen() !== seen) continue;
+      }
+      wake.arm();
+      const woken = Atomics.wait(wake.words, 0, seen, IDLE_WAIT_MS);
+      wake.disarm();
+      if (woken === 'timed-out') break;
     }
-    if (scheduler.waiting === 0 && Atomics.load(signal, 0) === seen) Atomics.wait(signal, 0, seen, IDLE_WAIT_MS);
     setImmediate(pump);
   };
 
