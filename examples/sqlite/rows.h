@@ -104,14 +104,9 @@ static __always_inline __u64 sq_table_search(volatile struct sq_page *pg, volati
 /* Queue the read of a child page after checking it is in the file and not on the path already. */
 static __always_inline __u64 sq_rows_descend(struct nb_ctx *ctx, volatile struct sq_rows *st, volatile struct sq_tmp *t,
                                              __u64 page, __u64 child) {
-  const struct sq_input *in = NB_INPUT(ctx);
-  if (child == 0 || child > in->page_count) return SQ_ERROR(SQ_ERR_CHILD, page);
   __u64 depth = st->depth;
-  if (depth >= SQ_MAX_DEPTH) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  for (__u64 i = 0; i < SQ_MAX_DEPTH; i++) {
-    if (i >= depth) break;
-    if (st->path[i] == child) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  }
+  __u64 err = sq_check_child(ctx, st->path, 1, depth, page, child);
+  if (err) return err;
   st->path[depth & 31] = child;
   st->depth = depth + 1;
   st->page = child;

@@ -209,6 +209,39 @@ static __always_inline __u64 sq_cell(volatile struct sq_page *pg, __u8 *data, __
   return 0;
 }
 
+/* Child i of the interior page in data (i == ncells: the right-most pointer). */
+static __always_inline __u64 sq_child(volatile struct sq_page *pg, __u8 *data, __u8 *end, __u64 i, __u64 page,
+                                      __u64 *child) {
+  if (i >= pg->ncells) {
+    *child = pg->rightmost;
+    return 0;
+  }
+  __u64 cell;
+  __u64 err = sq_cell(pg, data, end, i, page, &cell);
+  if (err) return err;
+  __u32 c;
+  SQ_BE32(c, data, end, cell, return SQ_ERROR(SQ_ERR_SHORT, page));
+  *child = c;
+  return 0;
+}
+
+/*
+ * Whether `child` of page `page` may be visited from a path of `depth` pages listed in `path`
+ * (`stride` __u32 apart): inside the file, no deeper than SQLite's limit, and not on the path
+ * already (a cycle among child pages). Returns 0 or an SQ_ERROR naming `page`.
+ */
+static __always_inline __u64 sq_check_child(struct nb_ctx *ctx, volatile __u32 *path, __u64 stride, __u64 depth,
+                                            __u64 page, __u64 child) {
+  const struct sq_input *in = NB_INPUT(ctx);
+  if (child == 0 || child > SQ_VOL(in->page_count)) return SQ_ERROR(SQ_ERR_CHILD, page);
+  if (depth >= SQ_MAX_DEPTH) return SQ_ERROR(SQ_ERR_CYCLE, page);
+  for (__u64 i = 0; i < SQ_MAX_DEPTH; i++) {
+    if (i >= depth) break;
+    if (path[i * stride] == child) return SQ_ERROR(SQ_ERR_CYCLE, page);
+  }
+  return 0;
+}
+
 /*
  * Bytes of a payload of `size` bytes kept on a page (the rest spills to overflow pages).
  * Table leaves keep up to usable - 35; index pages up to ((usable - 12) * 64 / 255) - 23.

@@ -90,36 +90,14 @@ static __always_inline const struct sq_key *ix_key(struct nb_ctx *ctx, __u64 b, 
 
 // Queue the read of child `child` of the current page and push it.
 static __always_inline __u64 ix_push(struct nb_ctx *ctx, volatile struct ix_state *st, __u64 child) {
-  const struct sq_input *in = NB_INPUT(ctx);
-  __u64 page = st->page;
-  if (child == 0 || child > SQ_VOL(in->page_count)) return SQ_ERROR(SQ_ERR_CHILD, page);
   __u64 depth = st->depth;
-  if (depth >= SQ_MAX_DEPTH) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  for (__u64 i = 0; i < SQ_MAX_DEPTH; i++) {
-    if (i >= depth) break;
-    if (st->pages[i] == child) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  }
+  __u64 err = sq_check_child(ctx, st->pages, 1, depth, st->page, child);
+  if (err) return err;
   st->pages[depth & 31] = child;
   st->idx[depth & 31] = 0;
   st->depth = depth + 1;
   st->page = child;
   st->op = OP_READ;
-  return 0;
-}
-
-// Child i of the interior page in data (i == ncells: the right-most pointer).
-static __always_inline __u64 ix_child(volatile struct ix_state *st, __u8 *data, __u8 *end, __u64 i, __u64 *child) {
-  __u64 page = st->page;
-  if (i >= st->pg.ncells) {
-    *child = st->pg.rightmost;
-    return 0;
-  }
-  __u64 cell;
-  __u64 err = sq_cell(&st->pg, data, end, i, page, &cell);
-  if (err) return err;
-  __u32 c;
-  SQ_BE32(c, data, end, cell, return SQ_ERROR(SQ_ERR_SHORT, page));
-  *child = c;
   return 0;
 }
 
@@ -320,7 +298,7 @@ static __noinline __u64 ix_rowid(struct nb_ctx *ctx, volatile struct ix_state *s
   }
   st->idx[top] = i + 1;
   __u64 child;
-  __u64 err = ix_child(st, data, end, i + 1, &child);
+  __u64 err = sq_child(&st->pg, data, end, i + 1, st->page, &child);
   if (err) return err;
   st->descend = 1;
   return ix_push(ctx, st, child);
@@ -379,7 +357,7 @@ static __noinline __u64 ix_probe(struct nb_ctx *ctx, volatile struct ix_state *s
     return 0;
   }
   __u64 child;
-  __u64 err = ix_child(st, data, end, lo, &child);
+  __u64 err = sq_child(&st->pg, data, end, lo, st->page, &child);
   if (err) return err;
   return ix_push(ctx, st, child);
 }
@@ -400,7 +378,7 @@ static __noinline __u64 ix_arrive(struct nb_ctx *ctx, volatile struct ix_state *
     return 0;
   }
   __u64 child;
-  __u64 err = ix_child(st, data, end, 0, &child);
+  __u64 err = sq_child(&st->pg, data, end, 0, st->page, &child);
   if (err) return err;
   return ix_push(ctx, st, child);
 }

@@ -5,30 +5,41 @@
 // BLOB in MIN/MAX, an integer sum that would overflow) and rows whose payload spills to overflow
 // pages are handed to the host, which finishes them (src/sqlite/scan.ts).
 //
-// The per-row work is a flat loop of micro-operations whose state lives in scratch (one cell, one
-// column, or one 8-byte word per operation): the verifier then walks SC_OPS_PER_STEP iterations
-// of one small body. A leaf that needs more operations is read again (from the target's page
-// cache) in the next step. After in->max_steps steps (960 by default) the execution stops at a row boundary and
-// emits a cursor; the host resumes from it with another execution.
+// The per-row work is a flat loop of micro-operations whose state lives in scratch (one cell, a few
+// columns, or one 8-byte word per operation): the verifier walks each iteration of one small body.
+// The predicate's operations (and walking the columns of a matching row) are cheap to verify; the
+// output's (projection, SUM/MIN/MAX) are not, so a step runs SC_ROUNDS rounds of up to
+// SC_FILTER_OPS cheap operations, each followed by at most one output operation. A leaf that needs
+// more operations is read again (from the target's page cache) in the next step. After
+// in->max_steps steps (960 by default) the execution stops at a row boundary and emits a cursor;
+// the host resumes from it with another execution.
 #include "compare.h"
 
 #define SC_MAX_TERMS 8
-#define SC_WINDOW 32       // leaves of the current parent remembered, so the parent is read once per 32
-// Today's verifier walks every iteration of this loop, and paths through one operation do not all
-// meet again at the next: 4 operations verify in about 200,000 processed instructions (64 exceed
-// the 1,000,000 limit). Raise it when the verifier tracks precision (issue 13).
-#ifndef SC_OPS_PER_STEP
-#define SC_OPS_PER_STEP 4
+#define SC_WINDOW 32 // leaves of the current parent remembered, so the parent is read once per 32
+#ifndef SC_SKIP
+#define SC_SKIP 4 // columns one operation skips on the way to a compared column
+#endif
+// Each iteration of these loops is verified on its own (about 3,300 processed instructions for a
+// cheap operation, 12,000 for an output one): 2 x (16 + 1) operations verify in about 135,000.
+#ifndef SC_FILTER_OPS
+#define SC_FILTER_OPS 16
+#endif
+#ifndef SC_ROUNDS
+#define SC_ROUNDS 2
 #endif
 
 // Output items: a 16-byte header, then bytes.
-#define SC_ROW 1        // b = rowid: a matching row (when projecting); its COLVALs follow
-#define SC_COLVAL 2     // a = column, b = serial type; the value's bytes follow
-#define SC_FOLD_SUM 3   // a = serial type, b = rowid; a value the host adds to SUM
-#define SC_FOLD_MIN 4   // ... a candidate for MIN
-#define SC_FOLD_MAX 5   // ... a candidate for MAX
+#define SC_ROW 1        // b = rowid: a matching row (when projecting); its values follow
+#define SC_VALUE 2      // a = column | roles << 8, b = serial type; then the value's bytes (the
+                        // rowid alias: its 8 bytes, little-endian)
 #define SC_NEEDS_HOST 6 // b = rowid: a row whose payload spills; the host evaluates it
-#define SC_END 7        // struct sc_result follows, then the cursor when result.more
+#define SC_END 7        // struct sc_result, then the cursor (head and levels) when it says so
+// Roles of a value: projected, or an aggregate's input the target could not fold.
+#define SC_ROLE_PROJ 1
+#define SC_ROLE_SUM 2
+#define SC_ROLE_MIN 4
+#define SC_ROLE_MAX 8
 
 struct sc_item {
   __u32 tag;
@@ -42,39 +53,40 @@ struct sc_term {
   struct sq_key key;
 };
 
+// Where a scan resumes. On the wire: the 40-byte head, then `depth` levels (8 bytes each).
+struct sc_level {
+  __u32 page; // an interior page on the path from the root
+  __u32 idx;  // its next child
+};
 struct sc_cursor {
-  __u64 in_leaf;    // 1: resume inside leaf `leaf` at cell `cell`; 0: at the next leaf of the window
+  __u64 in_leaf;    // 1: resume inside leaf `leaf` at cell `cell`; 0: at the next child of the deepest level
   __u64 leaf, cell;
   __u64 depth;      // interior pages on the stack
   __u64 leaf_depth; // pages from the root to a leaf (0: not known yet)
-  __u64 win_n, win_pos;
-  __u32 pages[SQ_MAX_DEPTH + 4];
-  __u32 idx[SQ_MAX_DEPTH + 4]; // next child of each interior page
-  __u32 win[SC_WINDOW];
+  struct sc_level lv[SQ_MAX_DEPTH + 4];
 };
+#define SC_CURSOR_HEAD 40
 
+// The arguments; the host sends `nterms` terms, their constants' bytes, then the cursor.
 struct sc_args {
   __u64 nterms;
-  __u64 proj_mask; // bit c: project column c (c < 64)
-  __u64 sum_col;   // column + 1; 0: none
+  __u64 proj_mask;  // bit c: project column c (c < 64)
+  __u64 need_mask;  // bit c: column c is projected or aggregated
+  __u64 sum_col;    // column + 1; 0: none
   __u64 min_col;
   __u64 max_col;
-  __u64 rowid_col; // the INTEGER PRIMARY KEY column + 1; 0: none
-  __u64 last_col;  // columns pass 2 walks (1 + the highest one it needs)
-  __u64 resume;    // 1: start from `cursor`
+  __u64 rowid_col;  // the INTEGER PRIMARY KEY column + 1; 0: none
+  __u64 cursor_off; // input offset of the cursor to resume from; 0: start at the root
   struct sc_term terms[SC_MAX_TERMS];
-  struct sc_cursor cursor;
 };
 
+#define SC_HAVE_MORE 16 // result.flags: a cursor follows
 struct sc_result {
   __u64 count;
-  __s64 isum;      // integers added on the target
-  __u64 nsum;      // how many
-  __u64 min_kind;  // 0 none, 1 integer, 2 real (bits)
-  __u64 min_bits;
-  __u64 max_kind;
-  __u64 max_bits;
-  __u64 more;      // 1: a cursor follows; resume from it
+  __s64 isum;    // integers added on the target
+  __u64 nsum;    // how many
+  __u64 flags;   // bit i: best[i] holds a value; SC_HAVE_MORE
+  __u64 best[4]; // MIN of the integers, MIN of the reals (IEEE bits), MAX of the integers, MAX of the reals
 };
 
 #define SC_DESCEND 1 // a page whose type is not known yet (the root, or a child on the way down)
@@ -84,13 +96,16 @@ struct sc_result {
 #define OP_CELL 1
 #define OP_COL 2
 #define OP_TEXT 3
-#define OP_OUT 4
-#define OP_DONE 5
+#define OP_OUT 4  // walking the columns of a matching row
+#define OP_WORK 5 // a column of a matching row to project or aggregate
+#define OP_DONE 6
 
 struct sc_state {
   __u64 err;
   __u64 phase;
   struct sc_cursor c;
+  __u64 win_n, win_pos;
+  __u32 win[SC_WINDOW];
   struct sc_result r;
   // The row being worked on.
   __u64 op, i;
@@ -154,27 +169,32 @@ static __always_inline void sc_start_out(struct nb_ctx *ctx, volatile struct sc_
   if (SQ_VOL(a->proj_mask)) sc_emit_item(SC_ROW, 0, st->rowid);
 }
 
-// Fold a number of serial type s (word w) into MIN (want_max 0) or MAX on the target.
-static __always_inline void sc_fold_minmax(volatile __u64 *kind, volatile __u64 *bits, __u64 s, __u64 w, int want_max) {
-  __u64 k = s == 7 ? 2 : 1;
-  __u64 v = s == 7 ? w : (__u64)sq_int_of(s, w);
-  __u64 cur = *kind;
-  int better = 0;
-  if (cur == 0) {
-    better = 1;
-  } else {
-    // c: the new value against the current best (0 less, 1 equal, 2 greater).
-    __u64 c = sq_cmp_number(k == 2 ? 7 : 6, v, cur == 2 ? KEY_REAL : KEY_INT, *bits);
-    better = want_max ? c == 2 : c == 0;
-  }
-  if (better) {
-    *kind = k;
-    *bits = v;
-  }
+// A number's key in unsigned order: integers by their sign-flipped bits, reals by sq_real_order.
+static __always_inline __u64 sc_order(__u64 real, __u64 v) {
+  return real ? sq_real_order(v) : v ^ (1ULL << 63);
 }
 
-// One micro-operation on the leaf in data. Returns 0 or an SQ_ERROR.
-static __always_inline __u64 sc_op(struct nb_ctx *ctx, volatile struct sc_state *st, __u8 *data, __u8 *end) {
+// Fold a number of serial type s (1..9, word w) into MIN (want_max 0) or MAX: the target keeps
+// the best integer and the best real apart (each compared with its own kind, no mixed-kind
+// arithmetic), and the host picks between the two.
+static __always_inline void sc_fold(volatile struct sc_state *st, __u64 s, __u64 w, __u64 want_max) {
+  __u64 real = s == 7;
+  __u64 v = real ? w : (__u64)sq_int_of(s, w);
+  __u64 slot = (want_max << 1) | real;
+  __u64 bit = 1ULL << slot;
+  __u64 flags = st->r.flags;
+  if (flags & bit) {
+    __u64 ov = sc_order(real, v), ob = sc_order(real, st->r.best[slot & 3]);
+    if (want_max ? ov <= ob : ov >= ob) return;
+  }
+  st->r.flags = flags | bit;
+  st->r.best[slot & 3] = v;
+}
+
+// One cheap micro-operation on the leaf in data: a cell, a compared column (after skipping up to
+// SC_SKIP columns before it), an 8-byte word of TEXT/BLOB, or a column of a matching row no output
+// needs. Returns 0 or an SQ_ERROR.
+static __always_inline __u64 sc_filter_op(struct nb_ctx *ctx, volatile struct sc_state *st, __u8 *data, __u8 *end) {
   const struct sq_input *in = NB_INPUT(ctx);
   const struct sc_args *a = sc_args(ctx);
   volatile struct sq_tmp *t = &st->t;
@@ -218,7 +238,7 @@ static __always_inline __u64 sc_op(struct nb_ctx *ctx, volatile struct sc_state 
     st->col = 0;
     st->term = 0;
     st->op = OP_COL;
-    return 0;
+    op = OP_COL; // and on with the first column in the same operation
   }
 
   if (op == OP_COL) {
@@ -229,20 +249,23 @@ static __always_inline __u64 sc_op(struct nb_ctx *ctx, volatile struct sc_state 
     }
     const struct sc_term *tm = sc_term(ctx, term);
     if (!tm) return SQ_ERROR(SQ_ERR_INPUT, page);
-    __u64 tcol = tm->col;
-    __u64 col = st->col;
-    __u64 h = st->h;
-    __u64 hend = st->hend;
-    if (col < tcol) {
+    for (__u64 j = 0; j < SC_SKIP; j++) {
+      __u64 col = st->col;
+      if (col >= SQ_VOL(tm->col)) break;
       // Skip a column (past the end of the header, columns are NULL: nothing to skip).
+      __u64 h = st->h;
+      __u64 hend = st->hend;
       if (h < hend) {
         if (sq_varint(t, data, end, h, hend)) return SQ_ERROR(SQ_ERR_RECORD, page);
         st->h = h + t->vlen;
         st->d = st->d + sq_serial_size(t->v);
       }
       st->col = col + 1;
-      return 0;
     }
+    __u64 col = st->col;
+    if (col < SQ_VOL(tm->col)) return 0;
+    __u64 h = st->h;
+    __u64 hend = st->hend;
     __u64 s = 0;
     if (h < hend) {
       if (sq_varint(t, data, end, h, hend)) return SQ_ERROR(SQ_ERR_RECORD, page);
@@ -304,71 +327,92 @@ static __always_inline __u64 sc_op(struct nb_ctx *ctx, volatile struct sc_state 
 
   if (op == OP_OUT) {
     __u64 col = st->col;
-    __u64 h = st->h;
-    __u64 hend = st->hend;
-    if (col >= SQ_VOL(a->last_col) || col >= 64) {
+    if (col >= 64 || (SQ_VOL(a->need_mask) >> col) == 0) {
       st->r.count = st->r.count + 1;
       st->op = OP_CELL;
       return 0;
     }
-    __u64 s = 0, vlen = 0;
+    if ((SQ_VOL(a->need_mask) >> col) & 1) {
+      st->op = OP_WORK;
+      return 0;
+    }
+    __u64 h = st->h;
+    __u64 hend = st->hend;
     if (h < hend) {
       if (sq_varint(t, data, end, h, hend)) return SQ_ERROR(SQ_ERR_RECORD, page);
-      s = t->v;
-      vlen = t->vlen;
+      st->h = h + t->vlen;
+      st->d = st->d + sq_serial_size(t->v);
     }
-    __u64 size = sq_serial_size(s);
-    __u64 d = st->d;
-    if (d + size > st->dend) return SQ_ERROR(SQ_ERR_RECORD, page);
-    __u64 w = 0;
-    if (s >= 1 && s <= 7 && sq_word_page(&w, data, end, d, size)) return SQ_ERROR(SQ_ERR_SHORT, page);
-    if (col + 1 == SQ_VOL(a->rowid_col)) {
-      s = 6;
-      w = st->rowid;
-    }
-    if ((SQ_VOL(a->proj_mask) >> col) & 1) {
-      sc_emit_item(SC_COLVAL, col, s);
-      if (size && col + 1 != SQ_VOL(a->rowid_col) && sq_emit(data, end, d, size)) return SQ_ERROR(SQ_ERR_SHORT, page);
-    }
-    __u64 cls = sq_class_of_serial(s);
-    if (col + 1 == SQ_VOL(a->sum_col) && cls != 0) {
-      __s64 v = sq_int_of(s, w);
-      __s64 sum = st->r.isum;
-      __s64 nsum = (__s64)((__u64)sum + (__u64)v);
-      int overflow = (sum >= 0) == (v >= 0) && (nsum >= 0) != (sum >= 0);
-      if (s == 7 || cls != 1 || overflow) {
-        sc_emit_item(SC_FOLD_SUM, s, st->rowid);
-        if (s == 6 && col + 1 == SQ_VOL(a->rowid_col)) {
-          nb_emit((void *)&st->rowid, 8);
-        } else if (size && sq_emit(data, end, d, size)) {
-          return SQ_ERROR(SQ_ERR_SHORT, page);
-        }
-      } else {
-        st->r.isum = nsum;
-        st->r.nsum = st->r.nsum + 1;
-      }
-    }
-    if (col + 1 == SQ_VOL(a->min_col) && cls != 0) {
-      if (cls == 1) {
-        sc_fold_minmax(&st->r.min_kind, &st->r.min_bits, s, w, 0);
-      } else {
-        sc_emit_item(SC_FOLD_MIN, s, st->rowid);
-        if (size && sq_emit(data, end, d, size)) return SQ_ERROR(SQ_ERR_SHORT, page);
-      }
-    }
-    if (col + 1 == SQ_VOL(a->max_col) && cls != 0) {
-      if (cls == 1) {
-        sc_fold_minmax(&st->r.max_kind, &st->r.max_bits, s, w, 1);
-      } else {
-        sc_emit_item(SC_FOLD_MAX, s, st->rowid);
-        if (size && sq_emit(data, end, d, size)) return SQ_ERROR(SQ_ERR_SHORT, page);
-      }
-    }
-    st->h = h + vlen;
-    st->d = d + size;
     st->col = col + 1;
     return 0;
   }
+  return 0;
+}
+
+// One column of a matching row that an output needs: projected (emitted), added to SUM, offered
+// to MIN / MAX; what the target cannot fold goes to the host with the value, emitted once with
+// its roles. Returns 0 or an SQ_ERROR.
+static __always_inline __u64 sc_out_op(struct nb_ctx *ctx, volatile struct sc_state *st, __u8 *data, __u8 *end) {
+  const struct sc_args *a = sc_args(ctx);
+  volatile struct sq_tmp *t = &st->t;
+  __u64 page = st->leaf;
+  __u64 col = st->col;
+  __u64 h = st->h;
+  __u64 hend = st->hend;
+  __u64 s = 0, vlen = 0;
+  if (h < hend) {
+    if (sq_varint(t, data, end, h, hend)) return SQ_ERROR(SQ_ERR_RECORD, page);
+    s = t->v;
+    vlen = t->vlen;
+  }
+  __u64 size = sq_serial_size(s);
+  __u64 d = st->d;
+  if (d + size > st->dend) return SQ_ERROR(SQ_ERR_RECORD, page);
+  st->h = h + vlen;
+  st->d = d + size;
+  st->col = col + 1;
+  st->op = OP_OUT;
+  __u64 alias = col + 1 == SQ_VOL(a->rowid_col);
+  __u64 w = 0;
+  if (alias) {
+    s = 6; // the record holds NULL; the value is the rowid
+    w = st->rowid;
+  } else if (s >= 1 && s <= 7 && sq_word_page(&w, data, end, d, size)) {
+    return SQ_ERROR(SQ_ERR_SHORT, page);
+  }
+  __u64 number = s >= 1 && s <= 9;
+  __u64 roles = (SQ_VOL(a->proj_mask) >> (col & 63)) & 1;
+  if (col + 1 == SQ_VOL(a->sum_col) && s != 0) {
+    __s64 v = sq_int_of(s, w);
+    __s64 sum = st->r.isum;
+    __s64 nsum = (__s64)((__u64)sum + (__u64)v);
+    int overflow = (sum >= 0) == (v >= 0) && (nsum >= 0) != (sum >= 0);
+    if (s == 7 || !number || overflow) {
+      roles |= SC_ROLE_SUM;
+    } else {
+      st->r.isum = nsum;
+      st->r.nsum = st->r.nsum + 1;
+    }
+  }
+  if (col + 1 == SQ_VOL(a->min_col) && s != 0) {
+    if (number)
+      sc_fold(st, s, w, 0);
+    else
+      roles |= SC_ROLE_MIN;
+  }
+  if (col + 1 == SQ_VOL(a->max_col) && s != 0) {
+    if (number)
+      sc_fold(st, s, w, 1);
+    else
+      roles |= SC_ROLE_MAX;
+  }
+  if (!roles) return 0;
+  sc_emit_item(SC_VALUE, col | (roles << 8), s);
+  if (alias) {
+    nb_emit((void *)&st->rowid, 8);
+    return 0;
+  }
+  if (size && sq_emit(data, end, d, size)) return SQ_ERROR(SQ_ERR_SHORT, page);
   return 0;
 }
 
@@ -386,24 +430,30 @@ static __always_inline __u64 sc_start_leaf(struct nb_ctx *ctx, volatile struct s
 }
 
 // The end of the scan (or of this execution's share): the aggregates, and the cursor if more.
+// Window leaves not yet visited are given back to the deepest level (its next child moves back),
+// so the cursor carries the path only and the next execution reads that parent again.
 static __always_inline __u64 sc_finish(volatile struct sc_state *st, __u64 more) {
-  st->r.more = more;
+  __u64 depth = st->c.depth;
+  if (depth > SQ_MAX_DEPTH) return SQ_ERROR(SQ_ERR_CYCLE, st->leaf);
+  if (more) {
+    st->r.flags = st->r.flags | SC_HAVE_MORE;
+    if (depth > 0) {
+      __u64 top = (depth - 1) & 31;
+      st->c.lv[top].idx = st->c.lv[top].idx - (st->win_n - st->win_pos);
+    }
+  }
   sc_emit_item(SC_END, 0, 0);
   nb_emit((void *)&st->r, sizeof(struct sc_result));
-  if (more) nb_emit((void *)&st->c, sizeof(struct sc_cursor));
+  if (!more) return SQ_DONE;
+  nb_emit((void *)&st->c, SC_CURSOR_HEAD);
+  if (depth > 0) nb_emit((void *)&st->c.lv, depth * sizeof(struct sc_level));
   return SQ_DONE;
 }
 
 // Push interior page `child` of `page` and read it (its type is learned when it arrives).
 static __always_inline __u64 sc_descend(struct nb_ctx *ctx, volatile struct sc_state *st, __u64 page, __u64 child) {
-  const struct sq_input *in = NB_INPUT(ctx);
-  if (child == 0 || child > in->page_count) return SQ_ERROR(SQ_ERR_CHILD, page);
-  __u64 depth = st->c.depth;
-  if (depth >= SQ_MAX_DEPTH) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  for (__u64 k = 0; k < SQ_MAX_DEPTH; k++) {
-    if (k >= depth) break;
-    if (st->c.pages[k] == child) return SQ_ERROR(SQ_ERR_CYCLE, page);
-  }
+  __u64 err = sq_check_child(ctx, &st->c.lv[0].page, 2, st->c.depth, page, child);
+  if (err) return err;
   st->leaf = child;
   st->phase = SC_DESCEND;
   return SQ_READ_PAGE;
@@ -412,11 +462,11 @@ static __always_inline __u64 sc_descend(struct nb_ctx *ctx, volatile struct sc_s
 // The next leaf: from the window, else back to the parent (or the end).
 static __always_inline __u64 sc_next_leaf(struct nb_ctx *ctx, volatile struct sc_state *st) {
   st->c.in_leaf = 0;
-  __u64 pos = st->c.win_pos;
-  if (pos < st->c.win_n) {
+  __u64 pos = st->win_pos;
+  if (pos < st->win_n) {
     if (SQ_OUT_OF_STEPS(ctx)) return sc_finish(st, 1);
-    st->c.win_pos = pos + 1;
-    st->leaf = st->c.win[pos & (SC_WINDOW - 1)];
+    st->win_pos = pos + 1;
+    st->leaf = st->win[pos & (SC_WINDOW - 1)];
     st->phase = SC_LEAF;
     st->op = 0; // the leaf's header is checked when it arrives
     return SQ_READ_PAGE;
@@ -424,24 +474,9 @@ static __always_inline __u64 sc_next_leaf(struct nb_ctx *ctx, volatile struct sc
   __u64 depth = st->c.depth;
   if (depth == 0) return sc_finish(st, 0);
   if (SQ_OUT_OF_STEPS(ctx)) return sc_finish(st, 1);
-  st->leaf = st->c.pages[(depth - 1) & 31];
+  st->leaf = st->c.lv[(depth - 1) & 31].page;
   st->phase = SC_INTERIOR;
   return SQ_READ_PAGE;
-}
-
-// Child i of the interior page in data (i == ncells: the right-most pointer).
-static __always_inline __u64 sc_child(volatile struct sc_state *st, __u8 *data, __u8 *end, __u64 i, __u64 page, __u64 *child) {
-  if (i >= st->pg.ncells) {
-    *child = st->pg.rightmost;
-    return 0;
-  }
-  __u64 cell;
-  __u64 err = sq_cell(&st->pg, data, end, i, page, &cell);
-  if (err) return err;
-  __u32 c;
-  SQ_BE32(c, data, end, cell, return SQ_ERROR(SQ_ERR_SHORT, page));
-  *child = c;
-  return 0;
 }
 
 static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_state *st) {
@@ -459,14 +494,14 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
     if (err) return err;
     __u64 depth = st->c.depth;
     if (st->pg.type == SQ_TABLE_INTERIOR) {
-      st->c.pages[depth & 31] = page;
-      st->c.idx[depth & 31] = 0;
+      st->c.lv[depth & 31].page = page;
+      st->c.lv[depth & 31].idx = 0;
       st->c.depth = depth + 1;
       st->phase = SC_INTERIOR;
     } else if (st->pg.type == SQ_TABLE_LEAF) {
       st->c.leaf_depth = depth + 1;
-      st->c.win_n = 0;
-      st->c.win_pos = 0;
+      st->win_n = 0;
+      st->win_pos = 0;
       err = sc_start_leaf(ctx, st, page);
       if (err) return err;
       st->phase = SC_LEAF;
@@ -481,38 +516,38 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
     if (st->pg.type != SQ_TABLE_INTERIOR) return SQ_ERROR(SQ_ERR_PAGE_TYPE, page);
     __u64 depth = st->c.depth;
     __u64 top = (depth - 1) & 31;
-    __u64 i = st->c.idx[top];
+    __u64 i = st->c.lv[top].idx;
     __u64 n = st->pg.ncells;
     if (i > n) {
       // Every child done: up one level.
       st->c.depth = depth - 1;
-      st->c.win_n = 0;
-      st->c.win_pos = 0;
+      st->win_n = 0;
+      st->win_pos = 0;
       return sc_next_leaf(ctx, st);
     }
     if (st->c.leaf_depth == 0 || depth + 1 < st->c.leaf_depth) {
       __u64 child;
-      err = sc_child(st, data, end, i, page, &child);
+      err = sq_child(&st->pg, data, end, i, page, &child);
       if (err) return err;
-      st->c.idx[top] = i + 1;
+      st->c.lv[top].idx = i + 1;
       return sc_descend(ctx, st, page, child);
     }
     // The children are leaves: remember the next SC_WINDOW of them.
     __u64 count = 0;
     for (__u64 k = 0; k < SC_WINDOW; k++) {
-      __u64 j = st->c.idx[top];
+      __u64 j = st->c.lv[top].idx;
       if (j > st->pg.ncells) break;
       __u64 child;
-      err = sc_child(st, data, end, j, page, &child);
+      err = sq_child(&st->pg, data, end, j, page, &child);
       if (err) return err;
       if (child == 0 || child > in->page_count) return SQ_ERROR(SQ_ERR_CHILD, page);
       if (child == page) return SQ_ERROR(SQ_ERR_CYCLE, page);
-      st->c.win[k] = child;
-      st->c.idx[top] = j + 1;
+      st->win[k] = child;
+      st->c.lv[top].idx = j + 1;
       count = k + 1;
     }
-    st->c.win_n = count;
-    st->c.win_pos = 0;
+    st->win_n = count;
+    st->win_pos = 0;
     return sc_next_leaf(ctx, st);
   }
 
@@ -531,12 +566,21 @@ static __always_inline __u64 sc_step(struct nb_ctx *ctx, volatile struct sc_stat
     err = sq_page_header(&st->pg, data, end, page, in->usable);
     if (err) return err;
   }
-  for (__u64 k = 0; k < SC_OPS_PER_STEP; k++) {
-    if (st->op == OP_DONE) break;
-    // Out of steps: stop at the next row boundary (the next step then ends the execution).
-    if (st->op == OP_CELL && SQ_OUT_OF_STEPS(ctx)) break;
-    err = sc_op(ctx, st, data, end);
-    if (err) return err;
+  for (__u64 r = 0; r < SC_ROUNDS; r++) {
+    for (__u64 k = 0; k < SC_FILTER_OPS; k++) {
+      __u64 op = st->op;
+      if (op == OP_DONE || op == OP_WORK) break;
+      // Out of steps: stop at the next row boundary (the next step then ends the execution).
+      if (op == OP_CELL && SQ_OUT_OF_STEPS(ctx)) break;
+      err = sc_filter_op(ctx, st, data, end);
+      if (err) return err;
+    }
+    __u64 op = st->op;
+    if (op == OP_DONE) break;
+    if (op == OP_WORK) {
+      err = sc_out_op(ctx, st, data, end);
+      if (err) return err;
+    }
   }
   if (st->op != OP_DONE) return SQ_READ_PAGE; // the same leaf again
   return sc_next_leaf(ctx, st);
@@ -551,21 +595,25 @@ NEARBPF_STORAGE_PROGRAM(sqlite_scan) {
     r = sq_check_input(ctx);
     if (r) return r;
     const struct sc_args *a = sc_args(ctx);
-    if ((in->arg_off & 7) || in->arg_off + sizeof(struct sc_args) > ctx->input_len || a->nterms > SC_MAX_TERMS)
+    __u64 nterms = a->nterms;
+    if ((in->arg_off & 7) || nterms > SC_MAX_TERMS ||
+        in->arg_off + __builtin_offsetof(struct sc_args, terms) + nterms * sizeof(struct sc_term) > ctx->input_len)
       return SQ_ERROR(SQ_ERR_INPUT, 0);
-    if (a->resume) {
-      const struct sc_cursor *c = &a->cursor;
+    __u64 coff = a->cursor_off;
+    if (coff) {
+      if ((coff & 7) || coff > NB_MAX_INPUT - sizeof(struct sc_cursor) || coff + SC_CURSOR_HEAD > ctx->input_len)
+        return SQ_ERROR(SQ_ERR_INPUT, 0);
+      SQ_BARRIER(coff);
+      const struct sc_cursor *c = NB_INPUT(ctx) + coff;
       __u64 depth = c->depth;
-      if (depth > SQ_MAX_DEPTH || c->win_n > SC_WINDOW || c->win_pos > c->win_n) return SQ_ERROR(SQ_ERR_INPUT, 0);
+      if (depth > SQ_MAX_DEPTH || coff + SC_CURSOR_HEAD + depth * sizeof(struct sc_level) > ctx->input_len)
+        return SQ_ERROR(SQ_ERR_INPUT, 0);
       st->c.depth = depth;
       st->c.leaf_depth = c->leaf_depth;
-      st->c.win_n = c->win_n;
-      st->c.win_pos = c->win_pos;
       for (__u64 k = 0; k < SQ_MAX_DEPTH; k++) {
-        st->c.pages[k] = c->pages[k];
-        st->c.idx[k] = c->idx[k];
+        st->c.lv[k].page = c->lv[k].page;
+        st->c.lv[k].idx = c->lv[k].idx;
       }
-      for (__u64 k = 0; k < SC_WINDOW; k++) st->c.win[k] = c->win[k];
       if (c->in_leaf) {
         st->resume_cell = c->cell;
         st->leaf = c->leaf;

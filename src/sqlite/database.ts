@@ -29,7 +29,6 @@ import {
   COMPARE_OPS,
   decodeScanOutput,
   encodeScanArgs,
-  foldedNumber,
   MAX_TERMS,
   type ScanAnswer,
   type ScanPlan,
@@ -312,22 +311,24 @@ export class SqliteDatabase {
           maxSteps: this.maxStepsPerExecution,
         });
         executions++;
-        const part = decodeScanOutput(r.output, table.rowidColumn, plan.sum >= 0 && plan.sum === table.rowidColumn);
+        const part = decodeScanOutput(r.output, table.rowidColumn);
         count += part.count;
         if (part.nsum > 0) sum.addInteger(part.isum);
         for (const f of part.foldSum) sum.add(f.value, f.isReal);
-        if (part.min) min.offer(foldedNumber(part.min.kind, part.min.bits));
-        if (part.max) max.offer(foldedNumber(part.max.kind, part.max.bits));
         for (const v of part.foldMin) min.offer(v);
         for (const v of part.foldMax) max.offer(v);
         for (const row of part.rows)
           rows.push({
             rowid: row.rowid,
-            values: plan.proj.map((c) => (c === table.rowidColumn ? rowidValue(row.rowid) : (row.cols.get(c) ?? null))),
+            values: plan.proj.map((c) => row.cols.get(c) ?? null),
           });
         if (part.needsHost.length > 0) {
           const spilled = await this.getRecords(table, part.needsHost);
-          for (const s of spilled) if (s.record) atHost(decode(s.rowid, s.record).row, decode(s.rowid, s.record).reals);
+          for (const s of spilled) {
+            if (!s.record) continue;
+            const { row, reals } = decode(s.rowid, s.record);
+            atHost(row, reals);
+          }
         }
         cursor = part.cursor;
       } while (cursor);

@@ -122,10 +122,19 @@ export class BestValue {
 
 // ---- the wire format of sqlite_scan (examples/sqlite/sqlite_scan.c) ----
 
-const TAG = { row: 1, colval: 2, foldSum: 3, foldMin: 4, foldMax: 5, needsHost: 6, end: 7 } as const;
-export const SCAN_ARGS_FIXED_BYTES = 64 + MAX_TERMS * 40;
-export const CURSOR_BYTES = 56 + 24 * 4 * 2 + 32 * 4;
-export const SCAN_ARGS_BYTES = SCAN_ARGS_FIXED_BYTES + CURSOR_BYTES;
+const TAG = { row: 1, value: 2, needsHost: 6, end: 7 } as const;
+/** Roles of an SC_VALUE item (sc_out_op): projected, or an aggregate's input the target left to the host. */
+const ROLE = { proj: 1, sum: 2, min: 4, max: 8 } as const;
+/** struct sc_args up to its terms (the host sends only the terms in use, then their bytes, then the cursor). */
+export const SCAN_ARGS_FIXED_BYTES = 64;
+const TERM_BYTES = 40;
+/** The cursor's head (struct sc_cursor up to its levels), then 8 bytes per interior level. */
+const CURSOR_HEAD_BYTES = 40;
+const CURSOR_LEVEL_BYTES = 8;
+const CURSOR_MAX_LEVELS = 20;
+/** struct sc_result: count, isum, nsum, flags, then the best integer and real for MIN and MAX. */
+const RESULT_BYTES = 64;
+const HAVE_MORE = 16;
 const OP_CODE: Record<CompareOp, number> = { '<': 0, '<=': 1, '=': 2, '!=': 3, '>=': 4, '>': 5 };
 
 export interface ScanPlan {
@@ -138,46 +147,50 @@ export interface ScanPlan {
   readonly rowidColumn: number;
 }
 
-/** The argument block of sqlite_scan; `argOff` is where it will lie in the input blob. */
+/**
+ * The argument block of sqlite_scan (struct sc_args: 64 bytes, the terms in use, their constants'
+ * bytes, then the cursor to resume from); `argOff` is where it will lie in the input blob.
+ */
 export function encodeScanArgs(plan: ScanPlan, argOff: number, cursor: Uint8Array | undefined): Buffer {
-  const bytesNeeded = plan.terms.reduce((n: number, t) => n + keyBytes(t.value), 0);
-  const b = Buffer.alloc(SCAN_ARGS_BYTES + Math.ceil(bytesNeeded / 8) * 8 + 8);
-  let mask = 0n;
-  for (const c of plan.proj) mask |= 1n << BigInt(c);
-  const needed = [...plan.proj, plan.sum, plan.min, plan.max].filter((c) => c >= 0);
+  const keys = plan.terms.reduce((n: number, t) => n + keyBytes(t.value), 0);
+  const cursorAt = SCAN_ARGS_FIXED_BYTES + plan.terms.length * TERM_BYTES + keys;
+  const b = Buffer.alloc(cursorAt + (cursor?.length ?? 0));
+  let proj = 0n;
+  for (const c of plan.proj) proj |= 1n << BigInt(c);
+  let need = proj;
+  for (const c of [plan.sum, plan.min, plan.max]) if (c >= 0) need |= 1n << BigInt(c);
   b.writeBigUInt64LE(BigInt(plan.terms.length), 0);
-  b.writeBigUInt64LE(mask, 8);
-  b.writeBigUInt64LE(BigInt(plan.sum + 1), 16);
-  b.writeBigUInt64LE(BigInt(plan.min + 1), 24);
-  b.writeBigUInt64LE(BigInt(plan.max + 1), 32);
-  b.writeBigUInt64LE(BigInt(plan.rowidColumn + 1), 40);
-  b.writeBigUInt64LE(BigInt(needed.length ? Math.max(...needed) + 1 : 0), 48);
-  b.writeBigUInt64LE(cursor ? 1n : 0n, 56);
-  let extra = SCAN_ARGS_BYTES;
+  b.writeBigUInt64LE(proj, 8);
+  b.writeBigUInt64LE(need, 16);
+  b.writeBigUInt64LE(BigInt(plan.sum + 1), 24);
+  b.writeBigUInt64LE(BigInt(plan.min + 1), 32);
+  b.writeBigUInt64LE(BigInt(plan.max + 1), 40);
+  b.writeBigUInt64LE(BigInt(plan.rowidColumn + 1), 48);
+  b.writeBigUInt64LE(BigInt(cursor ? argOff + cursorAt : 0), 56);
+  let extra = SCAN_ARGS_FIXED_BYTES + plan.terms.length * TERM_BYTES;
   // Terms sorted by column: the program walks a record's columns once.
   const terms = [...plan.terms].sort((x, y) => x.col - y.col);
   terms.forEach((t, i) => {
-    const at = 64 + i * 40;
+    const at = SCAN_ARGS_FIXED_BYTES + i * TERM_BYTES;
     b.writeBigUInt64LE(BigInt(t.col), at);
     b.writeBigUInt64LE(BigInt(OP_CODE[t.op]), at + 8);
     extra = writeKey(b, at + 16, t.value, argOff, extra);
   });
-  if (cursor) Buffer.from(cursor).copy(b, SCAN_ARGS_FIXED_BYTES);
-  return b.subarray(0, Math.max(extra, SCAN_ARGS_BYTES));
+  if (cursor) b.set(cursor, cursorAt);
+  return b;
 }
 
 /** What one execution of sqlite_scan returned. */
 export interface ScanPart {
   rows: { rowid: bigint; cols: Map<number, SqlValue> }[];
   foldSum: { value: SqlValue; isReal: boolean }[];
+  /** Candidates for MIN and MAX: values the target left to the host, and its best integer and real. */
   foldMin: SqlValue[];
   foldMax: SqlValue[];
   needsHost: bigint[];
   count: number;
   isum: bigint;
   nsum: number;
-  min?: { kind: number; bits: bigint };
-  max?: { kind: number; bits: bigint };
   cursor?: Buffer;
 }
 
@@ -204,58 +217,65 @@ function valueOfSerial(serial: number, bytes: Uint8Array): SqlValue {
   return decodeRecord(rec)[0];
 }
 
-export function decodeScanOutput(out: Uint8Array, rowidColumn: number, sumIsRowid: boolean): ScanPart {
+export function decodeScanOutput(out: Uint8Array, rowidColumn: number): ScanPart {
   const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   const part: ScanPart = { rows: [], foldSum: [], foldMin: [], foldMax: [], needsHost: [], count: 0, isum: 0n, nsum: 0 };
   let at = 0;
   const bad = () => new SqliteQueryError('ERR_SQLITE_ARGUMENT', `malformed sqlite_scan output at byte ${at}`);
+  const take = (n: number) => {
+    if (at + n > b.length) throw bad();
+    const x = b.subarray(at, at + n);
+    at += n;
+    return x;
+  };
   while (at < b.length) {
     if (at + 16 > b.length) throw bad();
     const tag = b.readUInt32LE(at);
     const a = b.readUInt32LE(at + 4);
     const v = b.readBigUInt64LE(at + 8);
     at += 16;
-    const take = (n: number) => {
-      if (at + n > b.length) throw bad();
-      const x = b.subarray(at, at + n);
-      at += n;
-      return x;
-    };
     switch (tag) {
       case TAG.row:
         part.rows.push({ rowid: BigInt.asIntN(64, v), cols: new Map() });
         break;
-      case TAG.colval: {
-        const row = part.rows[part.rows.length - 1];
-        if (!row) throw bad();
-        if (a === rowidColumn) row.cols.set(a, null);
-        else row.cols.set(a, valueOfSerial(Number(v), take(serialSize(Number(v)))));
+      case TAG.value: {
+        const col = a & 0xff;
+        const roles = a >>> 8;
+        const serial = Number(v);
+        // The rowid alias travels as the rowid's 8 bytes, little-endian; other values as stored.
+        const value =
+          col === rowidColumn ? foldedNumber(1, take(8).readBigUInt64LE(0)) : valueOfSerial(serial, take(serialSize(serial)));
+        if (roles & ROLE.proj) {
+          const row = part.rows[part.rows.length - 1];
+          if (!row) throw bad();
+          row.cols.set(col, value);
+        }
+        if (roles & ROLE.sum) part.foldSum.push({ value, isReal: serial === 7 });
+        if (roles & ROLE.min) part.foldMin.push(value);
+        if (roles & ROLE.max) part.foldMax.push(value);
         break;
       }
-      case TAG.foldSum: {
-        if (sumIsRowid) part.foldSum.push({ value: b.readBigInt64LE(take(8).byteOffset - b.byteOffset), isReal: false });
-        else part.foldSum.push({ value: valueOfSerial(a, take(serialSize(a))), isReal: a === 7 });
-        break;
-      }
-      case TAG.foldMin:
-        part.foldMin.push(valueOfSerial(a, take(serialSize(a))));
-        break;
-      case TAG.foldMax:
-        part.foldMax.push(valueOfSerial(a, take(serialSize(a))));
-        break;
       case TAG.needsHost:
         part.needsHost.push(BigInt.asIntN(64, v));
         break;
       case TAG.end: {
-        const r = take(64);
+        const r = take(RESULT_BYTES);
         part.count = Number(r.readBigUInt64LE(0));
         part.isum = r.readBigInt64LE(8);
         part.nsum = Number(r.readBigUInt64LE(16));
-        const mk = Number(r.readBigUInt64LE(24));
-        if (mk) part.min = { kind: mk, bits: r.readBigUInt64LE(32) };
-        const xk = Number(r.readBigUInt64LE(40));
-        if (xk) part.max = { kind: xk, bits: r.readBigUInt64LE(48) };
-        if (r.readBigUInt64LE(56) === 1n) part.cursor = Buffer.from(take(CURSOR_BYTES));
+        const flags = Number(r.readBigUInt64LE(24));
+        // best[]: MIN of the integers, MIN of the reals, MAX of the integers, MAX of the reals.
+        for (let i = 0; i < 4; i++) {
+          if (!(flags & (1 << i))) continue;
+          const best = foldedNumber(i & 1 ? 2 : 1, r.readBigUInt64LE(32 + i * 8));
+          (i < 2 ? part.foldMin : part.foldMax).push(best);
+        }
+        if (flags & HAVE_MORE) {
+          if (at + CURSOR_HEAD_BYTES > b.length) throw bad();
+          const depth = Number(b.readBigUInt64LE(at + 24));
+          if (depth > CURSOR_MAX_LEVELS) throw bad();
+          part.cursor = Buffer.from(take(CURSOR_HEAD_BYTES + depth * CURSOR_LEVEL_BYTES));
+        }
         if (at !== b.length) throw bad();
         return part;
       }

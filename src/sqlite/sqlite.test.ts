@@ -7,11 +7,12 @@ import Database from 'better-sqlite3';
 import { ProgramClient } from '../client/programs.js';
 import { blockReader, blockWriter, type LoopbackSession, startLoopbackSession } from '../showcase/nvme.js';
 import { loadSqliteFunctions, type SqliteDatabase, SqliteDatabase as SqliteDb, type SqliteHandles } from './database.js';
-import { SqliteCorruptError, SqliteFormatError, SqliteQueryError } from './errors.js';
+import { programError, SqliteCorruptError, SqliteFormatError, SqliteQueryError } from './errors.js';
 import type { SqlValue } from './format.js';
 import { canon, canonRow, generateDatabase, generateIndexDatabase, INDEX_TEST_INDEXES, rng } from './generate.js';
+import { encodeInput, INPUT_HEADER_BYTES } from './input.js';
 import type { Extent } from './pages.js';
-import { COMPARE_OPS, type Term } from './scan.js';
+import { COMPARE_OPS, decodeScanOutput, encodeScanArgs, type Term } from './scan.js';
 
 const NSID = 1;
 const NS_BYTES = 64 << 20;
@@ -565,6 +566,55 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
         [1n],
       );
       assert.equal(db.counters.outputRetries, 1);
+    });
+
+    it('a malformed scan argument block or cursor ends with ERR_SQLITE_INPUT; a cursor naming a wrong page, with that page', async () => {
+      const db = await place(image);
+      const plan = { terms: [{ col: 0, op: '>' as const, value: 0 }], proj: [], sum: -1, min: -1, max: -1, rowidColumn: 0 };
+      const run = async (args: Buffer) => {
+        const input = encodeInput(db.location, db.header, { tableRoot: root, nargs: 0, args, maxSteps: 3 });
+        return programs.execute(handles.sqlite_scan as number, { nsid: NSID, input, maxOutputBytes: 65536 });
+      };
+      const failure = async (args: Buffer) => programError((await run(args)).returnValue);
+      // Three steps do not finish the table: the answer carries a cursor (head, then one level).
+      const start = encodeScanArgs(plan, INPUT_HEADER_BYTES, undefined);
+      const part = decodeScanOutput((await run(start)).output, 0);
+      const cursor = part.cursor;
+      assert.ok(cursor && cursor.length === 48, `a cursor of one level: ${cursor?.length}`);
+      assert.equal(await failure(encodeScanArgs(plan, INPUT_HEADER_BYTES, cursor)), undefined);
+      const at = start.length; // where encodeScanArgs puts the cursor
+      const cases: [string, (b: Buffer) => void, string, number][] = [
+        ['9 terms', (b) => b.writeBigUInt64LE(9n, 0), 'ERR_SQLITE_INPUT', 0],
+        ['a cursor offset not 8-aligned', (b) => b.writeBigUInt64LE(b.readBigUInt64LE(56) + 4n, 56), 'ERR_SQLITE_INPUT', 0],
+        ['a cursor offset past the input', (b) => b.writeBigUInt64LE(4000n, 56), 'ERR_SQLITE_INPUT', 0],
+        ['a cursor 21 levels deep', (b) => b.writeBigUInt64LE(21n, at + 24), 'ERR_SQLITE_INPUT', 0],
+        ['a cursor with more levels than sent', (b) => b.writeBigUInt64LE(2n, at + 24), 'ERR_SQLITE_INPUT', 0],
+        [
+          'a cursor inside an index page',
+          (b) => {
+            b.writeBigUInt64LE(1n, at);
+            b.writeBigUInt64LE(BigInt(indexRoot), at + 8);
+          },
+          'ERR_SQLITE_PAGE_TYPE',
+          indexRoot,
+        ],
+        [
+          'a cursor whose level is not an interior page (an overflow page)',
+          (b) => b.writeUInt32LE(3, at + 40),
+          'ERR_SQLITE_PAGE_TYPE',
+          3,
+        ],
+      ];
+      for (const [what, patch, code, page] of cases) {
+        const args = encodeScanArgs(plan, INPUT_HEADER_BYTES, cursor);
+        patch(args);
+        const e = await failure(args);
+        assert.ok(e instanceof SqliteCorruptError, `${what}: ${String(e)}`);
+        assert.equal(e.code, code, `${what}: ${e.message}`);
+        assert.equal(e.page, page, `${what}: ${e.message}`);
+      }
+      // The target still answers.
+      assert.equal((await db.scan('t', { where: [{ column: 'id', op: '>', value: 0 }] })).count, 400);
     });
 
     it('a cycle among overflow pages', async () => {
