@@ -34,3 +34,12 @@ export function selfCpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
 }
+
+/** CPU time of one thread of a process (its main thread: `tid` = `pid`), in nanoseconds; null where /proc lacks it. */
+export function threadCpuNs(pid: number, tid: number): number | null {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return null;
+  }
+}

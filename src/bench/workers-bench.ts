@@ -1,6 +1,8 @@
 /**
- * Execution workers side by side (`bench:pushdown -- --execution-workers 0,1,2`): for each worker
- * count a target process runs with that `programs.executionWorkers`, and one run measures
+ * Execution workers and I/O threads side by side (`bench:pushdown -- --execution-workers 0,1,2
+ * --io-threads 2`): for each configuration a target process runs with that `ioThreads` and
+ * `programs.executionWorkers` (one port per I/O thread; the measured tenant connects to every port),
+ * and one run measures
  *
  * - pushed-down lookups (a 6-step chain over cached 512-byte nodes) per second at QD32, with the
  *   target's CPU per lookup (all its threads, /proc) and the client's;
@@ -20,7 +22,7 @@ import { assemble, encodeProgram } from '../isa/index.js';
 import { ExecutionPool } from '../target/execution-pool.js';
 import { LIST_WALK_ASM, SPIN_STEPS_ASM } from '../testing/storage-programs.js';
 import { spawnServe } from './io-bench.js';
-import { processCpuNs, selfCpuUs } from './proc-cpu.js';
+import { processCpuNs, selfCpuUs, threadCpuNs } from './proc-cpu.js';
 
 const NQN = 'nqn.2026-11.io.nearbpf:bench-workers';
 const TENANT = 'nqn.2014-08.org.nvmexpress:uuid:be7c0000-0000-4000-8000-0000000000a1';
@@ -31,10 +33,19 @@ const CHAIN_AT = 1 << 20;
 /** Nodes 64 KiB apart: each step's read is its own page. */
 const NODE_STRIDE = 64 * 1024;
 
+/** A target configuration: I/O threads (0: the ports on the main thread) and execution workers (0: steps on the I/O thread). */
+export interface WorkersConfig {
+  readonly ioThreads: number;
+  readonly workers: number;
+}
+
 export interface WorkersRow {
+  readonly ioThreads: number;
   readonly workers: number;
   readonly lookupsPerSec: number;
   readonly serverCpuUsPerLookup: number | null;
+  /** Of it, the target's main thread (with no I/O threads: the thread serving the socket). */
+  readonly mainThreadCpuUsPerLookup: number | null;
   readonly clientCpuUsPerLookup: number;
   readonly readP99AloneMs: number;
   readonly readP99NoisyMs: number;
@@ -139,23 +150,29 @@ export function formatHandoff(rows: readonly HandoffRow[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function measureTarget(workers: number, ops: number, samples: number): Promise<WorkersRow> {
+async function measureTarget(config: WorkersConfig, ops: number, samples: number): Promise<WorkersRow> {
+  const { ioThreads, workers } = config;
+  const portCount = Math.max(1, ioThreads);
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-workers-'));
   const configPath = join(dir, 'target.json');
   await writeFile(
     configPath,
     JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
+      listen: Array.from({ length: portCount }, () => ({ host: '127.0.0.1', port: 0 })),
+      ioThreads,
       dataDir: dir,
       limits: { maxQueueDepth: 128 },
       programs: { executionWorkers: workers, defaults: { maxSteps: 2000, maxConcurrentExecutions: 32 } },
       subsystems: [{ nqn: NQN, namespaces: [{ nsid: 1, path: 'bench.img', sizeBytes: 16 << 20, blockSize: 512 }] }],
     }),
   );
-  const target = await spawnServe(configPath);
-  const connect = (hostNqn: string) =>
-    NvmeTcpHost.connect({ host: '127.0.0.1', port: target.port, subsystemNqn: NQN, hostNqn, ioQueues: 1, queueDepth: 64 });
+  const target = await spawnServe(configPath, portCount);
+  const connect = (hostNqn: string, port = target.port) =>
+    NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: NQN, hostNqn, ioQueues: 1, queueDepth: 64 });
   const [a, noisy, victim] = [await connect(TENANT), await connect(NOISY), await connect(VICTIM)];
+  // The measured tenant has one association per port (a multipath host), its lookups spread over them.
+  const paths = [a];
+  for (const port of target.ports.slice(1)) paths.push(await connect(TENANT, port));
   try {
     // The chain: CHAIN_NODES nodes of {value, next}, 64 KiB apart, read once (cached).
     for (let i = 0; i < CHAIN_NODES; i++) {
@@ -168,6 +185,8 @@ async function measureTarget(workers: number, ops: number, samples: number): Pro
     const expected = BigInt((CHAIN_NODES * (CHAIN_NODES + 1)) / 2);
     const walkImage = encodeProgram(assemble(LIST_WALK_ASM));
     const pa = new ProgramClient(a);
+    // One program per tenant: every path of the tenant sees it under the same handle.
+    const pas = paths.map((h) => new ProgramClient(h));
     const pv = new ProgramClient(victim);
     const pn = new ProgramClient(noisy);
     const walkA = await pa.load(walkImage, { name: 'walk' });
@@ -181,19 +200,22 @@ async function measureTarget(workers: number, ops: number, samples: number): Pro
 
     // Throughput at QD32.
     const server0 = processCpuNs(target.pid);
+    const main0 = threadCpuNs(target.pid, target.pid);
     const client0 = selfCpuUs();
     const t0 = performance.now();
     let next = 0;
     await Promise.all(
-      Array.from({ length: 32 }, async () => {
+      Array.from({ length: 32 }, async (_, k) => {
+        const path = pas[k % pas.length];
         while (next < ops) {
           next++;
-          await lookup(pa, walkA);
+          await lookup(path, walkA);
         }
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
     const server1 = processCpuNs(target.pid);
+    const main1 = threadCpuNs(target.pid, target.pid);
     const clientCpu = (selfCpuUs() - client0) / ops;
 
     // Noisy neighbour: victim samples alone and next to the spinning tenant, alternating in blocks.
@@ -221,9 +243,11 @@ async function measureTarget(workers: number, ops: number, samples: number): Pro
       await Promise.all(running);
     }
     return {
+      ioThreads,
       workers,
       lookupsPerSec: ops / seconds,
       serverCpuUsPerLookup: server0 === null || server1 === null ? null : (server1 - server0) / 1000 / ops,
+      mainThreadCpuUsPerLookup: main0 === null || main1 === null ? null : (main1 - main0) / 1000 / ops,
       clientCpuUsPerLookup: clientCpu,
       readP99AloneMs: p(alone.reads, 0.99),
       readP99NoisyMs: p(shared.reads, 0.99),
@@ -231,6 +255,7 @@ async function measureTarget(workers: number, ops: number, samples: number): Pro
       lookupP99NoisyMs: p(shared.lookups, 0.99),
     };
   } finally {
+    for (const h of paths.slice(1)) await h.close();
     await a.close();
     await noisy.close();
     await victim.close();
@@ -240,7 +265,7 @@ async function measureTarget(workers: number, ops: number, samples: number): Pro
 }
 
 export async function benchWorkers(options: {
-  workerCounts: readonly number[];
+  configs: readonly WorkersConfig[];
   ops?: number;
   samples?: number;
   handoffRounds?: number;
@@ -250,9 +275,9 @@ export async function benchWorkers(options: {
   options.progress?.('  hand-off round trip (in this process)');
   const handoff = await measureHandoff(options.handoffRounds ?? 2000);
   const rows: WorkersRow[] = [];
-  for (const n of options.workerCounts) {
-    options.progress?.(`  target with executionWorkers ${n}`);
-    rows.push(await measureTarget(n, options.ops ?? 4000, options.samples ?? 100));
+  for (const c of options.configs) {
+    options.progress?.(`  target with ioThreads ${c.ioThreads}, executionWorkers ${c.workers}`);
+    rows.push(await measureTarget(c, options.ops ?? 4000, options.samples ?? 100));
   }
   const loadAfter = loadavg();
   return {
@@ -267,26 +292,33 @@ export function formatWorkers(f: WorkersFigures): string {
   const lines = [
     `load average during the run: ${f.loadAverage.map((l) => l.toFixed(1)).join(' ')} (2 cores shared with other work: read ratios and CPU figures)`,
     formatHandoff(f.handoff),
-    'workers  lookups/s  server CPU us/lookup  client CPU us/lookup  victim read p99 alone/noisy ms  victim lookup p99 alone/noisy ms',
+    'I/O threads  workers  lookups/s  server CPU us/lookup (main thread)  client CPU us/lookup  victim read p99 alone/noisy ms  victim lookup p99 alone/noisy ms',
   ];
+  const pair = (alone: number, noisy: number) => `${fmt(alone, 2)}/${fmt(noisy, 2)} (${fmt(noisy / alone, 2)}x)`;
   for (const r of f.rows) {
     lines.push(
-      `${String(r.workers).padStart(7)}  ${fmt(r.lookupsPerSec, 0).padStart(9)}  ${fmt(r.serverCpuUsPerLookup).padStart(20)}  ${fmt(r.clientCpuUsPerLookup).padStart(20)}  ${`${fmt(r.readP99AloneMs, 2)}/${fmt(r.readP99NoisyMs, 2)} (${fmt(r.readP99NoisyMs / r.readP99AloneMs, 2)}x)`.padStart(30)}  ${`${fmt(r.lookupP99AloneMs, 2)}/${fmt(r.lookupP99NoisyMs, 2)} (${fmt(r.lookupP99NoisyMs / r.lookupP99AloneMs, 2)}x)`.padStart(32)}`,
+      `${String(r.ioThreads).padStart(11)}  ${String(r.workers).padStart(7)}  ${fmt(r.lookupsPerSec, 0).padStart(9)}  ${`${fmt(r.serverCpuUsPerLookup)} (${fmt(r.mainThreadCpuUsPerLookup)})`.padStart(34)}  ${fmt(r.clientCpuUsPerLookup).padStart(20)}  ${pair(r.readP99AloneMs, r.readP99NoisyMs).padStart(30)}  ${pair(r.lookupP99AloneMs, r.lookupP99NoisyMs).padStart(32)}`,
     );
   }
-  const one = f.rows.find((r) => r.workers === 1);
-  const inline = f.rows.find((r) => r.workers === 0);
+  const row = (ioThreads: number, workers: number) => f.rows.find((r) => r.ioThreads === ioThreads && r.workers === workers);
+  const ratio = (a: WorkersRow, b: WorkersRow, what: string) =>
+    `${what}: ${(a.lookupsPerSec / b.lookupsPerSec).toFixed(2)}x lookups/s, server CPU per lookup ${fmt((a.serverCpuUsPerLookup ?? 0) / (b.serverCpuUsPerLookup ?? 1), 2)}x`;
   lines.push('');
+  const one = row(0, 1);
   for (const r of f.rows) {
-    if (one && r.workers > 1)
-      lines.push(
-        `${r.workers} workers vs 1: ${(r.lookupsPerSec / one.lookupsPerSec).toFixed(2)}x lookups/s (target >= 1.3x with 2)`,
-      );
+    if (r.ioThreads === 0 && r.workers > 1 && one)
+      lines.push(`${ratio(r, one, `${r.workers} workers vs 1`)} (target >= 1.3x with 2)`);
   }
-  if (one && inline) {
-    lines.push(
-      `1 worker vs steps on the I/O thread: ${(one.lookupsPerSec / inline.lookupsPerSec).toFixed(2)}x lookups/s, server CPU per lookup ${fmt((one.serverCpuUsPerLookup ?? 0) / (inline.serverCpuUsPerLookup ?? 1), 2)}x`,
-    );
+  const inline = row(0, 0);
+  if (one && inline)
+    lines.push(`${ratio(one, inline, '1 worker vs steps on the I/O thread')} (target: no regression beyond 10%)`);
+  const single = row(1, 1);
+  for (const r of f.rows) {
+    if (single && r.ioThreads > 1 && r.workers > 1) {
+      lines.push(
+        `${ratio(r, single, `${r.ioThreads} I/O threads and ${r.workers} workers vs 1 of each`)} (target >= 1.3x with 2)`,
+      );
+    }
   }
   lines.push('noisy-tenant targets: victim read p99 <= 1.5x, lookup p99 <= 2x of alone');
   return `${lines.join('\n')}\n`;

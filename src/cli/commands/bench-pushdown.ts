@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { type DataPathFigures, formatDataPath, measureDataPath } from '../../bench/pushdown-floors.js';
+import type { WorkersConfig } from '../../bench/workers-bench.js';
 import { UsageError } from '../../errors.js';
 import { type BenchPlan, benchLoopback, benchPlan, type ClientFigures, runClient } from '../../showcase/bench.js';
 import { figureFiles, headline, writeFigures } from '../../showcase/figures.js';
@@ -19,6 +20,7 @@ import { expectPositionals, parseCommandArgs } from '../args.js';
 import type { Command } from './command.js';
 
 const USAGE = `nearbpf bench-pushdown [--quick] [--metrics] [--netns] [--rtt] [--out DIR]
+       nearbpf bench-pushdown [--execution-workers LIST] [--io-threads N] [--ops N]
 
 Runs an NVMe/TCP target as a separate process on 127.0.0.1, builds B+-trees of depth 1..6 and a
 table through NVMe writes, and measures storage functions pushed down to the target against the
@@ -51,6 +53,27 @@ function printRtt(rtt: readonly RttFigure[], write: (s: string) => unknown): voi
   }
 }
 
+function count(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} takes whole numbers ${min}-${max}, got '${text}'`);
+  }
+  return n;
+}
+
+/** The configurations of a scaling run: each worker count on the main thread, then 1+1 vs N+N. */
+export function scalingConfigs(workers: string | undefined, ioThreads: string | undefined): WorkersConfig[] {
+  const configs: WorkersConfig[] = [];
+  if (workers !== undefined) {
+    for (const w of workers.split(',')) configs.push({ ioThreads: 0, workers: count(w.trim(), '--execution-workers', 0, 64) });
+  }
+  if (ioThreads !== undefined) {
+    const n = count(ioThreads, '--io-threads', 2, 64);
+    configs.push({ ioThreads: 1, workers: 1 }, { ioThreads: n, workers: n });
+  }
+  return configs;
+}
+
 export const benchPushdownCommand: Command = {
   name: 'bench-pushdown',
   summary: 'benchmark storage functions pushed down to the target vs fetched (figures in results/)',
@@ -63,6 +86,9 @@ export const benchPushdownCommand: Command = {
       netns: { type: 'boolean' },
       rtt: { type: 'boolean' },
       out: { type: 'string' },
+      'execution-workers': { type: 'string' },
+      'io-threads': { type: 'string' },
+      ops: { type: 'string' },
       // Internal: the client side of --netns, run inside the client namespace.
       role: { type: 'string' },
       connect: { type: 'string' },
@@ -80,6 +106,15 @@ export const benchPushdownCommand: Command = {
       const profile = values.profile === 'rtt' ? 'rtt' : 'full';
       const figures = await runClient({ host, port, plan, build: values.build ?? false, profile }, err);
       io.stdout.write(`${JSON.stringify(figures)}\n`);
+      return 0;
+    }
+
+    if (values['execution-workers'] !== undefined || values['io-threads'] !== undefined) {
+      const configs = scalingConfigs(values['execution-workers'], values['io-threads']);
+      const ops = values.ops === undefined ? 4000 : count(values.ops, '--ops', 1, 10_000_000);
+      const { benchWorkers, formatWorkers } = await import('../../bench/workers-bench.js');
+      const figures = await benchWorkers({ configs, ops, progress: (s) => say(err, s) });
+      io.stdout.write(formatWorkers(figures));
       return 0;
     }
 
