@@ -12,6 +12,7 @@ import {
   type ExecutionObserver,
   type ExecutionRequest,
   type ExecutionResult,
+  type ExecutionStats,
   executeStorageFunction,
   type StorageExecutor,
 } from './execution.js';
@@ -176,6 +177,27 @@ export class StorageRuntime {
       this.options.observer,
       this.options.executor,
     );
+  }
+
+  /** The loaded function (another thread's executor needs its shared parts), or undefined. */
+  functionOf(tenant: string, name: string): StorageFunction | undefined {
+    return this.programs.get(tenant)?.get(name);
+  }
+
+  /**
+   * An execution of a loaded function that another thread started and saw end (an I/O thread
+   * submitting to the execution workers itself): counted in the function's statistics and told to
+   * the observer as one started here would be.
+   */
+  executedElsewhere(tenant: string, name: string, stats: ExecutionStats, outputBytes: number, error: unknown): void {
+    const fn = this.functionOf(tenant, name);
+    if (fn === undefined) return;
+    fn.stats.executions++;
+    if (error !== null) fn.stats.failures++;
+    fn.stats.steps += stats.steps;
+    fn.stats.instructions += stats.instructions;
+    fn.stats.bytesRead += stats.bytesRead;
+    this.options.observer?.executed(tenant, name, stats, outputBytes, error);
   }
 
   private find(tenant: string, name: string): StorageFunction {

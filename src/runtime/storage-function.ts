@@ -76,6 +76,17 @@ export interface StorageFunctionShared {
   readonly memory: WebAssembly.Memory;
   readonly maps: SharedMapSet;
   readonly threads: number;
+  /** Which slots are taken (see `StorageFunction.slotTable`). */
+  readonly slotTable: SharedArrayBuffer;
+}
+
+/**
+ * Take a free slot of a shared slot table (`count` slots, one Int32 word each: 0 free, 1 taken):
+ * its index, or -1 when all are taken. Any thread that starts executions of the function may call it.
+ */
+export function takeSlot(table: Int32Array, count: number): number {
+  for (let i = 0; i < count; i++) if (Atomics.compareExchange(table, i, 0, 1) === 0) return i;
+  return -1;
 }
 
 export interface StorageFunctionStats {
@@ -98,7 +109,15 @@ export class StorageFunction {
   readonly slotCount: number;
   readonly stats: StorageFunctionStats = { executions: 0, failures: 0, steps: 0, instructions: 0, bytesRead: 0 };
   readonly loadedAt = new Date();
-  private readonly freeSlots: Slot[] = [];
+  /** Every slot, by index (built once). */
+  private readonly slots: Slot[] = [];
+  /**
+   * Which slots are taken: one Int32 per slot (0 free, 1 taken), then one word for the caller's
+   * use (the target marks an unloading function there). Shared memory, so threads other than this
+   * one (I/O threads starting executions) take slots from the same table and the function's
+   * concurrency limit holds over all of them.
+   */
+  readonly slotTable: Int32Array;
   readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
@@ -138,9 +157,10 @@ export class StorageFunction {
     this.sandbox = createSandbox(regions, { shared, memory: options.attach?.memory });
     this.maps = new MapSet(this.sandbox, mapSpecs, firstMapRegion, options.attach?.maps);
     this.program = options.link ? options.link(this.maps) : options.program;
-    for (let s = options.slots - 1; s >= 0; s--) {
+    this.slotTable = new Int32Array(options.attach?.slotTable ?? new SharedArrayBuffer(4 * (options.slots + 1)));
+    for (let s = 0; s < options.slots; s++) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
-      this.freeSlots.push({
+      this.slots.push({
         index: s,
         ctxRegion: base,
         dataRegion: base + 1,
@@ -170,21 +190,19 @@ export class StorageFunction {
 
   /** What another thread passes as `attach` (with its thread index) to run this function. */
   shareable(): StorageFunctionShared {
-    return { memory: this.sandbox.memory, maps: this.maps.shareable(), threads: this.threads };
+    return {
+      memory: this.sandbox.memory,
+      maps: this.maps.shareable(),
+      threads: this.threads,
+      slotTable: this.slotTable.buffer as SharedArrayBuffer,
+    };
   }
 
   /** The slot of index `index` (another thread runs an execution in a slot this copy handed out). */
   slotAt(index: number): Slot {
-    const base = FIRST_SLOT_REGION + index * REGIONS_PER_SLOT;
-    if (!Number.isInteger(index) || index < 0 || index >= this.slotCount) throw new ProgramLoadError(`no slot ${index}`);
-    return {
-      index,
-      ctxRegion: base,
-      dataRegion: base + 1,
-      scratchRegion: base + 2,
-      inputRegion: base + 3,
-      entryArgs: [BigInt(this.sandbox.address(base))],
-    };
+    const slot = this.slots[index];
+    if (slot === undefined || slot.index !== index) throw new ProgramLoadError(`no slot ${index}`);
+    return slot;
   }
 
   /**
@@ -197,15 +215,18 @@ export class StorageFunction {
   }
 
   acquireSlot(): Slot | undefined {
-    return this.freeSlots.pop();
+    const index = takeSlot(this.slotTable, this.slotCount);
+    return index < 0 ? undefined : this.slots[index];
   }
 
   releaseSlot(slot: Slot): void {
-    this.freeSlots.push(slot);
+    Atomics.store(this.slotTable, slot.index, 0);
   }
 
   get busySlots(): number {
-    return this.slotCount - this.freeSlots.length;
+    let busy = 0;
+    for (let i = 0; i < this.slotCount; i++) busy += Atomics.load(this.slotTable, i);
+    return busy;
   }
 
   private step(pc: number): StepState {

@@ -51,8 +51,8 @@ interface WorkerSlot {
   worker: Worker;
   threadId: number;
   readonly wake: WakeWord;
-  /** This thread's link to the worker (replaced with the worker). */
-  link: SharedLink;
+  /** Its link to each producer thread (0: this one), replaced with the worker. */
+  readonly links: SharedLink[];
   readonly namespaces: Set<number>;
   readonly loads: Map<number, { resolve: () => void; reject: (e: unknown) => void }>;
   readonly pings: Map<number, () => void>;
@@ -77,6 +77,47 @@ export function defaultExecutionWorkers(): number {
 
 const CHAIN: ExecutionMode = { kind: 'chain' };
 
+/** Another thread's end of the pool (see `ExecutionPool.addProducer`). */
+export interface PoolShare {
+  /** Its index among the producers (0 is the pool's own thread). */
+  readonly producer: number;
+  /** Its link to each worker. */
+  readonly links: readonly SharedLink[];
+  readonly workerWakes: readonly SharedArrayBuffer[];
+  /** Executions in flight per worker, over every producer. */
+  readonly inflight: SharedArrayBuffer;
+}
+
+/** How the pool reaches a producer on another thread. */
+export interface RemoteProducer {
+  /** Worker `index` was replaced: fail what was on it, then submit through `link`. */
+  replaced(index: number, link: SharedLink): void;
+  /** A completion that came by message (an error, or an output too large for a slot). */
+  done(m: FromWorker & { t: 'done' }): void;
+}
+
+/** A completion by message, into `producer`. */
+export function completeByMessage(producer: ExecutionProducer, m: FromWorker & { t: 'done' }): void {
+  if (m.error !== null) producer.complete(m.id, decodeError(m.error), undefined, m.stats);
+  else
+    producer.complete(m.id, null, { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats }, m.stats);
+}
+
+/** A remote producer's end (an I/O thread), from what `addProducer` gave; `postLarge` sends a large submission to the pool's thread. */
+export function attachProducer(
+  share: PoolShare,
+  postLarge: (index: number, s: Submission) => void,
+  busyChanged?: (index: number) => void,
+): ExecutionProducer {
+  return new ExecutionProducer(
+    share.links,
+    share.workerWakes.map((b) => new WakeWord(b)),
+    new Int32Array(share.inflight),
+    postLarge,
+    busyChanged,
+  );
+}
+
 export class ExecutionPool implements StorageExecutor {
   readonly threads: number;
   private readonly workers: WorkerSlot[] = [];
@@ -87,8 +128,12 @@ export class ExecutionPool implements StorageExecutor {
   private closed = false;
   /** Executions in flight per worker, over every producer thread (placement). */
   private readonly inflightCounts: Int32Array;
-  private readonly producerWake = new SharedArrayBuffer(WakeWord.BYTES);
-  private producer: ExecutionProducer | undefined;
+  /** Each producer thread's wake word (0: this thread's). */
+  private readonly producerWakes: SharedArrayBuffer[] = [new SharedArrayBuffer(WakeWord.BYTES)];
+  /** Producers on other threads (I/O threads), by producer index - 1. */
+  private readonly remotes: RemoteProducer[] = [];
+  private readonly producer: ExecutionProducer;
+  private running = false;
   /** Workers replaced after dying (statistics, tests). */
   replaced = 0;
 
@@ -97,51 +142,86 @@ export class ExecutionPool implements StorageExecutor {
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`execution workers must be 1-64, got ${n}`);
     this.threads = n;
     this.inflightCounts = new Int32Array(new SharedArrayBuffer(4 * n));
-  }
-
-  /** Workers running now (0 before the first load). */
-  get started(): number {
-    return this.workers.length;
-  }
-
-  /** Executions this thread had finished by each worker (successfully). */
-  completed(): number[] {
-    return this.workers.map((w) => this.producer?.completedBy[w.index] ?? 0);
-  }
-
-  /** Executions in flight on each worker (every producer thread's). */
-  inflight(): number[] {
-    return this.workers.map((w) => Atomics.load(this.inflightCounts, w.index));
-  }
-
-  /** Completions that came back through the rings (the rest came by message). */
-  get ringCompletions(): number {
-    return this.producer?.ringCompletions ?? 0;
-  }
-
-  private startWorkers(): void {
-    if (this.workers.length > 0 || this.closed) return;
-    for (let i = 0; i < this.threads; i++) {
-      const slot: WorkerSlot = {
+    for (let i = 0; i < n; i++) {
+      this.workers.push({
         index: i,
         worker: undefined as unknown as Worker,
         threadId: -1,
         wake: new WakeWord(),
-        link: createLink(this.producerWake),
+        links: [createLink(this.producerWakes[0])],
         namespaces: new Set(),
         loads: new Map(),
         pings: new Map(),
-        refd: true,
-      };
-      this.workers.push(slot);
+        refd: false,
+      });
     }
     this.producer = new ExecutionProducer(
-      this.workers.map((w) => w.link),
+      this.workers.map((w) => w.links[0]),
       this.workers.map((w) => w.wake),
       this.inflightCounts,
-      (index, s) => this.postLarge(index, s),
+      (index, s) => this.postLarge(index, 0, s),
       (index) => this.keepAliveWhileBusy(this.workers[index]),
     );
+  }
+
+  /** Workers running now (0 before the first load). */
+  get started(): number {
+    return this.running ? this.workers.length : 0;
+  }
+
+  /**
+   * Another thread (an I/O thread) submits executions too: its links to every worker, which it
+   * attaches an `ExecutionProducer` to (`attachProducer`). Its message-path completions and the
+   * replacement of a worker reach it through `hooks`; its large submissions come here (`postLargeFor`).
+   */
+  addProducer(hooks: RemoteProducer): PoolShare {
+    const producer = this.producerWakes.length;
+    const wake = new SharedArrayBuffer(WakeWord.BYTES);
+    this.producerWakes.push(wake);
+    this.remotes.push(hooks);
+    for (const w of this.workers) {
+      w.links.push(createLink(wake));
+      if (this.running) this.post(w, { t: 'link', producer, link: w.links[producer] });
+    }
+    return {
+      producer,
+      links: this.workers.map((w) => w.links[producer]),
+      workerWakes: this.workers.map((w) => w.wake.buffer),
+      inflight: this.inflightCounts.buffer as SharedArrayBuffer,
+    };
+  }
+
+  /** A namespace every worker opens now (or when it starts): remote producers name it by its id. */
+  registerNamespace(ns: ShareableNamespace): void {
+    this.namespaces.set(ns.shared.id, ns);
+    if (!this.running) return;
+    for (const w of this.workers) this.sendNamespace(w, ns);
+  }
+
+  private sendNamespace(w: WorkerSlot, ns: ShareableNamespace): void {
+    if (w.namespaces.has(ns.shared.id)) return;
+    w.namespaces.add(ns.shared.id);
+    this.post(w, { t: 'namespace', ns: ns.shared });
+  }
+
+  /** Executions this thread had finished by each worker (successfully). */
+  completed(): number[] {
+    return this.running ? this.producer.completedBy.slice() : [];
+  }
+
+  /** Executions in flight on each worker (every producer thread's). */
+  inflight(): number[] {
+    return this.running ? this.workers.map((w) => Atomics.load(this.inflightCounts, w.index)) : [];
+  }
+
+  /** Completions that came back through the rings (the rest came by message). */
+  get ringCompletions(): number {
+    return this.producer.ringCompletions;
+  }
+
+  private startWorkers(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
     for (const slot of this.workers) this.spawn(slot);
   }
 
@@ -149,7 +229,7 @@ export class ExecutionPool implements StorageExecutor {
     const init: WorkerInit = {
       index: slot.index,
       wake: slot.wake.buffer,
-      links: [slot.link],
+      links: slot.links,
       spinMicros: this.options.spinMicros,
       scheduler: this.options.scheduler ?? {},
       weights: Object.fromEntries(this.options.weights ?? []),
@@ -162,6 +242,9 @@ export class ExecutionPool implements StorageExecutor {
     worker.on('exit', () => this.onExit(slot, worker));
     slot.refd = true;
     this.keepAliveWhileBusy(slot);
+    // Namespaces first: a load's acknowledgement then means the worker can run anything named so far.
+    slot.namespaces.clear();
+    for (const ns of this.namespaces.values()) this.sendNamespace(slot, ns);
   }
 
   /**
@@ -170,7 +253,7 @@ export class ExecutionPool implements StorageExecutor {
    * else on the event loop would otherwise see the process exit under it.
    */
   private keepAliveWhileBusy(slot: WorkerSlot): void {
-    const busy = (this.producer?.outstanding(slot.index) ?? 0) + slot.loads.size + slot.pings.size > 0;
+    const busy = this.producer.outstanding(slot.index) + slot.loads.size + slot.pings.size > 0;
     if (busy === slot.refd) return;
     slot.refd = busy;
     if (busy) slot.worker.ref();
@@ -183,22 +266,24 @@ export class ExecutionPool implements StorageExecutor {
   }
 
   /** An execution whose input does not fit a ring slot: by message (its completion comes by message too). */
-  private postLarge(index: number, s: Submission): void {
-    this.post(this.workers[index], { t: 'exec', ...s });
+  private postLarge(index: number, producer: number, s: Submission): void {
+    this.post(this.workers[index], { t: 'exec', producer, ...s });
+  }
+
+  /** A remote producer's execution too large for a slot (it came here by message). */
+  postLargeFor(producer: number, index: number, s: Submission): void {
+    if (index < 0 || index >= this.workers.length || producer < 1 || producer >= this.producerWakes.length) return;
+    this.post(this.workers[index], { t: 'exec', producer, ...s });
   }
 
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
     switch (m.t) {
       case 'done': {
-        const producer = this.producer as ExecutionProducer;
-        if (m.error !== null) producer.complete(m.id, decodeError(m.error), undefined, m.stats);
-        else
-          producer.complete(
-            m.id,
-            null,
-            { returnValue: m.returnValue, output: m.output ?? new Uint8Array(0), stats: m.stats },
-            m.stats,
-          );
+        if (m.producer !== 0) {
+          this.remotes[m.producer - 1]?.done(m);
+          return;
+        }
+        completeByMessage(this.producer, m);
         this.keepAliveWhileBusy(slot);
         return;
       }
@@ -224,10 +309,13 @@ export class ExecutionPool implements StorageExecutor {
     if (slot.worker !== worker) return;
     const dead = slot.threadId;
     const failure = new ExecutionWorkerError(`execution worker ${slot.index} exited; its executions were lost`);
-    // A new link: submissions the dead worker never took must not run in slots that are reused now.
-    this.producer?.failWorker(slot.index, failure);
-    slot.link = createLink(this.producerWake);
-    this.producer?.replaceLink(slot.index, slot.link);
+    // What it completed before it died stays completed; the rest fails. New links: submissions the
+    // dead worker never took must not run in slots that are reused now.
+    this.producer.drain();
+    this.producer.failWorker(slot.index, failure);
+    for (let k = 0; k < slot.links.length; k++) slot.links[k] = createLink(this.producerWakes[k]);
+    this.producer.replaceLink(slot.index, slot.links[0]);
+    for (const [k, remote] of this.remotes.entries()) remote.replaced(slot.index, slot.links[k + 1]);
     for (const p of slot.loads.values()) p.reject(failure);
     slot.loads.clear();
     slot.pings.clear();
@@ -276,6 +364,11 @@ export class ExecutionPool implements StorageExecutor {
     }
   }
 
+  /** The workers' id of a loaded program (what a remote producer submits with). */
+  programId(fn: StorageFunction): number | undefined {
+    return this.programs.get(fn)?.id;
+  }
+
   unload(fn: StorageFunction): void {
     const p = this.programs.get(fn);
     if (p === undefined) return;
@@ -286,19 +379,16 @@ export class ExecutionPool implements StorageExecutor {
   execute(fn: StorageFunction, slot: Slot, request: ExecutionRequest, budget: ExecutionBudget, done: Done): void {
     const program = this.programs.get(fn);
     const ns = request.reader.shareable?.() as ShareableNamespace | undefined;
-    if (program === undefined || ns === undefined || this.workers.length === 0) {
+    if (program === undefined || ns === undefined || !this.running) {
       done(new ExecutionWorkerError(`'${fn.name}' is not loaded on the execution workers`), undefined, ZERO_STATS);
       return;
     }
-    const producer = this.producer as ExecutionProducer;
+    const producer = this.producer;
     // The worker with the fewest executions in flight (over every producer); ties round robin.
     const worker = this.workers[producer.pick(this.nextWorker)];
     this.nextWorker = (worker.index + 1) % this.workers.length;
     if (!this.namespaces.has(ns.shared.id)) this.namespaces.set(ns.shared.id, ns);
-    if (!worker.namespaces.has(ns.shared.id)) {
-      worker.namespaces.add(ns.shared.id);
-      this.post(worker, { t: 'namespace', ns: ns.shared });
-    }
+    this.sendNamespace(worker, ns);
     producer.submit(
       worker.index,
       {
@@ -321,7 +411,7 @@ export class ExecutionPool implements StorageExecutor {
    */
   pingRoundTrip(index = 0, via: 'ring' | 'message' = 'ring'): Promise<number> {
     this.startWorkers();
-    if (via === 'ring') return (this.producer as ExecutionProducer).ping(index, this.nextId++);
+    if (via === 'ring') return this.producer.ping(index, this.nextId++);
     const slot = this.workers[index];
     const id = this.nextId++;
     const start = performance.now();
@@ -339,6 +429,7 @@ export class ExecutionPool implements StorageExecutor {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (!this.running) return;
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }

@@ -36,7 +36,7 @@ export interface WorkerInit {
   readonly index: number;
   /** The worker's wake word (slot-ring.ts `WakeWord`): producers bump it after a message or a submission. */
   readonly wake: SharedArrayBuffer;
-  /** Its links to producers (execution-channel.ts): submission and completion rings. */
+  /** Its links to producers (execution-channel.ts), by producer index: submission and completion rings. */
   readonly links: readonly SharedLink[];
   /** Idle spin before sleeping, in microseconds (default: none). */
   readonly spinMicros?: number;
@@ -58,8 +58,12 @@ export type ToWorker =
     }
   | { readonly t: 'unload'; readonly id: number }
   | { readonly t: 'namespace'; readonly ns: SharedNamespace }
+  /** A producer added after the worker started (an I/O thread's link). */
+  | { readonly t: 'link'; readonly producer: number; readonly link: SharedLink }
   | {
       readonly t: 'exec';
+      /** Who submitted it (0: the pool's thread); its completion goes back to it. */
+      readonly producer: number;
       readonly id: number;
       readonly program: number;
       readonly slot: number;
@@ -77,6 +81,7 @@ export type FromWorker =
   | { readonly t: 'loaded'; readonly id: number; readonly error: WireError | null }
   | {
       readonly t: 'done';
+      readonly producer: number;
       readonly id: number;
       readonly error: WireError | null;
       readonly returnValue: bigint;

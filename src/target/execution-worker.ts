@@ -16,7 +16,14 @@ import { DeficitScheduler } from '../runtime/deficit-scheduler.js';
 import { StorageReadError } from '../runtime/errors.js';
 import { type ExecutionResult, type ExecutionStats, type NamespaceReader, startExecution } from '../runtime/execution.js';
 import { StorageFunction } from '../runtime/storage-function.js';
-import { type Done, type Submission, type TakenSubmission, WorkerLink, ZERO_STATS } from './execution-channel.js';
+import {
+  type Done,
+  type SharedLink,
+  type Submission,
+  type TakenSubmission,
+  WorkerLink,
+  ZERO_STATS,
+} from './execution-channel.js';
 import { encodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
 import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
 import { WakeWord } from './slot-ring.js';
@@ -97,23 +104,35 @@ class WorkerNamespace implements NamespaceReader {
 
 function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   const wake = new WakeWord(init.wake);
-  const links = init.links.map((l) => new WorkerLink(l));
+  const links: WorkerLink[] = [];
+  const takers: ((m: TakenSubmission) => void)[] = [];
   const spinMs = (init.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
   const programs = new Map<number, { fn: StorageFunction; tenant: string }>();
   const namespaces = new Map<number, WorkerNamespace>();
   const scheduler = new DeficitScheduler({ ...init.scheduler, weightOf: (t) => init.weights[t] ?? 1 });
   const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
-  /** A completion by message: an error, an output too large for a ring slot, or an execution that came by message. */
-  const sendDone = (id: number, error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
+  /**
+   * A completion by message to `producer` (the pool's thread forwards another producer's): an error,
+   * an output too large for a ring slot, or an execution that came by message.
+   */
+  const sendDone = (
+    producer: number,
+    id: number,
+    error: unknown,
+    result: ExecutionResult | undefined,
+    stats: ExecutionStats,
+  ): void => {
     if (error !== null || result === undefined) {
-      send({ t: 'done', id, error: encodeError(error), returnValue: 0n, output: null, stats });
+      send({ t: 'done', producer, id, error: encodeError(error), returnValue: 0n, output: null, stats });
       return;
     }
     const output = result.output;
+    // Moved, not copied, when the output is a whole buffer of its own (never a view into one kept here).
+    const whole = output.byteLength > 0 && output.byteOffset === 0 && output.byteLength === output.buffer.byteLength;
     send(
-      { t: 'done', id, error: null, returnValue: result.returnValue, output, stats },
-      output.byteLength > 0 ? [output.buffer as ArrayBuffer] : undefined,
+      { t: 'done', producer, id, error: null, returnValue: result.returnValue, output, stats },
+      whole && output.buffer instanceof ArrayBuffer ? [output.buffer] : undefined,
     );
   };
 
@@ -145,17 +164,23 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
     );
   };
 
-  const takers = links.map((link) => (m: TakenSubmission): void => {
-    const id = m.id;
-    start(m, (error, result, stats) => {
-      if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
-        link.completed(id, result.returnValue, result.output, stats);
-      } else {
-        link.completedElsewhere();
-        sendDone(id, error, result, stats);
-      }
-    });
-  });
+  /** Producer `producer`'s link (a replaced one too: the pool sends every link again to a new worker). */
+  const attach = (producer: number, shared: SharedLink): void => {
+    const link = new WorkerLink(shared);
+    links[producer] = link;
+    takers[producer] = (m: TakenSubmission): void => {
+      const id = m.id;
+      start(m, (error, result, stats) => {
+        if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
+          link.completed(id, result.returnValue, result.output, stats);
+        } else {
+          link.completedElsewhere();
+          sendDone(producer, id, error, result, stats);
+        }
+      });
+    };
+  };
+  for (const [producer, l] of init.links.entries()) attach(producer, l);
 
   const handle = (m: ToWorker): void => {
     switch (m.t) {
@@ -186,7 +211,10 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
         send({ t: 'pong', id: m.id });
         return;
       case 'exec':
-        start(m, (error, result, stats) => sendDone(m.id, error, result, stats));
+        start(m, (error, result, stats) => sendDone(m.producer, m.id, error, result, stats));
+        return;
+      case 'link':
+        attach(m.producer, m.link);
         return;
     }
   };
@@ -199,7 +227,15 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
       } catch (e) {
         // A message this worker cannot act on fails alone (an execution gets its error), never the worker.
         if (message.t === 'exec')
-          send({ t: 'done', id: message.id, error: encodeError(e), returnValue: 0n, output: null, stats: ZERO_STATS });
+          send({
+            t: 'done',
+            producer: message.producer,
+            id: message.id,
+            error: encodeError(e),
+            returnValue: 0n,
+            output: null,
+            stats: ZERO_STATS,
+          });
       }
     }
   }

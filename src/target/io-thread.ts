@@ -1,9 +1,11 @@
 /**
  * Entry point of an I/O thread (see io-threads.ts): a `NvmeTcpTarget` serving this thread's ports, with
- * the main thread as its coordinator. Its namespaces are opened here (own file handles) without a page
+ * the main thread as its coordinator; Execute commands go straight to the execution workers
+ * (io-executions.ts). Its namespaces are opened here (own file handles) without a page
  * cache: a cache per thread would go stale when another thread writes the same blocks.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { type ExecutionsUpdate, IoExecutions } from './io-executions.js';
 import { CoordinatorClient, type IoThreadData, reviveBuffers, SharedPortStats } from './io-threads.js';
 import type { Logger } from './logger.js';
 import { NO_METRICS } from './metrics.js';
@@ -12,7 +14,13 @@ import { NvmeTcpTarget } from './target.js';
 const port = parentPort;
 if (port === null) throw new Error('io-thread.js runs as a worker thread');
 const data = reviveBuffers(workerData as IoThreadData);
-const post = (m: unknown) => port.postMessage(m);
+// Executions this thread starts on the execution workers itself; their reports go to the main
+// thread ahead of any other message, so a later command there sees them.
+const executions = data.executions ? new IoExecutions(data.executions, (m) => port.postMessage(m)) : undefined;
+const post = (m: unknown) => {
+  executions?.flush();
+  port.postMessage(m);
+};
 const forward =
   (level: keyof Logger) =>
   (msg: string, fields?: Record<string, unknown>): void =>
@@ -26,6 +34,7 @@ const targetReady = NvmeTcpTarget.create(config, log, NO_METRICS, {
   ownedPorts: data.ports,
   portStats: new Map(data.stats.map(([id, buffer]) => [id, new SharedPortStats(buffer)])),
   thread: data.thread,
+  executions,
 });
 // Namespaces failing to open here fail the first request (the main thread opened them already).
 targetReady.catch(() => {});
@@ -38,6 +47,12 @@ const answer = (id: number, run: () => Promise<unknown>) =>
 
 port.on('message', (m: { type: string; id: number; [k: string]: unknown }) => {
   switch (m.type) {
+    case 'exec-program':
+    case 'exec-namespaces':
+    case 'exec-replaced':
+    case 'exec-done':
+      executions?.update(m as unknown as ExecutionsUpdate);
+      return;
     case 'reply':
       coordinator.answer(m.id, m.result);
       return;

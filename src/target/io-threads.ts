@@ -5,14 +5,18 @@
  * must see the same way: CNTLIDs and quotas at Connect, and program commands. Per-port counters live in
  * shared memory so the main thread reads them without a message.
  *
- * Messages (worker -> main): ready, log, reserve {id}, release, program {id}, started {id}, stopped {id},
- * closed. (main -> worker): reply {id}, port-table, start-port {id}, stop-port {id}, close.
+ * Messages (worker -> main): ready, log, reserve {id}, release, program {id}, exec-records, started {id},
+ * stopped {id}, closed. (main -> worker): reply {id}, port-table, start-port {id}, stop-port {id}, close,
+ * and for executions started on the thread (io-executions.ts): exec-program, exec-namespaces,
+ * exec-replaced, exec-done.
  */
 import { Worker } from 'node:worker_threads';
 import { GenericStatus } from '../protocol/constants.js';
 import type { Sqe } from '../protocol/sqe.js';
 import { type Completion, generic } from './completion.js';
 import type { TargetConfig } from './config.js';
+import type { ExecutionPool, PoolShare } from './execution-pool.js';
+import type { RemoteExecutionWire } from './io-executions.js';
 import { type Logger, logEvent } from './logger.js';
 import type { Coordinator, PortStats, PortTableEntry, QueueReservation, TargetAddress } from './target.js';
 
@@ -73,6 +77,8 @@ export interface IoThreadData {
   ports: number[];
   /** PORTID -> its counters' buffer. */
   stats: [number, SharedArrayBuffer][];
+  /** Its end of the execution workers' rings (absent: executions go to the main thread). */
+  executions?: PoolShare;
 }
 
 /** Completions and data cross threads as structured clones: Buffers arrive as Uint8Arrays. */
@@ -99,6 +105,8 @@ export interface Registry {
   release(key: string): void;
   program(kind: 'admin' | 'io', cntlid: number, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion>;
   portChanged(): void;
+  /** Executions an I/O thread ran on the execution workers itself (io-executions.ts). */
+  executedElsewhere(records: readonly RemoteExecutionWire[]): void;
 }
 
 type Pending = { resolve(v: unknown): void; reject(e: Error): void };
@@ -118,6 +126,8 @@ export class IoThreadPool {
     readonly stats: ReadonlyMap<number, SharedPortStats>,
     private readonly registry: Registry,
     private readonly log: Logger,
+    /** The execution workers, which each thread submits to directly (absent: steps on the main thread). */
+    pool?: ExecutionPool,
   ) {
     const n = Math.min(threads, config.listen.length);
     const owned: number[][] = Array.from({ length: n }, () => []);
@@ -126,11 +136,24 @@ export class IoThreadPool {
       this.threadOf.set(i + 1, i % n);
     });
     for (let t = 0; t < n; t++) {
+      const index = t;
+      const executions = pool?.addProducer({
+        replaced: (worker, link) => this.workers[index]?.postMessage({ type: 'exec-replaced', index: worker, link }),
+        done: (m) => {
+          const out = m.output;
+          const whole = out !== null && out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+          this.workers[index]?.postMessage(
+            { type: 'exec-done', m },
+            whole && out.buffer instanceof ArrayBuffer ? [out.buffer] : undefined,
+          );
+        },
+      });
       const data: IoThreadData = {
         config,
         thread: t + 1,
         ports: owned[t],
         stats: owned[t].map((id) => [id, (stats.get(id) as SharedPortStats).buffer]),
+        executions,
       };
       const w = new Worker(new URL('./io-thread.js', import.meta.url), { workerData: data });
       w.on('message', (m) => this.onMessage(w, t + 1, m));
@@ -162,6 +185,9 @@ export class IoThreadPool {
         return;
       case 'release':
         this.registry.release(m.key as string);
+        return;
+      case 'exec-records':
+        this.registry.executedElsewhere(m.records as RemoteExecutionWire[]);
         return;
       case 'program': {
         const sqe = m.sqe as Sqe;
@@ -204,7 +230,12 @@ export class IoThreadPool {
 
   /** Every thread learns where every port is (its discovery log lists them all). */
   broadcast(table: PortTableEntry[]): void {
-    for (const w of this.workers) w.postMessage({ type: 'port-table', table });
+    this.send({ type: 'port-table', table });
+  }
+
+  /** A message to every thread. */
+  send(m: { readonly type: string; readonly [field: string]: unknown }): void {
+    for (const w of this.workers) w.postMessage(m);
   }
 
   /** Each thread closes its target (commands already executing finish first), then exits. */

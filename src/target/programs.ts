@@ -37,7 +37,7 @@ import {
   VENDOR_STATUS_CODE_TYPE,
 } from '../protocol/programs.js';
 import type { Sqe } from '../protocol/sqe.js';
-import type { TenantLimits } from '../runtime/budget.js';
+import type { ExecutionBudget, TenantLimits } from '../runtime/budget.js';
 import {
   BudgetExceededError,
   type BudgetName,
@@ -45,7 +45,7 @@ import {
   StorageAccessError,
   StorageReadError,
 } from '../runtime/errors.js';
-import type { ExecutionMode, ExecutionObserver, ExecutionStats } from '../runtime/execution.js';
+import type { ExecutionMode, ExecutionObserver, ExecutionResult, ExecutionStats } from '../runtime/execution.js';
 import {
   type LoadableProgram,
   ProgramBusyError,
@@ -400,6 +400,7 @@ export class ProgramService {
       }
       const handle = this.allocateHandle();
       this.handles.set(handle, { tenant, name, mapBytes, codeBytes });
+      this.announce(handle);
       const loadMs = performance.now() - startMs;
       logEvent(this.log, 'program.loaded', {
         ...ctl.logIds(),
@@ -469,12 +470,18 @@ export class ProgramService {
   private unload(ctl: ProgramCaller, handle: number): Completion {
     const entry = this.handles.get(handle);
     if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
+    // Closed before the busy check: an I/O thread that takes a slot after this sees it and leaves
+    // the command to this thread, so no execution of it starts elsewhere once it is gone.
+    const table = this.runtime.functionOf(entry.tenant, entry.name)?.slotTable;
+    if (table !== undefined) Atomics.store(table, table.length - 1, 1);
     try {
       this.runtime.unload(entry.tenant, entry.name);
     } catch (e) {
+      if (table !== undefined) Atomics.store(table, table.length - 1, 0);
       return this.failureOf(e);
     }
     this.handles.delete(handle);
+    this.programsChanged?.({ kind: 'removed', handle });
     logEvent(this.log, 'program.unloaded', { ...ctl.logIds(), program: entry.name, handle });
     this.mapMemory.give(entry.tenant, entry.mapBytes);
     this.programMemory.give(entry.tenant, entry.codeBytes);
@@ -557,6 +564,54 @@ export class ProgramService {
     return success(data.length, data);
   }
 
+  /**
+   * Told of every program loaded (with what another thread needs to start executions of it: the
+   * execution workers' id for it, its slot table, the tenant's budget) and every program unloaded.
+   * The target mirrors this to its I/O threads (io-executions.ts).
+   */
+  programsChanged: ((change: ProgramChange) => void) | undefined;
+
+  private announce(handle: number): void {
+    const entry = this.handles.get(handle);
+    const fn = entry && this.runtime.functionOf(entry.tenant, entry.name);
+    const program = fn && this.pool?.programId(fn);
+    if (entry === undefined || fn === undefined || program === undefined || this.programsChanged === undefined) return;
+    const {
+      maxConcurrentExecutions: _c,
+      maxLoadedPrograms: _l,
+      maxMapMemoryBytes: _m,
+      ...budget
+    } = this.runtime.limits(entry.tenant);
+    this.programsChanged({
+      kind: 'added',
+      handle,
+      tenant: entry.tenant,
+      name: entry.name,
+      program,
+      slotTable: fn.slotTable.buffer as SharedArrayBuffer,
+      slots: fn.slotCount,
+      budget,
+    });
+  }
+
+  /**
+   * An execution an I/O thread ran on the workers itself (io-executions.ts): counted, observed, and
+   * on failure remembered for Get Message and logged, as one run here.
+   */
+  executedElsewhere(ctl: ProgramCaller | undefined, r: RemoteExecution): void {
+    const entry = this.handles.get(r.handle);
+    if (entry === undefined) return;
+    this.runtime.executedElsewhere(entry.tenant, entry.name, r.stats, r.outputBytes, r.error);
+    if (ctl === undefined) return;
+    const key = `cmd:${r.qid}:${r.cid}`;
+    if (r.error !== null) {
+      this.remember(ctl, key, messageOf(r.error));
+      this.logExecutionFailure(ctl, r.qid, { cid: r.cid, nsid: r.nsid } as Sqe, entry.name, r.handle, r.error);
+    } else if (r.tooLargeBytes !== undefined) {
+      this.remember(ctl, key, outputTooLarge(r.tooLargeBytes, r.roomBytes ?? 0));
+    }
+  }
+
   async io(ctl: ProgramCaller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
     const key = `cmd:${qid}:${sqe.cid}`;
     const handle = sqe.cdw12 >>> 0;
@@ -564,40 +619,12 @@ export class ProgramService {
     if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
     const ns = ctl.io.namespaces.get(sqe.nsid);
     if (!ns) return INVALID_NAMESPACE;
-    const param0 = (BigInt(sqe.cdw3 >>> 0) << 32n) | BigInt(sqe.cdw2 >>> 0);
-    const param1 = (BigInt(sqe.cdw11 >>> 0) << 32n) | BigInt(sqe.cdw10 >>> 0);
-    let mode: ExecutionMode = { kind: 'chain' };
-    if (sqe.cdw13 & EXECUTE_FLAG_SCAN) {
-      const start = (sqe.cdw14 >>> 0) * ns.blockSize;
-      const length = (sqe.cdw15 >>> 0) * ns.blockSize;
-      mode = { kind: 'scan', offsetBytes: start, lengthBytes: length, chunkBytes: 128 * 1024 };
-    }
-    const input = sqe.opcode === ProgramOpcode.ExecuteWithInput && data ? data : undefined;
+    const { params, mode, input } = executeRequestOf(sqe, ns.blockSize, data);
     try {
-      const result = await this.runtime.execute(entry.tenant, entry.name, {
-        reader: ns,
-        params: [param0, param1],
-        input,
-        mode,
-      });
-      let output = Buffer.from(result.output.buffer, result.output.byteOffset, result.output.byteLength);
-      if (sqe.cdw13 & EXECUTE_FLAG_STATS) {
-        const { steps, reads, bytesRead, instructions, durationMs } = result.stats;
-        output = Buffer.concat([
-          output,
-          encodeStatsTrailer({ steps, reads, bytesRead, instructions, durationUs: durationMs * 1000 }),
-        ]);
-      }
-      const room = sqe.opcode === ProgramOpcode.Execute ? sqe.sglLength : Number.POSITIVE_INFINITY;
-      if (output.length > room) {
-        this.remember(ctl, key, {
-          code: 'ERR_OUTPUT_TOO_LARGE',
-          message: `output of ${output.length} bytes exceeds the ${room}-byte buffer`,
-        });
-        return vendor(ProgramStatus.OutputTooLarge, output.length);
-      }
-      const value = BigInt.asUintN(64, result.returnValue);
-      return success(Number(value & 0xffffffffn), output.length > 0 ? output : null, Number(value >> 32n));
+      const result = await this.runtime.execute(entry.tenant, entry.name, { reader: ns, params, input, mode });
+      const c = executedCompletion(sqe, result);
+      if (c.status === OUTPUT_TOO_LARGE_STATUS) this.remember(ctl, key, outputTooLarge(c.dw0, roomOf(sqe)));
+      return c;
     } catch (e) {
       this.remember(ctl, key, messageOf(e));
       this.logExecutionFailure(ctl, qid, sqe, entry.name, handle, e);
@@ -636,28 +663,116 @@ export class ProgramService {
 
   /** The NVMe status of a failed load or execution; DW0 carries the pc where there is one. */
   private failureOf(e: unknown): Completion {
-    if (e instanceof VerifierError) return vendor(ProgramStatus.Rejected, e.pc);
-    if (e instanceof BudgetExceededError) return vendor(BUDGET_STATUS[e.budget]);
-    if (e instanceof UnknownProgramError) return vendor(ProgramStatus.UnknownProgram);
-    if (e instanceof MemoryAccessError) return vendor(ProgramStatus.MemoryFault, e.pc);
-    if (e instanceof StorageAccessError) return vendor(ProgramStatus.StorageAccess, e.pc);
-    if (e instanceof StorageReadError) return vendor(ProgramStatus.StorageRead);
-    if (e instanceof ExecutionWorkerError) return vendor(ProgramStatus.ExecutionWorkerFailed);
-    if (e instanceof HelperError || e instanceof UnknownHelperError) return vendor(ProgramStatus.HelperFailed, e.pc);
-    if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
-    if (e instanceof ProgramNameInUseError) return vendor(ProgramStatus.NameInUse);
-    if (e instanceof ProgramBusyError) return vendor(ProgramStatus.ProgramBusy);
-    if (e instanceof VerifierBusyError) return vendor(ProgramStatus.VerifierBusy);
-    if (e instanceof VerificationTimeoutError) return vendor(ProgramStatus.VerificationTimeout);
-    if (e instanceof VerificationMemoryError) return vendor(ProgramStatus.VerificationMemory);
-    if (e instanceof TenantMemoryError)
-      return vendor(e.kind === 'map' ? ProgramStatus.TenantMapMemory : ProgramStatus.TenantProgramMemory);
-    // Anything wrong with the image itself: its header, the ELF object, the bytecode, the link.
-    if (e instanceof ProgramImageError || e instanceof LoaderError || e instanceof DecodeError || e instanceof ProgramLoadError) {
-      return vendor(ProgramStatus.BadImage);
-    }
-    return vendor(ProgramStatus.ExecutionFailed);
+    return failureCompletion(e);
   }
+}
+
+/** A program loaded or unloaded, as the target's I/O threads mirror it. */
+export type ProgramChange =
+  | {
+      readonly kind: 'added';
+      readonly handle: number;
+      readonly tenant: string;
+      readonly name: string;
+      /** Its id on the execution workers. */
+      readonly program: number;
+      readonly slotTable: SharedArrayBuffer;
+      readonly slots: number;
+      readonly budget: ExecutionBudget;
+    }
+  | { readonly kind: 'removed'; readonly handle: number };
+
+/** An execution an I/O thread ran itself, reported to the program service (`executedElsewhere`). */
+export interface RemoteExecution {
+  readonly handle: number;
+  readonly qid: number;
+  readonly cid: number;
+  readonly nsid: number;
+  readonly stats: ExecutionStats;
+  readonly outputBytes: number;
+  /** The error it ended with (rebuilt as its class), or null. */
+  readonly error: unknown;
+  /** Its output did not fit the host's buffer: its size with the trailer, and the room. */
+  readonly tooLargeBytes?: number;
+  readonly roomBytes?: number;
+}
+
+/** What an Execute command asks for: its parameters, mode and input (SQE fields; pure). */
+export function executeRequestOf(
+  sqe: Sqe,
+  blockSize: number,
+  data: Buffer | null,
+): { params: [bigint, bigint]; mode: ExecutionMode; input: Buffer | undefined } {
+  const param0 = (BigInt(sqe.cdw3 >>> 0) << 32n) | BigInt(sqe.cdw2 >>> 0);
+  const param1 = (BigInt(sqe.cdw11 >>> 0) << 32n) | BigInt(sqe.cdw10 >>> 0);
+  let mode: ExecutionMode = CHAIN_MODE;
+  if (sqe.cdw13 & EXECUTE_FLAG_SCAN) {
+    const start = (sqe.cdw14 >>> 0) * blockSize;
+    const length = (sqe.cdw15 >>> 0) * blockSize;
+    mode = { kind: 'scan', offsetBytes: start, lengthBytes: length, chunkBytes: 128 * 1024 };
+  }
+  const input = sqe.opcode === ProgramOpcode.ExecuteWithInput && data ? data : undefined;
+  return { params: [param0, param1], mode, input };
+}
+
+const CHAIN_MODE: ExecutionMode = { kind: 'chain' };
+const OUTPUT_TOO_LARGE_STATUS = vendor(ProgramStatus.OutputTooLarge, 0).status;
+
+/** Room the host gave for an Execute's output (Execute With Input returns what fits its SGL too). */
+function roomOf(sqe: Sqe): number {
+  return sqe.opcode === ProgramOpcode.Execute ? sqe.sglLength : Number.POSITIVE_INFINITY;
+}
+
+function outputTooLarge(bytes: number, room: number): Message {
+  return { code: 'ERR_OUTPUT_TOO_LARGE', message: `output of ${bytes} bytes exceeds the ${room}-byte buffer` };
+}
+
+/**
+ * The completion of an execution that ended well: its output (with the statistics trailer if the
+ * command asked for it), or Output Too Large with the size in DW0 (pure).
+ */
+export function executedCompletion(sqe: Sqe, result: ExecutionResult): Completion {
+  let output = Buffer.from(result.output.buffer, result.output.byteOffset, result.output.byteLength);
+  if (sqe.cdw13 & EXECUTE_FLAG_STATS) {
+    const { steps, reads, bytesRead, instructions, durationMs } = result.stats;
+    output = Buffer.concat([
+      output,
+      encodeStatsTrailer({ steps, reads, bytesRead, instructions, durationUs: durationMs * 1000 }),
+    ]);
+  }
+  if (output.length > roomOf(sqe)) return vendor(ProgramStatus.OutputTooLarge, output.length);
+  const value = BigInt.asUintN(64, result.returnValue);
+  return success(Number(value & 0xffffffffn), output.length > 0 ? output : null, Number(value >> 32n));
+}
+
+/** Whether `c` is Output Too Large (`executedCompletion`), and the room it missed. */
+export function outputTooLargeOf(sqe: Sqe, c: Completion): { bytes: number; room: number } | undefined {
+  return c.status === OUTPUT_TOO_LARGE_STATUS ? { bytes: c.dw0, room: roomOf(sqe) } : undefined;
+}
+
+/** The NVMe status of a failed load or execution; DW0 carries the pc where there is one (pure). */
+export function failureCompletion(e: unknown): Completion {
+  if (e instanceof VerifierError) return vendor(ProgramStatus.Rejected, e.pc);
+  if (e instanceof BudgetExceededError) return vendor(BUDGET_STATUS[e.budget]);
+  if (e instanceof UnknownProgramError) return vendor(ProgramStatus.UnknownProgram);
+  if (e instanceof MemoryAccessError) return vendor(ProgramStatus.MemoryFault, e.pc);
+  if (e instanceof StorageAccessError) return vendor(ProgramStatus.StorageAccess, e.pc);
+  if (e instanceof StorageReadError) return vendor(ProgramStatus.StorageRead);
+  if (e instanceof ExecutionWorkerError) return vendor(ProgramStatus.ExecutionWorkerFailed);
+  if (e instanceof HelperError || e instanceof UnknownHelperError) return vendor(ProgramStatus.HelperFailed, e.pc);
+  if (e instanceof CallDepthError) return vendor(ProgramStatus.CallDepth, e.pc);
+  if (e instanceof ProgramNameInUseError) return vendor(ProgramStatus.NameInUse);
+  if (e instanceof ProgramBusyError) return vendor(ProgramStatus.ProgramBusy);
+  if (e instanceof VerifierBusyError) return vendor(ProgramStatus.VerifierBusy);
+  if (e instanceof VerificationTimeoutError) return vendor(ProgramStatus.VerificationTimeout);
+  if (e instanceof VerificationMemoryError) return vendor(ProgramStatus.VerificationMemory);
+  if (e instanceof TenantMemoryError)
+    return vendor(e.kind === 'map' ? ProgramStatus.TenantMapMemory : ProgramStatus.TenantProgramMemory);
+  // Anything wrong with the image itself: its header, the ELF object, the bytecode, the link.
+  if (e instanceof ProgramImageError || e instanceof LoaderError || e instanceof DecodeError || e instanceof ProgramLoadError) {
+    return vendor(ProgramStatus.BadImage);
+  }
+  return vendor(ProgramStatus.ExecutionFailed);
 }
 
 /** The first line of a message, at most 300 characters: a log line stays one line. */

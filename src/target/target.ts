@@ -24,6 +24,7 @@ import { type Completion, INVALID_OPCODE, SEQUENCE_ERROR, specific, success } fr
 import { formatHostPort, type HostRule, hostAccess, type ListenAddress, type TargetConfig, validateConfig } from './config.js';
 import { type CommandHandle, type CommandRouter, TargetConnection } from './connection.js';
 import { Controller, type ControllerEnv, type Subsystem } from './controller.js';
+import { decodeError } from './execution-wire.js';
 import type { DiscoveryEntry, IoStats } from './identify.js';
 import { executeIo } from './io.js';
 import { IoThreadPool, type Registry, SharedPortStats } from './io-threads.js';
@@ -142,6 +143,8 @@ export interface IoThreadRole {
   portStats: ReadonlyMap<number, PortStats>;
   /** Prefix of this thread's queue keys. */
   thread: number;
+  /** Starts Execute commands on the execution workers from this thread (io-executions.ts); null: leave it to the coordinator. */
+  executions?: { execute(ctl: Controller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> | null };
 }
 
 /** Where every port is and whether it listens: what the main thread tells each I/O thread. */
@@ -187,6 +190,7 @@ export class NvmeTcpTarget implements CommandRouter {
   private readonly ioMeters = new Map<Controller, IoMeter>();
 
   private readonly coordinator: Coordinator | null;
+  private readonly executions: IoThreadRole['executions'];
   private readonly thread: number;
   /** Main thread with I/O threads: they serve every port; this keeps the registry and the programs. */
   private ioThreads: IoThreadPool | null = null;
@@ -201,6 +205,7 @@ export class NvmeTcpTarget implements CommandRouter {
     role: IoThreadRole | null,
   ) {
     this.coordinator = role?.coordinator ?? null;
+    this.executions = role?.executions;
     this.thread = role?.thread ?? 0;
     this.admission = new Admission<TargetConnection | string>(config.limits, (conn, reason) => {
       // Queues of I/O threads (keys) leave the pending pool at once; only sockets of this thread wait in it.
@@ -228,7 +233,10 @@ export class NvmeTcpTarget implements CommandRouter {
     this.programs = new ProgramService(log, config.programs, config.limits, metrics);
     if (config.ioThreads > 0 && role === null) {
       const stats = new Map(this.ports.map((p) => [p.id, p.stats as SharedPortStats]));
-      this.ioThreads = new IoThreadPool(config, config.ioThreads, stats, this.registry(), log);
+      const pool = this.programs.pool;
+      this.ioThreads = new IoThreadPool(config, config.ioThreads, stats, this.registry(), log, pool);
+      // I/O threads start executions themselves (io-executions.ts): they mirror the programs.
+      if (pool !== undefined) this.programs.programsChanged = (change) => this.ioThreads?.send({ type: 'exec-program', change });
     }
     this.env = {
       limits: config.limits,
@@ -296,6 +304,7 @@ export class NvmeTcpTarget implements CommandRouter {
       await t.closeNamespaces();
       throw e;
     }
+    t.shareNamespacesWithIoThreads();
     return t;
   }
 
@@ -420,6 +429,24 @@ export class NvmeTcpTarget implements CommandRouter {
       }));
   }
 
+  /**
+   * The execution workers open every namespace, and the I/O threads learn their ids, so executions
+   * started on an I/O thread read what this thread's executions read (the same namespace objects).
+   */
+  private shareNamespacesWithIoThreads(): void {
+    const pool = this.programs.pool;
+    if (this.ioThreads === null || pool === undefined) return;
+    const list: { nqn: string; nsid: number; id: number }[] = [];
+    for (const sub of this.subsystems.values()) {
+      for (const [nsid, ns] of sub.namespaces) {
+        const shareable = ns.shareable();
+        pool.registerNamespace(shareable);
+        list.push({ nqn: sub.nqn, nsid, id: shareable.shared.id });
+      }
+    }
+    this.ioThreads.send({ type: 'exec-namespaces', list });
+  }
+
   /** The registry the I/O threads ask (main thread). */
   private registry(): Registry {
     return {
@@ -472,6 +499,12 @@ export class NvmeTcpTarget implements CommandRouter {
         const a = this.remoteAssociations.get(cntlid);
         if (a === undefined) return Promise.resolve(SEQUENCE_ERROR);
         return kind === 'admin' ? this.programs.admin(a.caller, sqe, data) : this.programs.io(a.caller, qid, sqe, data);
+      },
+      executedElsewhere: (records) => {
+        for (const r of records) {
+          const caller = this.remoteAssociations.get(r.cntlid)?.caller;
+          this.programs.executedElsewhere(caller, { ...r, error: r.error === null ? null : decodeError(r.error) });
+        }
       },
       portChanged: () => {},
     };
@@ -832,7 +865,8 @@ export class NvmeTcpTarget implements CommandRouter {
     } else {
       p =
         this.coordinator !== null
-          ? this.coordinator.program('io', ctl.cntlid, conn.binding.qid, sqe, data)
+          ? (this.executions?.execute(ctl, conn.binding.qid, sqe, data) ??
+            this.coordinator.program('io', ctl.cntlid, conn.binding.qid, sqe, data))
           : this.programs.io(ctl, conn.binding.qid, sqe, data);
     }
     this.inflight.add(p);
