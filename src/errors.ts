@@ -1,6 +1,7 @@
 /**
  * Every error nearbpf raises for bad input is one of these classes, each with a stable `code`.
- * Bugs in nearbpf itself are plain `AssertionError`s from `node:assert`, never one of these.
+ * Bugs in nearbpf itself are `AssertionError`s (from `node:assert`, or `invariant` below where a
+ * module is on the CLI's start path), never one of these.
  */
 export abstract class NearbpfError extends Error {
   abstract readonly code: string;
@@ -110,4 +111,20 @@ export class HelperError extends ExecutionError {
 /** Wrong command-line usage (exit status 2). */
 export class UsageError extends NearbpfError {
   readonly code = 'ERR_USAGE';
+}
+
+/** One of our own invariants failed: a bug in nearbpf, never bad input. */
+export class AssertionError extends Error {
+  readonly code = 'ERR_ASSERTION';
+  override get name(): string {
+    return 'AssertionError';
+  }
+}
+
+/**
+ * `assert.ok` without importing `node:assert`, whose module graph costs the CLI a few milliseconds
+ * of start-up for modules every command loads.
+ */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new AssertionError(message);
 }

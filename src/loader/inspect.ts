@@ -4,11 +4,11 @@
  * `.o` files (`run`, `verify`).
  */
 import { readFile } from 'node:fs/promises';
-import { formatInstruction, slotCount } from '../isa/index.js';
-import { isElf } from './elf.js';
-import { ElfHeaderError, LoaderLimitError, ProgramNotFoundError } from './errors.js';
+import { formatInstruction } from '../isa/disasm.js';
+import { slotCount } from '../isa/instruction.js';
+import { LoaderLimitError, ProgramNotFoundError } from './errors.js';
 import { MAX_OBJECT_SIZE_BYTES } from './limits.js';
-import { findProgram, type LoadedObject, type LoadedProgram, loadObject } from './object.js';
+import { type LoadedObject, type LoadedProgram, loadObject } from './object.js';
 
 export interface InspectOptions {
   /** Only this program (default: all). */
@@ -90,31 +90,6 @@ export function inspectObject(object: LoadedObject, options: InspectOptions = {}
     out.push('', `disassembly of ${p.name}:`, disassembleProgram(p, { source: options.source }));
   }
   return `${out.join('\n')}\n`;
-}
-
-export interface LoadedProgramFile {
-  readonly object: LoadedObject;
-  readonly program: LoadedProgram;
-}
-
-/** Read and load an ELF object and pick one program (`program`, or the only one). */
-export async function loadProgramFile(path: string, options: { program?: string } = {}): Promise<LoadedProgramFile> {
-  return loadProgramBytes(await readFile(path), options, path);
-}
-
-/** Load an object already in memory and pick one of its programs. */
-export function loadProgramBytes(bytes: Uint8Array, options: { program?: string } = {}, path = 'the input'): LoadedProgramFile {
-  if (bytes.length > MAX_OBJECT_SIZE_BYTES)
-    throw new LoaderLimitError('object size in bytes', MAX_OBJECT_SIZE_BYTES, bytes.length);
-  if (!isElf(bytes)) throw new ElfHeaderError(`${path} is not an ELF object`);
-  const object = loadObject(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
-  const program = findProgram(object, options.program);
-  if (program === undefined)
-    throw new ProgramNotFoundError(
-      options.program,
-      object.programs.map((p) => p.name),
-    );
-  return { object, program };
 }
 
 /** Handler for `nearbpf inspect FILE.o [--program NAME] [--no-source]`: the text to print. */

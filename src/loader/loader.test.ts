@@ -15,9 +15,9 @@ import {
   RelocationError,
 } from './errors.js';
 import { EXAMPLES_BUILD_DIR, exampleObject, exampleObjectNames, SH, sectionHeaderAt } from './fixtures.js';
-import { inspectObject, loadProgramFile } from './inspect.js';
+import { inspectObject } from './inspect.js';
 import { MAX_OBJECT_SIZE_BYTES } from './limits.js';
-import { loadObject } from './object.js';
+import { loadObject, loadProgramFile } from './object.js';
 
 function mutate(name: string, edit: (bytes: Uint8Array, view: DataView) => void): Uint8Array {
   const bytes = exampleObject(name).slice();

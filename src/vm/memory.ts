@@ -13,8 +13,7 @@
  * with `end` the writable or the readable end. Verified programs skip even that (see the JIT's
  * `MemoryMode`): Wasm itself keeps them inside this linear memory.
  */
-import assert from 'node:assert/strict';
-import { type AccessKind, MemoryAccessError, ProgramLoadError } from '../errors.js';
+import { type AccessKind, invariant, MemoryAccessError, ProgramLoadError } from '../errors.js';
 
 export const WASM_PAGE_SIZE_BYTES = 65536;
 /** Unmapped bytes at address 0: larger than any instruction offset (s16), so NULL + offset faults. */
@@ -133,14 +132,14 @@ export class SandboxMemory {
 
   region(id: number): Region {
     const r = this.regions[id - 1];
-    assert.ok(r !== undefined, `no region ${id}`);
+    invariant(r !== undefined, `no region ${id}`);
     return r;
   }
 
   /** The address a program uses for byte `offset` of region `id`. */
   address(id: number, offset = 0): number {
     const r = this.region(id);
-    assert.ok(Number.isInteger(offset) && offset >= 0 && offset <= r.sizeBytes, `offset ${offset} outside region ${r.name}`);
+    invariant(Number.isInteger(offset) && offset >= 0 && offset <= r.sizeBytes, `offset ${offset} outside region ${r.name}`);
     return r.base + offset;
   }
 

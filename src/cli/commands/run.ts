@@ -44,7 +44,10 @@ Exit status: 0 on success, 1 if the program fails to load or faults, 2 on bad us
     if (file.length >= 4 && file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46) {
       // An object from clang: its maps and global data live in the sandbox beside the memory. The
       // loader is imported only here, so running plain bytecode starts fast.
-      const { createProgramEnvironment, loadProgramBytes } = await import('../../loader/index.js');
+      const [{ loadProgramBytes }, { createProgramEnvironment }] = await Promise.all([
+        import('../../loader/object.js'),
+        import('../../loader/environment.js'),
+      ]);
       const { object, program } = loadProgramBytes(file, { program: values.program });
       const env = createProgramEnvironment(object, program.name, { memorySizeBytes: Math.max(memory.length, 1) });
       const run = env.run(memory, { engine, fuel });
@@ -54,7 +57,7 @@ Exit status: 0 on success, 1 if the program fails to load or faults, 2 on bad us
       return 0;
     }
     if (values.program !== undefined) throw new UsageError('--program applies to ELF objects only');
-    const program = parseProgram(path, file);
+    const program = await parseProgram(path, file);
 
     const result = runConformance(program, memory, { engine, fuel });
     io.stdout.write(`0x${result.r0.toString(16)}\n`);

@@ -72,7 +72,7 @@ on bad usage or unreadable input.`,
       const type = explicitType ?? (programTypeByName('conformance') as ProgramType);
       let instructions: readonly Instruction[];
       try {
-        instructions = parseProgram(path, file);
+        instructions = await parseProgram(path, file);
       } catch (e) {
         // Instructions that do not decode are a rejected program; a file that cannot even be cut
         // into 8-byte instructions (or bad assembly text) is unreadable input.
