@@ -3,7 +3,10 @@
  * a bounded log owned by the environment, instead of the kernel's trace pipe.
  */
 import { HelperError } from '../errors.js';
-import type { Helper, HelperCall } from '../vm/helpers.js';
+import type { Helper, HelperArgs } from '../vm/helpers.js';
+
+/** What formatting needs of a call: the sandbox (for %s) and the call's pc (for errors). */
+type TraceCall = Pick<HelperArgs, 'memory' | 'pc'>;
 
 export const TRACE_PRINTK_HELPER_ID = 6;
 /** Lines kept per log; later lines are counted in `dropped`. */
@@ -32,7 +35,7 @@ export class DebugLog {
 const SPEC = /%([-0+ ]*)(\d*)(ll|l|hh|h|z)?([diuxXcps%])/g;
 
 /** Read a NUL-terminated string of at most MAX_STRING_ARG_BYTES from the sandbox, byte by byte (checked). */
-function readString(call: HelperCall, address: bigint): string {
+function readString(call: TraceCall, address: bigint): string {
   let s = '';
   for (let i = 0; i < MAX_STRING_ARG_BYTES; i++) {
     const b = call.memory.slice(address + BigInt(i), 1, 'read', call.pc)[0];
@@ -43,7 +46,7 @@ function readString(call: HelperCall, address: bigint): string {
 }
 
 /** Format like the kernel's bpf_trace_printk: plain %d/%u/%x are 32-bit, the l/ll forms 64-bit. */
-export function formatTrace(fmt: string, args: readonly bigint[], call: HelperCall): string {
+export function formatTrace(fmt: string, args: readonly bigint[], call: TraceCall): string {
   let next = 0;
   const take = () => {
     if (next >= args.length) throw new HelperError(call.pc, TRACE_PRINTK_HELPER_ID, 'more conversions than the 3 arguments');
@@ -88,17 +91,18 @@ export function tracePrintkHelper(log: DebugLog): Helper {
   return {
     id: TRACE_PRINTK_HELPER_ID,
     name: 'trace_printk',
-    fn: (r1, r2, r3, r4, r5, call) => {
-      if (r2 < 1n || r2 > BigInt(MAX_LOG_LINE_BYTES)) {
-        throw new HelperError(call.pc, TRACE_PRINTK_HELPER_ID, `format size ${r2} is not in [1, ${MAX_LOG_LINE_BYTES}]`);
+    fn: (args) => {
+      const size = args.num(2);
+      if (size < 1 || size > MAX_LOG_LINE_BYTES) {
+        throw new HelperError(args.pc, TRACE_PRINTK_HELPER_ID, `format size ${args.u64(2)} is not in [1, ${MAX_LOG_LINE_BYTES}]`);
       }
-      const bytes = call.memory.slice(r1, Number(r2), 'read', call.pc);
+      const bytes = args.bytes(1, size, 'read');
       const nul = bytes.indexOf(0);
-      if (nul < 0) throw new HelperError(call.pc, TRACE_PRINTK_HELPER_ID, 'format string is not NUL-terminated within its size');
+      if (nul < 0) throw new HelperError(args.pc, TRACE_PRINTK_HELPER_ID, 'format string is not NUL-terminated within its size');
       const fmt = Buffer.from(bytes.subarray(0, nul)).toString('latin1');
-      const line = formatTrace(fmt, [r3, r4, r5], call).slice(0, MAX_LOG_LINE_BYTES);
+      const line = formatTrace(fmt, [args.u64(3), args.u64(4), args.u64(5)], args).slice(0, MAX_LOG_LINE_BYTES);
       log.push(line);
-      return BigInt(line.length);
+      return line.length;
     },
   };
 }

@@ -5,14 +5,12 @@
  */
 import { HELPER_IDS } from '../abi/helpers.js';
 import { HelperError } from '../errors.js';
-import type { Helper, HelperCall } from '../vm/helpers.js';
+import type { Helper, HelperArgs } from '../vm/helpers.js';
 import type { BpfMap, MapSet } from './map.js';
 
-const errno = (result: number): bigint => BigInt.asUintN(64, BigInt(result));
-
-function mapOf(maps: MapSet, r1: bigint, helperId: number, call: HelperCall): BpfMap {
-  const map = maps.fromHandle(r1);
-  if (map === undefined) throw new HelperError(call.pc, helperId, `r1 (0x${r1.toString(16)}) is not a map reference`);
+function mapOf(maps: MapSet, args: HelperArgs, helperId: number): BpfMap {
+  const map = maps.fromHandleWords(args.high32(1), args.u32(1));
+  if (map === undefined) throw new HelperError(args.pc, helperId, `r1 (0x${args.u64(1).toString(16)}) is not a map reference`);
   return map;
 }
 
@@ -21,30 +19,29 @@ export function mapHelpers(maps: MapSet): Helper[] {
     {
       id: HELPER_IDS.mapLookupElem,
       name: 'map_lookup_elem',
-      fn: (r1, r2, _r3, _r4, _r5, call) => {
-        const map = mapOf(maps, r1, HELPER_IDS.mapLookupElem, call);
-        const key = call.memory.slice(r2, map.spec.keySizeBytes, 'read', call.pc);
-        const at = map.lookupOffset(key);
-        return at < 0 ? 0n : BigInt(map.valuesAddress + at);
+      fn: (args) => {
+        const map = mapOf(maps, args, HELPER_IDS.mapLookupElem);
+        const at = map.lookupOffset(args.bytes(2, map.spec.keySizeBytes, 'read'));
+        return at < 0 ? 0 : map.valuesAddress + at;
       },
     },
     {
       id: HELPER_IDS.mapUpdateElem,
       name: 'map_update_elem',
-      fn: (r1, r2, r3, r4, _r5, call) => {
-        const map = mapOf(maps, r1, HELPER_IDS.mapUpdateElem, call);
-        const key = call.memory.slice(r2, map.spec.keySizeBytes, 'read', call.pc);
-        const value = call.memory.slice(r3, map.spec.valueSizeBytes, 'read', call.pc);
-        return errno(map.update(key, value, r4));
+      fn: (args) => {
+        const map = mapOf(maps, args, HELPER_IDS.mapUpdateElem);
+        const key = args.bytes(2, map.spec.keySizeBytes, 'read');
+        const value = args.bytes(3, map.spec.valueSizeBytes, 'read');
+        // Flags: any bit above the known ones is EINVAL, so the exact 64-bit value matters.
+        return map.update(key, value, args.fitsU32(4) ? args.u32(4) : args.u64(4));
       },
     },
     {
       id: HELPER_IDS.mapDeleteElem,
       name: 'map_delete_elem',
-      fn: (r1, r2, _r3, _r4, _r5, call) => {
-        const map = mapOf(maps, r1, HELPER_IDS.mapDeleteElem, call);
-        const key = call.memory.slice(r2, map.spec.keySizeBytes, 'read', call.pc);
-        return errno(map.delete(key));
+      fn: (args) => {
+        const map = mapOf(maps, args, HELPER_IDS.mapDeleteElem);
+        return map.delete(args.bytes(2, map.spec.keySizeBytes, 'read'));
       },
     },
   ];

@@ -500,6 +500,7 @@ export function hashSlotCount(spec: MapSpec): number {
  * sandbox, so a program that dereferences a map reference faults instead of reading host state.
  */
 export const MAP_HANDLE_BASE = 0x6d617000n << 32n;
+const MAP_HANDLE_HIGH_WORD = 0x6d617000;
 
 /** The shared parts of a MapSet beyond its sandbox memory: the hash indexes (null for array maps). */
 export interface SharedMapSet {
@@ -550,8 +551,12 @@ export class MapSet {
   }
 
   fromHandle(value: bigint): BpfMap | undefined {
-    const index = value - MAP_HANDLE_BASE;
-    return index >= 0n && index < BigInt(this.maps.length) ? this.maps[Number(index)] : undefined;
+    return this.fromHandleWords(Number(BigInt.asUintN(32, value >> 32n)), Number(BigInt.asUintN(32, value)));
+  }
+
+  /** `fromHandle` of the handle whose high and low 32-bit words (unsigned) are given. */
+  fromHandleWords(high: number, low: number): BpfMap | undefined {
+    return high === MAP_HANDLE_HIGH_WORD && low < this.maps.length ? this.maps[low] : undefined;
   }
 
   byName(name: string): BpfMap | undefined {

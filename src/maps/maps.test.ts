@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HelperError, MemoryAccessError } from '../errors.js';
 import { createSandbox } from '../vm/engine.js';
+import { callHelper } from '../vm/helpers.js';
 import { MapArgumentError, MapMemoryLimitError } from './errors.js';
 import { mapHelpers } from './helpers.js';
 import {
@@ -116,26 +117,35 @@ describe('map helpers', () => {
     const key = at(memory, 2, 0);
     const value = at(memory, 2, 8);
     const handle = maps.handle(0);
-    assert.equal(lookup.fn(handle, key, 0n, 0n, 0n, call), 0n);
-    assert.equal(update.fn(handle, key, value, BigInt(BPF_ANY), 0n, call), 0n);
-    const address = lookup.fn(handle, key, 0n, 0n, 0n, call);
+    assert.equal(callHelper(lookup, call.memory, call.pc, handle, key, 0n, 0n, 0n), 0n);
+    assert.equal(callHelper(update, call.memory, call.pc, handle, key, value, BigInt(BPF_ANY), 0n), 0n);
+    const address = callHelper(lookup, call.memory, call.pc, handle, key, 0n, 0n, 0n);
     const region = memory.region(3);
     assert.ok(address >= BigInt(region.base) && address + 8n <= BigInt(region.base + region.sizeBytes), 'in the map region');
     assert.deepEqual(memory.read(address, 8, 0), u64(99n));
-    assert.equal(update.fn(handle, key, value, BigInt(BPF_NOEXIST), 0n, call), BigInt.asUintN(64, BigInt(-EEXIST)));
-    assert.equal(del.fn(handle, key, 0n, 0n, 0n, call), 0n);
-    assert.equal(del.fn(handle, key, 0n, 0n, 0n, call), BigInt.asUintN(64, BigInt(-ENOENT)));
+    assert.equal(
+      callHelper(update, call.memory, call.pc, handle, key, value, BigInt(BPF_NOEXIST), 0n),
+      BigInt.asUintN(64, BigInt(-EEXIST)),
+    );
+    assert.equal(callHelper(del, call.memory, call.pc, handle, key, 0n, 0n, 0n), 0n);
+    assert.equal(callHelper(del, call.memory, call.pc, handle, key, 0n, 0n, 0n), BigInt.asUintN(64, BigInt(-ENOENT)));
   });
 
   it('reject a non-map r1 and fault on keys outside the sandbox', () => {
     const { memory, maps } = setup([hash]);
     const [lookup] = mapHelpers(maps);
     const call = { memory, pc: 3 };
-    assert.throws(() => lookup.fn(at(memory, 2, 0), at(memory, 2, 0), 0n, 0n, 0n, call), HelperError);
-    assert.throws(() => lookup.fn(MAP_HANDLE_BASE + 1n, at(memory, 2, 0), 0n, 0n, 0n, call), HelperError);
+    assert.throws(() => callHelper(lookup, call.memory, call.pc, at(memory, 2, 0), at(memory, 2, 0), 0n, 0n, 0n), HelperError);
+    assert.throws(
+      () => callHelper(lookup, call.memory, call.pc, MAP_HANDLE_BASE + 1n, at(memory, 2, 0), 0n, 0n, 0n),
+      HelperError,
+    );
     // A key straddling the end of the sandbox, and one at NULL.
-    assert.throws(() => lookup.fn(maps.handle(0), BigInt(memory.readableEnd - 2), 0n, 0n, 0n, call), MemoryAccessError);
-    assert.throws(() => lookup.fn(maps.handle(0), 0n, 0n, 0n, 0n, call), MemoryAccessError);
+    assert.throws(
+      () => callHelper(lookup, call.memory, call.pc, maps.handle(0), BigInt(memory.readableEnd - 2), 0n, 0n, 0n),
+      MemoryAccessError,
+    );
+    assert.throws(() => callHelper(lookup, call.memory, call.pc, maps.handle(0), 0n, 0n, 0n, 0n), MemoryAccessError);
     // A map handle is not an address: dereferencing it faults.
     assert.throws(() => memory.slice(maps.handle(0), 1, 'read', 0), MemoryAccessError);
   });

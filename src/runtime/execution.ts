@@ -485,10 +485,11 @@ class Execution implements TurnTaker {
     try {
       const engine = fn.engine;
       if (engine === undefined) throw new StorageAccessError(0, `'${fn.name}' runs on execution workers, not on this thread`);
-      const result = engine.run(this.slot.entryArgs, { fuel, clearStack: fn.clearStack });
-      this.stats.instructions += result.fuelUsed;
-      this.scheduler.charge(result.fuelUsed);
-      return result.r0;
+      // r1 = the context's address, passed as a number: no BigInt crosses into Wasm per step.
+      const fuelUsed = engine.runAddress(Number(this.slot.entryArgs[0]), fuel, fn.clearStack);
+      this.stats.instructions += fuelUsed;
+      this.scheduler.charge(fuelUsed);
+      return engine.r0();
     } catch (e) {
       if (e instanceof FuelExhaustedError) {
         this.stats.instructions += fuel;

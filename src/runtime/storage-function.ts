@@ -15,8 +15,6 @@ import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
 import { type RegionSpec, type SandboxMemory, STACK_REGION_ID } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
 /** What the helpers of a running step act on; owned by the execution (execution.ts). */
 export interface StepState {
   readonly namespaceSizeBytes: number;
@@ -240,56 +238,61 @@ export class StorageFunction {
       {
         id: STORAGE_HELPER_IDS.read,
         name: 'nb_read',
-        fn: (offset, length, _r3, _r4, _r5, call) => {
-          const state = this.step(call.pc);
-          if (state.scanMode) throw new StorageAccessError(call.pc, 'nb_read is not available in scan mode');
+        fn: (args) => {
+          const state = this.step(args.pc);
+          if (state.scanMode) throw new StorageAccessError(args.pc, 'nb_read is not available in scan mode');
           if (state.readCount >= state.maxReadsPerStep) {
-            throw new BudgetExceededError('readsPerStep', state.maxReadsPerStep, `pc ${call.pc}: read ${state.readCount + 1}`);
+            throw new BudgetExceededError('readsPerStep', state.maxReadsPerStep, `pc ${args.pc}: read ${state.readCount + 1}`);
           }
-          // Numbers from here: a namespace is far below 2^53 bytes, so anything larger is out of it.
-          const o = offset <= MAX_SAFE ? Number(offset) : Number.POSITIVE_INFINITY;
-          const l = length <= MAX_SAFE ? Number(length) : Number.POSITIVE_INFINITY;
+          // Numbers: a namespace is far below 2^53 bytes, so a rounded larger value is out of it too.
+          const o = args.num(1);
+          const l = args.num(2);
           if (l === 0 || o + l > state.namespaceSizeBytes) {
             throw new StorageAccessError(
-              call.pc,
-              `read of ${length} bytes at offset ${offset} is outside the namespace of ${state.namespaceSizeBytes} bytes`,
+              args.pc,
+              `read of ${args.u64(2)} bytes at offset ${args.u64(1)} is outside the namespace of ${state.namespaceSizeBytes} bytes`,
             );
           }
           if (state.readBytesThisStep + l > MAX_DATA_BYTES_PER_STEP) {
             throw new StorageAccessError(
-              call.pc,
-              `reads of one step exceed the ${MAX_DATA_BYTES_PER_STEP}-byte data buffer (${state.readBytesThisStep} + ${length})`,
+              args.pc,
+              `reads of one step exceed the ${MAX_DATA_BYTES_PER_STEP}-byte data buffer (${state.readBytesThisStep} + ${args.u64(2)})`,
             );
           }
           state.readOffsets[state.readCount] = o;
           state.readLengths[state.readCount] = l;
           state.readCount++;
           state.readBytesThisStep += l;
-          return 0n;
+          return 0;
         },
       },
       {
         id: STORAGE_HELPER_IDS.emit,
         name: 'nb_emit',
-        fn: (buf, length, _r3, _r4, _r5, call) => {
-          const state = this.step(call.pc);
-          if (length > BigInt(state.maxOutputBytes - state.outputBytes)) {
-            throw new BudgetExceededError('outputBytes', state.maxOutputBytes, `pc ${call.pc}: emitting ${length} more bytes`);
+        fn: (args) => {
+          const state = this.step(args.pc);
+          const length = args.num(2);
+          if (length > state.maxOutputBytes - state.outputBytes) {
+            throw new BudgetExceededError(
+              'outputBytes',
+              state.maxOutputBytes,
+              `pc ${args.pc}: emitting ${args.u64(2)} more bytes`,
+            );
           }
-          const bytes = call.memory.slice(buf, Number(length), 'read', call.pc).slice();
+          const bytes = args.bytes(1, length, 'read').slice();
           state.output.push(bytes);
           state.outputBytes += bytes.length;
-          return 0n;
+          return 0;
         },
       },
       {
         id: STORAGE_HELPER_IDS.scanStop,
         name: 'nb_scan_stop',
-        fn: (_r1, _r2, _r3, _r4, _r5, call) => {
-          const state = this.step(call.pc);
-          if (!state.scanMode) throw new StorageAccessError(call.pc, 'nb_scan_stop is only available in scan mode');
+        fn: (args) => {
+          const state = this.step(args.pc);
+          if (!state.scanMode) throw new StorageAccessError(args.pc, 'nb_scan_stop is only available in scan mode');
           state.scanStopped = true;
-          return 0n;
+          return 0;
         },
       },
     ];

@@ -58,46 +58,48 @@ const U64 = (v: bigint) => BigInt.asUintN(64, v);
 /**
  * The helpers generated programs call: a pure mix of all arguments, one that stops the program
  * when its argument's low nibble is 0xa, two that read or fill sandbox memory through
- * `call.memory`, and one that throws a plain Error on an odd argument.
+ * `HelperArgs.bytes`, and one that throws a plain Error on an odd argument.
  */
 export function generatorHelpers(): Helper[] {
   return [
     {
       id: HELPER_MIX,
       name: 'mix',
-      fn: (r1, r2, r3, r4, r5) => U64((r1 * 0x9e3779b97f4a7c15n) ^ (r2 << 7n) ^ r3) + U64(r4 - (r5 >> 3n)),
+      fn: (a) => U64((a.u64(1) * 0x9e3779b97f4a7c15n) ^ (a.u64(2) << 7n) ^ a.u64(3)) + U64(a.u64(4) - (a.u64(5) >> 3n)),
     },
     {
       id: HELPER_STOP_IF,
       name: 'stop_if',
-      fn: (r1, r2) => {
-        if ((r1 & 0xfn) === 0xan) throw new ProgramStop(U64(r1 ^ r2));
+      fn: (a) => {
+        const r1 = a.u64(1);
+        if ((r1 & 0xfn) === 0xan) throw new ProgramStop(U64(r1 ^ a.u64(2)));
         return U64(r1 + 1n);
       },
     },
     {
       id: HELPER_SUM_BYTES,
       name: 'sum_bytes',
-      fn: (r1, r2, r3, _r4, _r5, call) => {
-        const bytes = call.memory.slice(r1, Number(r2 & 0x3fn), 'read', call.pc);
-        return U64(bytes.reduce((sum, b) => sum * 31n + BigInt(b), r3));
+      fn: (a) => {
+        const bytes = a.bytes(1, a.u32(2) & 0x3f, 'read');
+        return U64(bytes.reduce((sum, b) => sum * 31n + BigInt(b), a.u64(3)));
       },
     },
     {
       id: HELPER_FILL_BYTES,
       name: 'fill_bytes',
-      fn: (r1, r2, r3, _r4, _r5, call) => {
-        const bytes = call.memory.slice(r1, Number(r2 & 0x1fn), 'write', call.pc);
-        bytes.fill(Number(r3 & 0xffn));
-        return BigInt(bytes.length);
+      fn: (a) => {
+        const bytes = a.bytes(1, a.u32(2) & 0x1f, 'write');
+        bytes.fill(a.u32(3) & 0xff);
+        return bytes.length;
       },
     },
     {
       id: HELPER_REJECT_ODD,
       name: 'reject_odd',
-      fn: (r1, r2) => {
+      fn: (a) => {
+        const r1 = a.u64(1);
         if (r1 & 1n) throw new Error(`odd argument ${r1}`);
-        return U64(r1 ^ r2);
+        return U64(r1 ^ a.u64(2));
       },
     },
   ];

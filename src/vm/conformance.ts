@@ -16,9 +16,9 @@ export const CONFORMANCE_MEMORY_REGION_ID = 2;
 export const unwindHelper: Helper = {
   id: CONFORMANCE_UNWIND_HELPER_ID,
   name: 'unwind',
-  fn: (r1) => {
-    if (r1 === 0n) throw new ProgramStop(0n);
-    return r1;
+  fn: (args) => {
+    if (args.num(1) === 0) throw new ProgramStop(0n);
+    return args.u64(1);
   },
 };
 

@@ -137,9 +137,9 @@ function runOn(
   const helpers = [...(options.helpers instanceof Map ? options.helpers.values() : (options.helpers as readonly Helper[]))].map(
     (h): Helper => ({
       ...h,
-      fn: (r1, r2, r3, r4, r5, call) => {
+      fn: (args) => {
         try {
-          return h.fn(r1, r2, r3, r4, r5, call);
+          return h.fn(args);
         } catch (e) {
           if (e instanceof ProgramStop) stopped = true;
           throw e;

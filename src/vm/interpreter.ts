@@ -27,7 +27,7 @@ import {
   STACK_REGION_ID,
   STACK_TOP_OFFSET,
 } from './engine.js';
-import { type HelperCall, type HelperTable, ProgramStop } from './helpers.js';
+import { HelperArgs, type HelperTable, ProgramStop, storeHelperResult } from './helpers.js';
 import type { SandboxMemory } from './memory.js';
 import { mulHigh32, swap16, swap32 } from './u64.js';
 
@@ -62,6 +62,9 @@ export class Interpreter implements Engine {
   private readonly withinRegion: boolean;
   private readonly helpers: HelperTable;
   private readonly memory: SandboxMemory;
+  /** r1-r5 of a helper call as word pairs, and the one `HelperArgs` every call reuses. */
+  private readonly helperWords: Int32Array;
+  private readonly helperArgs: HelperArgs;
   private readonly maxDepth: number;
 
   constructor(program: Program, options: InterpreterOptions) {
@@ -85,6 +88,8 @@ export class Interpreter implements Engine {
     this.helpers = options.helpers;
     this.memory = options.memory;
     this.maxDepth = options.maxCallDepth ?? 8;
+    this.helperWords = new Int32Array(10);
+    this.helperArgs = new HelperArgs(options.memory, this.helperWords, 0);
   }
 
   run(args: readonly bigint[], options: RunOptions): RunResult {
@@ -539,17 +544,22 @@ export class Interpreter implements Engine {
   private callHelper(id: number, lo: Int32Array, hi: Int32Array, pc: number): void {
     const helper = this.helpers.get(id);
     if (helper === undefined) throw new UnknownHelperError(pc, id);
-    const arg = (r: number) => (BigInt(hi[r] >>> 0) << 32n) | BigInt(lo[r] >>> 0);
-    const call: HelperCall = { memory: this.memory, pc };
-    let r0: bigint;
+    const words = this.helperWords;
+    for (let r = 1; r <= 5; r++) {
+      words[2 * r - 2] = lo[r];
+      words[2 * r - 1] = hi[r];
+    }
+    this.helperArgs.pc = pc;
+    let r0: number | bigint;
     try {
-      r0 = BigInt.asUintN(64, helper.fn(arg(1), arg(2), arg(3), arg(4), arg(5), call));
+      r0 = helper.fn(this.helperArgs);
     } catch (e) {
       if (e instanceof ProgramStop || e instanceof NearbpfError) throw e;
       throw new HelperError(pc, id, e instanceof Error ? e.message : String(e));
     }
-    lo[0] = Number(r0 & 0xffffffffn) | 0;
-    hi[0] = Number(r0 >> 32n) | 0;
+    if (!storeHelperResult(words, 0, r0)) throw new HelperError(pc, id, `returned ${String(r0)}, not a 64-bit integer`);
+    lo[0] = words[0];
+    hi[0] = words[1];
     // r1-r5 are clobbered by calls (RFC 9669 §4.3.1); leave them as they were, as the kernel does.
   }
 }

@@ -37,7 +37,7 @@ const STACK_TOP = BigInt(LAYOUT.bases[0] + 4096);
 const FUEL = 100_000;
 
 const helpers: Helper[] = [
-  { id: 1, name: 'add', fn: (r1, r2) => BigInt.asUintN(64, r1 + r2) },
+  { id: 1, name: 'add', fn: (a) => BigInt.asUintN(64, a.u64(1) + a.u64(2)) },
   {
     id: 2,
     name: 'throws',
@@ -48,8 +48,8 @@ const helpers: Helper[] = [
   {
     id: 3,
     name: 'stop',
-    fn: (r1) => {
-      throw new ProgramStop(r1);
+    fn: (a) => {
+      throw new ProgramStop(a.u64(1));
     },
   },
 ];
@@ -208,7 +208,7 @@ describe('memory faults name pc, address and size', () => {
   const readingHelper: Helper = {
     id: 4,
     name: 'read',
-    fn: (r1, r2, _r3, _r4, _r5, call) => BigInt(call.memory.slice(r1, Number(r2), 'read', call.pc).length),
+    fn: (a) => a.bytes(1, a.num(2), 'read').length,
   };
   for (const c of cases) {
     for (const kind of ENGINES) {
@@ -465,6 +465,63 @@ describe('helpers', () => {
 
     it(`callx to a registered id calls it with r1-r5 [${kind}]`, () => {
       assert.equal(run(kind, 'mov %r1, 40\nmov %r2, 2\nmov %r4, 1\ncall %r4\nexit').r0, 42n);
+    });
+
+    // What a helper returns becomes r0 as 64 bits: numbers in two's complement, BigInts modulo 2^64.
+    const results: [string, number | bigint, bigint][] = [
+      ['zero', 0, 0n],
+      ['a negative errno', -22, 2n ** 64n - 22n],
+      ['2^53 - 1', Number.MAX_SAFE_INTEGER, 2n ** 53n - 1n],
+      ['-(2^53 - 1)', -Number.MAX_SAFE_INTEGER, 2n ** 64n - (2n ** 53n - 1n)],
+      ['2^32 (high word only)', 2 ** 32, 2n ** 32n],
+      ['a BigInt with every bit set', 2n ** 64n - 1n, 2n ** 64n - 1n],
+      ['a BigInt beyond 64 bits', 2n ** 64n + 5n, 5n],
+      ['a negative BigInt', -1n, 2n ** 64n - 1n],
+    ];
+    for (const [name, value, r0] of results) {
+      it(`a helper result of ${name} becomes r0 [${kind}]`, () => {
+        const h: Helper = { id: 9, name: 'value', fn: () => value };
+        assert.equal(run(kind, 'call 9\nexit', FUEL, { helpers: [h] }).r0, r0);
+      });
+    }
+
+    for (const value of [1.5, Number.NaN, 2 ** 53, Number.POSITIVE_INFINITY]) {
+      it(`a helper result of ${value} (not a 64-bit integer) is a HelperError [${kind}]`, () => {
+        const e = runError(kind, 'call 9\nexit', FUEL, { helpers: [{ id: 9, name: 'value', fn: () => value }] });
+        assert.ok(e instanceof HelperError, `${e}`);
+        assert.equal(e.pc, 0);
+      });
+    }
+
+    it(`a helper reads r1-r5 exactly, as numbers and as BigInts [${kind}]`, () => {
+      const seen: unknown[] = [];
+      const h: Helper = {
+        id: 9,
+        name: 'args',
+        fn: (a) => {
+          seen.push(
+            [1, 2, 3, 4, 5].map((i) => [a.u64(i), a.num(i), a.u32(i), a.high32(i), a.fitsU32(i)]),
+            a.pc,
+          );
+          return 0;
+        },
+      };
+      run(
+        kind,
+        'lddw %r1, 0xffffffffffffffff\nlddw %r2, 0x1fffffffffffff\nlddw %r3, 0x100000000\nmov %r4, 7\nmov %r5, -1\ncall 9\nexit',
+        FUEL,
+        { helpers: [h] },
+      );
+      assert.deepEqual(seen, [
+        [
+          [2n ** 64n - 1n, 2 ** 64, 0xffffffff, 0xffffffff, false],
+          [2n ** 53n - 1n, 2 ** 53 - 1, 0xffffffff, 0x1fffff, false],
+          [2n ** 32n, 2 ** 32, 0, 1, false],
+          [7n, 7, 7, 0, true],
+          [2n ** 64n - 1n, 2 ** 64, 0xffffffff, 0xffffffff, false],
+        ],
+        8, // three two-slot lddw, two movs
+      ]);
     });
 
     it(`a static call to an unregistered helper is refused at load [${kind}]`, () => {

@@ -19,6 +19,33 @@ import { ATOMIC_PREFIX, AtomicRmw, ByteWriter, I32, I64, ModuleBuilder, Op, type
 export const FaultKind = { read: 0, write: 1, fuel: 2, callDepth: 3 } as const;
 
 /**
+ * Where the host and the compiled code exchange registers: a block of the sandbox's NULL guard
+ * (below `lowAddress`, so no program access reaches it), one per thread that runs the program.
+ * Numbers cross the JS/Wasm boundary as typed-array words instead of i64 parameters and results,
+ * each of which would be a BigInt conversion per call. Byte offsets within the block:
+ */
+export const BOUNDARY = {
+  /** r1-r5 for the entry (8 bytes each, from offset 0). */
+  args: 0,
+  /** The stack pointer r10 for the entry. */
+  r10: 40,
+  /** Fuel on entry; fuel left on return. */
+  fuel: 48,
+  /** r0 on return. */
+  r0: 56,
+  /** r1-r5 of a helper call (8 bytes each); the helper's result is written over the first. */
+  helperArgs: 64,
+  /** The id a helper call names (`call` immediate, sign-extended, or the `callx` register). */
+  helperId: 104,
+  sizeBytes: 128,
+} as const;
+
+/** Address of the boundary block of the thread whose stack is region `stackRegionId` (1-255). */
+export function boundaryBlockAddress(stackRegionId: number): number {
+  return stackRegionId * BOUNDARY.sizeBytes;
+}
+
+/**
  * How loads and stores are compiled.
  * - `checked`: one unsigned comparison per access against the sandbox's bounds; a miss calls the
  *   `fault` import (a `MemoryAccessError` with pc, address and size). For programs nobody verified.
@@ -99,6 +126,8 @@ const MAX_STRUCTURED_NESTING = 1000;
 
 /** Fuel left, published before each helper call so a helper that stops the program can report it. */
 const G_FUEL = 0;
+/** Address of this thread's boundary block (BOUNDARY), set by `run`. */
+const G_BLOCK = 1;
 const F_FAULT = 0;
 const F_HELPER = 1;
 
@@ -110,9 +139,10 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   const mb = new ModuleBuilder();
   const fnType = mb.type([I64, I64, I64, I64, I64, I64, I64, I32], [I64, I64]);
   mb.importFunction('env', 'fault', mb.type([I32, I32, I64, I32], []));
-  mb.importFunction('env', 'helper', mb.type([I32, I64, I64, I64, I64, I64, I64], [I64]));
+  mb.importFunction('env', 'helper', mb.type([I32], []));
   mb.importMemory('env', 'memory', options.memoryPages, options.memoryPages, options.sharedMemory === true);
   mb.global(I64, true, 0n);
+  mb.global(I32, true, 0n);
   const firstFn = mb.nextFunctionIndex;
   const fnIndexAt = new Map(layout.functions.map((f, i) => [f.entryPc, firstFn + i]));
   const costs = blockCosts(layout);
@@ -140,9 +170,32 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
     inlinedCallSites += compiler.inlinedCallSites;
     unrolledLoops += compiler.unrolledLoops;
   }
-  mb.exportFunction('entry', firstFn);
+  mb.exportFunction('run', mb.addFunction({ type: mb.type([I32], []), locals: [I64, I64], code: runFunction(firstFn) }));
   mb.exportGlobal('fuel', G_FUEL);
   return { wasm: mb.build(), structured, inlinedCallSites, unrolledLoops };
+}
+
+/**
+ * `run(block)`: the entry function called with r1-r5, r10 and fuel read from the boundary block at
+ * `block`, its r0 and fuel left written back there; the block is also where helper calls pass
+ * their arguments (G_BLOCK).
+ */
+function runFunction(entryFn: number): Uint8Array {
+  const w = new ByteWriter();
+  const L_BLOCK = 0;
+  const L_LEFT = 1;
+  const L_R0 = 2;
+  w.byte(Op.local_get).u32(L_BLOCK).byte(Op.global_set).u32(G_BLOCK);
+  for (const offset of [0, 8, 16, 24, 32, BOUNDARY.r10, BOUNDARY.fuel]) {
+    w.byte(Op.local_get).u32(L_BLOCK).byte(Op.i64_load).u32(3).u32(offset);
+  }
+  w.byte(Op.i32_const).s32(0);
+  w.byte(Op.call).u32(entryFn);
+  w.byte(Op.local_set).u32(L_LEFT).byte(Op.local_set).u32(L_R0);
+  w.byte(Op.local_get).u32(L_BLOCK).byte(Op.local_get).u32(L_R0).byte(Op.i64_store).u32(3).u32(BOUNDARY.r0);
+  w.byte(Op.local_get).u32(L_BLOCK).byte(Op.local_get).u32(L_LEFT).byte(Op.i64_store).u32(3).u32(BOUNDARY.fuel);
+  w.byte(Op.end);
+  return w.toBytes();
 }
 
 /** What every function's compiler shares. */
@@ -546,10 +599,19 @@ class FunctionCompiler {
     const w = this.w;
     this.faultIfFuelGone(pc, false);
     w.byte(Op.local_get).u32(L_FUEL).byte(Op.global_set).u32(G_FUEL);
-    w.byte(Op.i32_const).s32(pc);
+    for (let r = 1; r <= 5; r++) {
+      w.byte(Op.global_get).u32(G_BLOCK);
+      this.get(r as Register);
+      w.byte(Op.i64_store)
+        .u32(3)
+        .u32(BOUNDARY.helperArgs + 8 * (r - 1));
+    }
+    w.byte(Op.global_get).u32(G_BLOCK);
     pushId();
-    for (let r = 1; r <= 5; r++) this.get(r as Register);
+    w.byte(Op.i64_store).u32(3).u32(BOUNDARY.helperId);
+    w.byte(Op.i32_const).s32(pc);
     w.byte(Op.call).u32(F_HELPER);
+    w.byte(Op.global_get).u32(G_BLOCK).byte(Op.i64_load).u32(3).u32(BOUNDARY.helperArgs);
     this.set(0);
   }
 

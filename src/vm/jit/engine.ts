@@ -26,9 +26,9 @@ import {
   STACK_REGION_ID,
   STACK_TOP_OFFSET,
 } from '../engine.js';
-import { type HelperCall, type HelperTable, ProgramStop } from '../helpers.js';
+import { HelperArgs, type HelperTable, ProgramStop, storeHelperResult } from '../helpers.js';
 import { type SandboxMemory, WASM_PAGE_SIZE_BYTES } from '../memory.js';
-import { type CompiledProgram, compileProgram, FaultKind, type MemoryMode } from './compile.js';
+import { BOUNDARY, boundaryBlockAddress, type CompiledProgram, compileProgram, FaultKind, type MemoryMode } from './compile.js';
 
 export type { MemoryMode };
 
@@ -49,11 +49,13 @@ v8.setFlagsFromString('--no-wasm-lazy-compilation');
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 interface Exports {
-  /** Returns [r0, fuel left]. */
-  entry(r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint, r10: bigint, fuel: bigint, depth: number): [bigint, bigint];
+  /** Runs the program with registers and fuel from the boundary block at `block` (see BOUNDARY). */
+  run(block: number): void;
   /** Fuel left as of the last helper call. */
   fuel: WebAssembly.Global;
 }
+
+const TWO_POW_32 = 2 ** 32;
 
 export interface JitOptions extends EngineOptions {
   /** `checked` (default) or `verified`: see `MemoryMode`. Only a verifier's acceptance justifies `verified`. */
@@ -139,8 +141,13 @@ export class JitEngine implements Engine {
   readonly instantiateMs: number;
   private readonly exports: Exports;
   private readonly memory: SandboxMemory;
-  private readonly stackTop: bigint;
+  /** Address of the stack's top: r10 on entry. */
+  private readonly stackTop: number;
   private readonly stackRegionId: number;
+  /** Address of this engine's boundary block (BOUNDARY) and the words it is read through. */
+  private readonly block: number;
+  private readonly words: Int32Array;
+  private readonly helperArgs: HelperArgs;
   private budget = 0;
 
   /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same layout) and instantiates it. */
@@ -152,21 +159,30 @@ export class JitEngine implements Engine {
       throw new ProgramLoadError(`sandbox laid out as ${key} given to a program compiled for ${this.program.layoutKey}`);
     }
     const maxCallDepth = this.program.maxCallDepth;
-    const t0 = nowMs();
-    const instance = new WebAssembly.Instance(this.program.module, {
-      env: {
-        memory: options.memory.memory,
-        fault: (kind: number, pc: number, addr: bigint, size: number) => this.fault(kind, pc, addr, size, maxCallDepth),
-        helper: makeHelperImport(options.helpers, options.memory),
-      },
-    });
-    this.exports = instance.exports as unknown as Exports;
     this.stackRegionId = options.stackRegionId ?? STACK_REGION_ID;
     const stack = options.memory.region(this.stackRegionId);
     if (!stack.writable || stack.sizeBytes !== options.memory.region(STACK_REGION_ID).sizeBytes) {
       throw new ProgramLoadError(`region ${this.stackRegionId} (${stack.name}) cannot serve as a stack`);
     }
-    this.stackTop = BigInt(options.memory.address(this.stackRegionId, STACK_TOP_OFFSET));
+    // One boundary block per stack, so threads running the program over one shared sandbox never
+    // share a block; all of them lie in the NULL guard, out of every program's reach.
+    this.block = boundaryBlockAddress(this.stackRegionId);
+    if (this.block + BOUNDARY.sizeBytes > options.memory.lowAddress) {
+      throw new ProgramLoadError(`no boundary block for stack region ${this.stackRegionId}`);
+    }
+    this.words = new Int32Array(options.memory.memory.buffer);
+    this.stackTop = options.memory.address(this.stackRegionId, STACK_TOP_OFFSET);
+    const at = this.block / 4;
+    this.helperArgs = new HelperArgs(options.memory, this.words, at + BOUNDARY.helperArgs / 4);
+    const t0 = nowMs();
+    const instance = new WebAssembly.Instance(this.program.module, {
+      env: {
+        memory: options.memory.memory,
+        fault: (kind: number, pc: number, addr: bigint, size: number) => this.fault(kind, pc, addr, size, maxCallDepth),
+        helper: makeHelperImport(options.helpers, this.helperArgs, this.words, at),
+      },
+    });
+    this.exports = instance.exports as unknown as Exports;
     this.instantiateMs = nowMs() - t0;
   }
 
@@ -180,15 +196,57 @@ export class JitEngine implements Engine {
 
   run(args: readonly bigint[], options: RunOptions): RunResult {
     checkFuel(options.fuel);
-    this.budget = options.fuel;
-    this.exports.fuel.value = BigInt(options.fuel);
-    if (options.clearStack !== false) this.memory.bytes(this.stackRegionId).fill(0);
-    const a = (i: number) => (i < args.length ? BigInt.asIntN(64, args[i]) : 0n);
+    const w = this.words;
+    const at = this.block / 4;
+    for (let i = 0; i < 5; i++) {
+      const v = i < args.length ? BigInt.asUintN(64, args[i]) : 0n;
+      w[at + 2 * i] = Number(v & 0xffffffffn);
+      w[at + 2 * i + 1] = Number(v >> 32n);
+    }
+    const fuelUsed = this.enter(options.fuel, options.clearStack !== false);
+    return { r0: this.r0(), fuelUsed };
+  }
+
+  /**
+   * `run` for the storage runtime's steps: r1 an address (below 2^32), r2-r5 zero; returns the fuel
+   * used, and `r0()` the result. No BigInt or allocation unless the program faults.
+   */
+  runAddress(r1: number, fuel: number, clearStack: boolean): number {
+    checkFuel(fuel);
+    const w = this.words;
+    const at = this.block / 4;
+    w[at] = r1;
+    for (let i = 1; i < 10; i++) w[at + i] = 0;
+    return this.enter(fuel, clearStack);
+  }
+
+  /** r0 of the last run that returned. */
+  r0(): bigint {
+    const at = (this.block + BOUNDARY.r0) / 4;
+    return (BigInt(this.words[at + 1] >>> 0) << 32n) | BigInt(this.words[at] >>> 0);
+  }
+
+  /** Enter with r1-r5 already in the block; returns the fuel used (a stop's r0 goes to the block). */
+  private enter(fuel: number, clearStack: boolean): number {
+    const w = this.words;
+    const at = this.block / 4;
+    this.budget = fuel;
+    // The `fuel` global needs no reset: the code publishes it before every helper call, and only
+    // helpers stop a program early.
+    if (clearStack) this.memory.bytes(this.stackRegionId).fill(0);
+    w[at + BOUNDARY.r10 / 4] = this.stackTop;
+    w[at + BOUNDARY.r10 / 4 + 1] = 0;
+    w[at + BOUNDARY.fuel / 4] = fuel % TWO_POW_32;
+    w[at + BOUNDARY.fuel / 4 + 1] = Math.floor(fuel / TWO_POW_32);
     try {
-      const [r0, left] = this.exports.entry(a(0), a(1), a(2), a(3), a(4), this.stackTop, BigInt(options.fuel), 0);
-      return { r0: BigInt.asUintN(64, r0), fuelUsed: options.fuel - Number(left) };
+      this.exports.run(this.block);
+      const left = (w[at + BOUNDARY.fuel / 4 + 1] >>> 0) * TWO_POW_32 + (w[at + BOUNDARY.fuel / 4] >>> 0);
+      return fuel - left;
     } catch (e) {
-      if (e instanceof ProgramStop) return { r0: e.r0, fuelUsed: options.fuel - Number(this.exports.fuel.value as bigint) };
+      if (e instanceof ProgramStop) {
+        storeHelperResult(w, at + BOUNDARY.r0 / 4, e.r0);
+        return fuel - Number(this.exports.fuel.value as bigint);
+      }
       // Only verified code can trap (checked code faults through the import first): a verifier bug.
       if (e instanceof WebAssembly.RuntimeError) throw new SandboxTrapError(e.message);
       throw e;
@@ -213,18 +271,26 @@ function sandboxLayoutKey(m: SandboxMemory): string {
   return `${m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES}${m.shared ? ' shared' : ''} pages, [${m.lowAddress}, ${m.writableEnd}, ${m.readableEnd})`;
 }
 
-function makeHelperImport(helpers: HelperTable, memory: SandboxMemory) {
-  return (pc: number, id: bigint, r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint): bigint => {
-    const key = id >= 0n && id <= 0xffffffffn ? Number(id) : -1;
+/**
+ * The `helper` import: r1-r5 and the id are in the boundary block at word `at`; the result goes
+ * over r1's words, where the compiled code reads it as r0.
+ */
+function makeHelperImport(helpers: HelperTable, args: HelperArgs, words: Int32Array, at: number) {
+  const argsAt = at + BOUNDARY.helperArgs / 4;
+  const idAt = at + BOUNDARY.helperId / 4;
+  return (pc: number): void => {
+    // An id beyond 32 bits names no helper (the interpreter's rule).
+    const key = words[idAt + 1] === 0 ? words[idAt] >>> 0 : -1;
     const helper = helpers.get(key);
     if (helper === undefined) throw new UnknownHelperError(pc, key);
-    const u = (v: bigint) => BigInt.asUintN(64, v);
-    const call: HelperCall = { memory, pc };
+    args.pc = pc;
+    let r0: number | bigint;
     try {
-      return BigInt.asIntN(64, helper.fn(u(r1), u(r2), u(r3), u(r4), u(r5), call));
+      r0 = helper.fn(args);
     } catch (e) {
       if (e instanceof ProgramStop || e instanceof NearbpfError) throw e;
       throw new HelperError(pc, key, e instanceof Error ? e.message : String(e));
     }
+    if (!storeHelperResult(words, argsAt, r0)) throw new HelperError(pc, key, `returned ${String(r0)}, not a 64-bit integer`);
   };
 }
