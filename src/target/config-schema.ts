@@ -230,7 +230,7 @@ export const CONFIG_SCHEMA: ObjectField = {
       0,
       MAX_PORTS,
       'count',
-      'I/O threads: 0 serves every port on the main thread; N > 0 serves the ports on N worker threads (port i on thread i mod N, never more threads than ports), each with its associations and data path, while the main thread keeps the controller ids, quotas and storage functions. The page cache is off with I/O threads. `serve --io-threads N`.',
+      'I/O threads: 0 serves every port on the main thread; N > 0 serves the ports on N worker threads (port i on thread i mod N, never more threads than ports), each with its associations and data path, while the main thread keeps the controller ids, quotas and the programs; Execute commands go from each thread straight to the execution workers, and every thread shares one page cache per namespace. `serve --io-threads N`.',
     ),
     dataDir: {
       kind: 'string',

@@ -1,8 +1,8 @@
 /**
  * Entry point of an I/O thread (see io-threads.ts): a `NvmeTcpTarget` serving this thread's ports, with
  * the main thread as its coordinator; Execute commands go straight to the execution workers
- * (io-executions.ts). Its namespaces are opened here (own file handles) without a page
- * cache: a cache per thread would go stale when another thread writes the same blocks.
+ * (io-executions.ts). Its namespaces are opened here (own file handles) over the main thread's page
+ * caches (shared memory: one cache per namespace for every thread, so none goes stale).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type ExecutionsUpdate, IoExecutions } from './io-executions.js';
@@ -35,6 +35,7 @@ const targetReady = NvmeTcpTarget.create(config, log, NO_METRICS, {
   portStats: new Map(data.stats.map(([id, buffer]) => [id, new SharedPortStats(buffer)])),
   thread: data.thread,
   executions,
+  caches: new Map(data.caches),
 });
 // Namespaces failing to open here fail the first request (the main thread opened them already).
 targetReady.catch(() => {});

@@ -18,6 +18,7 @@ import type { TargetConfig } from './config.js';
 import type { ExecutionPool, PoolShare } from './execution-pool.js';
 import type { RemoteExecutionWire } from './io-executions.js';
 import { type Logger, logEvent } from './logger.js';
+import type { SharedPageCache } from './page-cache.js';
 import type { Coordinator, PortStats, PortTableEntry, QueueReservation, TargetAddress } from './target.js';
 
 /** Slots of a port's counters in its shared Float64Array. */
@@ -79,6 +80,8 @@ export interface IoThreadData {
   stats: [number, SharedArrayBuffer][];
   /** Its end of the execution workers' rings (absent: executions go to the main thread). */
   executions?: PoolShare;
+  /** The main thread's page caches by subsystem NQN and NSID (`\0` between). */
+  caches: [string, SharedPageCache][];
 }
 
 /** Completions and data cross threads as structured clones: Buffers arrive as Uint8Arrays. */
@@ -126,9 +129,16 @@ export class IoThreadPool {
     readonly stats: ReadonlyMap<number, SharedPortStats>,
     private readonly registry: Registry,
     private readonly log: Logger,
-    /** The execution workers, which each thread submits to directly (absent: steps on the main thread). */
-    pool?: ExecutionPool,
+    shared: {
+      /** The execution workers, which each thread submits to directly (absent: steps on the main thread). */
+      pool?: ExecutionPool;
+      /** Page caches every thread reads and updates. */
+      caches: ReadonlyMap<string, SharedPageCache>;
+      /** A thread exited (its thread id): take back locks it may have held. */
+      exited: (threadId: number) => void;
+    },
   ) {
+    const pool = shared.pool;
     const n = Math.min(threads, config.listen.length);
     const owned: number[][] = Array.from({ length: n }, () => []);
     config.listen.forEach((_, i) => {
@@ -154,11 +164,14 @@ export class IoThreadPool {
         ports: owned[t],
         stats: owned[t].map((id) => [id, (stats.get(id) as SharedPortStats).buffer]),
         executions,
+        caches: [...shared.caches],
       };
       const w = new Worker(new URL('./io-thread.js', import.meta.url), { workerData: data });
       w.on('message', (m) => this.onMessage(w, t + 1, m));
       w.on('error', (e) => logEvent(log, 'io_thread.failed', { thread: t + 1, error: e.message }));
+      const threadId = w.threadId;
       w.on('exit', (code) => {
+        shared.exited(threadId);
         if (!this.closing) logEvent(log, 'io_thread.exited', { thread: t + 1, exitCode: code });
         for (const p of this.pending.values()) p.reject(new Error(`I/O thread ${t + 1} exited`));
         this.pending.clear();

@@ -88,7 +88,14 @@ export class Namespace {
     return this.blockSize === 4096 ? 12 : 9;
   }
 
-  static async open(cfg: NamespaceConfig, subsystemNqn: string, field: string, cacheBytes = 0): Promise<Namespace> {
+  /** `cache`: another thread's page cache for the same file (attached), instead of one of `cacheBytes`. */
+  static async open(
+    cfg: NamespaceConfig,
+    subsystemNqn: string,
+    field: string,
+    cacheBytes = 0,
+    attached?: PageCache,
+  ): Promise<Namespace> {
     let st = await stat(cfg.path).catch(() => null);
     let sizeBytes: number;
     let fh: FileHandle;
@@ -116,7 +123,7 @@ export class Namespace {
     const cachePages = Math.floor(
       Math.min(cacheBytes, sizeBytes + CACHE_PAGE_BYTES, 2 ** 32 - CACHE_PAGE_BYTES) / CACHE_PAGE_BYTES,
     );
-    const cache = cachePages >= 1 ? new PageCache(cachePages) : undefined;
+    const cache = attached ?? (cachePages >= 1 ? new PageCache(cachePages) : undefined);
     return new Namespace(cfg.nsid, cfg.path, cfg.blockSize, sizeBytes, namespaceIds(subsystemNqn, cfg.nsid), fh, cache);
   }
 

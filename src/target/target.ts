@@ -31,7 +31,7 @@ import { IoThreadPool, type Registry, SharedPortStats } from './io-threads.js';
 import { type Logger, LogRateLimit, logEvent, silentLogger } from './logger.js';
 import { type IoMeter, NO_METRICS, opcodeName, statusName, type TargetGauges, type TargetMetrics } from './metrics.js';
 import { Namespace } from './namespace.js';
-import { CACHE_PAGE_BYTES } from './page-cache.js';
+import { CACHE_PAGE_BYTES, PageCache, type SharedPageCache } from './page-cache.js';
 import { isProgramAdminOpcode, isProgramIoOpcode, type ProgramCaller, ProgramService } from './programs.js';
 import { Admission } from './quotas.js';
 
@@ -143,6 +143,8 @@ export interface IoThreadRole {
   portStats: ReadonlyMap<number, PortStats>;
   /** Prefix of this thread's queue keys. */
   thread: number;
+  /** The main thread's page caches, by subsystem NQN and NSID (`\0` between): shared by every thread. */
+  caches?: ReadonlyMap<string, SharedPageCache>;
   /** Starts Execute commands on the execution workers from this thread (io-executions.ts); null: leave it to the coordinator. */
   executions?: { execute(ctl: Controller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> | null };
 }
@@ -231,13 +233,6 @@ export class NvmeTcpTarget implements CommandRouter {
       remote: (role && !role.ownedPorts.includes(i + 1)) || (config.ioThreads > 0 && role === null) ? { listening: false } : null,
     }));
     this.programs = new ProgramService(log, config.programs, config.limits, metrics);
-    if (config.ioThreads > 0 && role === null) {
-      const stats = new Map(this.ports.map((p) => [p.id, p.stats as SharedPortStats]));
-      const pool = this.programs.pool;
-      this.ioThreads = new IoThreadPool(config, config.ioThreads, stats, this.registry(), log, pool);
-      // I/O threads start executions themselves (io-executions.ts): they mirror the programs.
-      if (pool !== undefined) this.programs.programsChanged = (change) => this.ioThreads?.send({ type: 'exec-program', change });
-    }
     this.env = {
       limits: config.limits,
       log,
@@ -288,14 +283,17 @@ export class NvmeTcpTarget implements CommandRouter {
           requireAuthentication: sc.requireAuthentication,
         });
         for (const [j, nc] of sc.namespaces.entries()) {
+          // An I/O thread has its own file handles and the main thread's page cache (shared memory:
+          // a write on any thread updates it under its lock, see page-cache.ts).
+          const shared = role?.caches?.get(`${sc.nqn}\0${nc.nsid}`);
           namespaces.set(
             nc.nsid,
-            // With I/O threads every thread has its own file handles, so no page cache (it would go stale).
             await Namespace.open(
               nc,
               sc.nqn,
               `subsystems[${i}].namespaces[${j}]`,
-              config.ioThreads > 0 ? 0 : config.limits.readCacheBytes,
+              role === null ? config.limits.readCacheBytes : 0,
+              shared && PageCache.attach(shared),
             ),
           );
         }
@@ -304,7 +302,7 @@ export class NvmeTcpTarget implements CommandRouter {
       await t.closeNamespaces();
       throw e;
     }
-    t.shareNamespacesWithIoThreads();
+    if (config.ioThreads > 0 && role === null) t.startIoThreads();
     return t;
   }
 
@@ -430,21 +428,36 @@ export class NvmeTcpTarget implements CommandRouter {
   }
 
   /**
-   * The execution workers open every namespace, and the I/O threads learn their ids, so executions
-   * started on an I/O thread read what this thread's executions read (the same namespace objects).
+   * Start the I/O threads once the namespaces are open: each gets the page caches, the execution
+   * workers open every namespace, and the threads learn their ids, so executions started on an I/O
+   * thread read what this thread's executions read.
    */
-  private shareNamespacesWithIoThreads(): void {
+  private startIoThreads(): void {
+    const stats = new Map(this.ports.map((p) => [p.id, p.stats as SharedPortStats]));
     const pool = this.programs.pool;
-    if (this.ioThreads === null || pool === undefined) return;
+    const caches = new Map<string, SharedPageCache>();
     const list: { nqn: string; nsid: number; id: number }[] = [];
     for (const sub of this.subsystems.values()) {
       for (const [nsid, ns] of sub.namespaces) {
         const shareable = ns.shareable();
-        pool.registerNamespace(shareable);
+        if (shareable.shared.cache !== undefined) caches.set(`${sub.nqn}\0${nsid}`, shareable.shared.cache);
+        pool?.registerNamespace(shareable);
         list.push({ nqn: sub.nqn, nsid, id: shareable.shared.id });
       }
     }
+    const exited = (threadId: number) => {
+      // It may have died holding a page cache's lock.
+      for (const sub of this.subsystems.values()) for (const ns of sub.namespaces.values()) ns.cache?.recoverLockOf(threadId);
+    };
+    this.ioThreads = new IoThreadPool(this.config, this.config.ioThreads, stats, this.registry(), this.log, {
+      pool,
+      caches,
+      exited,
+    });
+    if (pool === undefined) return;
+    // I/O threads start executions themselves (io-executions.ts): they mirror the programs.
     this.ioThreads.send({ type: 'exec-namespaces', list });
+    this.programs.programsChanged = (change) => this.ioThreads?.send({ type: 'exec-program', change });
   }
 
   /** The registry the I/O threads ask (main thread). */
