@@ -260,7 +260,10 @@ describe('nearbpf top against a target under load', () => {
     assert.ok(Math.abs(p.readsPerSecond / p.executionsPerSecond - NODES) < 1e-9, 'every execution read NODES times');
     assert.equal(p.failuresPerSecond, 0);
     assert.ok(p.p50 !== null && p.p99 !== null && p.p50 > 0 && p.p50 <= p.p99);
-    assert.ok(p.cpu > 0 && (p.cpuShare ?? 0) > 0 && (p.cpuShare ?? 2) <= 1, `${JSON.stringify(p)}, process CPU ${frame.processCpu}`);
+    assert.ok(
+      p.cpu > 0 && (p.cpuShare ?? 0) > 0 && (p.cpuShare ?? 2) <= 1,
+      `${JSON.stringify(p)}, process CPU ${frame.processCpu}`,
+    );
     const t = frame.tenants.find((r) => r.tenant === HOST);
     assert.ok(t && Math.abs(t.executionsPerSecond - p.executionsPerSecond) < 1e-9, 'one program: tenant = program');
     assert.ok(t.waitP50 !== null && t.waitP99 !== null && t.waitP50 <= t.waitP99);
