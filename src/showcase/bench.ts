@@ -236,7 +236,6 @@ export async function runClient(run: ClientRun, err: ProgressStream): Promise<Cl
   try {
     const programs = new ProgramClient(host);
     const blockSize = 512;
-    const maxC = run.profile === 'rtt' ? 16 : Math.max(...CONCURRENCIES);
     const loaded = await loadStorageFunctions(programs, {
       names: run.profile === 'rtt' ? ['btree_lookup', 'table_scan'] : undefined,
     });
