@@ -102,12 +102,23 @@ export interface ExecutionStatsTrailer {
 
 export function encodeStatsTrailer(t: ExecutionStatsTrailer): Buffer {
   const out = Buffer.alloc(STATS_TRAILER_BYTES);
-  out.writeUInt32LE(t.steps, 0);
-  out.writeUInt32LE(t.reads, 4);
-  out.writeBigUInt64LE(BigInt(t.bytesRead), 8);
-  out.writeBigUInt64LE(BigInt(t.instructions), 16);
-  out.writeBigUInt64LE(BigInt(Math.round(t.durationUs)), 24);
+  writeStatsTrailer(t, out, 0);
   return out;
+}
+
+/** Write the trailer into `out` at `at` (STATS_TRAILER_BYTES bytes); u64 fields as two u32 halves, no BigInt. */
+export function writeStatsTrailer(t: ExecutionStatsTrailer, out: Buffer, at: number): void {
+  out.writeUInt32LE(t.steps, at);
+  out.writeUInt32LE(t.reads, at + 4);
+  writeU64(out, at + 8, t.bytesRead);
+  writeU64(out, at + 16, t.instructions);
+  writeU64(out, at + 24, Math.round(t.durationUs));
+}
+
+function writeU64(out: Buffer, at: number, value: number): void {
+  const v = Math.max(0, Math.min(Number.MAX_SAFE_INTEGER, value));
+  out.writeUInt32LE(v % 0x1_0000_0000, at);
+  out.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
 }
 
 export function decodeStatsTrailer(b: Buffer): ExecutionStatsTrailer {

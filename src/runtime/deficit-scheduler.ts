@@ -61,7 +61,7 @@ export class DeficitScheduler implements TurnScheduler {
     };
   }
 
-  request(tenant: string, taker: TurnTaker): void {
+  request(tenant: string, taker: TurnTaker, _nowMs?: number): void {
     let q = this.rotation.get(tenant);
     if (q === undefined) {
       q = { tenant, takers: [], deficitMs: 0 };
@@ -113,7 +113,7 @@ export class DeficitScheduler implements TurnScheduler {
     this.turnStartMs = start;
     this.turnInstructions = 0;
     try {
-      taker.runTurn();
+      taker.runTurn(start);
     } finally {
       const used = performance.now() - start;
       q.deficitMs -= used;

@@ -3,12 +3,12 @@
  * fair scheduler. Reads of the next step are issued together (fan-out); in scan mode the next chunk
  * is read while the current one is processed (readahead).
  */
-import { NB_FLAG_SCAN, NB_FLAG_SCAN_END, STORAGE_CTX } from '../abi/storage.js';
+import { MAX_READS_PER_STEP, NB_FLAG_SCAN, NB_FLAG_SCAN_END, STORAGE_CTX } from '../abi/storage.js';
 import { FuelExhaustedError } from '../errors.js';
 import type { ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError, StorageReadError } from './errors.js';
 import type { TurnScheduler, TurnTaker } from './scheduler.js';
-import type { Slot, StepState, StorageFunction } from './storage-function.js';
+import { INITIAL_OUTPUT_BYTES, type Slot, type StepState, type StorageFunction } from './storage-function.js';
 
 /** The bytes a storage function reads: a namespace, as the tenant may see it. */
 export interface NamespaceReader {
@@ -91,29 +91,57 @@ export function executeStorageFunction(
   observer?: ExecutionObserver,
   executor?: StorageExecutor,
 ): Promise<ExecutionResult> {
-  const slot = fn.acquireSlot();
-  if (slot === undefined) {
-    return Promise.reject(new BudgetExceededError('concurrentExecutions', fn.slotCount, `all slots of '${fn.name}' are busy`));
-  }
-  fn.stats.executions++;
   return new Promise((resolve, reject) => {
-    const done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
-      fn.releaseSlot(slot);
-      if (error !== null) fn.stats.failures++;
-      observer?.executed(request.tenant, fn.name, stats, result?.output.byteLength ?? 0, error);
-      fn.stats.steps += stats.steps;
-      fn.stats.instructions += stats.instructions;
-      fn.stats.bytesRead += stats.bytesRead;
+    runStorageFunction(fn, request, budget, scheduler, observer, executor, (error, result) => {
       if (error !== null) reject(error);
       else resolve(result as ExecutionResult);
-    };
-    if (executor !== undefined && request.reader.shareable !== undefined) {
-      executor.execute(fn, slot, request, budget, done);
-      return;
-    }
-    startExecution(fn, slot, request, budget, scheduler, done);
+    });
   });
 }
+
+/**
+ * `executeStorageFunction` with a callback instead of a promise (the target's command path): `done`
+ * runs once, with the error or null and the result; synchronously when the execution ends in the
+ * turn it started in (every read in memory and nobody else waiting).
+ */
+export function runStorageFunction(
+  fn: StorageFunction,
+  request: ExecutionRequest,
+  budget: ExecutionBudget,
+  scheduler: TurnScheduler,
+  observer: ExecutionObserver | undefined,
+  executor: StorageExecutor | undefined,
+  done: (error: unknown, result: ExecutionResult | undefined) => void,
+): void {
+  const slot = fn.acquireSlot();
+  if (slot === undefined) {
+    done(new BudgetExceededError('concurrentExecutions', fn.slotCount, `all slots of '${fn.name}' are busy`), undefined);
+    return;
+  }
+  fn.stats.executions++;
+  const ended = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats): void => {
+    fn.releaseSlot(slot);
+    if (error !== null) fn.stats.failures++;
+    observer?.executed(request.tenant, fn.name, stats, result?.output.byteLength ?? 0, error);
+    fn.stats.steps += stats.steps;
+    fn.stats.instructions += stats.instructions;
+    fn.stats.bytesRead += stats.bytesRead;
+    done(error, result);
+  };
+  if (executor !== undefined && request.reader.shareable !== undefined) {
+    executor.execute(fn, slot, request, budget, ended);
+    return;
+  }
+  startExecution(fn, slot, request, budget, scheduler, ended);
+}
+
+/**
+ * The execution state of each slot on this thread, reused by every execution in it: views of its
+ * regions, the context, the step state and the output arena are built once per slot, not per
+ * execution. An execution that ends with a read or a turn still pending leaves its state behind
+ * (the late callback finds it settled) and the slot's next execution gets a fresh one.
+ */
+const slotExecutions = new WeakMap<Slot, Execution>();
 
 /**
  * Start one execution in `slot` on this thread, driven by `scheduler`'s turns; `done` runs once, when
@@ -128,26 +156,12 @@ export function startExecution(
   done: (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void,
 ): void {
   const startMs = performance.now();
-  let execution: Execution;
-  try {
-    execution = new Execution(fn, slot, request, budget, scheduler);
-  } catch (e) {
-    done(e, undefined, {
-      steps: 0,
-      reads: 0,
-      bytesRead: 0,
-      instructions: 0,
-      durationMs: performance.now() - startMs,
-      runMs: 0,
-      queuedMs: 0,
-    });
-    return;
+  let execution = slotExecutions.get(slot);
+  if (execution === undefined || execution.fn !== fn || !execution.reusable) {
+    execution = new Execution(fn, slot);
+    slotExecutions.set(slot, execution);
   }
-  execution.start((error, result) => {
-    if (error !== null) execution.stats.durationMs = performance.now() - execution.startMs;
-    fn.current = undefined;
-    done(error, result, execution.stats);
-  });
+  execution.begin(request, budget, scheduler, startMs, done);
 }
 
 /**
@@ -178,29 +192,49 @@ function sweepDeadlines(): void {
 }
 
 type ScanMode = Extract<ExecutionMode, { kind: 'scan' }>;
+type Done = (error: unknown, result: ExecutionResult | undefined, stats: ExecutionStats) => void;
+
+const NO_INPUT = new Uint8Array(0);
+/** Output of an execution that emitted nothing (never written: it has no bytes). */
+const NO_OUTPUT = new Uint8Array(0);
+/** An output arena larger than this is not kept for the slot's next execution. */
+const MAX_KEPT_OUTPUT_BYTES = 64 * 1024;
+const TWO_POW_32 = 0x1_0000_0000;
 
 /**
  * One execution as a state machine driven by turns of the scheduler: in a turn it runs steps back
  * to back while every read they ask for is in memory (copied straight into the slot's data
  * region), and leaves the turn when a read must go to storage (the turn is requested again once
  * all of them arrived), when the turn's work bound is reached, or when it ends.
+ *
+ * One object per slot serves execution after execution (`begin`): what belongs to one execution is
+ * reset there, and what the sandbox holds is cleared as isolation needs it: the input region from
+ * the end of this input up to the furthest byte an earlier input reached, the scratch region
+ * wholly (the program may have written any of it), the context's per-execution fields (the rest is
+ * rewritten every step; programs cannot write the context, input or data regions).
  */
 class Execution implements TurnTaker {
-  readonly stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+  stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
   /** When the pending turn was requested (0: none pending). */
   private turnRequestedAtMs = 0;
-  readonly startMs = performance.now();
-  private readonly deadlineMs: number;
+  startMs = 0;
+  private deadlineMs = 0;
   private readonly state: StepState;
   private readonly ctx: DataView;
   private readonly data: Uint8Array;
+  private readonly input: Uint8Array;
+  private readonly scratch: Uint8Array;
   /** Sandbox address of the data region's first byte. */
   private readonly dataAddress: number;
-  private readonly tenant: string;
-  private readonly reader: NamespaceReader;
-  private readonly scan: ScanMode | null;
-  private onDone!: (error: unknown, result: ExecutionResult | undefined) => void;
-  private settled = false;
+  /** Sandbox address of the context (r1 of every step). */
+  private readonly ctxAddress: number;
+  private tenant = '';
+  private reader!: NamespaceReader;
+  private budget!: ExecutionBudget;
+  private scheduler!: TurnScheduler;
+  private scan: ScanMode | null = null;
+  private onDone: Done | null = null;
+  private settled = true;
   /** When it finished or failed (performance.now()). */
   private settledAtMs = 0;
   /** Inputs of the next step (chain mode). */
@@ -221,7 +255,7 @@ class Execution implements TurnTaker {
     if (this.settled || --this.readsOutstanding > 0 || !this.waiting) return;
     this.waiting = false;
     unwatchDeadline(this);
-    this.requestTurn();
+    this.requestTurn(performance.now());
   };
   private readonly onReadFailed = (e: unknown): void => {
     if (this.settled) return;
@@ -230,80 +264,118 @@ class Execution implements TurnTaker {
   };
 
   constructor(
-    private readonly fn: StorageFunction,
+    readonly fn: StorageFunction,
     private readonly slot: Slot,
-    request: ExecutionRequest,
-    private readonly budget: ExecutionBudget,
-    private readonly scheduler: TurnScheduler,
   ) {
-    const mode = request.mode ?? { kind: 'chain' };
-    this.tenant = request.tenant;
-    this.reader = request.reader;
-    this.scan = mode.kind === 'scan' ? mode : null;
-    this.deadlineMs = this.startMs + budget.deadlineMs;
-    this.state = {
-      namespaceSizeBytes: request.reader.sizeBytes,
-      maxReadsPerStep: budget.maxReadsPerStep,
-      maxOutputBytes: budget.maxOutputBytes,
-      scanMode: mode.kind === 'scan',
-      readCount: 0,
-      readOffsets: new Float64Array(budget.maxReadsPerStep),
-      readLengths: new Float64Array(budget.maxReadsPerStep),
-      readBytesThisStep: 0,
-      output: [],
-      outputBytes: 0,
-      scanStopped: false,
-    };
     const sandbox = fn.sandbox;
     const ctxBytes = sandbox.bytes(slot.ctxRegion);
     this.ctx = new DataView(ctxBytes.buffer, ctxBytes.byteOffset, ctxBytes.byteLength);
     this.data = sandbox.bytes(slot.dataRegion);
-    const input = request.input ?? new Uint8Array(0);
-    const inputRegion = sandbox.bytes(slot.inputRegion);
-    if (input.length > inputRegion.length) {
-      throw new StorageAccessError(0, `input of ${input.length} bytes exceeds the ${inputRegion.length}-byte limit`);
-    }
-    inputRegion.fill(0).set(input);
-    sandbox.bytes(slot.scratchRegion).fill(0);
+    this.input = sandbox.bytes(slot.inputRegion);
+    this.scratch = sandbox.bytes(slot.scratchRegion);
+    this.dataAddress = sandbox.address(slot.dataRegion);
+    this.ctxAddress = sandbox.address(slot.ctxRegion);
+    // A fresh state for the slot: clear the context and the input once (from then on the context's
+    // input_len bounds what the input region may hold, whichever thread ran the slot last).
     ctxBytes.fill(0);
+    this.input.fill(0);
     // Pointers are 32-bit sandbox addresses: the low half of the field (the high half stays 0).
-    this.ctx.setUint32(STORAGE_CTX.data, sandbox.address(slot.dataRegion), true);
+    this.ctx.setUint32(STORAGE_CTX.data, this.dataAddress, true);
     this.ctx.setUint32(STORAGE_CTX.scratch, sandbox.address(slot.scratchRegion), true);
     this.ctx.setUint32(STORAGE_CTX.input, sandbox.address(slot.inputRegion), true);
-    this.dataAddress = sandbox.address(slot.dataRegion);
-    this.ctx.setBigUint64(STORAGE_CTX.inputLen, BigInt(input.length), true);
-    this.ctx.setBigUint64(STORAGE_CTX.param0, BigInt.asUintN(64, request.params[0]), true);
-    this.ctx.setBigUint64(STORAGE_CTX.param1, BigInt.asUintN(64, request.params[1]), true);
-    this.ctx.setBigUint64(STORAGE_CTX.namespaceSize, BigInt(request.reader.sizeBytes), true);
-    if (this.scan !== null) this.prepareScan(this.scan);
+    this.state = {
+      namespaceSizeBytes: 0,
+      maxReadsPerStep: 0,
+      maxOutputBytes: 0,
+      scanMode: false,
+      readCount: 0,
+      readOffsets: new Float64Array(MAX_READS_PER_STEP),
+      readLengths: new Float64Array(MAX_READS_PER_STEP),
+      readBytesThisStep: 0,
+      output: new Uint8Array(INITIAL_OUTPUT_BYTES),
+      outputBytes: 0,
+      scanStopped: false,
+    };
   }
 
-  start(onDone: (error: unknown, result: ExecutionResult | undefined) => void): void {
+  /** Whether the slot's next execution may use this state: this one ended with nothing pending. */
+  get reusable(): boolean {
+    return this.settled && this.readsOutstanding === 0 && this.turnRequestedAtMs === 0 && !this.waiting;
+  }
+
+  /** Start an execution (the previous one in this slot has ended: see `reusable`). */
+  begin(request: ExecutionRequest, budget: ExecutionBudget, scheduler: TurnScheduler, startMs: number, onDone: Done): void {
+    this.stats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
+    this.startMs = startMs;
     this.onDone = onDone;
-    if (this.scan !== null && this.scanAt < this.scanEnd) {
-      // The first chunk is read before the first turn.
-      try {
-        this.readAhead();
-      } catch (e) {
-        this.fail(e);
-        return;
+    this.settled = false;
+    this.settledAtMs = 0;
+    const mode = request.mode;
+    const scan = mode !== undefined && mode.kind === 'scan' ? mode : null;
+    this.tenant = request.tenant;
+    this.reader = request.reader;
+    this.budget = budget;
+    this.scheduler = scheduler;
+    this.scan = scan;
+    this.deadlineMs = startMs + budget.deadlineMs;
+    this.dataBytes = 0;
+    this.nrReads = 0;
+    this.dataOffset = 0;
+    this.readsOutstanding = 0;
+    this.scanNext = null;
+    this.waiting = false;
+    const state = this.state;
+    state.namespaceSizeBytes = request.reader.sizeBytes;
+    state.maxReadsPerStep = Math.min(budget.maxReadsPerStep, MAX_READS_PER_STEP);
+    state.maxOutputBytes = budget.maxOutputBytes;
+    state.scanMode = scan !== null;
+    state.readCount = 0;
+    state.readBytesThisStep = 0;
+    if (state.output.length > MAX_KEPT_OUTPUT_BYTES) state.output = new Uint8Array(INITIAL_OUTPUT_BYTES);
+    state.outputBytes = 0;
+    state.scanStopped = false;
+    try {
+      const input = request.input ?? NO_INPUT;
+      if (input.length > this.input.length) {
+        throw new StorageAccessError(0, `input of ${input.length} bytes exceeds the ${this.input.length}-byte limit`);
       }
-      this.waitForReads();
+      // Isolation: nothing an earlier execution left in the slot may be visible to this one. Bytes of
+      // the input region past the context's input_len are zero (every execution keeps it so, on any
+      // thread: the context lives in the shared sandbox), so only [new length, old length) is cleared.
+      // The region is marked wholly dirty first, so a thread that dies half way leaves no stale bytes
+      // behind the mark.
+      const ctx = this.ctx;
+      const regionBytes = this.input.length;
+      const dirtyBytes =
+        ctx.getUint32(STORAGE_CTX.inputLen + 4, true) === 0 ? ctx.getUint32(STORAGE_CTX.inputLen, true) : regionBytes;
+      ctx.setUint32(STORAGE_CTX.inputLen, regionBytes, true);
+      ctx.setUint32(STORAGE_CTX.inputLen + 4, 0, true);
+      this.input.set(input);
+      if (dirtyBytes > input.length) this.input.fill(0, input.length, Math.min(dirtyBytes, regionBytes));
+      ctx.setUint32(STORAGE_CTX.inputLen, input.length, true);
+      this.scratch.fill(0);
+      ctx.setBigUint64(STORAGE_CTX.param0, BigInt.asUintN(64, request.params[0]), true);
+      ctx.setBigUint64(STORAGE_CTX.param1, BigInt.asUintN(64, request.params[1]), true);
+      const size = request.reader.sizeBytes;
+      ctx.setUint32(STORAGE_CTX.namespaceSize, size % TWO_POW_32, true);
+      ctx.setUint32(STORAGE_CTX.namespaceSize + 4, Math.floor(size / TWO_POW_32), true);
+      if (scan !== null) this.prepareScan(scan);
+    } catch (e) {
+      this.fail(e);
       return;
     }
-    this.requestTurn();
+    this.requestTurn(startMs);
   }
 
   /** Queue for a turn; the wait until it is granted counts in `queuedMs`. */
-  private requestTurn(): void {
-    this.turnRequestedAtMs = performance.now();
-    this.scheduler.request(this.tenant, this);
+  private requestTurn(nowMs: number): void {
+    this.turnRequestedAtMs = nowMs;
+    this.scheduler.request(this.tenant, this, nowMs);
   }
 
   /** A turn: steps back to back until one needs storage, the turn's bound is reached, or the end. */
-  runTurn(): void {
+  runTurn(turnStartMs: number): void {
     if (this.settled) return;
-    const turnStartMs = performance.now();
     if (this.turnRequestedAtMs !== 0) this.stats.queuedMs += turnStartMs - this.turnRequestedAtMs;
     this.turnRequestedAtMs = 0;
     try {
@@ -318,19 +390,18 @@ class Execution implements TurnTaker {
 
   private runSteps(turnStartMs: number): void {
     try {
-      let first = true;
+      let now = turnStartMs;
       for (;;) {
-        const now = first ? turnStartMs : performance.now();
         if (now > this.deadlineMs) {
           throw new BudgetExceededError('deadline', this.budget.deadlineMs, `${Math.round(now - this.startMs)} ms elapsed`);
         }
-        if (!first && !this.scheduler.mayContinue(now)) {
+        if (this.scan !== null ? !this.scanStep() : !this.chainStep()) return;
+        now = performance.now();
+        if (!this.scheduler.mayContinue(now)) {
           // Bounded work per turn: queue for another one (others, and the event loop, go first).
-          this.requestTurn();
+          this.requestTurn(now);
           return;
         }
-        first = false;
-        if (this.scan !== null ? !this.scanStep() : !this.chainStep()) return;
       }
     } catch (e) {
       this.fail(e);
@@ -340,22 +411,25 @@ class Execution implements TurnTaker {
   /** One step of a chain; true when the next step may run at once (every read it asked for hit). */
   private chainStep(): boolean {
     const r0 = this.step(this.dataBytes, this.nrReads, this.dataOffset, 0);
-    const n = this.state.readCount;
+    const state = this.state;
+    const n = state.readCount;
     if (n === 0) {
       this.finish(r0);
       return false;
     }
-    const { readOffsets, readLengths } = this.state;
+    const readOffsets = state.readOffsets;
+    const readLengths = state.readLengths;
     this.nrReads = n;
     this.dataOffset = readOffsets[0];
     let at = 0;
     let missed = 0;
-    const readNow = this.reader.readNow;
+    const reader = this.reader;
+    const readNow = reader.readNow;
     for (let i = 0; i < n; i++) {
       const offset = readOffsets[i];
       const length = readLengths[i];
       this.chargeRead(length);
-      if (readNow === undefined || !readNow.call(this.reader, offset, length, this.data, at)) {
+      if (readNow === undefined || !readNow.call(reader, offset, length, this.data, at)) {
         missed++;
         this.readFromStorage(offset, length, at);
       }
@@ -413,7 +487,7 @@ class Execution implements TurnTaker {
     this.scanChunk = chunk;
   }
 
-  /** Read the next chunk not yet asked for (one chunk ahead of the one being processed). */
+  /** Ask storage for the next chunk not yet asked for; it arrives in `scanNext`. */
   private readAhead(): void {
     const start = this.scanReadAt;
     const length = Math.min(this.scanChunk, this.scanEnd - start);
@@ -432,31 +506,57 @@ class Execution implements TurnTaker {
     }, this.onReadFailed);
   }
 
-  /** One step of a scan; true when another may run at once. */
+  /**
+   * One step of a scan; true when another may run at once. A chunk in memory (the page cache, or a
+   * reader that reads synchronously, as on an execution worker) is copied straight into the data
+   * region; otherwise it is asked of storage and the following chunk read ahead while it is processed.
+   */
   private scanStep(): boolean {
     if (this.state.scanStopped || this.scanAt >= this.scanEnd) {
       this.finish(this.step(0, 0, this.scanAt, NB_FLAG_SCAN | NB_FLAG_SCAN_END));
       return false;
     }
+    const at = this.scanAt;
     const chunk = this.scanNext;
-    if (chunk === null) {
+    if (chunk !== null) {
+      this.scanNext = null;
+      this.data.set(chunk, 0);
+      this.scanAt = at + chunk.length;
+      // Readahead: fetch the following chunk while this one is processed.
+      this.readAhead();
+      this.step(chunk.length, 1, at, NB_FLAG_SCAN);
+      return true;
+    }
+    if (this.readsOutstanding > 0) {
       this.waitForReads();
       return false;
     }
-    this.scanNext = null;
-    const at = this.scanAt;
-    this.data.set(chunk, 0);
-    this.scanAt = at + chunk.length;
-    // Readahead: fetch the following chunk while this one is processed.
+    const reader = this.reader;
+    const length = Math.min(this.scanChunk, this.scanEnd - at);
+    if (reader.readNow !== undefined) {
+      this.chargeRead(length);
+      if (!reader.readNow(at, length, this.data, 0)) {
+        // Not in memory: take the promise path for this chunk (charged already) and the ones after it.
+        this.stats.bytesRead -= length;
+        this.stats.reads--;
+        this.readAhead();
+        this.waitForReads();
+        return false;
+      }
+      this.scanReadAt = at + length;
+      this.scanAt = at + length;
+      this.step(length, 1, at, NB_FLAG_SCAN);
+      return true;
+    }
     this.readAhead();
-    this.step(chunk.length, 1, at, NB_FLAG_SCAN);
-    return true;
+    this.waitForReads();
+    return false;
   }
 
   /** Leave the turn until the reads in flight arrive (their arrival requests the next turn). */
   private waitForReads(): void {
     if (this.readsOutstanding === 0) {
-      this.requestTurn();
+      this.requestTurn(performance.now());
       return;
     }
     this.waiting = true;
@@ -465,34 +565,34 @@ class Execution implements TurnTaker {
 
   /** Run one step of the program; returns its r0. */
   private step(dataBytes: number, nrReads: number, dataOffset: number, flags: number): bigint {
-    const { budget, fn, ctx } = this;
-    if (this.stats.steps >= budget.maxSteps) {
-      throw new BudgetExceededError('steps', budget.maxSteps, `execution of '${fn.name}' wanted step ${this.stats.steps + 1}`);
+    const { budget, fn, ctx, stats } = this;
+    if (stats.steps >= budget.maxSteps) {
+      throw new BudgetExceededError('steps', budget.maxSteps, `execution of '${fn.name}' wanted step ${stats.steps + 1}`);
     }
     // Context fields as numbers: the high halves of step, nr_reads and flags stay 0 (bounded far below 2^32).
     ctx.setUint32(STORAGE_CTX.dataEnd, this.dataAddress + dataBytes, true);
-    ctx.setUint32(STORAGE_CTX.step, this.stats.steps, true);
+    ctx.setUint32(STORAGE_CTX.step, stats.steps, true);
     ctx.setUint32(STORAGE_CTX.nrReads, nrReads, true);
-    ctx.setUint32(STORAGE_CTX.dataOffset, dataOffset % 0x1_0000_0000, true);
-    ctx.setUint32(STORAGE_CTX.dataOffset + 4, Math.floor(dataOffset / 0x1_0000_0000), true);
+    ctx.setUint32(STORAGE_CTX.dataOffset, dataOffset % TWO_POW_32, true);
+    ctx.setUint32(STORAGE_CTX.dataOffset + 4, Math.floor(dataOffset / TWO_POW_32), true);
     ctx.setUint32(STORAGE_CTX.flags, flags, true);
     this.state.readCount = 0;
     this.state.readBytesThisStep = 0;
-    const leftForExecution = budget.maxInstructionsPerExecution - this.stats.instructions;
+    const leftForExecution = budget.maxInstructionsPerExecution - stats.instructions;
     const fuel = Math.min(budget.maxInstructionsPerStep, leftForExecution);
     fn.current = this.state;
-    this.stats.steps++;
+    stats.steps++;
     try {
       const engine = fn.engine;
       if (engine === undefined) throw new StorageAccessError(0, `'${fn.name}' runs on execution workers, not on this thread`);
       // r1 = the context's address, passed as a number: no BigInt crosses into Wasm per step.
-      const fuelUsed = engine.runAddress(Number(this.slot.entryArgs[0]), fuel, fn.clearStack);
-      this.stats.instructions += fuelUsed;
+      const fuelUsed = engine.runAddress(this.ctxAddress, fuel, fn.clearStack);
+      stats.instructions += fuelUsed;
       this.scheduler.charge(fuelUsed);
       return engine.r0();
     } catch (e) {
       if (e instanceof FuelExhaustedError) {
-        this.stats.instructions += fuel;
+        stats.instructions += fuel;
         if (fuel < budget.maxInstructionsPerStep) {
           throw new BudgetExceededError('instructionsPerExecution', budget.maxInstructionsPerExecution, e.message);
         }
@@ -513,29 +613,29 @@ class Execution implements TurnTaker {
 
   private finish(r0: bigint): void {
     if (this.settled) return;
-    this.settled = true;
-    unwatchDeadline(this);
-    this.settledAtMs = performance.now();
-    this.stats.durationMs = this.settledAtMs - this.startMs;
-    this.onDone(null, { returnValue: r0, output: concat(this.state.output, this.state.outputBytes), stats: this.stats });
+    const state = this.state;
+    const n = state.outputBytes;
+    let output = NO_OUTPUT;
+    if (n > 0) {
+      // The result's own copy: the arena is the slot's and serves its next execution.
+      output = new Uint8Array(n);
+      output.set(state.output.subarray(0, n));
+    }
+    this.settle(null, { returnValue: r0, output, stats: this.stats });
   }
 
   private fail(e: unknown): void {
     if (this.settled) return;
+    this.settle(e, undefined);
+  }
+
+  private settle(error: unknown, result: ExecutionResult | undefined): void {
     this.settled = true;
-    unwatchDeadline(this);
+    if (this.waiting) unwatchDeadline(this);
     this.settledAtMs = performance.now();
     this.stats.durationMs = this.settledAtMs - this.startMs;
-    this.onDone(e, undefined);
+    const onDone = this.onDone as Done;
+    this.onDone = null;
+    onDone(error, result, this.stats);
   }
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryAccessError } from '../errors.js';
 import { assemble } from '../isa/index.js';
-import { LIST_WALK_ASM } from '../testing/storage-programs.js';
+import { LIST_WALK_ASM, SCAN_SUM_ASM } from '../testing/storage-programs.js';
 import { DEFAULT_TENANT_LIMITS, type ExecutionBudget } from './budget.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 import { executeStorageFunction, type NamespaceReader } from './execution.js';
@@ -12,34 +12,7 @@ import { StorageFunction } from './storage-function.js';
 
 const LIST_WALK = LIST_WALK_ASM;
 
-/** Scan: sums the u64 words of every chunk into scratch; at the end emits and returns the sum. */
-const SCAN_SUM = `
-    mov %r6, %r1
-    ldxdw %r8, [%r6+16]      # scratch
-    ldxdw %r7, [%r6+80]      # flags
-    and %r7, 2
-    jne %r7, 0, finish
-    ldxdw %r2, [%r6+0]
-    ldxdw %r3, [%r6+8]
-    ldxdw %r9, [%r8]
-  loop:
-    mov %r4, %r2
-    add %r4, 8
-    jgt %r4, %r3, out
-    ldxdw %r5, [%r2]
-    add %r9, %r5
-    mov %r2, %r4
-    ja loop
-  out:
-    stxdw [%r8], %r9
-    mov %r0, 0
-    exit
-  finish:
-    mov %r1, %r8
-    mov %r2, 8
-    call 101                 # nb_emit(scratch, 8)
-    ldxdw %r0, [%r8]
-    exit`;
+const SCAN_SUM = SCAN_SUM_ASM;
 
 function listNamespace(values: number[]): { ns: MemoryNamespace; head: bigint } {
   const bytes = new Uint8Array(4096 + values.length * 64);

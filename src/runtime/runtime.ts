@@ -14,6 +14,7 @@ import {
   type ExecutionResult,
   type ExecutionStats,
   executeStorageFunction,
+  runStorageFunction,
   type StorageExecutor,
 } from './execution.js';
 import { FairScheduler, type SchedulerOptions } from './scheduler.js';
@@ -169,9 +170,10 @@ export class StorageRuntime {
 
   execute(tenant: string, name: string, request: Omit<ExecutionRequest, 'tenant'>): Promise<ExecutionResult> {
     const fn = this.find(tenant, name);
+    const { reader, params, input, mode } = request;
     return executeStorageFunction(
       fn,
-      { ...request, tenant },
+      { reader, params, input, mode, tenant },
       this.limits(tenant),
       this.scheduler,
       this.options.observer,
@@ -198,6 +200,24 @@ export class StorageRuntime {
     fn.stats.instructions += stats.instructions;
     fn.stats.bytesRead += stats.bytesRead;
     this.options.observer?.executed(tenant, name, stats, outputBytes, error);
+  }
+
+  /**
+   * `execute` with a callback, for the target's command path: `done` runs once, synchronously when
+   * the execution ends in the turn it started in (no promise either way). Throws `UnknownProgramError`
+   * (before anything runs) when `request.tenant` has no program `name`.
+   */
+  run(name: string, request: ExecutionRequest, done: (error: unknown, result: ExecutionResult | undefined) => void): void {
+    const tenant = request.tenant;
+    runStorageFunction(
+      this.find(tenant, name),
+      request,
+      this.limits(tenant),
+      this.scheduler,
+      this.options.observer,
+      this.options.executor,
+      done,
+    );
   }
 
   private find(tenant: string, name: string): StorageFunction {

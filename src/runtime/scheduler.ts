@@ -13,13 +13,14 @@
 
 /** Something that runs when granted a turn; the turn ends when `runTurn` returns. */
 export interface TurnTaker {
-  runTurn(): void;
+  /** `turnStartMs`: the scheduler's clock reading (performance.now()) when it granted the turn. */
+  runTurn(turnStartMs: number): void;
 }
 
 /** What an execution needs of a scheduler (`FairScheduler` on an event loop, `DeficitScheduler` on a worker). */
 export interface TurnScheduler {
-  /** Queue `taker` for a turn of `tenant`. */
-  request(tenant: string, taker: TurnTaker): void;
+  /** Queue `taker` for a turn of `tenant`; `nowMs` is the caller's clock reading (performance.now()). */
+  request(tenant: string, taker: TurnTaker, nowMs: number): void;
   /** Inside a turn: charge the instructions of a step against it. */
   charge(instructions: number): void;
   /** Inside a turn, before another step: whether the turn may go on. */
@@ -62,11 +63,12 @@ export class FairScheduler implements TurnScheduler {
 
   /**
    * Queue `taker` for a turn of `tenant`. When nobody is running or waiting it runs at once (in
-   * this call); otherwise from the event loop, after the tenants ahead of it.
+   * this call, no promise and no trip round the event loop); otherwise from the event loop, after
+   * the tenants ahead of it.
    */
-  request(tenant: string, taker: TurnTaker): void {
+  request(tenant: string, taker: TurnTaker, nowMs: number = performance.now()): void {
     if (!this.running && !this.dispatchScheduled && this.queues.size === 0) {
-      this.grant(tenant, taker);
+      this.grant(tenant, taker, nowMs);
       return;
     }
     const queue = this.queues.get(tenant);
@@ -97,13 +99,13 @@ export class FairScheduler implements TurnScheduler {
     return n;
   }
 
-  private grant(tenant: string, taker: TurnTaker): void {
+  private grant(tenant: string, taker: TurnTaker, nowMs: number): void {
     this.running = true;
-    this.turnStartMs = performance.now();
+    this.turnStartMs = nowMs;
     this.turnInstructions = 0;
     this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
     try {
-      taker.runTurn();
+      taker.runTurn(nowMs);
     } finally {
       this.running = false;
       this.scheduleDispatch();
@@ -126,6 +128,6 @@ export class FairScheduler implements TurnScheduler {
     // Move the tenant to the back of the rotation (or drop it when it has nobody left waiting).
     this.queues.delete(tenant);
     if (queue.length > 0) this.queues.set(tenant, queue);
-    this.grant(tenant, taker);
+    this.grant(tenant, taker, performance.now());
   };
 }

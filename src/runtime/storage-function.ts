@@ -6,7 +6,7 @@
  */
 import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES } from '../abi/limits.js';
 import { MAX_DATA_BYTES_PER_STEP, MAX_INPUT_BYTES, SCRATCH_SIZE_BYTES, STORAGE_CTX, STORAGE_HELPER_IDS } from '../abi/storage.js';
-import { ProgramLoadError } from '../errors.js';
+import { MemoryAccessError, ProgramLoadError } from '../errors.js';
 import type { Program } from '../isa/index.js';
 import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs, type SharedMapSet } from '../maps/index.js';
 import { createSandbox } from '../vm/engine.js';
@@ -15,21 +15,29 @@ import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
 import { type RegionSpec, type SandboxMemory, STACK_REGION_ID } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 
-/** What the helpers of a running step act on; owned by the execution (execution.ts). */
+/**
+ * What the helpers of a running step act on; owned by the execution (execution.ts), which keeps one
+ * per slot and resets it for each execution, so a step allocates nothing.
+ */
 export interface StepState {
-  readonly namespaceSizeBytes: number;
-  readonly maxReadsPerStep: number;
-  readonly maxOutputBytes: number;
-  readonly scanMode: boolean;
+  namespaceSizeBytes: number;
+  maxReadsPerStep: number;
+  maxOutputBytes: number;
+  scanMode: boolean;
   /** Reads the step asked for so far: offsets and lengths in the first `readCount` entries. */
   readCount: number;
+  /** `MAX_READS_PER_STEP` entries each (a budget's `maxReadsPerStep` is at most that). */
   readonly readOffsets: Float64Array;
   readonly readLengths: Float64Array;
   readBytesThisStep: number;
-  output: Uint8Array[];
+  /** Output so far: the first `outputBytes` bytes of `output` (grown by doubling, up to `maxOutputBytes`). */
+  output: Uint8Array;
   outputBytes: number;
   scanStopped: boolean;
 }
+
+/** Output arena a step state starts with; it grows on demand. */
+export const INITIAL_OUTPUT_BYTES = 256;
 
 export interface Slot {
   readonly index: number;
@@ -116,6 +124,8 @@ export class StorageFunction {
    * concurrency limit holds over all of them.
    */
   readonly slotTable: Int32Array;
+  /** The whole sandbox as bytes (it never grows, so one view serves every copy out of it). */
+  readonly memoryBytes: Uint8Array;
   readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
@@ -156,6 +166,7 @@ export class StorageFunction {
     this.maps = new MapSet(this.sandbox, mapSpecs, firstMapRegion, options.attach?.maps);
     this.program = options.link ? options.link(this.maps) : options.program;
     this.slotTable = new Int32Array(options.attach?.slotTable ?? new SharedArrayBuffer(4 * (options.slots + 1)));
+    this.memoryBytes = new Uint8Array(this.sandbox.memory.buffer);
     for (let s = 0; s < options.slots; s++) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
       this.slots.push({
@@ -279,9 +290,19 @@ export class StorageFunction {
               `pc ${args.pc}: emitting ${args.u64(2)} more bytes`,
             );
           }
-          const bytes = args.bytes(1, length, 'read').slice();
-          state.output.push(bytes);
-          state.outputBytes += bytes.length;
+          // The same bounds rule as the engines' accesses; then straight from the sandbox into the arena.
+          const at = args.fitsU32(1) ? args.memory.check(0, args.u32(1), length, 'read') : -1;
+          if (at < 0) throw new MemoryAccessError(args.pc, 'read', args.u64(1), length);
+          const end = state.outputBytes + length;
+          if (end > state.output.length) {
+            let size = state.output.length * 2;
+            while (size < end) size *= 2;
+            const grown = new Uint8Array(Math.min(size, state.maxOutputBytes));
+            grown.set(state.output.subarray(0, state.outputBytes));
+            state.output = grown;
+          }
+          state.output.set(this.memoryBytes.subarray(at, at + length), state.outputBytes);
+          state.outputBytes = end;
           return 0;
         },
       },

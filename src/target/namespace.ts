@@ -74,11 +74,14 @@ export class Namespace {
 
   /** What an execution worker needs to read this namespace itself: the file and the shared page cache. */
   shareable(): ShareableNamespace {
-    return {
+    // Built once: the pool asks for it on every execution.
+    this.shared ??= {
       shared: { id: this.shareId, path: this.path, sizeBytes: this.sizeBytes, cache: this.cache?.shareable() },
       cache: this.cache,
     };
+    return this.shared;
   }
+  private shared: ShareableNamespace | undefined;
 
   get blockCount(): number {
     return this.sizeBytes / this.blockSize;

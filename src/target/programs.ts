@@ -23,7 +23,6 @@ import {
   encodeMapDump,
   encodeMapList,
   encodeProgramList,
-  encodeStatsTrailer,
   MAP_INDEX_LIST,
   MAP_UPDATE_DELETE,
   MAX_LISTED_PROGRAMS,
@@ -34,7 +33,9 @@ import {
   ProgramImageError,
   ProgramOpcode,
   ProgramStatus,
+  STATS_TRAILER_BYTES,
   VENDOR_STATUS_CODE_TYPE,
+  writeStatsTrailer,
 } from '../protocol/programs.js';
 import type { Sqe } from '../protocol/sqe.js';
 import type { ExecutionBudget, TenantLimits } from '../runtime/budget.js';
@@ -72,6 +73,8 @@ import { Ledger } from './quotas.js';
 import { VerificationMemoryError, VerificationTimeoutError, VerifierBusyError, VerifierPool } from './verify-worker.js';
 
 /** Loads a controller may have half-sent at once. */
+const resolveLater = (resolve: (c: Completion) => void, c: Completion): void => resolve(c);
+
 const MAX_PENDING_LOADS = 4;
 
 interface PendingLoad {
@@ -612,24 +615,71 @@ export class ProgramService {
     }
   }
 
-  async io(ctl: ProgramCaller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
-    const key = `cmd:${qid}:${sqe.cid}`;
+  /** An Execute command as a promise (see `execute` for the callback form the data path uses). */
+  io(ctl: ProgramCaller, qid: number, sqe: Sqe, data: Buffer | null): Promise<Completion> {
+    return new Promise((resolve) => {
+      const now = this.execute(ctl, qid, sqe, data, resolveLater, resolve);
+      if (now !== null) resolve(now);
+    });
+  }
+
+  /**
+   * An Execute command: its completion now when it is known in this turn (a refused command, or an
+   * execution that ended in the turn it started in: every read in memory, no other tenant waiting),
+   * else null, and `done(token, completion)` once it ends. No promise either way.
+   */
+  execute<T>(
+    ctl: ProgramCaller,
+    qid: number,
+    sqe: Sqe,
+    data: Buffer | null,
+    done: (token: T, c: Completion) => void,
+    token: T,
+  ): Completion | null {
     const handle = sqe.cdw12 >>> 0;
     const entry = this.handles.get(handle);
     if (entry === undefined || entry.tenant !== ctl.hostNqn) return vendor(ProgramStatus.UnknownProgram);
     const ns = ctl.io.namespaces.get(sqe.nsid);
     if (!ns) return INVALID_NAMESPACE;
     const { params, mode, input } = executeRequestOf(sqe, ns.blockSize, data);
+    let now: Completion | null = null;
+    let returned = false;
+    const ended = (error: unknown, result: ExecutionResult | undefined): void => {
+      let c: Completion;
+      try {
+        c =
+          error === null
+            ? this.executed(ctl, qid, sqe, result as ExecutionResult)
+            : this.executionFailed(ctl, qid, sqe, entry.name, handle, error);
+      } catch (e) {
+        // A bug while answering: this command fails, never the execution machinery that called here.
+        this.log.error(`program command ${sqe.cid} on queue ${qid}: ${e instanceof Error ? e.message : String(e)}`);
+        c = vendor(ProgramStatus.ExecutionFailed);
+      }
+      if (returned) done(token, c);
+      else now = c;
+    };
     try {
-      const result = await this.runtime.execute(entry.tenant, entry.name, { reader: ns, params, input, mode });
-      const c = executedCompletion(sqe, result);
-      if (c.status === OUTPUT_TOO_LARGE_STATUS) this.remember(ctl, key, outputTooLarge(c.dw0, roomOf(sqe)));
-      return c;
+      this.runtime.run(entry.name, { reader: ns, params, input, mode, tenant: entry.tenant }, ended);
     } catch (e) {
-      this.remember(ctl, key, messageOf(e));
-      this.logExecutionFailure(ctl, qid, sqe, entry.name, handle, e);
-      return this.failureOf(e);
+      // The program went away between the handle lookup and the run (nothing ran).
+      returned = true;
+      return this.executionFailed(ctl, qid, sqe, entry.name, handle, e);
     }
+    returned = true;
+    return now;
+  }
+
+  private executed(ctl: ProgramCaller, qid: number, sqe: Sqe, result: ExecutionResult): Completion {
+    const c = executedCompletion(sqe, result);
+    if (c.status === OUTPUT_TOO_LARGE_STATUS) this.remember(ctl, `cmd:${qid}:${sqe.cid}`, outputTooLarge(c.dw0, roomOf(sqe)));
+    return c;
+  }
+
+  private executionFailed(ctl: ProgramCaller, qid: number, sqe: Sqe, program: string, handle: number, e: unknown): Completion {
+    this.remember(ctl, `cmd:${qid}:${sqe.cid}`, messageOf(e));
+    this.logExecutionFailure(ctl, qid, sqe, program, handle, e);
+    return this.failureOf(e);
   }
 
   /** Failed executions, at most a burst per host per window (a host can fail thousands a second). */
@@ -732,17 +782,22 @@ function outputTooLarge(bytes: number, room: number): Message {
  * command asked for it), or Output Too Large with the size in DW0 (pure).
  */
 export function executedCompletion(sqe: Sqe, result: ExecutionResult): Completion {
-  let output = Buffer.from(result.output.buffer, result.output.byteOffset, result.output.byteLength);
-  if (sqe.cdw13 & EXECUTE_FLAG_STATS) {
+  const out = result.output;
+  const withStats = (sqe.cdw13 & EXECUTE_FLAG_STATS) !== 0;
+  const length = out.byteLength + (withStats ? STATS_TRAILER_BYTES : 0);
+  if (length > roomOf(sqe)) return vendor(ProgramStatus.OutputTooLarge, length);
+  let output: Buffer | null = null;
+  if (withStats) {
+    // One buffer for the output and its trailer.
+    output = Buffer.allocUnsafe(length);
+    output.set(out, 0);
     const { steps, reads, bytesRead, instructions, durationMs } = result.stats;
-    output = Buffer.concat([
-      output,
-      encodeStatsTrailer({ steps, reads, bytesRead, instructions, durationUs: durationMs * 1000 }),
-    ]);
+    writeStatsTrailer({ steps, reads, bytesRead, instructions, durationUs: durationMs * 1000 }, output, out.byteLength);
+  } else if (out.byteLength > 0) {
+    output = Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
-  if (output.length > roomOf(sqe)) return vendor(ProgramStatus.OutputTooLarge, output.length);
   const value = BigInt.asUintN(64, result.returnValue);
-  return success(Number(value & 0xffffffffn), output.length > 0 ? output : null, Number(value >> 32n));
+  return success(Number(value & 0xffffffffn), output, Number(value >> 32n));
 }
 
 /** Whether `c` is Output Too Large (`executedCompletion`), and the room it missed. */

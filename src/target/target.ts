@@ -875,12 +875,19 @@ export class NvmeTcpTarget implements CommandRouter {
       return sqeFctype(sqe) === FabricsType.Connect ? SEQUENCE_ERROR : INVALID_OPCODE;
     } else if (!ctl.ready) {
       return SEQUENCE_ERROR;
+    } else if (this.coordinator === null) {
+      // A storage-function execution on this thread's program service: its completion now when it
+      // ended in this turn, else through `programDone` (no promise either way).
+      const meter = this.ioMeters.get(ctl);
+      handle.startedAtMs = meter === undefined ? 0 : performance.now();
+      const c = this.programs.execute(ctl, conn.binding.qid, sqe, data, this.programDone, handle);
+      if (c === null) this.programsPending++;
+      else if (meter !== undefined) this.meterProgram(meter, handle, c, data);
+      return c;
     } else {
       p =
-        this.coordinator !== null
-          ? (this.executions?.execute(ctl, conn.binding.qid, sqe, data) ??
-            this.coordinator.program('io', ctl.cntlid, conn.binding.qid, sqe, data))
-          : this.programs.io(ctl, conn.binding.qid, sqe, data);
+        this.executions?.execute(ctl, conn.binding.qid, sqe, data) ??
+        this.coordinator.program('io', ctl.cntlid, conn.binding.qid, sqe, data);
     }
     this.inflight.add(p);
     const meter = conn.binding.qid === 0 ? undefined : this.ioMeters.get(ctl);
@@ -901,11 +908,34 @@ export class NvmeTcpTarget implements CommandRouter {
     return p;
   }
 
+  /** Storage-function executions still running for commands; `close()` waits until none is. */
+  private programsPending = 0;
+  private readonly programDone = (handle: CommandHandle, c: Completion): void => {
+    if (--this.programsPending === 0 && this.ioIdle !== null && this.ioPending === 0) {
+      const wake = this.ioIdle;
+      this.ioIdle = null;
+      wake();
+    }
+    if (handle.startedAtMs !== 0) {
+      const ctl = this.owners.get(handle.owner);
+      const meter = ctl === undefined ? undefined : this.ioMeters.get(ctl);
+      if (meter !== undefined) this.meterProgram(meter, handle, c, null);
+    }
+    handle.owner.complete(handle, c);
+  };
+
+  /** A program command into the metrics: its input bytes (`data`, when known) and latency. */
+  private meterProgram(meter: IoMeter, handle: CommandHandle, c: Completion, data: Buffer | null): void {
+    const sqe = handle.sqe;
+    const bytes = c.status !== 0 ? 0 : (data?.length ?? 0);
+    meter.command(sqe.nsid, sqe.opcode, c.status, bytes, (performance.now() - handle.startedAtMs) / 1000);
+  }
+
   /** I/O commands completing in the thread pool; `close()` waits until none is pending. */
   private ioPending = 0;
   private ioIdle: (() => void) | null = null;
   private readonly ioDone = (handle: CommandHandle, c: Completion): void => {
-    if (--this.ioPending === 0 && this.ioIdle !== null) {
+    if (--this.ioPending === 0 && this.ioIdle !== null && this.programsPending === 0) {
       const wake = this.ioIdle;
       this.ioIdle = null;
       wake();
@@ -984,8 +1014,8 @@ export class NvmeTcpTarget implements CommandRouter {
         }),
       );
       for (const c of this.connections) c.quiesce();
-      while (this.inflight.size > 0 || this.ioPending > 0) {
-        if (this.ioPending > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
+      while (this.inflight.size > 0 || this.ioPending > 0 || this.programsPending > 0) {
+        if (this.ioPending > 0 || this.programsPending > 0) await new Promise<void>((resolve) => (this.ioIdle = resolve));
         else await Promise.allSettled([...this.inflight]);
       }
       for (const ctl of [...this.controllers.values()]) ctl.destroy('target_shutdown');

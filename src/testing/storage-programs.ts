@@ -88,3 +88,32 @@ export const SPIN_STEPS_ASM = `
   done:
     mov %r0, %r8
     exit`;
+
+/** Scan: sums the u64 words of every chunk into scratch; at the end emits and returns the sum. */
+export const SCAN_SUM_ASM = `
+    mov %r6, %r1
+    ldxdw %r8, [%r6+16]      # scratch
+    ldxdw %r7, [%r6+80]      # flags
+    and %r7, 2
+    jne %r7, 0, finish
+    ldxdw %r2, [%r6+0]
+    ldxdw %r3, [%r6+8]
+    ldxdw %r9, [%r8]
+  loop:
+    mov %r4, %r2
+    add %r4, 8
+    jgt %r4, %r3, out
+    ldxdw %r5, [%r2]
+    add %r9, %r5
+    mov %r2, %r4
+    ja loop
+  out:
+    stxdw [%r8], %r9
+    mov %r0, 0
+    exit
+  finish:
+    mov %r1, %r8
+    mov %r2, 8
+    call 101                 # nb_emit(scratch, 8)
+    ldxdw %r0, [%r8]
+    exit`;
