@@ -224,6 +224,9 @@ class Execution implements TurnTaker {
   private readonly data: Uint8Array;
   private readonly input: Uint8Array;
   private readonly scratch: Uint8Array;
+  /** Offsets of the input and scratch regions in the sandbox's memory. */
+  private readonly inputAt: number;
+  private readonly scratchAt: number;
   /** Sandbox address of the data region's first byte. */
   private readonly dataAddress: number;
   /** Sandbox address of the context (r1 of every step). */
@@ -273,6 +276,8 @@ class Execution implements TurnTaker {
     this.data = sandbox.bytes(slot.dataRegion);
     this.input = sandbox.bytes(slot.inputRegion);
     this.scratch = sandbox.bytes(slot.scratchRegion);
+    this.inputAt = this.input.byteOffset;
+    this.scratchAt = this.scratch.byteOffset;
     this.dataAddress = sandbox.address(slot.dataRegion);
     this.ctxAddress = sandbox.address(slot.ctxRegion);
     // A fresh state for the slot: clear the context and the input once (from then on the context's
@@ -351,9 +356,10 @@ class Execution implements TurnTaker {
       ctx.setUint32(STORAGE_CTX.inputLen, regionBytes, true);
       ctx.setUint32(STORAGE_CTX.inputLen + 4, 0, true);
       this.input.set(input);
-      if (dirtyBytes > input.length) this.input.fill(0, input.length, Math.min(dirtyBytes, regionBytes));
+      const fn = this.fn;
+      if (dirtyBytes > input.length) fn.zero(this.inputAt + input.length, Math.min(dirtyBytes, regionBytes) - input.length);
       ctx.setUint32(STORAGE_CTX.inputLen, input.length, true);
-      this.scratch.fill(0);
+      fn.zero(this.scratchAt, this.scratch.length);
       ctx.setBigUint64(STORAGE_CTX.param0, BigInt.asUintN(64, request.params[0]), true);
       ctx.setBigUint64(STORAGE_CTX.param1, BigInt.asUintN(64, request.params[1]), true);
       const size = request.reader.sizeBytes;

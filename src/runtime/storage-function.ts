@@ -14,6 +14,7 @@ import { type Helper, helperTable } from '../vm/helpers.js';
 import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
 import { type RegionSpec, type SandboxMemory, STACK_REGION_ID } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
+import { type SandboxZero, sandboxZero } from './sandbox-fill.js';
 
 /**
  * What the helpers of a running step act on; owned by the execution (execution.ts), which keeps one
@@ -126,6 +127,8 @@ export class StorageFunction {
   readonly slotTable: Int32Array;
   /** The whole sandbox as bytes (it never grows, so one view serves every copy out of it). */
   readonly memoryBytes: Uint8Array;
+  /** Zeroes bytes of the sandbox (fast on a shared memory too: see sandbox-fill.ts). */
+  readonly zero: SandboxZero;
   readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
@@ -167,6 +170,7 @@ export class StorageFunction {
     this.program = options.link ? options.link(this.maps) : options.program;
     this.slotTable = new Int32Array(options.attach?.slotTable ?? new SharedArrayBuffer(4 * (options.slots + 1)));
     this.memoryBytes = new Uint8Array(this.sandbox.memory.buffer);
+    this.zero = sandboxZero(this.sandbox.memory);
     for (let s = 0; s < options.slots; s++) {
       const base = FIRST_SLOT_REGION + s * REGIONS_PER_SLOT;
       this.slots.push({
