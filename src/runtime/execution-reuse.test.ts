@@ -11,7 +11,14 @@ import { assemble } from '../isa/index.js';
 import { LIST_WALK_ASM, SCAN_SUM_ASM } from '../testing/storage-programs.js';
 import { DEFAULT_TENANT_LIMITS, type ExecutionBudget } from './budget.js';
 import { BudgetExceededError } from './errors.js';
-import { type ExecutionResult, executeStorageFunction, type NamespaceReader, startExecution } from './execution.js';
+import {
+  type ExecutionResult,
+  type ExecutionStats,
+  executeStorageFunction,
+  type NamespaceReader,
+  runStorageFunction,
+  startExecution,
+} from './execution.js';
 import { MemoryNamespace } from './namespace.js';
 import { FairScheduler } from './scheduler.js';
 import { StorageFunction } from './storage-function.js';
@@ -125,6 +132,36 @@ describe('reused execution slots', () => {
     assert.deepEqual(r.output.subarray(0, 5), new Uint8Array(5).fill(3));
     assert.ok(allZero(r.output.subarray(5, OUT_SCRATCH)), 'input region past this input');
     assert.ok(allZero(r.output.subarray(OUT_SCRATCH, OUT_STACK)), 'scratch');
+  });
+
+  it('hands the observer the run time of an execution that ended in its first turn (metrics)', async () => {
+    const fn = new StorageFunction({ name: 'walk', program: assemble(LIST_WALK_ASM), slots: 1 });
+    const bytes = new Uint8Array(4096 + 64);
+    new DataView(bytes.buffer).setBigUint64(4096, 5n, true);
+    const seen: { runMs: number; durationMs: number; queuedMs: number }[] = [];
+    const observer = {
+      executed: (_t: string, _p: string, s: Readonly<ExecutionStats>) =>
+        seen.push({ runMs: s.runMs, durationMs: s.durationMs, queuedMs: s.queuedMs }),
+    };
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) =>
+        runStorageFunction(
+          fn,
+          { reader: new MemoryNamespace(bytes), params: [4096n, 0n], tenant: 't' },
+          budget(),
+          new FairScheduler(),
+          observer,
+          undefined,
+          (e) => (e === null ? resolve() : reject(e)),
+        ),
+      );
+    }
+    assert.equal(seen.length, 3);
+    for (const s of seen) {
+      // Read when the observer was told (as metrics are), not later.
+      assert.ok(s.runMs > 0, `runMs ${s.runMs}`);
+      assert.ok(s.runMs + s.queuedMs <= s.durationMs + 1e-9, JSON.stringify(s));
+    }
   });
 
   it('keeps each result’s output its own (the next execution in the slot writes elsewhere)', async () => {

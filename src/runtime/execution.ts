@@ -217,6 +217,9 @@ class Execution implements TurnTaker {
   stats: ExecutionStats = { steps: 0, reads: 0, bytesRead: 0, instructions: 0, durationMs: 0, runMs: 0, queuedMs: 0 };
   /** When the pending turn was requested (0: none pending). */
   private turnRequestedAtMs = 0;
+  /** The turn running now, if any, and when it started. */
+  private inTurn = false;
+  private turnStartMs = 0;
   startMs = 0;
   private deadlineMs = 0;
   private readonly state: StepState;
@@ -315,6 +318,7 @@ class Execution implements TurnTaker {
     this.onDone = onDone;
     this.settled = false;
     this.settledAtMs = 0;
+    this.inTurn = false;
     const mode = request.mode;
     const scan = mode !== undefined && mode.kind === 'scan' ? mode : null;
     this.tenant = request.tenant;
@@ -384,13 +388,18 @@ class Execution implements TurnTaker {
     if (this.settled) return;
     if (this.turnRequestedAtMs !== 0) this.stats.queuedMs += turnStartMs - this.turnRequestedAtMs;
     this.turnRequestedAtMs = 0;
+    this.turnStartMs = turnStartMs;
+    this.inTurn = true;
     try {
       this.runSteps(turnStartMs);
     } finally {
-      // A turn ends when it settled the execution or queued it for the next turn (waiting starts
-      // then), so running and waiting time never overlap and always fit inside `durationMs`.
-      const endMs = this.settled ? this.settledAtMs : this.turnRequestedAtMs !== 0 ? this.turnRequestedAtMs : performance.now();
-      this.stats.runMs += endMs - turnStartMs;
+      // A turn ends when it queued the execution for the next turn (waiting starts then) or when it
+      // waits for reads; one that settled it was counted by `settle`, before the stats went out. So
+      // running and waiting time never overlap and always fit inside `durationMs`.
+      if (this.inTurn) {
+        this.inTurn = false;
+        this.stats.runMs += (this.turnRequestedAtMs !== 0 ? this.turnRequestedAtMs : performance.now()) - turnStartMs;
+      }
     }
   }
 
@@ -640,6 +649,11 @@ class Execution implements TurnTaker {
     if (this.waiting) unwatchDeadline(this);
     this.settledAtMs = performance.now();
     this.stats.durationMs = this.settledAtMs - this.startMs;
+    if (this.inTurn) {
+      // The turn it settled in counts before the stats are handed on (metrics read them in onDone).
+      this.inTurn = false;
+      this.stats.runMs += this.settledAtMs - this.turnStartMs;
+    }
     const onDone = this.onDone as Done;
     this.onDone = null;
     onDone(error, result, this.stats);
