@@ -271,7 +271,7 @@ class Execution implements TurnTaker {
 
   constructor(
     readonly fn: StorageFunction,
-    private readonly slot: Slot,
+    slot: Slot,
   ) {
     const sandbox = fn.sandbox;
     const ctxBytes = sandbox.bytes(slot.ctxRegion);
