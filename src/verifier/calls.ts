@@ -116,10 +116,24 @@ export function checkCallx(a: Analysis, s: VerifierState, reg: Register): void {
   checkHelperCall(a, s, Number(id));
 }
 
+/**
+ * The root frame of a function summary's exploration (verifier.ts, `summarize`) has this call site
+ * minus the number of frames above it in the call chain it stands for: frames of different depths
+ * (and every summary frame from every ordinary one) never compare equal or cover each other.
+ */
+export const SUMMARY_ROOT_CALLSITE = -2;
+
+/** Frames in the call chain `s` stands for (a summary's exploration omits the callers above its root). */
+export function callDepth(s: VerifierState): number {
+  const root = s.frames[0].callsite;
+  return s.frames.length + (root <= SUMMARY_ROOT_CALLSITE ? SUMMARY_ROOT_CALLSITE - root : 0);
+}
+
 /** A local call from `pc` to the function at `target`: arguments r1-r5 pass to a new frame. */
 export function enterFunction(a: Analysis, s: VerifierState, pc: number, target: number): void {
   if (s.frames.some((f) => f.entryPc === target)) reject(`recursive call from insn ${pc} to ${target}`);
-  if (s.frames.length >= MAX_CALL_DEPTH) reject(`the call stack of ${s.frames.length + 1} frames is too deep`);
+  const depth = callDepth(s);
+  if (depth >= MAX_CALL_DEPTH) reject(`the call stack of ${depth + 1} frames is too deep`);
   const caller = currentFrame(s);
   const callee = newFrame(s.frames.length, pc, target);
   for (let r = 1; r <= 5; r++) callee.regs[r] = caller.regs[r];

@@ -19,6 +19,8 @@ export interface VerifierRejection {
   readonly states?: number;
   /** Joins done on the way (-1: joins were off). */
   readonly joins?: number;
+  /** Local calls verified through a function summary (-1: summaries were off). */
+  readonly summaries?: number;
 }
 
 /**
@@ -36,6 +38,7 @@ export class VerifierError extends NearbpfError implements VerifierRejection {
   readonly processedInsns?: number;
   readonly states?: number;
   readonly joins?: number;
+  readonly summaries?: number;
 
   constructor(r: VerifierRejection) {
     super(`pc ${r.pc}: ${r.reason}${r.instruction ? ` (${r.instruction})` : ''}`);
@@ -48,6 +51,7 @@ export class VerifierError extends NearbpfError implements VerifierRejection {
     this.processedInsns = r.processedInsns;
     this.states = r.states;
     this.joins = r.joins;
+    this.summaries = r.summaries;
   }
 
   /** The failing instruction, the reason and the state; with `verbose`, the whole log instead. */

@@ -25,12 +25,16 @@ export interface VerifyOptions {
   readonly maxProcessedInsns?: number;
   /** Join paths that differ only in precise numbers (default true). */
   readonly joins?: boolean;
+  /** Verify local calls through function summaries where possible (default true). */
+  readonly summaries?: boolean;
 }
 
 /**
  * Verify `program`; returns statistics and the log, or throws `VerifierError`. Joins (README.md,
- * "Joins") only ever widen states, so both runs are sound; when the run with joins rejects a program
- * after joining, the exact exploration decides (a hull can lose what proved a loop makes progress).
+ * "Joins") and function summaries ("Function summaries") only ever widen states, so both runs are
+ * sound; when the run with them rejects a program after joining or summarizing a call, the exact
+ * inline exploration decides (a hull can lose what proved a loop makes progress, or a bound the
+ * caller needed).
  */
 export function verifyProgram(program: Program, options: VerifyOptions): VerificationResult {
   const type = typeof options.type === 'string' ? programTypeByName(options.type) : options.type;
@@ -38,7 +42,7 @@ export function verifyProgram(program: Program, options: VerifyOptions): Verific
   try {
     return new Verifier(program, { ...options, type }).run();
   } catch (e) {
-    if (!(e instanceof VerifierError) || !(e.joins && e.joins > 0)) throw e;
-    return new Verifier(program, { ...options, type, joins: false }).run();
+    if (!(e instanceof VerifierError) || !((e.joins && e.joins > 0) || (e.summaries && e.summaries > 0))) throw e;
+    return new Verifier(program, { ...options, type, joins: false, summaries: false }).run();
   }
 }

@@ -28,6 +28,8 @@ export const slotLoc = (frame: number, slot: number) => (frame << LOC_FRAME_SHIF
  * conditional jump that refined linked numbers, -(1 + index of the linked group). 0 otherwise.
  */
 export const NO_EXTRA = 0;
+/** History extra of a local call verified through a function summary: r0 comes from the summary. */
+export const SUMMARIZED_CALL = 1 << 30;
 
 /** Thrown when the history contradicts the recorded states: a verifier bug, never a user error. */
 export class PrecisionBug extends Error {}
@@ -195,7 +197,7 @@ export class PrecisionTracker {
       case 'ja':
         return frame;
       case 'call':
-        if (insn.target === 'local') {
+        if (insn.target === 'local' && extra !== SUMMARIZED_CALL) {
           // Backwards into the caller: the callee's arguments are the caller's r1-r5.
           if (frame === 0) throw new PrecisionBug(`backtracking a call at ${pc} from the entry frame`);
           const callerBase = (frame - 1) << LOC_FRAME_SHIFT;

@@ -6,21 +6,21 @@
  * See README.md for why this terminates and why pruning cannot accept an infinite loop.
  */
 import type { MemoryRegion } from '../abi/context.js';
-import { MAX_STACK_SIZE_BYTES, MAX_VERIFIER_PROCESSED_INSNS } from '../abi/limits.js';
+import { MAX_CALL_DEPTH, MAX_STACK_SIZE_BYTES, MAX_VERIFIER_PROCESSED_INSNS } from '../abi/limits.js';
 import type { MapDefinition } from '../abi/maps.js';
 import type { ProgramType } from '../abi/program-types.js';
 import { formatInstruction, type Instruction, type Program, type Register } from '../isa/index.js';
 import { checkAlu, checkEndian, checkLddw, operandValue } from './alu.js';
-import { type Analysis, Rejection, readReg, reject, writeReg } from './analysis.js';
+import { type Analysis, clobberCallerSaved, Rejection, readReg, reject, writeReg } from './analysis.js';
 import { checkJump } from './branch.js';
-import { checkCallx, checkExit, checkHelperCall, enterFunction } from './calls.js';
+import { callDepth, checkCallx, checkExit, checkHelperCall, enterFunction, SUMMARY_ROOT_CALLSITE } from './calls.js';
 import { analyzeControlFlow, type ControlFlow } from './cfg.js';
-import { scalarFromRange } from './domains/scalar.js';
+import { SCALAR_UNKNOWN, type Scalar, scalarFromRange, scalarJoin } from './domains/scalar.js';
 import { VerifierError } from './errors.js';
 import { analyzeLiveness, LIVE, type Liveness, MASK_SIZE, MASK_SLOTS, PRECISE } from './liveness.js';
 import { VerifierLog } from './log.js';
 import { checkMemoryAccess } from './memory.js';
-import { LOC_SLOT, LOCS_PER_FRAME, NO_EXTRA, PrecisionTracker, regLoc, slotLoc } from './precision.js';
+import { LOC_SLOT, LOCS_PER_FRAME, NO_EXTRA, PrecisionTracker, regLoc, SUMMARIZED_CALL, slotLoc } from './precision.js';
 import {
   type Checkpoint,
   clearSingularIds,
@@ -51,6 +51,8 @@ export interface VerifierOptions {
   readonly maxProcessedInsns?: number;
   /** Join paths that differ only in precise numbers (default true; see README.md, "Joins"). */
   readonly joins?: boolean;
+  /** Verify local calls through function summaries where possible (default true; README.md, "Function summaries"). */
+  readonly summaries?: boolean;
 }
 
 export interface VerificationStats {
@@ -67,6 +69,8 @@ export interface VerificationStats {
   readonly joins: number;
   /** History entries walked backwards by precision tracking (linear in the processed instructions). */
   readonly backtrackSteps: number;
+  /** Local calls verified through a function summary (-1: summaries were off). */
+  readonly summaries: number;
 }
 
 export interface VerificationResult {
@@ -90,6 +94,44 @@ const MAX_CHECKPOINTS_PER_INSN = 1 << 16;
 /** Finished checkpoints of the same iteration tried as join partners at a prune point. */
 const MAX_JOIN_CANDIDATES = 4;
 const NO_CHECKPOINTS: Checkpoint[] = [];
+
+/** Summaries are kept per callee and call depth (a callee's own calls must fit under the depth limit). */
+const summaryKey = (entryPc: number, depth: number) => entryPc * (MAX_CALL_DEPTH + 1) + depth;
+
+/**
+ * Entry pcs of the functions on a cycle of the static call graph. A summary's exploration does not
+ * see the callers above it, so it could not detect recursion back into them: such callees are
+ * always explored inline. A callee on no cycle can never call a function above it.
+ */
+function recursiveFunctions(program: Program, cfg: ControlFlow): number[] {
+  const { functions, indexAt } = cfg.layout;
+  const callees = functions.map((fn) => {
+    const out = new Set<number>();
+    for (let pc = fn.entryPc; pc < fn.endPc; pc++) {
+      const insn = indexAt[pc] >= 0 ? program[indexAt[pc]] : undefined;
+      if (insn?.kind === 'call' && insn.target === 'local') out.add(pc + insn.imm + 1);
+    }
+    return out;
+  });
+  const byEntry = new Map(functions.map((fn, k) => [fn.entryPc, k]));
+  const recursive: number[] = [];
+  functions.forEach((fn, k) => {
+    const seen = new Set<number>();
+    const work = [...callees[k]];
+    while (work.length > 0) {
+      const entry = work.pop() as number;
+      if (entry === fn.entryPc) {
+        recursive.push(entry);
+        return;
+      }
+      if (seen.has(entry)) continue;
+      seen.add(entry);
+      const j = byEntry.get(entry);
+      if (j !== undefined) work.push(...callees[j]);
+    }
+  });
+  return recursive;
+}
 /**
  * Finished checkpoints of one shape compared with a state, newest first. Older ones are kept (they
  * count towards the per-instruction cap) but no longer tried: comparing with thousands of stale
@@ -137,7 +179,7 @@ export class Verifier implements Analysis {
   private readonly log: VerifierLog;
   private readonly limit: number;
   private readonly checkpoints = new Map<number, InsnCheckpoints>();
-  private readonly pending: VerifierState[] = [];
+  private pending: VerifierState[] = [];
   private readonly stackDepth = new Map<number, number>();
   private readonly callees = new Map<number, Set<number>>();
   private nextId = FIRST_DYNAMIC_ID;
@@ -152,6 +194,12 @@ export class Verifier implements Analysis {
   private readonly precision: PrecisionTracker;
   /** What the current instruction touched that backtracking needs (history extra, precision.ts). */
   private insnExtra = NO_EXTRA;
+  /** Calls verified through a summary; -1 when summaries are disabled. */
+  private summarized: number;
+  /** Per callee entry pc and call depth (`summaryKey`): the hull of r0 at every exit its summary explorations reached. */
+  private readonly summaryResults = new Map<number, Scalar>();
+  /** Callees never summarized: on a cycle of the call graph, or a summary exploration of theirs failed. */
+  private readonly noSummary = new Set<number>();
 
   constructor(
     private readonly program: Program,
@@ -173,6 +221,7 @@ export class Verifier implements Analysis {
     this.limit = options.maxProcessedInsns ?? MAX_VERIFIER_PROCESSED_INSNS;
     this.lineInfo = options.lineInfo;
     this.joins = options.joins === false ? -1 : 0;
+    this.summarized = options.summaries === false ? -1 : 0;
     this.precision = new PrecisionTracker((pc) => program[(this.cfg as ControlFlow).layout.indexAt[pc]]);
   }
 
@@ -219,6 +268,7 @@ export class Verifier implements Analysis {
       const cfg = analyzeControlFlow(this.program);
       this.cfg = cfg;
       this.liveness = analyzeLiveness(this.program, cfg.layout, this.type);
+      for (const entry of recursiveFunctions(this.program, cfg)) this.noSummary.add(entry);
       this.pending.push(this.initialState());
       while (this.pending.length > 0) {
         const s = this.pending.pop() as VerifierState;
@@ -236,6 +286,7 @@ export class Verifier implements Analysis {
         maxStackDepthBytes,
         joins: this.joins,
         backtrackSteps: this.precision.steps,
+        summaries: this.summarized,
       };
       const log = this.log.finish([this.summary()], false);
       return { ok: true, stats, log };
@@ -247,7 +298,8 @@ export class Verifier implements Analysis {
 
   private summary(): string {
     const joins = this.joins > 0 ? ` joins ${this.joins}` : '';
-    return `processed ${this.processed} insns (limit ${this.limit}) total_states ${this.stateCount} peak_states ${this.peakStates}${joins}`;
+    const summaries = this.summarized > 0 ? ` summarized_calls ${this.summarized}` : '';
+    return `processed ${this.processed} insns (limit ${this.limit}) total_states ${this.stateCount} peak_states ${this.peakStates}${joins}${summaries}`;
   }
 
   private error(e: Rejection, pc: number): VerifierError {
@@ -268,6 +320,7 @@ export class Verifier implements Analysis {
       processedInsns: Math.min(this.processed, this.limit + 1),
       states: this.stateCount,
       joins: this.joins,
+      summaries: this.summarized,
     });
   }
 
@@ -381,14 +434,98 @@ export class Verifier implements Analysis {
           return next;
         }
         if (insn.target === 'kfunc') return reject('kfunc calls are not supported');
+        if (this.summarize(s, pc, pc + insn.imm + 1)) return next;
         enterFunction(this, s, pc, pc + insn.imm + 1);
         return pc + insn.imm + 1;
       case 'callx':
         checkCallx(this, s, insn.reg);
         return next;
       case 'exit':
+        if (s.frames.length === 1 && s.frames[0].callsite <= SUMMARY_ROOT_CALLSITE) return this.summaryExit(s);
         return checkExit(this, s);
     }
+  }
+
+  /**
+   * A local call from `pc` to `target`, verified through a function summary (README.md, "Function
+   * summaries"): the callee is explored on its own, from a state holding only its frame with its
+   * number arguments widened to any number, and the caller continues as after a helper call, with
+   * r0 the hull of every value the callee may return. A later call whose arguments that exploration
+   * covers is pruned at the callee's entry at once. False (the call is then explored inline) when a
+   * summary cannot stand for the call: an argument points into a stack, the callee is recursive, or
+   * its exploration failed (its checks may need what the widening forgot).
+   */
+  private summarize(s: VerifierState, pc: number, target: number): boolean {
+    this.insnExtra = NO_EXTRA;
+    if (this.summarized < 0 || this.noSummary.has(target)) return false;
+    const caller = s.frames[s.frames.length - 1];
+    for (let r = 1; r <= 5; r++) if (caller.regs[r].kind === 'stack') return false;
+    const depth = callDepth(s);
+    if (depth >= MAX_CALL_DEPTH) return false; // explored inline, which rejects it
+    const frame = newFrame(0, SUMMARY_ROOT_CALLSITE - depth, target);
+    for (let r = 1; r <= 5; r++) {
+      const v = caller.regs[r];
+      frame.regs[r] = v.kind === 'scalar' ? UNKNOWN_SCALAR : v;
+    }
+    const root: VerifierState = {
+      frames: [frame],
+      pc: target,
+      prevPc: pc,
+      parent: undefined,
+      minDataLen: s.minDataLen,
+      history: [],
+    };
+    const outer = this.pending;
+    const current = this.current;
+    this.pending = [root];
+    try {
+      while (this.pending.length > 0) {
+        const p = this.pending.pop() as VerifierState;
+        this.current = p;
+        this.log.newPath(() => `summary of ${target} from ${p.prevPc} to ${p.pc}: ${formatState(p).join(' | ')}`);
+        this.explorePath(this.cfg as ControlFlow, p);
+      }
+    } catch (e) {
+      // Only a failed check means "no summary": the instruction limit and verifier bugs stand.
+      if (!(e instanceof Rejection) || this.processed > this.limit) throw e;
+      this.log.add(1, `${pc}: no summary of ${target}: ${e.reason}`);
+      this.noSummary.add(target);
+      return false;
+    } finally {
+      this.pending = outer;
+      this.current = current;
+    }
+    const r0 = this.summaryResults.get(summaryKey(target, depth));
+    if (!r0) {
+      this.noSummary.add(target);
+      return false;
+    }
+    this.recordCall(caller.entryPc, target);
+    clobberCallerSaved(s);
+    caller.regs[0] = scalarValue(r0);
+    this.insnExtra = SUMMARIZED_CALL;
+    this.summarized++;
+    return true;
+  }
+
+  /**
+   * `exit` of a summary's root function: r0 joins the summary's result. It is marked precise, so
+   * that a path pruned in this exploration (or a later one of the same callee) returns a value
+   * within what the path that proved it returned: the hull then holds every value the callee returns.
+   */
+  private summaryExit(s: VerifierState): undefined {
+    const r0 = readReg(s, 0);
+    if (r0.kind !== 'scalar') reject('a summarized function returns a pointer');
+    // Static liveness: whether r0 after some call of this function may decide something. If not,
+    // its value never matters: the summary returns any number, and nothing needs marking.
+    const relevant = ((this.liveness as Liveness).at(s.pc)[0] & PRECISE) !== 0;
+    if (relevant) this.markPrecise(s, [0]);
+    const value = relevant ? r0.value : SCALAR_UNKNOWN;
+    const root = s.frames[0];
+    const key = summaryKey(root.entryPc, SUMMARY_ROOT_CALLSITE - root.callsite);
+    const known = this.summaryResults.get(key);
+    this.summaryResults.set(key, known ? scalarJoin(known, value) : value);
+    return undefined;
   }
 
   /** Continue the current path in `successor` (which may be `s` itself or a refined copy). */
