@@ -59,68 +59,78 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
   });
 
   // ---- forward: static kinds of registers ----
-  const kinds: (Kinds | undefined)[] = new Array(slotCount);
-  const entryKinds = (entryPc: number): Kinds => {
-    const k: Kinds = { kinds: new Uint8Array(11), fpOff: new Float64Array(11).fill(Number.NaN) };
-    k.kinds[10] = F;
-    k.fpOff[10] = 0;
-    if (entryPc === 0) {
-      type.entryRegisters.forEach((e, i) => {
-        k.kinds[i + 1] = e === 'scalar' || e === 'data-length' ? S : e === 'ctx' ? P : D;
-      });
-    } else {
-      for (let r = 1; r <= 5; r++) k.kinds[r] = S | P | D;
-    }
-    return k;
-  };
+  // Per pc, 11 registers: kinds and own-frame offsets, flat (no object per instruction).
+  const kindsAt = new Uint8Array(slotCount * 11);
+  const offAt = new Float64Array(slotCount * 11);
+  const reached = new Uint8Array(slotCount);
   const work: number[] = [];
-  const mergeInto = (pc: number, k: Kinds) => {
-    const old = kinds[pc];
-    if (!old) {
-      kinds[pc] = { kinds: k.kinds.slice(), fpOff: k.fpOff.slice() };
+  const kk = new Uint8Array(11);
+  const ko = new Float64Array(11);
+  /** Merge the kinds in `kk`/`ko` into those of `pc`; queue it when they grew. */
+  const mergeInto = (pc: number) => {
+    const base = pc * 11;
+    if (!reached[pc]) {
+      reached[pc] = 1;
+      kindsAt.set(kk, base);
+      offAt.set(ko, base);
       work.push(pc);
       return;
     }
     let changed = false;
     for (let r = 0; r < 11; r++) {
-      const nk = old.kinds[r] | k.kinds[r];
-      let off = old.fpOff[r];
-      if (k.kinds[r] & F) {
-        if (!(old.kinds[r] & F)) off = k.fpOff[r];
-        else if (!(off === k.fpOff[r])) off = Number.NaN;
+      const oldKind = kindsAt[base + r];
+      const nk = oldKind | kk[r];
+      let off = offAt[base + r];
+      if (kk[r] & F) {
+        if (!(oldKind & F)) off = ko[r];
+        else if (!(off === ko[r])) off = Number.NaN;
       }
-      if (nk !== old.kinds[r] || !Object.is(off, old.fpOff[r])) {
-        old.kinds[r] = nk;
-        old.fpOff[r] = off;
+      if (nk !== oldKind || !Object.is(off, offAt[base + r])) {
+        kindsAt[base + r] = nk;
+        offAt[base + r] = off;
         changed = true;
       }
     }
     if (changed) work.push(pc);
   };
-  for (const fn of functions) mergeInto(fn.entryPc, entryKinds(fn.entryPc));
+  for (const fn of functions) {
+    kk.fill(0);
+    ko.fill(Number.NaN);
+    kk[10] = F;
+    ko[10] = 0;
+    if (fn.entryPc === 0) {
+      type.entryRegisters.forEach((e, i) => {
+        kk[i + 1] = e === 'scalar' || e === 'data-length' ? S : e === 'ctx' ? P : D;
+      });
+    } else {
+      for (let r = 1; r <= 5; r++) kk[r] = S | P | D;
+    }
+    mergeInto(fn.entryPc);
+  }
   const simple = new Uint8Array(functions.length).fill(1);
   const untracked: number[] = [];
+  const set = (r: number, kind: number, off = Number.NaN) => {
+    kk[r] = kind;
+    ko[r] = off;
+  };
   while (work.length > 0) {
     const pc = work.pop() as number;
     const insn = insnAt(pc);
     if (!insn) continue;
-    const cur = kinds[pc] as Kinds;
-    const k: Kinds = { kinds: cur.kinds.slice(), fpOff: cur.fpOff.slice() };
-    const set = (r: number, kind: number, off = Number.NaN) => {
-      k.kinds[r] = kind;
-      k.fpOff[r] = off;
-    };
+    const base = pc * 11;
+    kk.set(kindsAt.subarray(base, base + 11));
+    ko.set(offAt.subarray(base, base + 11));
     const next = pc + (insn.kind === 'lddw' ? 2 : 1);
     switch (insn.kind) {
       case 'alu': {
         const src = insn.src.kind === 'reg' ? insn.src.reg : -1;
         if (insn.op === 'mov' && insn.width === 64) {
-          if (src >= 0) set(insn.dst, cur.kinds[src], cur.fpOff[src]);
+          if (src >= 0) set(insn.dst, kindsAt[base + src], offAt[base + src]);
           else set(insn.dst, S);
         } else if ((insn.op === 'add' || insn.op === 'sub') && insn.width === 64) {
-          const d = cur.kinds[insn.dst];
-          if (insn.src.kind === 'reg') set(insn.dst, d | cur.kinds[insn.src.reg] | (insn.op === 'sub' ? S : 0));
-          else set(insn.dst, d, cur.fpOff[insn.dst] + (insn.op === 'add' ? insn.src.value : -insn.src.value));
+          const d = kindsAt[base + insn.dst];
+          if (insn.src.kind === 'reg') set(insn.dst, d | kindsAt[base + insn.src.reg] | (insn.op === 'sub' ? S : 0));
+          else set(insn.dst, d, offAt[base + insn.dst] + (insn.op === 'add' ? insn.src.value : -insn.src.value));
         } else set(insn.dst, S);
         break;
       }
@@ -134,7 +144,7 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
         );
         break;
       case 'load': {
-        const b = cur.kinds[insn.src];
+        const b = kindsAt[base + insn.src];
         // Never an own-stack pointer: spilling one makes the function untracked (below) anyway.
         set(insn.dst, insn.size !== 8 || (b & (F | P)) === 0 ? S : S | P);
         break;
@@ -154,8 +164,12 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
       default:
         break;
     }
-    if (insn.kind === 'jump' || insn.kind === 'ja') mergeInto(pc + insn.offset + 1, k);
-    if (insn.kind !== 'exit' && insn.kind !== 'ja' && next < slotCount) mergeInto(next, k);
+    if (insn.kind === 'jump' || insn.kind === 'ja') mergeInto(pc + insn.offset + 1);
+    if (insn.kind !== 'exit' && insn.kind !== 'ja' && next < slotCount) mergeInto(next);
+  }
+  const kinds: (Kinds | undefined)[] = new Array(slotCount);
+  for (let pc = 0; pc < slotCount; pc++) {
+    if (reached[pc]) kinds[pc] = { kinds: kindsAt.subarray(pc * 11, pc * 11 + 11), fpOff: offAt.subarray(pc * 11, pc * 11 + 11) };
   }
 
   // Functions whose own stack is always addressed as r10 + constant, with no escaping stack pointer.
@@ -221,6 +235,13 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     const insn = insnAt(pc);
     if (insn && (insn.kind === 'jump' || insn.kind === 'ja') && insn.offset < 0) acyclic = false;
   }
+  const addSucc = (t: number) => {
+    for (let i = 0; i < MASK_SIZE; i++) out[i] |= masks[t * MASK_SIZE + i];
+  };
+  const gen = (r: number, bits: number) => {
+    inn[r] |= bits;
+  };
+  const isRelevant = (r: number) => (out[r] & PRECISE) !== 0;
   let changed = true;
   while (changed) {
     changed = false;
@@ -231,16 +252,9 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
       const fn = fnOf[pc];
       const next = pc + (insn.kind === 'lddw' ? 2 : 1);
       out.fill(0);
-      const addSucc = (t: number) => {
-        for (let i = 0; i < MASK_SIZE; i++) out[i] |= masks[t * MASK_SIZE + i];
-      };
       if (insn.kind === 'jump' || insn.kind === 'ja') addSucc(pc + insn.offset + 1);
       if (insn.kind !== 'exit' && insn.kind !== 'ja' && next < slotCount) addSucc(next);
       inn.set(out);
-      const gen = (r: number, bits: number) => {
-        inn[r] |= bits;
-      };
-      const isRelevant = (r: number) => (out[r] & PRECISE) !== 0;
       switch (insn.kind) {
         case 'alu': {
           const { dst, op } = insn;
@@ -349,9 +363,15 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     }
   }
   const callerMasks = new Map<number, Uint8Array>();
+  // One view per pc, made on first use: `at` is called at every prune point.
+  const views: (Uint8Array | undefined)[] = new Array(slotCount);
   return {
     untrackedStackAt: untracked,
-    at: (pc) => masks.subarray(pc * MASK_SIZE, pc * MASK_SIZE + MASK_SIZE),
+    at(pc) {
+      let v = views[pc];
+      if (!v) views[pc] = v = masks.subarray(pc * MASK_SIZE, pc * MASK_SIZE + MASK_SIZE);
+      return v;
+    },
     callerAt(callsite) {
       let m = callerMasks.get(callsite);
       if (!m) {

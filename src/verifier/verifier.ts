@@ -91,9 +91,12 @@ const shouldEvict = (cp: Checkpoint) => cp.misses > (cp.hits + 1) * 32;
  * the instruction limit lets through.
  */
 const MAX_CHECKPOINTS_PER_INSN = 1 << 16;
+/** History entries (two per instruction) a path gathers before an unregistered checkpoint cuts it. */
+const MIN_UNREGISTERED_HISTORY = 2 * 8;
 /** Finished checkpoints of the same iteration tried as join partners at a prune point. */
 const MAX_JOIN_CANDIDATES = 4;
 const NO_CHECKPOINTS: Checkpoint[] = [];
+const NO_LOCS: number[] = [];
 
 /** Summaries are kept per callee and call depth (a callee's own calls must fit under the depth limit). */
 const summaryKey = (entryPc: number, depth: number) => entryPc * (MAX_CALL_DEPTH + 1) + depth;
@@ -200,6 +203,8 @@ export class Verifier implements Analysis {
   private readonly summaryResults = new Map<number, Scalar>();
   /** Callees never summarized: on a cycle of the call graph, or a summary exploration of theirs failed. */
   private readonly noSummary = new Set<number>();
+  /** Static masks without their precision bits (`liveOnly`), by mask. */
+  private readonly liveOnlyMasks = new Map<Uint8Array, Uint8Array>();
 
   constructor(
     private readonly program: Program,
@@ -571,19 +576,31 @@ export class Verifier implements Analysis {
     at.finishedCount++;
     // Its precision marks are final now (only checkpoints on an open path get marks).
     const masks = this.masksFor(cp.state);
-    cp.pruneMasks = masks.map((m, f) => {
-      const combined = new Uint8Array(m.length);
+    const precise = cp.precise;
+    const pruneMasks = new Array<Uint8Array>(masks.length);
+    let locs = NO_LOCS;
+    for (let f = 0; f < masks.length; f++) {
+      const m = masks[f];
       const base = f * LOCS_PER_FRAME;
+      let marked = false;
+      if (precise) for (let i = base; i < base + LOCS_PER_FRAME && !marked; i++) marked = precise[i] === 1;
+      if (!marked) {
+        // No marks in this frame: liveness alone, shared by every checkpoint with the same mask.
+        pruneMasks[f] = this.liveOnly(m);
+        continue;
+      }
+      const combined = new Uint8Array(m.length);
       for (let i = 0; i < m.length; i++) {
         const loc = base + (i < MASK_SLOTS ? i : LOC_SLOT + i - MASK_SLOTS);
-        combined[i] = (m[i] & LIVE) | (cp.precise?.[loc] ? PRECISE : 0);
+        combined[i] = (m[i] & LIVE) | (precise?.[loc] ? PRECISE : 0);
+        if (combined[i] === (LIVE | PRECISE)) {
+          if (locs === NO_LOCS) locs = [];
+          locs.push(f * MASK_SIZE + i);
+        }
       }
-      return combined;
-    });
-    const locs: number[] = [];
-    cp.pruneMasks.forEach((m, f) => {
-      for (let i = 0; i < m.length; i++) if (m[i] === (LIVE | PRECISE)) locs.push(f * MASK_SIZE + i);
-    });
+      pruneMasks[f] = combined;
+    }
+    cp.pruneMasks = pruneMasks;
     cp.preciseLocs = locs;
     let bucket = at.finished.get(cp.shape);
     if (!bucket) at.finished.set(cp.shape, (bucket = { scanned: [], indexed: new Map(), recent: [] }));
@@ -663,6 +680,9 @@ export class Verifier implements Analysis {
     // is still cut here (an unregistered checkpoint): backtracking walks the history since the last
     // checkpoint, and a long loop past the cap would otherwise walk ever longer ones (quadratic).
     const unregistered = at.openCount + at.finishedCount >= MAX_CHECKPOINTS_PER_INSN;
+    // Past the cap, a history a few instructions long is not worth a checkpoint yet: each precision
+    // walk then covers at most that many more entries (still linear), for far fewer state copies.
+    if (unregistered && s.history.length < MIN_UNREGISTERED_HISTORY) return false;
     const anchor = s.parent?.loopAnchor ?? null;
     // Not at loop heads: the hull of two successors of an iteration can contain its start (a binary
     // search moving lo or hi), which would look like a loop making no progress.
@@ -741,6 +761,16 @@ export class Verifier implements Analysis {
       }
     }
     return false;
+  }
+
+  /** `mask` with its static precision bits cleared (what pruning uses where nothing was marked precise), cached. */
+  private liveOnly(mask: Uint8Array): Uint8Array {
+    let m = this.liveOnlyMasks.get(mask);
+    if (!m) {
+      m = mask.map((bits) => bits & LIVE);
+      this.liveOnlyMasks.set(mask, m);
+    }
+    return m;
   }
 
   /** Liveness and precision masks of each frame of `s` (innermost frame at `s.pc`, callers at their return sites). */

@@ -222,16 +222,14 @@ export function scalarSync(s: Scalar): Scalar | undefined {
   if (s.t.mask === 0n) return scalarContains(s, s.t.value) ? scalarConst(s.t.value) : undefined;
   let { t, umin, umax, smin, smax, u32min, u32max, s32min, s32max } = s;
   for (let round = 0; round < 4; round++) {
-    const [umin0, umax0, smin0, smax0, u32min0, u32max0, s32min0, s32max0] = [
-      umin,
-      umax,
-      smin,
-      smax,
-      u32min,
-      u32max,
-      s32min,
-      s32max,
-    ];
+    const umin0 = umin;
+    const umax0 = umax;
+    const smin0 = smin;
+    const smax0 = smax;
+    const u32min0 = u32min;
+    const u32max0 = u32max;
+    const s32min0 = s32min;
+    const s32max0 = s32max;
     // Known bits bound every range.
     umin = maxOf(umin, t.value);
     umax = minOf(umax, t.value | t.mask);

@@ -25,6 +25,9 @@ export function tnumConst(value: bigint): Tnum {
 /** Number of significant bits of a non-negative bigint. */
 function bitLength(x: bigint): number {
   if (x === 0n) return 0;
+  // Numbers below 2^64 (all this module handles) without formatting a string.
+  if (x <= 0xffffffffn) return 32 - Math.clz32(Number(x));
+  if (x <= U64_MAX) return 64 - Math.clz32(Number(x >> 32n));
   const hex = x.toString(16);
   return (hex.length - 1) * 4 + (32 - Math.clz32(Number.parseInt(hex[0], 16)));
 }
