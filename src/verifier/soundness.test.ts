@@ -3,9 +3,11 @@
  * toward what the verifier accepts (bounds checks of every style clang emits, some of them subtly
  * wrong; copies of the length, moved by constants; indexes compared with the length; stack spills;
  * branches on loaded data; loops bounded by construction, some walking the buffer; counters of
- * data-dependent branches in loops and nested loops, compared and used as indexes). Every program the
- * verifier accepts must run on random memories of random lengths without a run-time memory fault
- * and must terminate well within its fuel.
+ * data-dependent branches in loops and nested loops, compared and used as indexes; calls of local
+ * functions, some in loops, whose results, pointer arguments and writes through a stack pointer
+ * decide later accesses: what function summaries must get right). Every program the verifier
+ * accepts must run on random memories of random lengths without a run-time memory fault and must
+ * terminate well within its fuel.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -48,7 +50,107 @@ class ProgramBuilder {
   ];
   private labels = 0;
   private spilled = new Set<number>();
-  constructor(private readonly rng: Random) {}
+  /** Local functions (text after the entry function's exit) and the kind of each. */
+  private readonly functions: { name: string; kind: number; text: string[]; callee?: number; used?: boolean }[] = [];
+  constructor(private readonly rng: Random) {
+    const count = rng.int(0, 3);
+    for (let k = 0; k < count; k++) this.functions.push(this.makeFunction(k));
+  }
+
+  /**
+   * A local function of one of five kinds: 0 returns one of two constants chosen by its number
+   * argument; 1 counts up to its argument masked (a loop), returning the count; 2 reads the byte its
+   * pointer argument points to; 3 stores a constant through its pointer argument (into the caller's
+   * stack); 4 calls an earlier function and returns its result plus a constant.
+   */
+  private makeFunction(k: number): { name: string; kind: number; text: string[]; callee?: number } {
+    const name = `fn${k}`;
+    const kind = this.rng.int(0, k > 0 ? 4 : 3);
+    const out = `${name}_out`;
+    let text: string[];
+    switch (kind) {
+      case 0:
+        text = [
+          `mov %r0, ${this.index()}`,
+          `j${this.pick(['eq', 'gt', 'lt', 'set'])} %r1, ${this.rng.int(0, 8)}, ${out}`,
+          `mov %r0, ${this.index()}`,
+          `${out}:`,
+          'exit',
+        ];
+        break;
+      case 1:
+        text = [
+          'mov %r0, 0',
+          'mov %r2, 0',
+          `and %r1, ${this.pick([3, 7, 7, 15])}`,
+          `${name}_head:`,
+          `jge %r2, %r1, ${out}`,
+          'add %r0, 1',
+          'add %r2, 1',
+          `ja ${name}_head`,
+          `${out}:`,
+          'exit',
+        ];
+        break;
+      case 2:
+        text = ['ldxb %r0, [%r1+0]', `and %r0, ${this.pick([7, 7, 15])}`, 'exit'];
+        break;
+      case 3:
+        text = [`stdw [%r1+0], ${this.index()}`, 'mov %r0, 0', 'exit'];
+        break;
+      default: {
+        const callee = this.rng.int(0, k - 1);
+        text = ['mov %r1, %r9', `call local ${this.functions[callee].name}`, `add %r0, ${this.rng.int(0, 1)}`, 'exit'];
+        return { name, kind, text: [`${name}:`, ...text], callee };
+      }
+    }
+    return { name, kind, text: [`${name}:`, ...text] };
+  }
+
+  /**
+   * An index into fp-8..fp-1: usually safe, sometimes far out (fp-8 + 600 lies beyond the stack and
+   * every buffer, so the run faults wherever the verifier let it through).
+   */
+  private index(): number {
+    return this.rng.int(0, 8) === 8 ? 600 : this.rng.int(0, 7);
+  }
+
+  /**
+   * A call of a local function; its result (or what it stored) is used as an index into fp-8..fp-1,
+   * sometimes after a bound check that may be one too large. r0 is kept across the call in fp-40.
+   */
+  call(): void {
+    if (this.functions.length === 0) {
+      this.alu();
+      return;
+    }
+    const f = this.pick(this.functions);
+    // Only functions something calls are emitted (others would be unreachable code).
+    let g: (typeof this.functions)[number] | undefined = f;
+    while (g && !g.used) {
+      g.used = true;
+      g = g.callee === undefined ? undefined : this.functions[g.callee];
+    }
+    const skip = this.label();
+    this.emit('stxdw [%r10-40], %r0');
+    switch (f.kind) {
+      case 2: {
+        // A pointer into the buffer, checked (length or pointer style) with a bound that may be short.
+        const off = this.rng.int(0, 6);
+        const need = this.fuzz(off + 1);
+        this.emit(`jlt %r7, ${need}, ${skip}`, 'mov %r1, %r6', `add %r1, ${off}`, `call local ${f.name}`);
+        break;
+      }
+      case 3:
+        this.emit('stdw [%r10-48], 0', 'mov %r1, %r10', 'add %r1, -48', `call local ${f.name}`, 'ldxdw %r0, [%r10-48]');
+        break;
+      default:
+        this.emit(`mov %r1, ${this.pick(['%r9', '%r8', '%r7', '%r0', '3'])}`, `call local ${f.name}`);
+    }
+    if (this.rng.int(0, 2) === 0) this.emit(`jgt %r0, ${this.pick([7, 7, 8, 600])}, ${skip}`);
+    this.emit('stdw [%r10-8], 0', 'mov %r4, %r10', 'add %r4, -8', 'add %r4, %r0', 'ldxb %r5, [%r4]');
+    this.emit(`${skip}:`, 'ldxdw %r0, [%r10-40]', 'mov %r3, 0', 'mov %r4, 0', 'mov %r5, 0');
+  }
 
   private label(): string {
     return `L${this.labels++}`;
@@ -227,7 +329,8 @@ class ProgramBuilder {
         else this.alu();
         continue;
       }
-      if (r <= 2) this.checkedAccess();
+      if (r <= 2 && this.functions.length > 0 && depth < 2 && this.rng.int(0, 2) === 0) this.call();
+      else if (r <= 2) this.checkedAccess();
       else if (r === 3) this.indexedAccess();
       else if (r === 4) this.alu();
       else if (r === 5) this.stack();
@@ -238,7 +341,7 @@ class ProgramBuilder {
   }
 
   text(): string {
-    return [...this.lines, 'exit'].join('\n');
+    return [...this.lines, 'exit', ...this.functions.filter((f) => f.used).flatMap((f) => f.text)].join('\n');
   }
 }
 
