@@ -130,8 +130,8 @@ describe('execution hand-off rings', () => {
       assert.deepEqual(t.budget, s.budget);
     }
     const output = Uint8Array.from({ length: MAX_INLINE_OUTPUT_BYTES }, (_, i) => 255 - (i & 255));
-    workerEnds[0].completed(1, 2n ** 64n - 5n, output, stats(3));
-    workerEnds[0].completed(3, 0n, new Uint8Array(0), stats(0));
+    workerEnds[0].completed(1, 7, 0, 2n ** 64n - 5n, output, stats(3));
+    workerEnds[0].completed(3, 7, 0, 0n, new Uint8Array(0), stats(0));
     producer.drain();
     assert.equal(outcomes.get(1)?.error, null);
     assert.equal(outcomes.get(1)?.result?.returnValue, 2n ** 64n - 5n);
@@ -164,7 +164,7 @@ describe('execution hand-off rings', () => {
       0,
     );
     // Complete the first half; once the producer drained them there is room for as many more.
-    for (const id of running.splice(0, RING_SLOTS / 2)) workerEnds[0].completed(id, 0n, new Uint8Array(0), stats(1));
+    for (const id of running.splice(0, RING_SLOTS / 2)) workerEnds[0].completed(id, 7, 0, 0n, new Uint8Array(0), stats(1));
     assert.equal(
       workerEnds[0].takeAll(() => assert.fail('completions not drained yet')),
       0,
@@ -174,7 +174,7 @@ describe('execution hand-off rings', () => {
     workerEnds[0].takeAll((t) => running.push(t.id));
     assert.equal(running.length, RING_SLOTS);
     while (running.length > 0 || workerEnds[0].waiting > 0) {
-      for (const id of running.splice(0)) workerEnds[0].completed(id, 0n, new Uint8Array(0), stats(1));
+      for (const id of running.splice(0)) workerEnds[0].completed(id, 7, 0, 0n, new Uint8Array(0), stats(1));
       producer.drain();
       workerEnds[0].takeAll((t) => running.push(t.id));
     }
@@ -252,7 +252,7 @@ describe('execution hand-off rings', () => {
           const k = Math.floor(random() * running[w].length);
           const [t] = running[w].splice(k, 1);
           const value = t.params[0] + BigInt(t.input?.[0] ?? 0);
-          workerEnds[w].completed(t.id, value, Uint8Array.of(t.id & 255), stats(1));
+          workerEnds[w].completed(t.id, 7, 0, value, Uint8Array.of(t.id & 255), stats(1));
         } else {
           producer.drain();
         }
@@ -262,7 +262,7 @@ describe('execution hand-off rings', () => {
         for (const w of [0, 1]) {
           workerEnds[w].takeAll((t) => running[w].push({ ...t, input: t.input?.slice() }));
           for (const t of running[w].splice(0)) {
-            workerEnds[w].completed(t.id, t.params[0] + BigInt(t.input?.[0] ?? 0), Uint8Array.of(t.id & 255), stats(1));
+            workerEnds[w].completed(t.id, 7, 0, t.params[0] + BigInt(t.input?.[0] ?? 0), Uint8Array.of(t.id & 255), stats(1));
           }
         }
         producer.drain();

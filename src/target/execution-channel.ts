@@ -64,9 +64,12 @@ const NO_INPUT = 0xffffffff;
 const C_ID = 0;
 const C_KIND = 4;
 const C_OUTPUT_LEN = 8;
+/** The execution's slot and program: what to give back if its producer died (`takeOrphans`). */
+const C_SLOT = 12;
 const C_RETURN = 16;
 const C_STATS = 24; // 7 x f64
-const C_OUTPUT = 80;
+const C_PROGRAM = 80;
+const C_OUTPUT = 88;
 export const MAX_INLINE_OUTPUT_BYTES = SLOT_BYTES - C_OUTPUT;
 const KIND_DONE = 0;
 const KIND_PONG = 1;
@@ -504,13 +507,15 @@ export class WorkerLink {
   }
 
   /** Publish a successful completion whose output fits a slot (room was kept when it was taken). */
-  completed(id: number, returnValue: bigint, output: Uint8Array, stats: ExecutionStats): void {
+  completed(id: number, program: number, slot: number, returnValue: bigint, output: Uint8Array, stats: ExecutionStats): void {
     const ring = this.completions;
     const at = ring.reserve();
     if (at < 0) throw new Error('completion ring full: room was kept for every running execution');
     ring.u32[u32Index(at + C_ID)] = id;
     ring.u32[u32Index(at + C_KIND)] = KIND_DONE;
     ring.u32[u32Index(at + C_OUTPUT_LEN)] = output.byteLength;
+    ring.u32[u32Index(at + C_SLOT)] = slot;
+    ring.u32[u32Index(at + C_PROGRAM)] = program;
     ring.u64[f64Index(at + C_RETURN)] = BigInt.asUintN(64, returnValue);
     writeStats(ring.f64, at, stats);
     ring.bytes.set(output, at + C_OUTPUT);
@@ -527,5 +532,33 @@ export class WorkerLink {
   /** Submissions waiting that this worker could take now. */
   get waiting(): number {
     return this.submissions.size;
+  }
+
+  /**
+   * The producer died: drop every submission it left waiting, telling `orphan` each one's program
+   * and slot (the producer took the slot; nobody else will give it back). Pings are dropped.
+   */
+  discardAll(orphan: (program: number, slot: number) => void): void {
+    const ring = this.submissions;
+    for (let at = ring.peek(); at >= 0; at = ring.peek()) {
+      if (ring.u32[u32Index(at + S_KIND)] !== KIND_PING) {
+        orphan(ring.u32[u32Index(at + S_PROGRAM)], ring.u32[u32Index(at + S_SLOT)]);
+      }
+      ring.release();
+    }
+  }
+}
+
+/**
+ * A dead producer's completion ring, read by the pool's thread once no worker writes it any more:
+ * `orphan` gets each completed execution's program and slot (to give the slot back).
+ */
+export function takeOrphans(link: SharedLink, orphan: (program: number, slot: number) => void): void {
+  const ring = SlotRing.attach(link.completions);
+  for (let at = ring.peek(); at >= 0; at = ring.peek()) {
+    if (ring.u32[u32Index(at + C_KIND)] === KIND_DONE) {
+      orphan(ring.u32[u32Index(at + C_PROGRAM)], ring.u32[u32Index(at + C_SLOT)]);
+    }
+    ring.release();
   }
 }

@@ -28,7 +28,15 @@ import { ExecutionWorkerError } from '../runtime/errors.js';
 import type { ExecutionMode, ExecutionRequest, StorageExecutor } from '../runtime/execution.js';
 import type { SchedulerOptions } from '../runtime/scheduler.js';
 import type { Slot, StorageFunction } from '../runtime/storage-function.js';
-import { createLink, type Done, ExecutionProducer, type SharedLink, type Submission, ZERO_STATS } from './execution-channel.js';
+import {
+  createLink,
+  type Done,
+  ExecutionProducer,
+  type SharedLink,
+  type Submission,
+  takeOrphans,
+  ZERO_STATS,
+} from './execution-channel.js';
 import { decodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
 import type { Logger } from './logger.js';
 import type { PageCache } from './page-cache.js';
@@ -132,6 +140,8 @@ export class ExecutionPool implements StorageExecutor {
   private readonly producerWakes: SharedArrayBuffer[] = [new SharedArrayBuffer(WakeWord.BYTES)];
   /** Producers on other threads (I/O threads), by producer index - 1. */
   private readonly remotes: RemoteProducer[] = [];
+  /** Producers whose thread died. */
+  private readonly deadProducers = new Set<number>();
   private readonly producer: ExecutionProducer;
   private running = false;
   /** Workers replaced after dying (statistics, tests). */
@@ -189,6 +199,23 @@ export class ExecutionPool implements StorageExecutor {
       workerWakes: this.workers.map((w) => w.wake.buffer),
       inflight: this.inflightCounts.buffer as SharedArrayBuffer,
     };
+  }
+
+  /**
+   * Producer `producer`'s thread died (an I/O thread): the slots its executions took come back as
+   * they end (the workers give them back), or now for those already ended (its completion rings).
+   */
+  producerDied(producer: number): void {
+    if (producer < 1 || producer >= this.producerWakes.length || this.deadProducers.has(producer)) return;
+    this.deadProducers.add(producer);
+    if (!this.running) return;
+    for (const w of this.workers) this.post(w, { t: 'producer-dead', producer });
+  }
+
+  private orphan(program: number, slot: number): void {
+    for (const p of this.programs.values()) {
+      if (p.id === program && slot < p.fn.slotCount) Atomics.store(p.fn.slotTable, slot, 0);
+    }
   }
 
   /** A namespace every worker opens now (or when it starts): remote producers name it by its id. */
@@ -280,7 +307,8 @@ export class ExecutionPool implements StorageExecutor {
     switch (m.t) {
       case 'done': {
         if (m.producer !== 0) {
-          this.remotes[m.producer - 1]?.done(m);
+          if (this.deadProducers.has(m.producer)) this.orphan(m.program, m.slot);
+          else this.remotes[m.producer - 1]?.done(m);
           return;
         }
         completeByMessage(this.producer, m);
@@ -299,6 +327,10 @@ export class ExecutionPool implements StorageExecutor {
         slot.pings.get(m.id)?.();
         slot.pings.delete(m.id);
         this.keepAliveWhileBusy(slot);
+        return;
+      case 'producer-dead-ack':
+        // The worker writes no more completions for it: the ones it wrote give their slots back.
+        takeOrphans(slot.links[m.producer], (program, s) => this.orphan(program, s));
         return;
       case 'ready':
         return;

@@ -60,6 +60,8 @@ export type ToWorker =
   | { readonly t: 'namespace'; readonly ns: SharedNamespace }
   /** A producer added after the worker started (an I/O thread's link). */
   | { readonly t: 'link'; readonly producer: number; readonly link: SharedLink }
+  /** A producer's thread died: give back the slots of its executions (acknowledged). */
+  | { readonly t: 'producer-dead'; readonly producer: number }
   | {
       readonly t: 'exec';
       /** Who submitted it (0: the pool's thread); its completion goes back to it. */
@@ -83,12 +85,17 @@ export type FromWorker =
       readonly t: 'done';
       readonly producer: number;
       readonly id: number;
+      /** The execution's program and slot (given back here if its producer died). */
+      readonly program: number;
+      readonly slot: number;
       readonly error: WireError | null;
       readonly returnValue: bigint;
       readonly output: Uint8Array | null;
       readonly stats: ExecutionStats;
     }
-  | { readonly t: 'pong'; readonly id: number };
+  | { readonly t: 'pong'; readonly id: number }
+  /** After this, the worker writes nothing more to that producer's completion ring. */
+  | { readonly t: 'producer-dead-ack'; readonly producer: number };
 
 export interface WireError {
   readonly kind: string;

@@ -105,6 +105,13 @@ class WorkerNamespace implements NamespaceReader {
 function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void {
   const wake = new WakeWord(init.wake);
   const links: WorkerLink[] = [];
+  /** Producers (I/O threads) that died: nobody reads their completions. */
+  const deadProducers = new Set<number>();
+  /** A dead producer's execution is over: its slot is free again. */
+  const orphan = (program: number, slot: number): void => {
+    const p = programs.get(program);
+    if (p !== undefined && slot < p.fn.slotCount) Atomics.store(p.fn.slotTable, slot, 0);
+  };
   const takers: ((m: TakenSubmission) => void)[] = [];
   const spinMs = (init.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
   const programs = new Map<number, { fn: StorageFunction; tenant: string }>();
@@ -122,16 +129,18 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
     error: unknown,
     result: ExecutionResult | undefined,
     stats: ExecutionStats,
+    program: number,
+    slot: number,
   ): void => {
     if (error !== null || result === undefined) {
-      send({ t: 'done', producer, id, error: encodeError(error), returnValue: 0n, output: null, stats });
+      send({ t: 'done', producer, id, program, slot, error: encodeError(error), returnValue: 0n, output: null, stats });
       return;
     }
     const output = result.output;
     // Moved, not copied, when the output is a whole buffer of its own (never a view into one kept here).
     const whole = output.byteLength > 0 && output.byteOffset === 0 && output.byteLength === output.buffer.byteLength;
     send(
-      { t: 'done', producer, id, error: null, returnValue: result.returnValue, output, stats },
+      { t: 'done', producer, id, program, slot, error: null, returnValue: result.returnValue, output, stats },
       whole && output.buffer instanceof ArrayBuffer ? [output.buffer] : undefined,
     );
   };
@@ -169,13 +178,17 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
     const link = new WorkerLink(shared);
     links[producer] = link;
     takers[producer] = (m: TakenSubmission): void => {
-      const id = m.id;
+      const { id, program, slot } = m;
       start(m, (error, result, stats) => {
-        if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
-          link.completed(id, result.returnValue, result.output, stats);
+        if (deadProducers.has(producer)) {
+          // Nobody reads its completions: the slot it took comes back here.
+          link.completedElsewhere();
+          orphan(program, slot);
+        } else if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
+          link.completed(id, program, slot, result.returnValue, result.output, stats);
         } else {
           link.completedElsewhere();
-          sendDone(producer, id, error, result, stats);
+          sendDone(producer, id, error, result, stats, program, slot);
         }
       });
     };
@@ -211,10 +224,16 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
         send({ t: 'pong', id: m.id });
         return;
       case 'exec':
-        start(m, (error, result, stats) => sendDone(m.producer, m.id, error, result, stats));
+        start(m, (error, result, stats) => sendDone(m.producer, m.id, error, result, stats, m.program, m.slot));
         return;
       case 'link':
         attach(m.producer, m.link);
+        return;
+      case 'producer-dead':
+        // Its waiting submissions never run; running ones give their slots back when they end.
+        deadProducers.add(m.producer);
+        links[m.producer]?.discardAll(orphan);
+        send({ t: 'producer-dead-ack', producer: m.producer });
         return;
     }
   };
@@ -231,6 +250,8 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
             t: 'done',
             producer: message.producer,
             id: message.id,
+            program: message.program,
+            slot: message.slot,
             error: encodeError(e),
             returnValue: 0n,
             output: null,

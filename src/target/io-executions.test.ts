@@ -148,4 +148,24 @@ describe('executions started on I/O threads', () => {
     }
     await programs[1].unload(spin);
   });
+
+  // Last: it ends the first I/O thread.
+  it('give back the slots of an I/O thread that dies with executions in flight', async () => {
+    const pool = t.target.programs.pool;
+    assert.ok(pool !== undefined);
+    const spin = await programs[1].load(encodeProgram(assemble(SPIN_STEPS_ASM)), { name: 'spin-orphan' });
+    const fn = t.target.programs.runtime.functionOf(TENANT, 'spin-orphan');
+    assert.ok(fn !== undefined);
+    // Both slots taken by executions the first I/O thread started.
+    const running = [0, 1].map(() => outcome(programs[0].execute(spin, { nsid: 1, params: [1500n, 0n] })));
+    await waitFor(() => fn.busySlots === MAX_CONCURRENT, 'both slots taken');
+    const threads = (t.target as unknown as { ioThreads: { workers: { terminate(): Promise<number> }[] } }).ioThreads;
+    await threads.workers[0].terminate();
+    await Promise.all(running);
+    // The workers give the slots back as those executions end (or the pool does, for those ended).
+    await waitFor(() => fn.busySlots === 0, "the dead thread's slots given back", 6000);
+    const again = await Promise.all([0, 1].map(() => programs[1].execute(spin, { nsid: 1, params: [2n, 0n] })));
+    assert.equal(again.length, MAX_CONCURRENT);
+    await programs[1].unload(spin);
+  });
 });

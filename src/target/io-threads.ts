@@ -122,6 +122,8 @@ export class IoThreadPool {
   /** PORTID -> the thread serving it. */
   readonly threadOf = new Map<number, number>();
   private closing = false;
+  /** Threads (by index) that exited. */
+  private readonly exited = new Set<number>();
 
   constructor(
     config: TargetConfig,
@@ -171,7 +173,10 @@ export class IoThreadPool {
       w.on('error', (e) => logEvent(log, 'io_thread.failed', { thread: t + 1, error: e.message }));
       const threadId = w.threadId;
       w.on('exit', (code) => {
+        this.exited.add(index);
         shared.exited(threadId);
+        // Slots its executions took come back as they end.
+        if (executions !== undefined) pool?.producerDied(executions.producer);
         if (!this.closing) logEvent(log, 'io_thread.exited', { thread: t + 1, exitCode: code });
         for (const p of this.pending.values()) p.reject(new Error(`I/O thread ${t + 1} exited`));
         this.pending.clear();
@@ -181,6 +186,8 @@ export class IoThreadPool {
   }
 
   private request<T>(thread: number, message: Record<string, unknown>): Promise<T> {
+    // A thread that exited answers nothing (close() must not wait for it).
+    if (this.exited.has(thread)) return Promise.reject(new Error(`I/O thread ${thread + 1} exited`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
