@@ -9,14 +9,14 @@ import { type ExecuteResult, type ProgramClient, ProgramCommandError } from '../
 import { REPO_ROOT } from '../testing/conformance-data.js';
 import { programError, SqliteCorruptError, SqliteQueryError } from './errors.js';
 import { getRecord, indexEntries, type Tree, tableRows } from './fetched.js';
-import { compareKeyPrefix, type DatabaseHeader, decodeHeader, decodeRecord, type SqlValue } from './format.js';
+import { compareKeyPrefix, type DatabaseHeader, decodeHeader, decodeRecord, exactInteger, type SqlValue } from './format.js';
 import {
   DEFAULT_STEPS_PER_EXECUTION,
   decodeRowOutput,
   encodeIndexArgs,
-  encodeInput,
   INPUT_HEADER_BYTES,
   type IndexBounds,
+  InputEncoder,
   type InputFields,
   MAX_INDEX_KEY_COLUMNS,
   MAX_ROWS_PER_EXECUTION,
@@ -94,7 +94,16 @@ export class SqliteDatabase {
     private readonly handles: SqliteHandles,
     /** Steps one execution of a scan may take before it returns a cursor (see `open`). */
     readonly maxStepsPerExecution: number,
-  ) {}
+  ) {
+    this.inputs = new InputEncoder(location, header);
+    for (const t of schema.tables) if (!this.tables.has(t.name.toLowerCase())) this.tables.set(t.name.toLowerCase(), t);
+    for (const i of schema.indexes) if (!this.indexes.has(i.name.toLowerCase())) this.indexes.set(i.name.toLowerCase(), i);
+  }
+
+  private readonly inputs: InputEncoder;
+  /** Tables and indexes by lower-case name (SQLite's names are case-insensitive); the first of a name wins, as `find` did. */
+  private readonly tables = new Map<string, TableInfo>();
+  private readonly indexes = new Map<string, IndexInfo>();
 
   /**
    * Open the database at `location`: `read` reads the namespace (plain NVMe reads), `programs` and
@@ -157,14 +166,14 @@ export class SqliteDatabase {
   }
 
   table(name: string): TableInfo {
-    const t = this.schema.tables.find((x) => x.name.toLowerCase() === name.toLowerCase());
+    const t = this.tables.get(name.toLowerCase());
     if (!t) throw new SqliteQueryError('ERR_SQLITE_NO_SUCH_TABLE', `no table ${name}`);
     if (t.withoutRowid) throw new SqliteQueryError('ERR_SQLITE_UNSUPPORTED_SCHEMA', `${name} is a WITHOUT ROWID table`);
     return t;
   }
 
   index(name: string): IndexInfo {
-    const i = this.schema.indexes.find((x) => x.name.toLowerCase() === name.toLowerCase());
+    const i = this.indexes.get(name.toLowerCase());
     if (!i) throw new SqliteQueryError('ERR_SQLITE_NO_SUCH_INDEX', `no index ${name}`);
     return i;
   }
@@ -213,7 +222,7 @@ export class SqliteDatabase {
       throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `${name} is not loaded on the target: use the fetched twin`);
     const room = rows === undefined ? MAX_OUTPUT_BYTES : Math.min(MAX_OUTPUT_BYTES, 256 + rows * (16 + this.recordBytesHint));
     for (const maxOutputBytes of room < MAX_OUTPUT_BYTES ? [room, MAX_OUTPUT_BYTES] : [MAX_OUTPUT_BYTES]) {
-      const input = encodeInput(this.location, this.header, { ...fields, maxOutputBytes });
+      const input = this.inputs.encode({ ...fields, maxOutputBytes });
       this.counters.executions[name]++;
       const r = await this.programs.execute(handle, { nsid: this.location.nsid, input, maxOutputBytes });
       const err = programError(r.returnValue);
@@ -512,7 +521,7 @@ export class SqliteDatabase {
 export function checkSqlValue(v: unknown, what: string): SqlValue {
   if (v === null || typeof v === 'string' || v instanceof Uint8Array) return v;
   if (typeof v === 'number' && !Number.isNaN(v)) return v;
-  if (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n) return v;
+  if (typeof v === 'bigint' && BigInt.asIntN(64, v) === v) return v;
   const shown = typeof v === 'bigint' ? `${v}n` : typeof v === 'number' ? String(v) : typeof v;
   throw new SqliteQueryError(
     'ERR_SQLITE_ARGUMENT',
@@ -522,7 +531,7 @@ export function checkSqlValue(v: unknown, what: string): SqlValue {
 
 /** A rowid as a JavaScript value: a number when exact, else a bigint. */
 export function rowidValue(rowid: bigint): number | bigint {
-  return rowid >= -(2n ** 53n) && rowid <= 2n ** 53n ? Number(rowid) : rowid;
+  return exactInteger(rowid);
 }
 
 export type { RowRecord };

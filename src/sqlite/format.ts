@@ -96,6 +96,13 @@ export function readVarint(b: Uint8Array, off: number, limit: number, page: numb
 
 /** A varint known to fit a double exactly (sizes, header lengths, serial types). */
 export function readSmallVarint(b: Uint8Array, off: number, limit: number, page: number): { value: number; length: number } {
+  // Up to 7 bytes (below 2^49) in doubles: serial types and sizes are that short, and BigInt is slow.
+  let small = 0;
+  for (let i = 0; i < 7 && off + i < limit; i++) {
+    const byte = b[off + i];
+    small = small * 128 + (byte & 0x7f);
+    if ((byte & 0x80) === 0) return { value: small, length: i + 1 };
+  }
   const { value, length } = readVarint(b, off, limit, page);
   if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER))
     throw new SqliteCorruptError('ERR_SQLITE_CELL', page, `a size of ${value} bytes`);
@@ -181,8 +188,18 @@ export function decodeRecord(rec: Uint8Array, page = 0, reals?: boolean[]): SqlV
   return values;
 }
 
+const MAX_EXACT = 2n ** 53n;
+const MIN_EXACT = -MAX_EXACT;
+
+/** A 64-bit integer as JavaScript gives it back: a number when exact (within 2^53), else a bigint. */
+export function exactInteger(v: bigint): number | bigint {
+  return v >= MIN_EXACT && v <= MAX_EXACT ? Number(v) : v;
+}
+
+const SERIAL_SIZES = [0, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0, 0];
+
 export function serialSize(st: number): number {
-  if (st < 12) return [0, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0, 0][st];
+  if (st < 12) return SERIAL_SIZES[st];
   return Math.floor((st - 12) / 2);
 }
 
@@ -200,10 +217,8 @@ function decodeValue(st: number, rec: Uint8Array, view: DataView, off: number, s
       return view.getInt32(off);
     case 5:
       return view.getInt16(off) * 2 ** 32 + view.getUint32(off + 2);
-    case 6: {
-      const v = view.getBigInt64(off);
-      return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : v;
-    }
+    case 6:
+      return exactInteger(view.getBigInt64(off));
     case 7:
       return view.getFloat64(off);
     case 8:

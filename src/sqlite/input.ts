@@ -30,38 +30,64 @@ export const DEFAULT_STEPS_PER_EXECUTION = 960;
 /** The most a host may ask for (the target's own budget still applies). */
 export const MAX_STEPS_PER_EXECUTION = 2 ** 32 - 1;
 
+/**
+ * The input blobs of one database: its location, page geometry and extent table are encoded once;
+ * each query writes only its own fields (numbers, no BigInt) into a copy.
+ */
+export class InputEncoder {
+  /** The 64-byte header with the database's fields set and the query's fields zero. */
+  private readonly head = Buffer.alloc(INPUT_HEADER_BYTES);
+  private readonly extents: Buffer;
+
+  constructor(location: DatabaseLocation, header: DatabaseHeader) {
+    const extents = location.extents ?? [];
+    this.head.writeBigUInt64LE(BigInt(extents.length > 0 ? 0 : location.offsetBytes), 0);
+    this.head.writeUInt32LE(header.pageSize, 8);
+    this.head.writeUInt32LE(header.usableSize, 12);
+    this.head.writeUInt32LE(header.pageCount, 16);
+    this.head.writeUInt32LE(extents.length, 20);
+    this.head.writeUInt32LE(INPUT_HEADER_BYTES, 40); // arg_off: the arguments follow the header
+    this.extents = Buffer.alloc(extents.length * EXTENT_BYTES);
+    extents.forEach((e, i) => {
+      const at = i * EXTENT_BYTES;
+      this.extents.writeBigUInt64LE(BigInt(e.fileOffset), at);
+      this.extents.writeBigUInt64LE(BigInt(e.nsOffset), at + 8);
+      this.extents.writeBigUInt64LE(BigInt(e.length), at + 16);
+    });
+  }
+
+  encode(f: InputFields): Buffer {
+    const extOff = INPUT_HEADER_BYTES + Math.ceil(f.args.length / 8) * 8;
+    const total = extOff + this.extents.length;
+    if (total > MAX_INPUT_BYTES)
+      throw new SqliteQueryError(
+        'ERR_SQLITE_TOO_LARGE',
+        `the query and extent map take ${total} bytes; the input blob holds ${MAX_INPUT_BYTES}`,
+      );
+    const b = Buffer.allocUnsafe(total);
+    this.head.copy(b, 0);
+    b.fill(0, INPUT_HEADER_BYTES + f.args.length, extOff);
+    b.writeUInt32LE(extOff, 24);
+    b.writeUInt32LE(f.tableRoot, 28);
+    b.writeUInt32LE(f.indexRoot ?? 0, 32);
+    b.writeUInt32LE(f.nargs, 36);
+    b.writeUInt32LE(f.maxOutputBytes ?? 0, 44);
+    writeU64(b, f.limit ?? 0, 48);
+    writeU64(b, f.maxSteps ?? 0, 56);
+    b.set(f.args, INPUT_HEADER_BYTES);
+    this.extents.copy(b, extOff);
+    return b;
+  }
+}
+
+/** A non-negative safe integer as a little-endian u64 (two 32-bit halves: no BigInt). */
+function writeU64(b: Buffer, v: number, at: number): void {
+  b.writeUInt32LE(v % 0x1_0000_0000, at);
+  b.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
+}
+
 export function encodeInput(location: DatabaseLocation, header: DatabaseHeader, f: InputFields): Buffer {
-  const extents = location.extents ?? [];
-  const argOff = INPUT_HEADER_BYTES;
-  const extOff = argOff + Math.ceil(f.args.length / 8) * 8;
-  const total = extOff + extents.length * EXTENT_BYTES;
-  if (total > MAX_INPUT_BYTES)
-    throw new SqliteQueryError(
-      'ERR_SQLITE_TOO_LARGE',
-      `the query and extent map take ${total} bytes; the input blob holds ${MAX_INPUT_BYTES}`,
-    );
-  const b = Buffer.alloc(total);
-  b.writeBigUInt64LE(BigInt(extents.length > 0 ? 0 : location.offsetBytes), 0);
-  b.writeUInt32LE(header.pageSize, 8);
-  b.writeUInt32LE(header.usableSize, 12);
-  b.writeUInt32LE(header.pageCount, 16);
-  b.writeUInt32LE(extents.length, 20);
-  b.writeUInt32LE(extOff, 24);
-  b.writeUInt32LE(f.tableRoot, 28);
-  b.writeUInt32LE(f.indexRoot ?? 0, 32);
-  b.writeUInt32LE(f.nargs, 36);
-  b.writeUInt32LE(argOff, 40);
-  b.writeUInt32LE(f.maxOutputBytes ?? 0, 44);
-  b.writeBigUInt64LE(BigInt(f.limit ?? 0), 48);
-  b.writeBigUInt64LE(BigInt(f.maxSteps ?? 0), 56);
-  b.set(f.args, argOff);
-  extents.forEach((e, i) => {
-    const at = extOff + i * EXTENT_BYTES;
-    b.writeBigUInt64LE(BigInt(e.fileOffset), at);
-    b.writeBigUInt64LE(BigInt(e.nsOffset), at + 8);
-    b.writeBigUInt64LE(BigInt(e.length), at + 16);
-  });
-  return b;
+  return new InputEncoder(location, header).encode(f);
 }
 
 export interface RowRecord {

@@ -6,7 +6,7 @@
  * for comparisons in its sort order (NULL matches no comparison) and its aggregate rules.
  */
 import { SqliteQueryError } from './errors.js';
-import { compareValues, decodeRecord, type SqlValue, serialSize } from './format.js';
+import { compareValues, decodeRecord, exactInteger, type SqlValue, serialSize } from './format.js';
 import { keyBytes, writeKey } from './input.js';
 
 export type CompareOp = '<' | '<=' | '=' | '!=' | '>=' | '>';
@@ -96,7 +96,7 @@ export class SumAccumulator {
     if (this.approx) return this.double + this.compensation + Number(this.int);
     if (this.int > 2n ** 63n - 1n || this.int < -(2n ** 63n))
       throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', 'integer overflow in SUM');
-    return this.int >= -(2n ** 53n) && this.int <= 2n ** 53n ? Number(this.int) : this.int;
+    return exactInteger(this.int);
   }
 }
 
@@ -294,5 +294,5 @@ export function foldedNumber(kind: number, bits: bigint): SqlValue {
     return f.readDoubleLE();
   }
   const i = BigInt.asIntN(64, bits);
-  return i >= -(2n ** 53n) && i <= 2n ** 53n ? Number(i) : i;
+  return exactInteger(i);
 }
