@@ -3,7 +3,8 @@
  * an index on a TEXT column) on a loopback NVMe/TCP target; rowid lookups, index lookups and a
  * 1%-selective scan with aggregates, pushed down and fetched, at QD1 and 1-32 outstanding:
  * p50, p99, throughput, bytes on the wire and round trips per query. CSV and SVG in results/.
- *   node dist/bench/sqlite-bench.js [--rows N] [--ops N] [--scans N] [--out DIR]
+ *   node dist/bench/sqlite-bench.js [--rows N] [--ops N] [--scans N] [--out DIR] [--execution-workers N]
+ * `--execution-workers 0` runs the steps on the target's I/O thread (no hand-off to a worker).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,8 @@ export interface SqliteBenchOptions {
   ops: number;
   scans: number;
   out?: string;
+  /** The target's execution workers (undefined: its default). */
+  executionWorkers?: number;
 }
 
 interface Row {
@@ -43,6 +46,7 @@ export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => 
     namespaces: [{ nsid: 1, sizeBytes: bytes.length + (1 << 20) }],
     ioQueues: 1,
     queueDepth: 64,
+    executionWorkers: o.executionWorkers,
     // The tenant's budget lets one execution scan the whole table (the scan's `one execution` rows);
     // the default queries still stop after 960 steps and resume from a cursor, as for any tenant.
     programDefaults: {
@@ -203,10 +207,18 @@ async function main(): Promise<void> {
       ops: { type: 'string', default: '2000' },
       scans: { type: 'string', default: '2' },
       out: { type: 'string', default: 'results' },
+      'execution-workers': { type: 'string' },
     },
   });
-  const rows = await runSqliteBench({ rows: Number(values.rows), ops: Number(values.ops), scans: Number(values.scans) }, (s) =>
-    process.stderr.write(`${s}\n`),
+  const workers = values['execution-workers'];
+  const rows = await runSqliteBench(
+    {
+      rows: Number(values.rows),
+      ops: Number(values.ops),
+      scans: Number(values.scans),
+      executionWorkers: workers === undefined ? undefined : Number(workers),
+    },
+    (s) => process.stderr.write(`${s}\n`),
   );
   process.stdout.write(`${report(rows, values.out ?? 'results')}\n`);
 }

@@ -134,14 +134,18 @@ export async function startLoopbackSession(options: {
   listenHost?: string;
   /** Per-tenant storage-function limits replacing the showcase's defaults (budgets, slots). */
   programDefaults?: Record<string, number>;
+  /** The target's `programs.executionWorkers` (default: its own, one per core beyond the first). */
+  executionWorkers?: number;
 }): Promise<LoopbackSession> {
   const blockSize = 512;
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-showcase-'));
   let target: TargetHandle | undefined;
   try {
-    target = await startTarget({
-      config: targetConfig(dir, options.namespaces, options.listenHost ?? '127.0.0.1', 0, options.programDefaults),
-    });
+    const config = targetConfig(dir, options.namespaces, options.listenHost ?? '127.0.0.1', 0, options.programDefaults) as {
+      programs: Record<string, unknown>;
+    };
+    if (options.executionWorkers !== undefined) config.programs.executionWorkers = options.executionWorkers;
+    target = await startTarget({ config });
     const host = await NvmeTcpHost.connect({
       host: '127.0.0.1',
       port: target.address.port,
