@@ -12,13 +12,7 @@
  * trip per turn; turns are bounded as in `FairScheduler` (`maxTurnMicros`, `maxTurnInstructions`),
  * and one step's own time is bounded by the per-step fuel of the tenant's budget.
  */
-import {
-  DEFAULT_MAX_TURN_INSTRUCTIONS,
-  DEFAULT_MAX_TURN_MICROS,
-  type SchedulerOptions,
-  type TurnScheduler,
-  type TurnTaker,
-} from './scheduler.js';
+import { type SchedulerOptions, TurnBoundedScheduler, type TurnScheduler, type TurnTaker } from './scheduler.js';
 
 interface TenantQueue {
   readonly tenant: string;
@@ -32,29 +26,18 @@ export interface DeficitSchedulerOptions extends SchedulerOptions {
   readonly weightOf?: (tenant: string) => number;
 }
 
-export class DeficitScheduler implements TurnScheduler {
+export class DeficitScheduler extends TurnBoundedScheduler implements TurnScheduler {
   /** Tenants with waiting executions, in rotation order (a Map keeps insertion order). */
   private readonly rotation = new Map<string, TenantQueue>();
   private readonly quantumMs: number;
-  private readonly maxTurnMs: number;
-  readonly maxTurnInstructions: number;
   private readonly weightOf: (tenant: string) => number;
-  private turnStartMs = 0;
-  private turnInstructions = 0;
   private waitingCount = 0;
   /** Measured turn time per tenant, in milliseconds (statistics, tests). */
   readonly usedMs = new Map<string, number>();
-  turnsCutShort = 0;
 
   constructor(options: DeficitSchedulerOptions = {}) {
-    const micros = options.maxTurnMicros ?? DEFAULT_MAX_TURN_MICROS;
-    const instructions = options.maxTurnInstructions ?? DEFAULT_MAX_TURN_INSTRUCTIONS;
-    if (!(micros > 0) || !Number.isSafeInteger(instructions) || instructions <= 0) {
-      throw new RangeError(`turn bounds must be positive, got ${micros} µs and ${instructions} instructions`);
-    }
-    this.maxTurnMs = micros / 1000;
-    this.quantumMs = micros / 1000;
-    this.maxTurnInstructions = instructions;
+    super(options);
+    this.quantumMs = this.maxTurnMs;
     this.weightOf = (tenant) => {
       const w = options.weightOf?.(tenant) ?? 1;
       return w > 0 && Number.isFinite(w) ? w : 1;
@@ -69,16 +52,6 @@ export class DeficitScheduler implements TurnScheduler {
     }
     q.takers.push(taker);
     this.waitingCount++;
-  }
-
-  charge(instructions: number): void {
-    this.turnInstructions += instructions;
-  }
-
-  mayContinue(nowMs: number): boolean {
-    if (this.turnInstructions < this.maxTurnInstructions && nowMs - this.turnStartMs < this.maxTurnMs) return true;
-    this.turnsCutShort++;
-    return false;
   }
 
   /** Executions waiting for a turn. */
@@ -110,8 +83,7 @@ export class DeficitScheduler implements TurnScheduler {
     const taker = q.takers.shift() as TurnTaker;
     this.waitingCount--;
     const start = performance.now();
-    this.turnStartMs = start;
-    this.turnInstructions = 0;
+    this.startTurn(start);
     try {
       taker.runTurn(start);
     } finally {

@@ -37,21 +37,19 @@ export interface SchedulerOptions {
 export const DEFAULT_MAX_TURN_MICROS = 100;
 export const DEFAULT_MAX_TURN_INSTRUCTIONS = 200_000;
 
-export class FairScheduler implements TurnScheduler {
-  /** Tenants with waiting executions, in round-robin order; each with its FIFO. */
-  private readonly queues = new Map<string, TurnTaker[]>();
-  private running = false;
-  private dispatchScheduled = false;
+/**
+ * The bound on one turn both schedulers enforce: a turn may go on while it has run less than
+ * `maxTurnMicros` and charged fewer than `maxTurnInstructions`.
+ */
+export abstract class TurnBoundedScheduler {
+  protected readonly maxTurnMs: number;
+  readonly maxTurnInstructions: number;
   private turnStartMs = 0;
   private turnInstructions = 0;
-  private readonly maxTurnMs: number;
-  readonly maxTurnInstructions: number;
-  /** Turns granted per tenant (statistics and tests). */
-  readonly turnsGranted = new Map<string, number>();
   /** Turns that ended because their work bound was reached (statistics and tests). */
   turnsCutShort = 0;
 
-  constructor(options: SchedulerOptions = {}) {
+  constructor(options: SchedulerOptions) {
     const micros = options.maxTurnMicros ?? DEFAULT_MAX_TURN_MICROS;
     const instructions = options.maxTurnInstructions ?? DEFAULT_MAX_TURN_INSTRUCTIONS;
     if (!(micros > 0) || !Number.isSafeInteger(instructions) || instructions <= 0) {
@@ -59,6 +57,40 @@ export class FairScheduler implements TurnScheduler {
     }
     this.maxTurnMs = micros / 1000;
     this.maxTurnInstructions = instructions;
+  }
+
+  /** A turn granted at `nowMs` (performance.now()) starts with nothing charged. */
+  protected startTurn(nowMs: number): void {
+    this.turnStartMs = nowMs;
+    this.turnInstructions = 0;
+  }
+
+  /** Inside a turn: charge the instructions of a step against it. */
+  charge(instructions: number): void {
+    this.turnInstructions += instructions;
+  }
+
+  /**
+   * Inside a turn, before another step: whether the turn may go on (`nowMs` is the caller's clock
+   * reading for that step, performance.now()). False means: request another turn instead.
+   */
+  mayContinue(nowMs: number): boolean {
+    if (this.turnInstructions < this.maxTurnInstructions && nowMs - this.turnStartMs < this.maxTurnMs) return true;
+    this.turnsCutShort++;
+    return false;
+  }
+}
+
+export class FairScheduler extends TurnBoundedScheduler implements TurnScheduler {
+  /** Tenants with waiting executions, in round-robin order; each with its FIFO. */
+  private readonly queues = new Map<string, TurnTaker[]>();
+  private running = false;
+  private dispatchScheduled = false;
+  /** Turns granted per tenant (statistics and tests). */
+  readonly turnsGranted = new Map<string, number>();
+
+  constructor(options: SchedulerOptions = {}) {
+    super(options);
   }
 
   /**
@@ -77,21 +109,6 @@ export class FairScheduler implements TurnScheduler {
     this.scheduleDispatch();
   }
 
-  /** Inside a turn: charge the instructions of a step against it. */
-  charge(instructions: number): void {
-    this.turnInstructions += instructions;
-  }
-
-  /**
-   * Inside a turn, before another step: whether the turn may go on (`nowMs` is the caller's clock
-   * reading for that step, performance.now()). False means: request another turn instead.
-   */
-  mayContinue(nowMs: number): boolean {
-    if (this.turnInstructions < this.maxTurnInstructions && nowMs - this.turnStartMs < this.maxTurnMs) return true;
-    this.turnsCutShort++;
-    return false;
-  }
-
   /** Number of executions waiting for a turn. */
   get waiting(): number {
     let n = 0;
@@ -101,8 +118,7 @@ export class FairScheduler implements TurnScheduler {
 
   private grant(tenant: string, taker: TurnTaker, nowMs: number): void {
     this.running = true;
-    this.turnStartMs = nowMs;
-    this.turnInstructions = 0;
+    this.startTurn(nowMs);
     this.turnsGranted.set(tenant, (this.turnsGranted.get(tenant) ?? 0) + 1);
     try {
       taker.runTurn(nowMs);

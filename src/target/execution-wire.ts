@@ -14,14 +14,13 @@ import {
 } from '../errors.js';
 import type { Program } from '../isa/index.js';
 import type { MapSpec } from '../maps/index.js';
-import type { ExecutionBudget } from '../runtime/budget.js';
 import { BudgetExceededError, type BudgetName, StorageAccessError, StorageReadError } from '../runtime/errors.js';
-import type { ExecutionMode, ExecutionStats } from '../runtime/execution.js';
+import type { ExecutionStats } from '../runtime/execution.js';
 import type { SchedulerOptions } from '../runtime/scheduler.js';
 import type { StorageFunctionShared } from '../runtime/storage-function.js';
 import type { MemoryMode } from '../vm/jit/engine.js';
 import { SandboxTrapError } from '../vm/jit/engine.js';
-import type { SharedLink } from './execution-channel.js';
+import type { SharedLink, Submission } from './execution-channel.js';
 import type { SharedPageCache } from './page-cache.js';
 
 /** A namespace as a worker opens it: its file (read-only) and the shared page cache. */
@@ -62,19 +61,11 @@ export type ToWorker =
   | { readonly t: 'link'; readonly producer: number; readonly link: SharedLink }
   /** A producer's thread died: give back the slots of its executions (acknowledged). */
   | { readonly t: 'producer-dead'; readonly producer: number }
-  | {
+  | (Submission & {
       readonly t: 'exec';
       /** Who submitted it (0: the pool's thread); its completion goes back to it. */
       readonly producer: number;
-      readonly id: number;
-      readonly program: number;
-      readonly slot: number;
-      readonly namespace: number;
-      readonly params: readonly [bigint, bigint];
-      readonly input: Uint8Array | undefined;
-      readonly mode: ExecutionMode;
-      readonly budget: ExecutionBudget;
-    }
+    })
   /** Echo, for measuring the hand-off. */
   | { readonly t: 'ping'; readonly id: number };
 
