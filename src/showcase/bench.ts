@@ -93,6 +93,8 @@ export interface TargetProcess {
   readonly port: number;
   /** The target process (CPU figures read /proc/PID). */
   readonly pid: number;
+  /** Where its namespace images live (`showcase-nsN.img`). */
+  readonly dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -138,6 +140,7 @@ export async function spawnTarget(
   return {
     ...address,
     pid: child.pid as number,
+    dataDir: dir,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);

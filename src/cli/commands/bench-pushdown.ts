@@ -7,13 +7,15 @@
  */
 import { join } from 'node:path';
 import { type DataPathFigures, formatDataPath, measureDataPath } from '../../bench/pushdown-floors.js';
+import { formatScanRate, measureScanRate, type ScanRateFigures } from '../../bench/scan-rate.js';
 import type { WorkersConfig } from '../../bench/workers-bench.js';
 import { UsageError } from '../../errors.js';
-import { type BenchPlan, benchLoopback, benchPlan, type ClientFigures, runClient } from '../../showcase/bench.js';
+import { type BenchPlan, benchLoopback, benchPlan, type ClientFigures, runClient, TABLE_NSID } from '../../showcase/bench.js';
 import { figureFiles, headline, writeFigures } from '../../showcase/figures.js';
 import { benchNetns, netnsUnavailable, type RttFigure } from '../../showcase/netns.js';
 import { say, times } from '../../showcase/report.js';
 import { benchRtt, formatRttTable, type RttSweep, rttFigureFiles } from '../../showcase/rtt.js';
+import { ROW_SIZE_BYTES } from '../../showcase/table.js';
 import { parseListen } from '../../target/serve.js';
 import { REPO_ROOT } from '../../testing/conformance-data.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
@@ -124,11 +126,19 @@ export const benchPushdownCommand: Command = {
     // --rtt alone: only the sweep through the delay proxy (the loopback figures are left as they are).
     let figures: ClientFigures | undefined;
     let dataPath: DataPathFigures | undefined;
+    let scanRate: ScanRateFigures | undefined;
     if (!values.rtt || values.netns) {
       say(err, `bench-pushdown${plan.quick ? ' --quick' : ''}: loopback (target process on 127.0.0.1)`);
       figures = await benchLoopback(plan, err, async (target) => {
         say(err, '  data path: floors, server CPU per lookup, fairness');
         dataPath = await measureDataPath(target, { latency: plan.latencyOps, throughput: plan.throughputOps });
+        say(err, '  scan rate against a local sequential read');
+        const table = { nsid: TABLE_NSID, imagePath: join(target.dataDir, `showcase-ns${TABLE_NSID}.img`) };
+        scanRate = await measureScanRate(
+          target,
+          { ...table, lengthBytes: plan.tableRows * ROW_SIZE_BYTES },
+          plan.scanRuns * 2 + 1,
+        );
       });
     }
     let rtt: RttFigure[] = [];
@@ -167,6 +177,7 @@ export const benchPushdownCommand: Command = {
       w('\ndata path (server CPU from /proc of the target process; ratios measured in this run):\n');
       w(formatDataPath(dataPath, figures?.depth.find((d) => d.depth === 6)?.fetched.p50Us));
     }
+    if (scanRate) w(formatScanRate(scanRate));
     if (rtt.length > 0) printRtt(rtt, w);
     if (sweep) {
       w('\npushdown gain against RTT, through a userspace TCP delay proxy (depth-6 lookup at QD1, 1% scan):\n');
