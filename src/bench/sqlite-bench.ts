@@ -1,169 +1,397 @@
 /**
  * `npm run bench:sqlite`: a SQLite database built with SQLite (10^6 rows by default, 4 KiB pages,
- * an index on a TEXT column) on a loopback NVMe/TCP target; rowid lookups, index lookups and a
- * 1%-selective scan with aggregates, pushed down and fetched, at QD1 and 1-32 outstanding:
- * p50, p99, throughput, bytes on the wire and round trips per query. CSV and SVG in results/.
- *   node dist/bench/sqlite-bench.js [--rows N] [--ops N] [--scans N] [--out DIR] [--execution-workers N]
+ * an index on a TEXT column) on a target process (`nearbpf serve`, as deployed: its own event loop,
+ * its own cores); rowid lookups, index lookups and a 1%-selective scan with aggregates, pushed down
+ * and fetched, at QD1 and 1-32 outstanding: p50, p99, throughput, bytes on the wire, round trips,
+ * and CPU per query on the target (all its threads, from /proc) and on the client. CSV and SVG in
+ * results/. `--rtt`: rowid and index lookups at QD1 through a userspace delay proxy at +0, +25,
+ * +100 and +500 µs of round-trip time (results/sqlite-rtt.csv and .svg).
+ *   node dist/bench/sqlite-bench.js [--rows N] [--ops N] [--scans N] [--out DIR] [--execution-workers N] [--rtt] [--rtt-only]
  * `--execution-workers 0` runs the steps on the target's I/O thread (no hand-off to a worker).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { type HostTraffic, NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
-import { blockReader, blockWriter, startLoopbackSession } from '../showcase/nvme.js';
+import { DelayProxy, pingPongVia, type RoundTrips, summarizeRoundTrips } from '../showcase/delay-proxy.js';
+import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN, targetConfig } from '../showcase/nvme.js';
 import { type Measurement, measure } from '../showcase/pushdown.js';
-import { formatTable, toCsv } from '../showcase/report.js';
-import { barChartSvg, stackSvgs } from '../showcase/svg.js';
+import { formatTable, times, toCsv } from '../showcase/report.js';
+import { barChartSvg, lineChartSvg, stackSvgs } from '../showcase/svg.js';
 import { loadSqliteFunctions, SqliteDatabase } from '../sqlite/database.js';
 import { benchName, buildBenchDatabase, rng } from '../sqlite/generate.js';
+import { type ServeProcess, spawnServe } from './io-bench.js';
+import { processCpuNs, selfCpuUs } from './proc-cpu.js';
 
 /** Steps the one-execution scan may take (about 44,000 over 10^6 rows with 4 KiB pages; room for more rows). */
 const ONE_EXECUTION_STEPS = 1_000_000;
 
-/** Operations of each way and concurrency run before it is measured. */
+/** Operations of each way and concurrency run before it is measured (and compared, pushed down against fetched). */
 const WARMUP_OPS = 200;
+
+/** One-way delays of the RTT sweep (µs): RTT +0, +25, +100, +500 µs, as `bench:pushdown -- --rtt`. */
+export const SQLITE_ONE_WAY_DELAYS_US = [0, 12.5, 50, 250] as const;
+
+const NSID = 1;
+const BLOCK_SIZE = 512;
 
 export interface SqliteBenchOptions {
   rows: number;
   ops: number;
   scans: number;
-  out?: string;
   /** The target's execution workers (undefined: its default). */
   executionWorkers?: number;
+  /** Run the RTT sweep after the main run (or instead of it, with `rttOnly`). */
+  rtt?: boolean;
+  rttOnly?: boolean;
+  /** Lookups of each kind, way and point of the RTT sweep. */
+  rttOps?: number;
 }
 
-interface Row {
+export interface BenchRow {
   query: string;
   mode: 'pushdown' | 'fetched';
   m: Measurement;
+  /** Target CPU per query, all its threads (µs; NaN where /proc is missing). */
+  serverCpuUs: number;
+  /** This process's CPU per query (µs). */
+  clientCpuUs: number;
 }
 
-export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => void): Promise<Row[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'nearbpf-sqlite-bench-'));
-  const file = join(dir, 'bench.db');
-  log(`building a ${o.rows.toLocaleString('en-US')}-row database with SQLite (4 KiB pages, index on a TEXT column)`);
-  buildBenchDatabase(file, o.rows);
-  const bytes = readFileSync(file);
-  const session = await startLoopbackSession({
-    namespaces: [{ nsid: 1, sizeBytes: bytes.length + (1 << 20) }],
+export interface RttRow {
+  path: 'direct' | 'proxy';
+  oneWayUs: number;
+  nominalRttUs: number;
+  probe: RoundTrips;
+  /** p50 latency (µs) and round trips per query, by query and way. */
+  rowid: { pushdown: Measurement; fetched: Measurement };
+  index: { pushdown: Measurement; fetched: Measurement };
+}
+
+export interface SqliteBenchResult {
+  rows: BenchRow[];
+  rtt: RttRow[];
+  /** Queries whose pushed-down answer differed from the fetched one (must be 0). */
+  mismatches: number;
+  /** Load average (1 min) at the start and the end. */
+  load: [number, number];
+}
+
+/** A stable rendering of an answer (bigints, bytes) for comparing the two ways. */
+function answerKey(x: unknown): string {
+  return JSON.stringify(x, (_k, v) =>
+    typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? `x${Buffer.from(v).toString('hex')}` : v,
+  );
+}
+
+/** A scan's answer without its execution count (which only the pushed-down way has). */
+const scanKey = (a: { executions?: number }) => answerKey({ ...a, executions: undefined });
+
+const loadAverage = (): number => Number(loadavg()[0].toFixed(2));
+
+/** QD1 latency samples and the wire traffic charged to them (for the RTT sweep's interleaved points). */
+class Samples {
+  private readonly ms: number[] = [];
+  private readonly traffic: HostTraffic = { bytesSent: 0, bytesReceived: 0, commands: 0 };
+
+  async time<R>(host: NvmeTcpHost, op: () => Promise<R>): Promise<R> {
+    const before = host.traffic('io');
+    const t0 = performance.now();
+    const r = await op();
+    this.ms.push(performance.now() - t0);
+    const t = host.trafficSince(before, 'io');
+    this.traffic.bytesSent += t.bytesSent;
+    this.traffic.bytesReceived += t.bytesReceived;
+    this.traffic.commands += t.commands;
+    return r;
+  }
+
+  summary(): Measurement {
+    const ops = this.ms.length;
+    const sorted = Float64Array.from(this.ms).sort();
+    const pct = (p: number) => sorted[Math.min(ops - 1, Math.floor(ops * p))] * 1000;
+    const seconds = this.ms.reduce((a, b) => a + b, 0) / 1000;
+    const t = this.traffic;
+    return {
+      ops,
+      concurrency: 1,
+      seconds,
+      opsPerSec: ops / seconds,
+      p50Us: pct(0.5),
+      p99Us: pct(0.99),
+      meanUs: (seconds * 1e6) / ops,
+      bytesPerOp: (t.bytesSent + t.bytesReceived) / ops,
+      bytesSentPerOp: t.bytesSent / ops,
+      bytesReceivedPerOp: t.bytesReceived / ops,
+      commandsPerOp: t.commands / ops,
+    };
+  }
+}
+
+const connectHost = (host: string, port: number) =>
+  NvmeTcpHost.connect({
+    host,
+    port,
+    subsystemNqn: SHOWCASE_NQN,
     ioQueues: 1,
     queueDepth: 64,
-    executionWorkers: o.executionWorkers,
-    // The tenant's budget lets one execution scan the whole table (the scan's `one execution` rows);
-    // the default queries still stop after 960 steps and resume from a cursor, as for any tenant.
-    programDefaults: {
-      maxConcurrentExecutions: 32,
-      deadlineMs: 120_000,
-      maxSteps: ONE_EXECUTION_STEPS + 64,
-      maxBytesRead: (ONE_EXECUTION_STEPS + 64) * 65536, // a step reads its page again
-      maxInstructionsPerExecution: 20_000_000_000,
-    },
+    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
+    // A LOAD completes when the target has verified the program (up to its verifyTimeoutMs, 60 s).
+    commandTimeoutMs: 120_000,
   });
-  const out: Row[] = [];
-  try {
-    const { host, blockSize } = session;
-    const w = blockWriter(host, 1, blockSize);
-    const image = Buffer.alloc(Math.ceil(bytes.length / blockSize) * blockSize);
-    bytes.copy(image);
-    await w.write(0, image);
-    await w.drain();
-    // Warm the target's page cache (4 KiB pages, filled by small reads) so that both ways read the
-    // database from memory: otherwise whichever runs first pays the misses.
-    const read = blockReader(host, 1, blockSize);
-    for (let at = 0; at < image.length; at += 32 * 4096) {
-      const pages: Promise<Uint8Array>[] = [];
-      for (let p = at; p < Math.min(image.length, at + 32 * 4096); p += 4096) pages.push(read(p, 4096));
-      await Promise.all(pages);
-    }
-    const programs = new ProgramClient(host);
-    const loaded = await loadSqliteFunctions(programs);
-    if (loaded.refused.length > 0) throw new Error(`refused: ${loaded.refused.map((x) => `${x.name}: ${x.message}`).join('; ')}`);
-    const db = await SqliteDatabase.open({
-      read: blockReader(host, 1, blockSize),
-      location: { nsid: 1, offsetBytes: 0 },
-      programs,
-      handles: loaded.handles,
-    });
-    log(`database: ${db.header.pageCount} pages of ${db.header.pageSize} bytes`);
-    const r = rng(11);
-    const ids = Array.from({ length: o.ops }, () => BigInt(1 + Math.floor(r() * o.rows)));
-    const names = Array.from({ length: o.ops }, () => benchName(1 + Math.floor(r() * o.rows)));
-    const run = async (
-      query: string,
-      count: number,
-      pushed: (i: number) => Promise<unknown>,
-      fetched: (i: number) => Promise<unknown>,
-      concurrency: number[],
-    ) => {
-      for (const [k, qd] of concurrency.entries()) {
-        const modes = [
-          ['pushdown', pushed],
-          ['fetched', fetched],
-        ] as const;
-        // Alternate which way runs first, so neither always follows the other's warm-up.
-        for (const [mode, op] of k % 2 === 0 ? modes : [...modes].reverse()) {
-          // Warm-up: V8 optimises the host's and the target's code paths of each way only after a
-          // few hundred calls; one call left most of the QD1 run on colder code.
-          for (let i = 0; i < Math.min(count, WARMUP_OPS); i++) await op(i);
-          const m = await measure(host, count, qd, op);
-          out.push({ query: `${query} QD${qd}`, mode, m });
-          log(
-            `  ${query} QD${qd} ${mode}: p50 ${m.p50Us.toFixed(0)} µs, ${m.opsPerSec.toFixed(0)} ops/s, ${m.bytesPerOp.toFixed(0)} B, ${m.commandsPerOp.toFixed(1)} round trips`,
-          );
-        }
-      }
-    };
-    const qds = [1, 4, 16, 32];
-    log('rowid lookups');
-    await run(
-      'rowid lookup',
-      o.ops,
-      (i) => db.get('t', ids[i]),
-      (i) => db.get('t', ids[i], { fetched: true }),
-      qds,
-    );
-    log('index lookups (TEXT key, then the row)');
-    await run(
-      'index lookup',
-      o.ops,
-      (i) => db.lookup('t_name', [names[i]]),
-      (i) => db.lookup('t_name', [names[i]], { fetched: true }),
-      qds,
-    );
-    log(`1%-selective scans with COUNT and SUM (${o.scans} each way)`);
-    const scanReq = { where: [{ column: 'k', op: '<' as const, value: 100 }], sum: 'k', min: 'v', max: 'v' };
-    await run(
-      '1% scan + aggregates',
-      o.scans,
-      () => db.scan('t', scanReq),
-      () => db.scan('t', scanReq, { fetched: true }),
-      [1],
-    );
-    // The same scan for a tenant whose budget covers the whole table: one execution, one round trip.
-    const whole = await SqliteDatabase.open({
-      read: blockReader(host, 1, blockSize),
-      location: { nsid: 1, offsetBytes: 0 },
-      programs,
-      handles: loaded.handles,
-      maxStepsPerExecution: ONE_EXECUTION_STEPS,
-    });
-    await run(
-      '1% scan + aggregates, one execution',
-      o.scans,
-      () => whole.scan('t', scanReq),
-      () => whole.scan('t', scanReq, { fetched: true }),
-      [1],
-    );
-  } finally {
-    await session.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return out;
+
+/**
+ * The target process: the database file is the namespace's backing file (as `nearbpf sqlite put`
+ * would leave it), and the tenant's budget lets one execution scan the whole table (the scan's `one
+ * execution` rows; the default queries still stop after 960 steps and resume from a cursor).
+ */
+async function startTarget(dir: string, dbFile: string, executionWorkers: number | undefined): Promise<ServeProcess> {
+  const image = join(dir, `showcase-ns${NSID}.img`);
+  copyFileSync(dbFile, image);
+  const sizeBytes = Math.ceil(statSync(image).size / 4096) * 4096;
+  truncateSync(image, sizeBytes);
+  const config = targetConfig(dir, [{ nsid: NSID, sizeBytes }], '127.0.0.1', 0, {
+    maxConcurrentExecutions: 32,
+    deadlineMs: 120_000,
+    maxSteps: ONE_EXECUTION_STEPS + 64,
+    maxBytesRead: (ONE_EXECUTION_STEPS + 64) * 65536, // a step reads its page again
+    maxInstructionsPerExecution: 20_000_000_000,
+  }) as { programs: Record<string, unknown> };
+  if (executionWorkers !== undefined) config.programs.executionWorkers = executionWorkers;
+  const configPath = join(dir, 'target.json');
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  return spawnServe(configPath);
 }
 
-function report(rows: Row[], outDir: string): string {
-  const header = ['query', 'mode', 'p50_us', 'p99_us', 'ops_per_s', 'bytes_per_op', 'round_trips_per_op'];
+/** A host connected to host:port, the SQLite functions loaded, the database opened. */
+async function openClient(host: string, port: number, prefix: string, maxStepsPerExecution?: number) {
+  const h = await connectHost(host, port);
+  const programs = new ProgramClient(h);
+  const loaded = await loadSqliteFunctions(programs, { prefix });
+  if (loaded.refused.length > 0) throw new Error(`refused: ${loaded.refused.map((x) => `${x.name}: ${x.message}`).join('; ')}`);
+  const open = (steps?: number) =>
+    SqliteDatabase.open({
+      read: blockReader(h, NSID, BLOCK_SIZE),
+      location: { nsid: NSID, offsetBytes: 0 },
+      programs,
+      handles: loaded.handles,
+      maxStepsPerExecution: steps,
+    });
+  return { host: h, db: await open(), whole: maxStepsPerExecution === undefined ? undefined : await open(maxStepsPerExecution) };
+}
+
+export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => void): Promise<SqliteBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'nearbpf-sqlite-bench-'));
+  const file = join(dir, 'bench.db');
+  const result: SqliteBenchResult = { rows: [], rtt: [], mismatches: 0, load: [loadAverage(), 0] };
+  log(`building a ${o.rows.toLocaleString('en-US')}-row database with SQLite (4 KiB pages, index on a TEXT column)`);
+  buildBenchDatabase(file, o.rows);
+  const target = await startTarget(dir, file, o.executionWorkers);
+  log(`target process ${target.pid} on 127.0.0.1:${target.port}`);
+  const clients: { host: NvmeTcpHost }[] = [];
+  let proxy: DelayProxy | undefined;
+  try {
+    const c = await openClient('127.0.0.1', target.port, '', ONE_EXECUTION_STEPS);
+    clients.push(c);
+    const { host, db } = c;
+    // Warm the target's page cache (4 KiB pages, filled by small reads) so that both ways read the
+    // database from memory: otherwise whichever runs first pays the misses.
+    const read = blockReader(host, NSID, BLOCK_SIZE);
+    const imageBytes = db.header.pageCount * db.header.pageSize;
+    for (let at = 0; at < imageBytes; at += 32 * 4096) {
+      const pages: Promise<Uint8Array>[] = [];
+      for (let p = at; p < Math.min(imageBytes, at + 32 * 4096); p += 4096) pages.push(read(p, 4096));
+      await Promise.all(pages);
+    }
+    log(`database: ${db.header.pageCount} pages of ${db.header.pageSize} bytes`);
+    const r = rng(11);
+    const ops = Math.max(o.ops, o.rttOps ?? 0);
+    const ids = Array.from({ length: ops }, () => BigInt(1 + Math.floor(r() * o.rows)));
+    const names = Array.from({ length: ops }, () => benchName(1 + Math.floor(r() * o.rows)));
+
+    if (!o.rttOnly) {
+      const run = async (
+        query: string,
+        count: number,
+        pushed: (i: number) => Promise<unknown>,
+        fetched: (i: number) => Promise<unknown>,
+        concurrency: number[],
+        key: (a: unknown) => string = answerKey,
+      ) => {
+        for (const [k, qd] of concurrency.entries()) {
+          // Warm-up, both ways (V8 optimises the host's and the target's code paths only after a
+          // few hundred calls), each answer pushed down compared with the fetched one.
+          for (let i = 0; i < Math.min(count, WARMUP_OPS); i++)
+            if (key(await pushed(i)) !== key(await fetched(i))) result.mismatches++;
+          const modes = [
+            ['pushdown', pushed],
+            ['fetched', fetched],
+          ] as const;
+          // Alternate which way runs first, so neither always follows the other.
+          for (const [mode, op] of k % 2 === 0 ? modes : [...modes].reverse()) {
+            const server0 = processCpuNs(target.pid);
+            const client0 = selfCpuUs();
+            const m = await measure(host, count, qd, op);
+            const server1 = processCpuNs(target.pid);
+            const row: BenchRow = {
+              query: `${query} QD${qd}`,
+              mode,
+              m,
+              serverCpuUs: server0 === null || server1 === null ? Number.NaN : (server1 - server0) / 1000 / count,
+              clientCpuUs: (selfCpuUs() - client0) / count,
+            };
+            result.rows.push(row);
+            log(
+              `  ${row.query} ${mode}: p50 ${m.p50Us.toFixed(0)} µs, ${m.opsPerSec.toFixed(0)} ops/s, ${m.bytesPerOp.toFixed(0)} B, ` +
+                `${m.commandsPerOp.toFixed(1)} round trips, CPU/query target ${row.serverCpuUs.toFixed(0)} µs, client ${row.clientCpuUs.toFixed(0)} µs`,
+            );
+          }
+        }
+      };
+      const qds = [1, 4, 16, 32];
+      log('rowid lookups');
+      await run(
+        'rowid lookup',
+        o.ops,
+        (i) => db.get('t', ids[i]),
+        (i) => db.get('t', ids[i], { fetched: true }),
+        qds,
+      );
+      log('index lookups (TEXT key, then the row)');
+      await run(
+        'index lookup',
+        o.ops,
+        (i) => db.lookup('t_name', [names[i]]),
+        (i) => db.lookup('t_name', [names[i]], { fetched: true }),
+        qds,
+      );
+      log(`1%-selective scans with COUNT, SUM, MIN and MAX (${o.scans} each way)`);
+      const scanReq = { where: [{ column: 'k', op: '<' as const, value: 100 }], sum: 'k', min: 'v', max: 'v' };
+      const scanKeyOf = (a: unknown) => scanKey(a as { executions?: number });
+      await run(
+        '1% scan + aggregates',
+        o.scans,
+        () => db.scan('t', scanReq),
+        () => db.scan('t', scanReq, { fetched: true }),
+        [1],
+        scanKeyOf,
+      );
+      // The same scan for a tenant whose budget covers the whole table: one execution, one round trip.
+      const whole = c.whole as SqliteDatabase;
+      await run(
+        '1% scan + aggregates, one execution',
+        o.scans,
+        () => whole.scan('t', scanReq),
+        () => whole.scan('t', scanReq, { fetched: true }),
+        [1],
+        scanKeyOf,
+      );
+    }
+
+    if (o.rtt || o.rttOnly) {
+      proxy = await DelayProxy.start({ upstream: { host: '127.0.0.1', port: target.port }, oneWayUs: 0 });
+      const via = await openClient(proxy.host, proxy.port, 'proxy.');
+      clients.push(via);
+      result.rtt = await rttSweep(c, via, proxy, ids, names, o.rttOps ?? 400, (n) => (result.mismatches += n), log);
+    }
+  } finally {
+    for (const x of clients) await x.host.close().catch(() => {});
+    await proxy?.close();
+    await target.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  result.load[1] = loadAverage();
+  return result;
+}
+
+/**
+ * Rowid and index lookups at QD1, straight to the target and through the delay proxy at each
+ * delay. Points are visited in rounds, and each lookup runs fetched and then pushed down, so load
+ * from elsewhere on the machine falls on every point and both ways alike.
+ */
+async function rttSweep(
+  direct: { host: NvmeTcpHost; db: SqliteDatabase },
+  via: { host: NvmeTcpHost; db: SqliteDatabase },
+  proxy: DelayProxy,
+  ids: readonly bigint[],
+  names: readonly string[],
+  lookups: number,
+  mismatch: (n: number) => void,
+  log: (s: string) => void,
+): Promise<RttRow[]> {
+  const rounds = 4;
+  const points = [
+    { path: 'direct' as const, oneWayUs: 0, c: direct },
+    ...SQLITE_ONE_WAY_DELAYS_US.map((d) => ({ path: 'proxy' as const, oneWayUs: d, c: via })),
+  ].map((p) => ({
+    ...p,
+    rtt: [] as number[],
+    rowid: { pushdown: new Samples(), fetched: new Samples() },
+    index: { pushdown: new Samples(), fetched: new Samples() },
+  }));
+  log(`RTT sweep: ${lookups} rowid and ${lookups} index lookups per point and way, ${rounds} rounds`);
+  for (const s of [direct, via])
+    for (let i = 0; i < WARMUP_OPS; i++) {
+      await s.db.get('t', ids[i]);
+      await s.db.get('t', ids[i], { fetched: true });
+      await s.db.lookup('t_name', [names[i]]);
+      await s.db.lookup('t_name', [names[i]], { fetched: true });
+    }
+  const perRound = Math.ceil(lookups / rounds);
+  for (let round = 0; round < rounds; round++) {
+    for (const p of points) {
+      proxy.setOneWayDelay(p.oneWayUs);
+      p.rtt.push(...(await pingPongVia(p.path === 'direct' ? undefined : p.oneWayUs, 50)));
+      const { host, db } = p.c;
+      for (let i = round * perRound; i < Math.min(lookups, (round + 1) * perRound); i++) {
+        const a = await p.rowid.fetched.time(host, () => db.get('t', ids[i], { fetched: true }));
+        const b = await p.rowid.pushdown.time(host, () => db.get('t', ids[i]));
+        if (answerKey(a) !== answerKey(b)) mismatch(1);
+        const x = await p.index.fetched.time(host, () => db.lookup('t_name', [names[i]], { fetched: true }));
+        const y = await p.index.pushdown.time(host, () => db.lookup('t_name', [names[i]]));
+        if (answerKey(x) !== answerKey(y)) mismatch(1);
+      }
+    }
+    log(`  round ${round + 1}/${rounds} done`);
+  }
+  proxy.setOneWayDelay(0);
+  return points.map((p) => {
+    const row: RttRow = {
+      path: p.path,
+      oneWayUs: p.oneWayUs,
+      nominalRttUs: 2 * p.oneWayUs,
+      probe: summarizeRoundTrips(p.rtt),
+      rowid: { pushdown: p.rowid.pushdown.summary(), fetched: p.rowid.fetched.summary() },
+      index: { pushdown: p.index.pushdown.summary(), fetched: p.index.fetched.summary() },
+    };
+    log(
+      `  ${p.path === 'direct' ? 'direct' : `proxy +${row.nominalRttUs} µs`} (RTT ${row.probe.p50Us.toFixed(0)} µs): ` +
+        `rowid ${row.rowid.pushdown.p50Us.toFixed(0)} / ${row.rowid.fetched.p50Us.toFixed(0)} µs, ` +
+        `index ${row.index.pushdown.p50Us.toFixed(0)} / ${row.index.fetched.p50Us.toFixed(0)} µs (pushed down / fetched)`,
+    );
+    return row;
+  });
+}
+
+// ---- reporting ----
+
+const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '');
+
+function reportMain(rows: readonly BenchRow[], outDir: string): string {
+  const header = [
+    'query',
+    'mode',
+    'p50_us',
+    'p99_us',
+    'ops_per_s',
+    'bytes_per_op',
+    'round_trips_per_op',
+    'server_cpu_us_per_op',
+    'client_cpu_us_per_op',
+  ];
   const csv = rows.map((x) => [
     x.query,
     x.mode,
@@ -172,13 +400,17 @@ function report(rows: Row[], outDir: string): string {
     x.m.opsPerSec.toFixed(1),
     x.m.bytesPerOp.toFixed(0),
     x.m.commandsPerOp.toFixed(2),
+    f1(x.serverCpuUs),
+    f1(x.clientCpuUs),
   ]);
-  mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'sqlite.csv'), toCsv(header, csv));
   const queries = [...new Set(rows.map((x) => x.query))];
-  const pick = (mode: string, f: (m: Measurement) => number) =>
-    queries.map((q) => f(rows.find((x) => x.query === q && x.mode === mode)?.m as Measurement));
-  const chart = (title: string, yLabel: string, f: (m: Measurement) => number, yLog = true) =>
+  const pick = (mode: string, f: (x: BenchRow) => number) =>
+    queries.map((q) => {
+      const x = rows.find((y) => y.query === q && y.mode === mode);
+      return x ? f(x) : Number.NaN;
+    });
+  const chart = (title: string, yLabel: string, f: (x: BenchRow) => number) =>
     barChartSvg({
       title,
       yLabel,
@@ -187,45 +419,159 @@ function report(rows: Row[], outDir: string): string {
         { name: 'pushed down', values: pick('pushdown', f) },
         { name: 'fetched', values: pick('fetched', f) },
       ],
-      yLog,
+      yLog: true,
       width: 1100,
     });
   writeFileSync(
     join(outDir, 'sqlite.svg'),
     stackSvgs([
-      chart('p50 latency', 'µs', (m) => m.p50Us),
-      chart('throughput', 'queries/s', (m) => m.opsPerSec),
-      chart('bytes on the wire per query', 'bytes', (m) => m.bytesPerOp),
+      chart('p50 latency', 'µs', (x) => x.m.p50Us),
+      chart('throughput', 'queries/s', (x) => x.m.opsPerSec),
+      chart('target CPU per query (all threads, /proc)', 'µs', (x) => x.serverCpuUs),
+      chart('client CPU per query', 'µs', (x) => x.clientCpuUs),
+      chart('bytes on the wire per query', 'bytes', (x) => x.m.bytesPerOp),
+    ]),
+  );
+  return formatTable(header, csv, new Set([2, 3, 4, 5, 6, 7, 8]));
+}
+
+const lookupGain = (p: { pushdown: Measurement; fetched: Measurement }) => p.fetched.p50Us / p.pushdown.p50Us;
+
+function reportRtt(rows: readonly RttRow[], outDir: string): string {
+  const header = [
+    'path',
+    'one_way_delay_us',
+    'nominal_rtt_us',
+    'measured_rtt_p50_us',
+    'rowid_pushdown_p50_us',
+    'rowid_fetched_p50_us',
+    'rowid_pushdown_round_trips',
+    'rowid_fetched_round_trips',
+    'rowid_gain_p50',
+    'index_pushdown_p50_us',
+    'index_fetched_p50_us',
+    'index_pushdown_round_trips',
+    'index_fetched_round_trips',
+    'index_gain_p50',
+  ];
+  const csv = rows.map((r) => [
+    r.path,
+    String(r.oneWayUs),
+    String(r.nominalRttUs),
+    r.probe.p50Us.toFixed(1),
+    r.rowid.pushdown.p50Us.toFixed(1),
+    r.rowid.fetched.p50Us.toFixed(1),
+    r.rowid.pushdown.commandsPerOp.toFixed(2),
+    r.rowid.fetched.commandsPerOp.toFixed(2),
+    lookupGain(r.rowid).toFixed(2),
+    r.index.pushdown.p50Us.toFixed(1),
+    r.index.fetched.p50Us.toFixed(1),
+    r.index.pushdown.commandsPerOp.toFixed(2),
+    r.index.fetched.commandsPerOp.toFixed(2),
+    lookupGain(r.index).toFixed(2),
+  ]);
+  writeFileSync(join(outDir, 'sqlite-rtt.csv'), toCsv(header, csv));
+  const proxied = rows.filter((r) => r.path === 'proxy');
+  const at = (f: (r: RttRow) => number) => proxied.map((r) => [r.nominalRttUs, f(r)] as const);
+  writeFileSync(
+    join(outDir, 'sqlite-rtt.svg'),
+    stackSvgs([
+      lineChartSvg({
+        title: 'SQLite lookup latency (QD1, p50) vs added RTT (userspace delay proxy)',
+        xLabel: 'RTT added by the proxy (µs, nominal)',
+        yLabel: 'latency (µs)',
+        series: [
+          { name: 'rowid, pushed down', points: at((r) => r.rowid.pushdown.p50Us) },
+          { name: 'rowid, fetched', points: at((r) => r.rowid.fetched.p50Us) },
+          { name: 'index + row, pushed down', points: at((r) => r.index.pushdown.p50Us) },
+          { name: 'index + row, fetched', points: at((r) => r.index.fetched.p50Us) },
+        ],
+        width: 720,
+      }),
+      lineChartSvg({
+        title: 'Pushdown gain (fetched / pushed down, p50) vs added RTT',
+        xLabel: 'RTT added by the proxy (µs, nominal); the +0 point is the proxy’s own cost',
+        yLabel: 'fetched / pushed down',
+        series: [
+          { name: 'rowid lookup', points: at((r) => lookupGain(r.rowid)) },
+          { name: 'index lookup + row', points: at((r) => lookupGain(r.index)) },
+        ],
+        legend: 'bottom-right',
+        width: 720,
+      }),
     ]),
   );
   return formatTable(
-    header,
-    csv.map((r) => r.map(String)),
-    new Set([2, 3, 4, 5, 6]),
+    ['path', 'RTT measured', 'rowid push', 'rowid fetch', 'gain', 'index push', 'index fetch', 'gain'],
+    rows.map((r) => [
+      r.path === 'direct' ? 'direct (no proxy)' : `proxy +${r.nominalRttUs} µs`,
+      `${r.probe.p50Us.toFixed(0)} µs`,
+      `${r.rowid.pushdown.p50Us.toFixed(0)} µs`,
+      `${r.rowid.fetched.p50Us.toFixed(0)} µs (${r.rowid.fetched.commandsPerOp.toFixed(0)} RT)`,
+      times(lookupGain(r.rowid)),
+      `${r.index.pushdown.p50Us.toFixed(0)} µs`,
+      `${r.index.fetched.p50Us.toFixed(0)} µs (${r.index.fetched.commandsPerOp.toFixed(0)} RT)`,
+      times(lookupGain(r.index)),
+    ]),
+    new Set([1, 2, 3, 4, 5, 6, 7]),
   );
 }
 
-async function main(): Promise<void> {
+export const SQLITE_BENCH_USAGE =
+  'usage: npm run bench:sqlite -- [--rows N] [--ops N] [--scans N] [--out DIR] [--execution-workers N] [--rtt] [--rtt-only] [--rtt-ops N]';
+
+/** The command line as options (throws a RangeError with the usage on a bad value). */
+export function parseSqliteBenchArgs(argv: readonly string[]): SqliteBenchOptions & { out: string } {
   const { values } = parseArgs({
+    args: [...argv],
     options: {
       rows: { type: 'string', default: '1000000' },
       ops: { type: 'string', default: '2000' },
       scans: { type: 'string', default: '2' },
       out: { type: 'string', default: 'results' },
       'execution-workers': { type: 'string' },
+      rtt: { type: 'boolean', default: false },
+      'rtt-only': { type: 'boolean', default: false },
+      'rtt-ops': { type: 'string', default: '400' },
     },
   });
+  const count = (v: string | undefined, name: string, min: number, max: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new RangeError(`--${name} must be an integer in ${min}..${max}, got ${v}\n${SQLITE_BENCH_USAGE}`);
+    return n;
+  };
   const workers = values['execution-workers'];
-  const rows = await runSqliteBench(
-    {
-      rows: Number(values.rows),
-      ops: Number(values.ops),
-      scans: Number(values.scans),
-      executionWorkers: workers === undefined ? undefined : Number(workers),
-    },
-    (s) => process.stderr.write(`${s}\n`),
+  return {
+    rows: count(values.rows, 'rows', 1000, 100_000_000),
+    ops: count(values.ops, 'ops', 1, 10_000_000),
+    scans: count(values.scans, 'scans', 1, 1000),
+    out: values.out ?? 'results',
+    executionWorkers: workers === undefined ? undefined : count(workers, 'execution-workers', 0, 64),
+    rtt: values.rtt,
+    rttOnly: values['rtt-only'],
+    rttOps: count(values['rtt-ops'], 'rtt-ops', 4, 1_000_000),
+  };
+}
+
+async function main(): Promise<void> {
+  let options: ReturnType<typeof parseSqliteBenchArgs>;
+  try {
+    options = parseSqliteBenchArgs(process.argv.slice(2));
+  } catch (e) {
+    const message = (e as Error).message;
+    process.stderr.write(`${message}\n${message.includes('usage:') ? '' : `${SQLITE_BENCH_USAGE}\n`}`);
+    process.exitCode = 2;
+    return;
+  }
+  const result = await runSqliteBench(options, (s) => process.stderr.write(`${s}\n`));
+  mkdirSync(options.out, { recursive: true });
+  if (result.rows.length > 0) process.stdout.write(`${reportMain(result.rows, options.out)}\n`);
+  if (result.rtt.length > 0) process.stdout.write(`${reportRtt(result.rtt, options.out)}\n`);
+  process.stdout.write(
+    `load average ${result.load[0]} -> ${result.load[1]}; answers pushed down that differed from fetched: ${result.mismatches}\n`,
   );
-  process.stdout.write(`${report(rows, values.out ?? 'results')}\n`);
+  if (result.mismatches > 0) process.exitCode = 1;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();
