@@ -27,6 +27,9 @@ const BOTH = LIVE | PRECISE;
 /** Mask layout: 11 registers then 64 stack slots (slot = (off + 512) >> 3). */
 export const MASK_SLOTS = 11;
 export const MASK_SIZE = 11 + 64;
+/** Bytes per pc in the analysis's own table: MASK_SIZE rounded up to whole 32-bit words (the rest stays 0). */
+const STRIDE = 80;
+const WORDS = Math.ceil(MASK_SIZE / 4);
 const FRAME_BYTES = 512;
 
 // Static kinds of a register's content.
@@ -35,11 +38,6 @@ const F = 2; // pointer into the function's own stack frame
 const P = 4; // other pointer whose 8-byte loads may yield a pointer (ctx, a caller's stack, unknown)
 const D = 8; // other pointer whose loads yield numbers (data, map values, map references)
 const ANY = S | F | P | D;
-
-interface Kinds {
-  kinds: Uint8Array; // per register
-  fpOff: Float64Array; // own-frame offset when kinds has F (NaN: unknown)
-}
 
 export interface Liveness {
   /** Per function whose stack slots are not tracked (all live and precise): the instruction that prevents it. */
@@ -118,8 +116,10 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     const insn = insnAt(pc);
     if (!insn) continue;
     const base = pc * 11;
-    kk.set(kindsAt.subarray(base, base + 11));
-    ko.set(offAt.subarray(base, base + 11));
+    for (let r = 0; r < 11; r++) {
+      kk[r] = kindsAt[base + r];
+      ko[r] = offAt[base + r];
+    }
     const next = pc + (insn.kind === 'lddw' ? 2 : 1);
     switch (insn.kind) {
       case 'alu': {
@@ -167,18 +167,14 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     if (insn.kind === 'jump' || insn.kind === 'ja') mergeInto(pc + insn.offset + 1);
     if (insn.kind !== 'exit' && insn.kind !== 'ja' && next < slotCount) mergeInto(next);
   }
-  const kinds: (Kinds | undefined)[] = new Array(slotCount);
-  for (let pc = 0; pc < slotCount; pc++) {
-    if (reached[pc]) kinds[pc] = { kinds: kindsAt.subarray(pc * 11, pc * 11 + 11), fpOff: offAt.subarray(pc * 11, pc * 11 + 11) };
-  }
-
   // Functions whose own stack is always addressed as r10 + constant, with no escaping stack pointer.
-  const resolved = (k: Kinds, r: number) => !(k.kinds[r] & F) || !Number.isNaN(k.fpOff[r]);
-  const mayBeFp = (k: Kinds, r: number) => (k.kinds[r] & F) !== 0;
+  // `k` below is the base of a pc's 11 registers in kindsAt/offAt (no object per instruction).
+  const resolved = (k: number, r: number) => !(kindsAt[k + r] & F) || !Number.isNaN(offAt[k + r]);
+  const mayBeFp = (k: number, r: number) => (kindsAt[k + r] & F) !== 0;
   for (let pc = 0; pc < slotCount; pc++) {
     const insn = insnAt(pc);
-    const k = kinds[pc];
-    if (!insn || !k) continue;
+    if (!insn || !reached[pc]) continue;
+    const k = pc * 11;
     let ok = true;
     switch (insn.kind) {
       case 'load':
@@ -209,7 +205,9 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
   }
 
   // ---- backward: liveness and precision ----
-  const masks = new Uint8Array(slotCount * MASK_SIZE);
+  // Combined with successors and compared a 32-bit word at a time (the byte loops were most of the time).
+  const masks = new Uint8Array(slotCount * STRIDE);
+  const masksW = new Uint32Array(masks.buffer);
   const callSites = new Map<number, number[]>(); // callee entry -> call pcs
   for (let pc = 0; pc < slotCount; pc++) {
     const insn = insnAt(pc);
@@ -221,12 +219,23 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     }
   }
   const slotOf = (off: number) => (off + FRAME_BYTES) >> 3;
-  const out = new Uint8Array(MASK_SIZE);
-  const inn = new Uint8Array(MASK_SIZE);
-  const touched = (k: Kinds, base: number, off: number, size: number, f: (slot: number) => void) => {
-    if (!(k.kinds[base] & F) || Number.isNaN(k.fpOff[base])) return;
-    const lo = k.fpOff[base] + off;
-    for (let s = Math.max(0, slotOf(lo)); s <= Math.min(63, slotOf(lo + size - 1)); s++) f(s);
+  const out = new Uint8Array(STRIDE);
+  const inn = new Uint8Array(STRIDE);
+  const outW = new Uint32Array(out.buffer);
+  const innW = new Uint32Array(inn.buffer);
+  /** The slots of the own stack that `size` bytes at R[r] + off may touch (empty unless R[r] is r10 + a known constant). */
+  let touchedLo = 0;
+  let touchedHi = -1;
+  const touched = (k: number, r: number, off: number, size: number) => {
+    touchedLo = 0;
+    touchedHi = -1;
+    if (!(kindsAt[k + r] & F) || Number.isNaN(offAt[k + r])) return;
+    const lo = offAt[k + r] + off;
+    touchedLo = Math.max(0, slotOf(lo));
+    touchedHi = Math.min(63, slotOf(lo + size - 1));
+  };
+  const genTouched = (bits: number) => {
+    for (let s = touchedLo; s <= touchedHi; s++) inn[MASK_SLOTS + s] |= bits;
   };
   // Without backward jumps or local calls every successor of a pc comes after it: one backward
   // pass reaches the fixpoint, and the confirming pass is skipped.
@@ -236,7 +245,8 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     if (insn && (insn.kind === 'jump' || insn.kind === 'ja') && insn.offset < 0) acyclic = false;
   }
   const addSucc = (t: number) => {
-    for (let i = 0; i < MASK_SIZE; i++) out[i] |= masks[t * MASK_SIZE + i];
+    const w = (t * STRIDE) >> 2;
+    for (let i = 0; i < WORDS; i++) outW[i] |= masksW[w + i];
   };
   const gen = (r: number, bits: number) => {
     inn[r] |= bits;
@@ -247,8 +257,8 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     changed = false;
     for (let pc = slotCount - 1; pc >= 0; pc--) {
       const insn = insnAt(pc);
-      const k = kinds[pc];
-      if (!insn || !k) continue;
+      if (!insn || !reached[pc]) continue;
+      const k = pc * 11;
       const fn = fnOf[pc];
       const next = pc + (insn.kind === 'lddw' ? 2 : 1);
       out.fill(0);
@@ -265,8 +275,8 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
             if (src >= 0) gen(src, rel ? BOTH : LIVE);
           } else {
             const ptrArith = (op === 'add' || op === 'sub') && src >= 0;
-            const dstPtr = (k.kinds[dst] & (F | P | D)) !== 0;
-            const srcPtr = src >= 0 && (k.kinds[src] & (F | P | D)) !== 0;
+            const dstPtr = (kindsAt[k + dst] & (F | P | D)) !== 0;
+            const srcPtr = src >= 0 && (kindsAt[k + src] & (F | P | D)) !== 0;
             gen(dst, rel || (ptrArith && srcPtr) ? BOTH : LIVE);
             if (src >= 0) gen(src, rel || (ptrArith && dstPtr) ? BOTH : LIVE);
           }
@@ -282,19 +292,19 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
           const rel = isRelevant(insn.dst);
           inn[insn.dst] = 0;
           gen(insn.src, BOTH);
-          touched(k, insn.src, insn.offset, insn.size, (s) => gen(MASK_SLOTS + s, rel ? BOTH : LIVE));
+          touched(k, insn.src, insn.offset, insn.size);
+          genTouched(rel ? BOTH : LIVE);
           break;
         }
         case 'store': {
           let rel = false;
-          touched(k, insn.dst, insn.offset, insn.size, (s) => {
-            if (out[MASK_SLOTS + s] & PRECISE) rel = true;
-          });
+          touched(k, insn.dst, insn.offset, insn.size);
+          for (let s = touchedLo; s <= touchedHi; s++) if (out[MASK_SLOTS + s] & PRECISE) rel = true;
           const b = insn.dst;
           const exactSlot =
-            insn.size === 8 && k.kinds[b] === F && !Number.isNaN(k.fpOff[b]) && (k.fpOff[b] + insn.offset) % 8 === 0;
+            insn.size === 8 && kindsAt[k + b] === F && !Number.isNaN(offAt[k + b]) && (offAt[k + b] + insn.offset) % 8 === 0;
           if (exactSlot) {
-            const s = slotOf(k.fpOff[b] + insn.offset);
+            const s = slotOf(offAt[k + b] + insn.offset);
             if (s >= 0 && s < 64) inn[MASK_SLOTS + s] = 0;
           }
           gen(b, BOTH);
@@ -307,7 +317,8 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
           gen(insn.dst, BOTH);
           gen(insn.src, BOTH);
           if (insn.op === 'cmpxchg') gen(0, BOTH);
-          touched(k, insn.dst, insn.offset, insn.size, (s) => gen(MASK_SLOTS + s, BOTH));
+          touched(k, insn.dst, insn.offset, insn.size);
+          genTouched(BOTH);
           break;
         }
         case 'jump':
@@ -320,7 +331,7 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
           else {
             for (const site of callSites.get(functions[fn].entryPc) ?? []) {
               const after = site + 1;
-              if (after < slotCount && masks[after * MASK_SIZE] & PRECISE) rel = true;
+              if (after < slotCount && masks[after * STRIDE] & PRECISE) rel = true;
             }
           }
           gen(0, rel ? BOTH : LIVE);
@@ -330,12 +341,15 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
         case 'callx': {
           for (let r = 0; r <= 5; r++) inn[r] = 0;
           if (insn.kind === 'call' && insn.target === 'local') {
-            const entry = (pc + insn.imm + 1) * MASK_SIZE;
+            const entry = (pc + insn.imm + 1) * STRIDE;
             for (let r = 1; r <= 5; r++) inn[r] |= masks[entry + r];
           } else if (insn.kind === 'callx') {
             for (let r = 1; r <= 5; r++) gen(r, BOTH);
             gen(insn.reg, BOTH);
-            for (let r = 1; r <= 5; r++) touched(k, r, 0, -k.fpOff[r], (s) => gen(MASK_SLOTS + s, LIVE));
+            for (let r = 1; r <= 5; r++) {
+              touched(k, r, 0, -offAt[k + r]);
+              genTouched(LIVE);
+            }
           } else {
             const proto = type.helpers.get(insn.imm);
             const args = proto?.args ?? ['scalar', 'scalar', 'scalar', 'scalar', 'scalar'];
@@ -343,7 +357,8 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
               const r = i + 1;
               gen(r, a === 'mem-size' || a === 'mem-size-or-zero' ? BOTH : LIVE);
               // A helper reads or fills memory from the pointer up: every slot above it may be read.
-              touched(k, r, 0, -k.fpOff[r], (s) => gen(MASK_SLOTS + s, LIVE));
+              touched(k, r, 0, -offAt[k + r]);
+              genTouched(LIVE);
             });
           }
           break;
@@ -351,12 +366,12 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
         default:
           break;
       }
-      if (!simple[fn]) inn.fill(BOTH, MASK_SLOTS);
+      if (!simple[fn]) inn.fill(BOTH, MASK_SLOTS, MASK_SIZE);
       inn[10] = 0; // r10 never changes: nothing to compare
-      const base = pc * MASK_SIZE;
-      for (let i = 0; i < MASK_SIZE; i++) {
-        if (masks[base + i] !== inn[i]) {
-          masks[base + i] = inn[i];
+      const base = (pc * STRIDE) >> 2;
+      for (let i = 0; i < WORDS; i++) {
+        if (masksW[base + i] !== innW[i]) {
+          masksW[base + i] = innW[i];
           changed = !acyclic;
         }
       }
@@ -369,13 +384,13 @@ export function analyzeLiveness(program: Program, layout: ProgramLayout, type: P
     untrackedStackAt: untracked,
     at(pc) {
       let v = views[pc];
-      if (!v) views[pc] = v = masks.subarray(pc * MASK_SIZE, pc * MASK_SIZE + MASK_SIZE);
+      if (!v) views[pc] = v = masks.subarray(pc * STRIDE, pc * STRIDE + MASK_SIZE);
       return v;
     },
     callerAt(callsite) {
       let m = callerMasks.get(callsite);
       if (!m) {
-        m = masks.slice((callsite + 1) * MASK_SIZE, (callsite + 2) * MASK_SIZE);
+        m = masks.slice((callsite + 1) * STRIDE, (callsite + 1) * STRIDE + MASK_SIZE);
         for (let r = 0; r <= 5; r++) m[r] = 0;
         callerMasks.set(callsite, m);
       }

@@ -20,6 +20,21 @@ export const LOC_SLOT = 64;
 export const LOCS_PER_FRAME = 1 << LOC_FRAME_SHIFT;
 
 export const regLoc = (frame: number, reg: number) => (frame << LOC_FRAME_SHIFT) | reg;
+/**
+ * A checkpoint's precision marks: one bit per location, 16 per word (small integers, so the array
+ * stays a compact array of small integers; a Uint8Array per checkpoint was a tenth of the heap).
+ */
+export const MARK_WORDS_PER_FRAME = LOCS_PER_FRAME >> 4;
+export const isMarked = (marks: readonly number[], loc: number): boolean => ((marks[loc >> 4] >> (loc & 15)) & 1) !== 0;
+/** The marked locations, in increasing order. */
+export function markedLocs(marks: readonly number[]): number[] {
+  const locs: number[] = [];
+  for (let w = 0; w < marks.length; w++) {
+    const bits = marks[w];
+    if (bits !== 0) for (let b = 0; b < 16; b++) if ((bits >> b) & 1) locs.push((w << 4) | b);
+  }
+  return locs;
+}
 export const slotLoc = (frame: number, slot: number) => (frame << LOC_FRAME_SHIFT) | LOC_SLOT | slot;
 
 /**
@@ -132,9 +147,9 @@ export class PrecisionTracker {
           this.del(loc);
           continue;
         }
-        if (!cp.precise) cp.precise = new Uint8Array(frames.length << LOC_FRAME_SHIFT);
-        if (cp.precise[loc]) this.del(loc);
-        else cp.precise[loc] = 1;
+        if (!cp.precise) cp.precise = new Array<number>(frames.length * MARK_WORDS_PER_FRAME).fill(0);
+        if (isMarked(cp.precise, loc)) this.del(loc);
+        else cp.precise[loc >> 4] |= 1 << (loc & 15);
       }
     }
     // Nothing may remain for frames the checkpoint does not have.

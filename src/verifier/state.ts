@@ -103,8 +103,8 @@ export interface Checkpoint {
   misses: number;
   /** The instructions from the parent checkpoint to this one: (pc, extra) pairs (see precision.ts). */
   readonly history: number[];
-  /** Locations (precision.ts) whose numbers were proven to matter; allocated on the first mark. */
-  precise?: Uint8Array;
+  /** Locations (precision.ts) whose numbers were proven to matter (bits, `isMarked`); allocated on the first mark. */
+  precise?: number[];
   /** Once finished: per frame, static liveness combined with the final precision marks. */
   pruneMasks?: Uint8Array[];
   /** Once finished: the live precise locations, frame * MASK_SIZE + mask index (`preciseNumbersCover`). */

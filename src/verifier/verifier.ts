@@ -20,7 +20,18 @@ import { VerifierError } from './errors.js';
 import { analyzeLiveness, LIVE, type Liveness, MASK_SIZE, MASK_SLOTS, PRECISE } from './liveness.js';
 import { VerifierLog } from './log.js';
 import { checkMemoryAccess } from './memory.js';
-import { LOC_SLOT, LOCS_PER_FRAME, NO_EXTRA, PrecisionTracker, regLoc, SUMMARIZED_CALL, slotLoc } from './precision.js';
+import {
+  isMarked,
+  LOC_FRAME_SHIFT,
+  LOC_SLOT,
+  MARK_WORDS_PER_FRAME,
+  markedLocs,
+  NO_EXTRA,
+  PrecisionTracker,
+  regLoc,
+  SUMMARIZED_CALL,
+  slotLoc,
+} from './precision.js';
 import {
   type Checkpoint,
   clearSingularIds,
@@ -154,16 +165,40 @@ interface FinishedShape {
   /** Not indexed: compared newest first (the newest MAX_PRUNE_CANDIDATES), evicted when they keep missing. */
   readonly scanned: Checkpoint[];
   /**
-   * Checkpoints with precise constants: by the set of locations holding them (key: the locations
-   * joined by ','), then by `constantsHash` of those constants.
+   * Checkpoints with precise constants: by the set of locations holding them (key: `locsKey`; a set
+   * whose key another set already has is scanned instead), then by `constantsHash` of those constants.
    */
-  readonly indexed: Map<string, { readonly locs: readonly number[]; readonly byHash: Map<number, Checkpoint[]> }>;
+  readonly indexed: Map<number, { readonly locs: readonly number[]; readonly byHash: Map<number, Checkpoint[]> }>;
   /** The newest finished checkpoints, scanned or indexed: join partners. */
   readonly recent: Checkpoint[];
 }
 
 /** Join partners kept per shape (the newest). */
 const RECENT_PER_SHAPE = 64;
+
+/**
+ * A frame's static mask combined with the precision marks of one finished checkpoint's frame: what
+ * pruning compares. Interned per static mask and marks, since most checkpoints of an instruction
+ * have the same marks (one mask and one list instead of two allocations per finished checkpoint).
+ */
+interface PruneMask {
+  /** The frame's marks (MARK_WORDS_PER_FRAME words, see precision.ts). */
+  readonly words: readonly number[];
+  readonly mask: Uint8Array;
+  /** The mask as the only frame (single-frame checkpoints share this array). */
+  readonly single: readonly Uint8Array[];
+  /** Mask indexes of the live precise locations. */
+  readonly locs: readonly number[];
+}
+
+const mix = (h: number, x: number) => Math.imul(h ^ x, 0x9e3779b1) >>> 0;
+/** A hash of a list of locations (the key of an indexed set). */
+function locsKey(locs: readonly number[]): number {
+  let h = locs.length;
+  for (const loc of locs) h = mix(h, loc);
+  return h;
+}
+const sameLocs = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The checkpoints of one instruction: open ones by fingerprint (loop detection), finished ones by shape. */
 interface InsnCheckpoints {
@@ -181,7 +216,8 @@ export class Verifier implements Analysis {
   private liveness: Liveness | undefined;
   private readonly log: VerifierLog;
   private readonly limit: number;
-  private readonly checkpoints = new Map<number, InsnCheckpoints>();
+  /** By pc. */
+  private checkpoints: (InsnCheckpoints | undefined)[] = [];
   private pending: VerifierState[] = [];
   private readonly stackDepth = new Map<number, number>();
   private readonly callees = new Map<number, Set<number>>();
@@ -205,6 +241,10 @@ export class Verifier implements Analysis {
   private readonly noSummary = new Set<number>();
   /** Static masks without their precision bits (`liveOnly`), by mask. */
   private readonly liveOnlyMasks = new Map<Uint8Array, Uint8Array>();
+  /** Interned prune masks (`pruneMask`): per static mask, by a hash of the frame's marks. */
+  private readonly pruneMaskCache = new Map<Uint8Array, Map<number, PruneMask[]>>();
+  /** `masksFor` of single-frame states, by pc (the same array every time). */
+  private singleFrameMasks: (Uint8Array[] | undefined)[] = [];
 
   constructor(
     private readonly program: Program,
@@ -272,6 +312,8 @@ export class Verifier implements Analysis {
     try {
       const cfg = analyzeControlFlow(this.program);
       this.cfg = cfg;
+      this.checkpoints = new Array(cfg.layout.slotCount);
+      this.singleFrameMasks = new Array(cfg.layout.slotCount);
       this.liveness = analyzeLiveness(this.program, cfg.layout, this.type);
       for (const entry of recursiveFunctions(this.program, cfg)) this.noSummary.add(entry);
       this.pending.push(this.initialState());
@@ -568,52 +610,46 @@ export class Verifier implements Analysis {
   /** Every path from `cp` is proven safe: it may now prune, and no longer stands for a loop in progress. */
   private markFinished(cp: Checkpoint): void {
     if (cp.unregistered) return; // never prunes
-    const at = this.checkpoints.get(cp.pc) as InsnCheckpoints;
+    const at = this.checkpoints[cp.pc] as InsnCheckpoints;
     const same = at.open.get(cp.fingerprint) as Checkpoint[];
-    same.splice(same.indexOf(cp), 1);
-    if (same.length === 0) at.open.delete(cp.fingerprint);
+    if (same.length === 1) at.open.delete(cp.fingerprint);
+    else same.splice(same.lastIndexOf(cp), 1);
     at.openCount--;
     at.finishedCount++;
     // Its precision marks are final now (only checkpoints on an open path get marks).
     const masks = this.masksFor(cp.state);
     const precise = cp.precise;
-    const pruneMasks = new Array<Uint8Array>(masks.length);
-    let locs = NO_LOCS;
-    for (let f = 0; f < masks.length; f++) {
-      const m = masks[f];
-      const base = f * LOCS_PER_FRAME;
-      let marked = false;
-      if (precise) for (let i = base; i < base + LOCS_PER_FRAME && !marked; i++) marked = precise[i] === 1;
-      if (!marked) {
-        // No marks in this frame: liveness alone, shared by every checkpoint with the same mask.
-        pruneMasks[f] = this.liveOnly(m);
-        continue;
+    let locs: readonly number[];
+    if (masks.length === 1) {
+      const pm = this.pruneMask(masks[0], precise, 0);
+      cp.pruneMasks = pm.single as Uint8Array[];
+      locs = pm.locs;
+    } else {
+      const pruneMasks = new Array<Uint8Array>(masks.length);
+      let all: number[] | undefined;
+      for (let f = 0; f < masks.length; f++) {
+        const pm = this.pruneMask(masks[f], precise, f);
+        pruneMasks[f] = pm.mask;
+        if (pm.locs.length === 0) continue;
+        all ??= [];
+        for (const i of pm.locs) all.push(f * MASK_SIZE + i);
       }
-      const combined = new Uint8Array(m.length);
-      for (let i = 0; i < m.length; i++) {
-        const loc = base + (i < MASK_SLOTS ? i : LOC_SLOT + i - MASK_SLOTS);
-        combined[i] = (m[i] & LIVE) | (precise?.[loc] ? PRECISE : 0);
-        if (combined[i] === (LIVE | PRECISE)) {
-          if (locs === NO_LOCS) locs = [];
-          locs.push(f * MASK_SIZE + i);
-        }
-      }
-      pruneMasks[f] = combined;
+      cp.pruneMasks = pruneMasks;
+      locs = all ?? NO_LOCS;
     }
-    cp.pruneMasks = pruneMasks;
-    cp.preciseLocs = locs;
+    cp.preciseLocs = locs as number[];
     let bucket = at.finished.get(cp.shape);
     if (!bucket) at.finished.set(cp.shape, (bucket = { scanned: [], indexed: new Map(), recent: [] }));
     bucket.recent.push(cp);
     if (bucket.recent.length >= 2 * RECENT_PER_SHAPE) bucket.recent.splice(0, RECENT_PER_SHAPE);
-    const constant = constantLocs(cp.state, locs);
+    const constant = locs.length > 0 ? constantLocs(cp.state, locs) : NO_LOCS;
     const hash = constant.length > 0 ? constantsHash(cp.state, constant) : undefined;
     if (hash !== undefined) {
-      const key = constant.join(',');
+      const key = locsKey(constant);
       let set = bucket.indexed.get(key);
       if (!set && bucket.indexed.size < MAX_INDEXED_LOC_SETS)
         bucket.indexed.set(key, (set = { locs: constant, byHash: new Map() }));
-      if (set) {
+      if (set && sameLocs(set.locs, constant)) {
         const same = set.byHash.get(hash);
         if (same) same.push(cp);
         else set.byHash.set(hash, [cp]);
@@ -629,8 +665,8 @@ export class Verifier implements Analysis {
    */
   private visitPrunePoint(s: VerifierState): boolean {
     const pc = s.pc;
-    let at = this.checkpoints.get(pc);
-    if (!at) this.checkpoints.set(pc, (at = { open: new Map(), finished: new Map(), openCount: 0, finishedCount: 0 }));
+    let at = this.checkpoints[pc];
+    if (!at) this.checkpoints[pc] = at = { open: new Map(), finished: new Map(), openCount: 0, finishedCount: 0 };
     clearSingularIds(s);
     const masks = this.masksFor(s);
     let fp = fingerprint(s, masks);
@@ -669,11 +705,7 @@ export class Verifier implements Analysis {
       // This path relies on what the old one proved, which relied on its precise numbers: the
       // numbers here were within them, so they must stay so for whoever prunes on this path.
       const marks = coveredBy.precise;
-      if (marks) {
-        const locs: number[] = [];
-        for (let loc = 0; loc < marks.length; loc++) if (marks[loc]) locs.push(loc);
-        this.precision.markPrecise(s, locs);
-      }
+      if (marks) this.precision.markPrecise(s, markedLocs(marks));
       return true;
     }
     // Beyond the cap the state is not recorded for pruning or loop detection, but the path's history
@@ -763,6 +795,46 @@ export class Verifier implements Analysis {
     return false;
   }
 
+  /** Frame `f`'s static mask `m` combined with the marks `precise` of a finished checkpoint (interned). */
+  private pruneMask(m: Uint8Array, precise: readonly number[] | undefined, f: number): PruneMask {
+    const first = f * MARK_WORDS_PER_FRAME;
+    let h = 0;
+    if (precise) for (let w = 0; w < MARK_WORDS_PER_FRAME; w++) h = mix(h, precise[first + w]);
+    let byHash = this.pruneMaskCache.get(m);
+    if (!byHash) this.pruneMaskCache.set(m, (byHash = new Map()));
+    let list = byHash.get(h);
+    if (list) {
+      for (const pm of list) {
+        let same = true;
+        for (let w = 0; w < MARK_WORDS_PER_FRAME && same; w++) same = pm.words[w] === (precise ? precise[first + w] : 0);
+        if (same) return pm;
+      }
+    } else byHash.set(h, (list = []));
+    const words = new Array<number>(MARK_WORDS_PER_FRAME).fill(0);
+    let marked = false;
+    if (precise)
+      for (let w = 0; w < MARK_WORDS_PER_FRAME; w++) {
+        words[w] = precise[first + w];
+        if (words[w] !== 0) marked = true;
+      }
+    let mask: Uint8Array;
+    const locs: number[] = [];
+    if (!marked) {
+      mask = this.liveOnly(m); // liveness alone
+    } else {
+      mask = new Uint8Array(m.length);
+      const base = f << LOC_FRAME_SHIFT;
+      for (let i = 0; i < m.length; i++) {
+        const loc = base + (i < MASK_SLOTS ? i : LOC_SLOT + i - MASK_SLOTS);
+        mask[i] = (m[i] & LIVE) | (isMarked(precise as number[], loc) ? PRECISE : 0);
+        if (mask[i] === (LIVE | PRECISE)) locs.push(i);
+      }
+    }
+    const pm: PruneMask = { words, mask, single: [mask], locs: locs.length > 0 ? locs : NO_LOCS };
+    list.push(pm);
+    return pm;
+  }
+
   /** `mask` with its static precision bits cleared (what pruning uses where nothing was marked precise), cached. */
   private liveOnly(mask: Uint8Array): Uint8Array {
     let m = this.liveOnlyMasks.get(mask);
@@ -777,6 +849,11 @@ export class Verifier implements Analysis {
   private masksFor(s: VerifierState): Uint8Array[] {
     const liveness = this.liveness as Liveness;
     const n = s.frames.length;
+    if (n === 1) {
+      let single = this.singleFrameMasks[s.pc];
+      if (!single) this.singleFrameMasks[s.pc] = single = [liveness.at(s.pc)];
+      return single;
+    }
     const masks = new Array<Uint8Array>(n);
     masks[n - 1] = liveness.at(s.pc);
     for (let f = 0; f < n - 1; f++) masks[f] = liveness.callerAt(s.frames[f + 1].callsite);
