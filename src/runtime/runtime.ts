@@ -117,23 +117,50 @@ export class StorageRuntime {
       }
     };
     checkCount();
+    // The function is built and its program compiled while the verifier runs (the target's verifier
+    // is a worker thread; V8 compiles on its background threads: TurboFan takes ~10 µs per
+    // instruction of a typical program), so an accepted program is ready about when its verdict is.
+    // Only the Wasm bytes are speculative: the code is the same whatever the verdict, and it is
+    // instantiated only after acceptance. A rejected program's compile is dropped (V8 offers no
+    // cancel): it costs less than the verification did, and a tenant's verifications in flight are
+    // bounded. The verdict's error takes precedence over a build error, as when nothing was speculated.
     this.verifying.add(key);
+    let verdict: Promise<void>;
     try {
-      await this.options.verify(program.instructions, name, program.maps ?? [], tenant);
+      verdict = Promise.resolve(this.options.verify(program.instructions, name, program.maps ?? [], tenant));
+    } catch (e) {
+      this.verifying.delete(key);
+      throw e;
+    }
+    let fn: StorageFunction | undefined;
+    let compiled: Promise<void> | undefined;
+    let buildError: unknown;
+    try {
+      fn = new StorageFunction({
+        name,
+        program: program.instructions,
+        maps: program.maps,
+        link: program.link,
+        mapMemoryLimitBytes: limits.maxMapMemoryBytes,
+        slots: limits.maxConcurrentExecutions,
+        memoryMode: this.options.memoryMode ?? 'checked',
+        threads: this.options.executor?.threads,
+        compile: 'later',
+      });
+      compiled = fn.compileAsync();
+      compiled.catch(() => {}); // reported below, after the verdict
+    } catch (e) {
+      buildError = e;
+    }
+    try {
+      await verdict;
     } finally {
       this.verifying.delete(key);
     }
+    if (fn === undefined || compiled === undefined) throw buildError;
+    await compiled;
     checkCount(); // other names may have been loaded while this one was verified
-    const fn = new StorageFunction({
-      name,
-      program: program.instructions,
-      maps: program.maps,
-      link: program.link,
-      mapMemoryLimitBytes: limits.maxMapMemoryBytes,
-      slots: limits.maxConcurrentExecutions,
-      memoryMode: this.options.memoryMode ?? 'checked',
-      threads: this.options.executor?.threads,
-    });
+    fn.instantiate();
     if (this.options.executor !== undefined) {
       this.verifying.add(key);
       try {

@@ -11,7 +11,7 @@ import type { Program } from '../isa/index.js';
 import { MapMemoryLimitError, MapSet, type MapSpec, mapHelpers, mapRegionSpecs, type SharedMapSet } from '../maps/index.js';
 import { createSandbox } from '../vm/engine.js';
 import { type Helper, helperTable } from '../vm/helpers.js';
-import { JitEngine, type MemoryMode } from '../vm/jit/engine.js';
+import { JitEngine, type JitOptions, JitProgram, type JitProgramShared, type MemoryMode } from '../vm/jit/engine.js';
 import { type RegionSpec, type SandboxMemory, STACK_REGION_ID } from '../vm/memory.js';
 import { BudgetExceededError, StorageAccessError } from './errors.js';
 import { type SandboxZero, sandboxZero } from './sandbox-fill.js';
@@ -71,11 +71,20 @@ export interface StorageFunctionOptions {
   readonly memoryMode?: MemoryMode;
   /**
    * Threads that will run this function at once (execution workers): the sandbox is a shared
-   * memory with one stack region per thread, and this copy compiles nothing (each thread does).
+   * memory with one stack region per thread, and this copy runs nothing. It hands its compiled
+   * program to the threads (`shareable().jit`) when it has one (see `compile`); without one each
+   * thread compiles its own.
    */
   readonly threads?: number;
-  /** Another thread's copy: attach to its sandbox and maps, run on stack `threadIndex`, and compile. */
+  /** Another thread's copy: attach to its sandbox and maps (and compiled program), run on stack `threadIndex`. */
   readonly attach?: StorageFunctionShared & { readonly threadIndex: number };
+  /**
+   * `now` (the default): the constructor compiles the program and instantiates it. `later`: the
+   * caller starts `compileAsync()` (V8 compiles on its background threads, so it overlaps with, say,
+   * the verifier's run) and calls `instantiate()` once the program may run; until then the function
+   * has no engine.
+   */
+  readonly compile?: 'now' | 'later';
 }
 
 /** What another thread needs to run the same function over the same sandbox and maps. */
@@ -85,6 +94,8 @@ export interface StorageFunctionShared {
   readonly threads: number;
   /** Which slots are taken (see `StorageFunction.slotTable`). */
   readonly slotTable: SharedArrayBuffer;
+  /** The compiled program, when this copy has one: the thread instantiates it instead of compiling. */
+  readonly jit?: JitProgramShared;
 }
 
 /**
@@ -108,8 +119,17 @@ export class StorageFunction {
   readonly name: string;
   readonly program: Program;
   readonly sandbox: SandboxMemory;
-  /** Undefined for the copy of a function whose executions run on other threads (`threads`). */
-  readonly engine: JitEngine | undefined;
+  /**
+   * What runs the program on this thread. Undefined for the copy of a function whose executions run
+   * on other threads (`threads`), and before `instantiate()` (`compile: 'later'`).
+   */
+  get engine(): JitEngine | undefined {
+    return this.instance;
+  }
+  /** The compiled program (undefined on a `threads` copy that compiled nothing, and before `compileAsync()` ends). */
+  get jit(): JitProgram | undefined {
+    return this.jitProgram;
+  }
   /** Threads sharing the sandbox (1 when it is not shared). */
   readonly threads: number;
   readonly maps: MapSet;
@@ -132,6 +152,11 @@ export class StorageFunction {
   readonly memoryMode: MemoryMode;
   /** The step running now, if any: what the helpers act on. */
   current: StepState | undefined;
+  /** Whether executions run on this thread (not a `threads` copy that hands them to other threads). */
+  private readonly runsHere: boolean;
+  private readonly jitOptions: JitOptions;
+  private jitProgram: JitProgram | undefined;
+  private instance: JitEngine | undefined;
 
   constructor(options: StorageFunctionOptions) {
     if (!Number.isInteger(options.slots) || options.slots < 1)
@@ -183,22 +208,47 @@ export class StorageFunction {
       });
     }
     this.memoryMode = options.memoryMode ?? 'checked';
-    if (options.threads !== undefined && options.attach === undefined) {
-      this.engine = undefined;
-      return;
-    }
+    this.runsHere = options.threads === undefined || options.attach !== undefined;
     const threadIndex = options.attach?.threadIndex ?? 0;
     if (!Number.isInteger(threadIndex) || threadIndex < 0 || threadIndex >= threads) {
       throw new ProgramLoadError(`thread ${threadIndex} of ${threads}`);
     }
-    const helpers = helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]);
-    this.engine = new JitEngine(this.program, {
-      helpers,
+    this.jitOptions = {
+      helpers: helperTable([...this.storageHelpers(), ...mapHelpers(this.maps)]),
       memory: this.sandbox,
       maxCallDepth: MAX_CALL_DEPTH,
       memoryMode: this.memoryMode,
       stackRegionId: threadIndex === 0 ? STACK_REGION_ID : firstExtraStack + threadIndex - 1,
-    });
+    };
+    const given = options.attach?.jit;
+    if (given !== undefined) {
+      if (given.memoryMode !== this.memoryMode) {
+        throw new ProgramLoadError(
+          `a program compiled for memory mode ${given.memoryMode} given to a ${this.memoryMode} function`,
+        );
+      }
+      this.jitProgram = JitProgram.attach(given);
+    }
+    if (options.compile === 'later') return;
+    if (this.runsHere) {
+      this.jitProgram ??= JitProgram.compile(this.program, this.jitOptions);
+      this.instantiate();
+    }
+  }
+
+  /**
+   * Compiles the program on V8's background threads (for `compile: 'later'`); never runs it. The
+   * caller instantiates it (`instantiate()`) only once the program is accepted.
+   */
+  async compileAsync(): Promise<void> {
+    this.jitProgram ??= await JitProgram.compileAsync(this.program, this.jitOptions);
+  }
+
+  /** Instantiates the compiled program on this thread, unless its executions run on other threads. */
+  instantiate(): void {
+    if (!this.runsHere || this.instance !== undefined) return;
+    if (this.jitProgram === undefined) throw new ProgramLoadError(`'${this.name}' is not compiled yet`);
+    this.instance = new JitEngine(this.jitProgram, this.jitOptions);
   }
 
   /** What another thread passes as `attach` (with its thread index) to run this function. */
@@ -208,6 +258,7 @@ export class StorageFunction {
       maps: this.maps.shareable(),
       threads: this.threads,
       slotTable: this.slotTable.buffer as SharedArrayBuffer,
+      jit: this.jitProgram?.shareable(),
     };
   }
 

@@ -2,7 +2,7 @@
 import { assemble } from '../isa/index.js';
 import { createSandbox } from './engine.js';
 import { helperTable } from './helpers.js';
-import { JitEngine } from './jit/engine.js';
+import { JitEngine, JitProgram, type JitProgramShared } from './jit/engine.js';
 
 export const COUNTING_ROUNDS = 200_000;
 // r1 = counters: a u64 at +0 and a u32 at +8 bumped atomically; r2 = this thread's slot of plain stores.
@@ -25,10 +25,20 @@ export const REGIONS = [
   { name: 'counters', sizeBytes: 64, writable: true },
 ];
 
-/** Worker side of the first test: run the counting program on this thread's own stack. */
-export function runCounting(data: { memory: WebAssembly.Memory; stackRegionId: number; counters: number }): string {
+export const COUNTING_PROGRAM = assemble(COUNTING);
+
+/**
+ * Worker side of the counting tests: run the counting program on this thread's own stack, compiled
+ * here or, given `jit`, as the thread that sent it compiled it.
+ */
+export function runCounting(data: {
+  memory: WebAssembly.Memory;
+  stackRegionId: number;
+  counters: number;
+  jit?: JitProgramShared;
+}): string {
   const sandbox = createSandbox(REGIONS, { memory: data.memory });
-  const engine = new JitEngine(assemble(COUNTING), {
+  const engine = new JitEngine(data.jit === undefined ? COUNTING_PROGRAM : JitProgram.attach(data.jit), {
     helpers: helperTable([]),
     memory: sandbox,
     memoryMode: 'verified',

@@ -78,7 +78,10 @@ export class SandboxTrapError extends ExecutionError {
 export interface JitStats {
   /** Time to translate to Wasm bytes. */
   readonly translateMs: number;
-  /** Time for V8 to compile the module. */
+  /**
+   * Time for V8 to compile the module: on this thread (`JitProgram.compile`), or from the start of a
+   * background compile until its result was taken (`JitProgram.compileAsync`).
+   */
   readonly compileMs: number;
   readonly wasmSizeBytes: number;
   readonly structuredFunctions: number;
@@ -86,52 +89,118 @@ export interface JitStats {
 }
 
 /**
- * A program compiled to a WebAssembly module, for sandboxes of one size: compile once, then
- * `instantiate` per sandbox (each concurrent execution of a loaded program gets its own).
+ * What another thread needs to instantiate a compiled program without compiling it again (a
+ * `WebAssembly.Module` crosses `postMessage` without a copy of its code): see `JitProgram.attach`.
  */
-export class JitProgram {
+export interface JitProgramShared {
   readonly module: WebAssembly.Module;
   readonly compiled: CompiledProgram;
   readonly stats: JitStats;
   readonly maxCallDepth: number;
   readonly memoryMode: MemoryMode;
-  /** The sandbox layout the code was compiled for: pages, then the bounds its checks compare with. */
   readonly layoutKey: string;
+}
 
-  constructor(program: Program, options: JitOptions) {
-    const layout = prepareProgram(program, options);
-    this.maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
-    this.memoryMode = options.memoryMode ?? 'checked';
-    const m = options.memory;
-    const memoryPages = m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES;
-    this.layoutKey = sandboxLayoutKey(m);
-    const t0 = nowMs();
-    this.compiled = compileProgram(layout, {
-      maxCallDepth: this.maxCallDepth,
-      memoryPages,
-      stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
-      memoryMode: this.memoryMode,
-      sharedMemory: m.shared,
-      lowAddress: m.lowAddress,
-      writableEnd: m.writableEnd,
-      readableEnd: m.readableEnd,
-    });
+/**
+ * A program compiled to a WebAssembly module, for sandboxes of one layout: compile once, then
+ * instantiate per sandbox or thread (`new JitEngine(jitProgram, ...)`). Compiling is separate from
+ * instantiating, so a caller can compile while the verifier still runs and instantiate only an
+ * accepted program.
+ */
+export class JitProgram implements JitProgramShared {
+  private constructor(
+    readonly module: WebAssembly.Module,
+    readonly compiled: CompiledProgram,
+    readonly stats: JitStats,
+    readonly maxCallDepth: number,
+    readonly memoryMode: MemoryMode,
+    /** The sandbox layout the code was compiled for: pages, then the bounds its checks compare with. */
+    readonly layoutKey: string,
+  ) {}
+
+  /** Translates and compiles on this thread. */
+  static compile(program: Program, options: JitOptions): JitProgram {
+    const t = translate(program, options);
     const t1 = nowMs();
+    let module: WebAssembly.Module;
     try {
-      this.module = new WebAssembly.Module(this.compiled.wasm);
+      module = new WebAssembly.Module(t.compiled.wasm);
     } catch (e) {
-      // V8's own limits (e.g. a br_table of more than 65520 targets in a huge dispatched function).
-      throw new ProgramLoadError(`program too large for the JIT: ${e instanceof Error ? e.message : String(e)}`);
+      throw tooLarge(e);
     }
-    const structured = this.compiled.structured.filter(Boolean).length;
-    this.stats = {
-      translateMs: t1 - t0,
-      compileMs: nowMs() - t1,
-      wasmSizeBytes: this.compiled.wasm.length,
-      structuredFunctions: structured,
-      dispatchedFunctions: this.compiled.structured.length - structured,
-    };
+    return JitProgram.of(module, t, nowMs() - t1);
   }
+
+  /**
+   * Translates on this thread, then compiles on V8's background threads (`WebAssembly.compile`):
+   * this thread stays free (for instance to verify the same program) while TurboFan works.
+   */
+  static async compileAsync(program: Program, options: JitOptions): Promise<JitProgram> {
+    const t = translate(program, options);
+    const t1 = nowMs();
+    let module: WebAssembly.Module;
+    try {
+      module = await WebAssembly.compile(t.compiled.wasm);
+    } catch (e) {
+      throw tooLarge(e);
+    }
+    return JitProgram.of(module, t, nowMs() - t1);
+  }
+
+  /** A program another thread compiled (see `JitProgramShared`). */
+  static attach(shared: JitProgramShared): JitProgram {
+    return new JitProgram(shared.module, shared.compiled, shared.stats, shared.maxCallDepth, shared.memoryMode, shared.layoutKey);
+  }
+
+  /** Its structured-clonable form, for `attach` on another thread. */
+  shareable(): JitProgramShared {
+    const { module, compiled, stats, maxCallDepth, memoryMode, layoutKey } = this;
+    return { module, compiled, stats, maxCallDepth, memoryMode, layoutKey };
+  }
+
+  private static of(module: WebAssembly.Module, t: Translation, compileMs: number): JitProgram {
+    const structured = t.compiled.structured.filter(Boolean).length;
+    const stats: JitStats = {
+      translateMs: t.translateMs,
+      compileMs,
+      wasmSizeBytes: t.compiled.wasm.length,
+      structuredFunctions: structured,
+      dispatchedFunctions: t.compiled.structured.length - structured,
+    };
+    return new JitProgram(module, t.compiled, stats, t.maxCallDepth, t.memoryMode, t.layoutKey);
+  }
+}
+
+interface Translation {
+  readonly compiled: CompiledProgram;
+  readonly translateMs: number;
+  readonly maxCallDepth: number;
+  readonly memoryMode: MemoryMode;
+  readonly layoutKey: string;
+}
+
+function translate(program: Program, options: JitOptions): Translation {
+  const layout = prepareProgram(program, options);
+  const maxCallDepth = options.maxCallDepth ?? MAX_CALL_DEPTH;
+  const memoryMode = options.memoryMode ?? 'checked';
+  const m = options.memory;
+  const t0 = nowMs();
+  const compiled = compileProgram(layout, {
+    maxCallDepth,
+    memoryPages: m.memory.buffer.byteLength / WASM_PAGE_SIZE_BYTES,
+    stackFrameSizeBytes: STACK_FRAME_SIZE_BYTES,
+    memoryMode,
+    sharedMemory: m.shared,
+    lowAddress: m.lowAddress,
+    writableEnd: m.writableEnd,
+    readableEnd: m.readableEnd,
+  });
+  return { compiled, translateMs: nowMs() - t0, maxCallDepth, memoryMode, layoutKey: sandboxLayoutKey(m) };
+}
+
+/** V8's own limits (e.g. a br_table of more than 65520 targets in a huge dispatched function). */
+function tooLarge(e: unknown): ProgramLoadError {
+  return new ProgramLoadError(`program too large for the JIT: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 export class JitEngine implements Engine {
@@ -152,7 +221,7 @@ export class JitEngine implements Engine {
 
   /** Compiles `program` (or reuses a `JitProgram` compiled for a sandbox of the same layout) and instantiates it. */
   constructor(program: Program | JitProgram, options: JitOptions) {
-    this.program = program instanceof JitProgram ? program : new JitProgram(program, options);
+    this.program = program instanceof JitProgram ? program : JitProgram.compile(program, options);
     this.memory = options.memory;
     const key = sandboxLayoutKey(options.memory);
     if (key !== this.program.layoutKey) {
