@@ -20,6 +20,7 @@ import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { assemble, encodeProgram } from '../isa/index.js';
 import { ExecutionPool } from '../target/execution-pool.js';
+import { NoisyTenant } from '../testing/noisy-tenant.js';
 import { LIST_WALK_ASM, SPIN_STEPS_ASM } from '../testing/storage-programs.js';
 import { spawnServe } from './io-bench.js';
 import { processCpuNs, selfCpuUs, threadCpuNs } from './proc-cpu.js';
@@ -169,7 +170,20 @@ async function measureTarget(config: WorkersConfig, ops: number, samples: number
   const target = await spawnServe(configPath, portCount);
   const connect = (hostNqn: string, port = target.port) =>
     NvmeTcpHost.connect({ host: '127.0.0.1', port, subsystemNqn: NQN, hostNqn, ioQueues: 1, queueDepth: 64 });
-  const [a, noisy, victim] = [await connect(TENANT), await connect(NOISY), await connect(VICTIM)];
+  const [a, victim] = [await connect(TENANT), await connect(VICTIM)];
+  // The noisy tenant: a client process of its own (the victim's latency is then not this process's
+  // work on its completions).
+  const noisy = await NoisyTenant.start({
+    host: '127.0.0.1',
+    port: target.port,
+    subsystemNqn: NQN,
+    hostNqn: NOISY,
+    image: encodeProgram(assemble(SPIN_STEPS_ASM)),
+    name: 'spin',
+    nsid: 1,
+    params: [40n, 0n],
+    outstanding: 8,
+  });
   // The measured tenant has one association per port (a multipath host), its lookups spread over them.
   const paths = [a];
   for (const port of target.ports.slice(1)) paths.push(await connect(TENANT, port));
@@ -188,10 +202,8 @@ async function measureTarget(config: WorkersConfig, ops: number, samples: number
     // One program per tenant: every path of the tenant sees it under the same handle.
     const pas = paths.map((h) => new ProgramClient(h));
     const pv = new ProgramClient(victim);
-    const pn = new ProgramClient(noisy);
     const walkA = await pa.load(walkImage, { name: 'walk' });
     const walkV = await pv.load(walkImage, { name: 'walk' });
-    const spin = await pn.load(encodeProgram(assemble(SPIN_STEPS_ASM)), { name: 'spin' });
     const lookup = async (c: ProgramClient, h: number) => {
       const r = await c.execute(h, { nsid: 1, params: [BigInt(CHAIN_AT), 0n], maxOutputBytes: 8 });
       if (r.returnValue !== expected) throw new Error(`lookup returned ${r.returnValue}, not ${expected}`);
@@ -233,14 +245,9 @@ async function measureTarget(config: WorkersConfig, ops: number, samples: number
     };
     for (let block = 0; block < 3; block++) {
       await sample(samples, alone);
-      let stop = false;
-      const running = Array.from({ length: 8 }, async () => {
-        while (!stop) await pn.execute(spin, { nsid: 1, params: [40n, 0n] });
-      });
-      await new Promise((r) => setTimeout(r, 20));
+      await noisy.run();
       await sample(samples, shared);
-      stop = true;
-      await Promise.all(running);
+      await noisy.pause();
     }
     return {
       ioThreads,

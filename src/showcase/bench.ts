@@ -108,9 +108,13 @@ export async function spawnTarget(
   listen: { host: string; port: number },
   wrap: readonly string[] = [],
   serveArgs: readonly string[] = [],
+  programs: Record<string, unknown> = {},
 ): Promise<TargetProcess> {
   const configPath = join(dir, 'target.json');
-  await writeFile(configPath, JSON.stringify(targetConfig(dir, namespaces, listen.host, listen.port), null, 2));
+  await writeFile(
+    configPath,
+    JSON.stringify(targetConfig(dir, namespaces, listen.host, listen.port, undefined, programs), null, 2),
+  );
   const argv = [...wrap, process.execPath, join(REPO_ROOT, 'bin', 'nearbpf.js'), 'serve', '--config', configPath, ...serveArgs];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -187,13 +187,15 @@ export function targetConfig(
   host: string,
   port: number,
   programDefaults: Record<string, number> = { maxConcurrentExecutions: 32 },
+  /** More fields of the `programs` section (execution workers, their priority). */
+  programs: Record<string, unknown> = {},
 ): object {
   return {
     listen: { host, port },
     dataDir: dir,
     limits: { maxQueueDepth: 128 },
     // The throughput runs keep up to 32 executions of one program in flight.
-    programs: { defaults: programDefaults },
+    programs: { ...programs, defaults: programDefaults },
     subsystems: [
       {
         nqn: SHOWCASE_NQN,

@@ -14,6 +14,7 @@ import {
   TENANT_LIMIT_FIELDS,
 } from './config-schema.js';
 import { runServe } from './serve.js';
+import { DEFAULT_EXECUTION_WORKER_NICE } from './thread-priority.js';
 
 const HOST_KEY = 'DHHC-1:00:yZ6CVWUAQyBpvauKZRHUtHBsvCt8orIvx4Rhx3Yhc+CeseJZ:';
 const HOST_NQN = 'nqn.2014-08.org.nvmexpress:uuid:0c0c0c0c-0000-4000-8000-000000000001';
@@ -83,6 +84,24 @@ describe('configuration schema', () => {
         rejects(make(String(f.min), k), `${at}.${k}`);
       }
     }
+  });
+
+  it('takes the execution workers and their priority within their ranges', () => {
+    const c = validateConfig({}, '/base');
+    assert.equal(c.programs.executionWorkers, -1);
+    assert.equal(c.programs.executionWorkerNice, DEFAULT_EXECUTION_WORKER_NICE);
+    const set = validateConfig({ programs: { executionWorkers: 3, executionWorkerNice: 0 } }, '/base');
+    assert.equal(set.programs.executionWorkers, 3);
+    assert.equal(set.programs.executionWorkerNice, 0);
+    assert.equal(validateConfig({ programs: { executionWorkerNice: 19 } }, '/base').programs.executionWorkerNice, 19);
+    for (const bad of [-1, 20, 2.5, '5', true])
+      rejects({ programs: { executionWorkerNice: bad } }, 'programs.executionWorkerNice');
+    for (const bad of [-2, 65, 0.5, '1']) rejects({ programs: { executionWorkers: bad } }, 'programs.executionWorkers');
+    assert.equal(
+      (effectiveConfigJson(set).programs as { executionWorkerNice: number }).executionWorkerNice,
+      0,
+      'printed with the rest',
+    );
   });
 
   it('refuses an unknown field at every level', () => {

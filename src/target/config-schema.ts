@@ -8,8 +8,9 @@ import { DH_GROUP_NAMES, HASH_NAMES } from '../protocol/dhchap.js';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../runtime/budget.js';
 import { DEFAULT_MAX_TURN_INSTRUCTIONS, DEFAULT_MAX_TURN_MICROS } from '../runtime/scheduler.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { DEFAULT_EXECUTION_WORKER_NICE, MAX_NICE } from './thread-priority.js';
 
-export type FieldUnit = 'bytes' | 'milliseconds' | 'microseconds' | 'count' | 'port';
+export type FieldUnit = 'bytes' | 'milliseconds' | 'microseconds' | 'count' | 'port' | 'nice levels';
 
 interface FieldBase {
   /** What the field means, one or two sentences. */
@@ -268,6 +269,13 @@ export const CONFIG_SCHEMA: ObjectField = {
           64,
           'count',
           'Threads that run storage-function steps (never the thread serving sockets): -1 means one per core beyond the first, at least 1; 0 runs steps on the I/O thread (no workers).',
+        ),
+        executionWorkerNice: int(
+          DEFAULT_EXECUTION_WORKER_NICE,
+          0,
+          MAX_NICE,
+          'nice levels',
+          'How far below the target’s own priority the execution workers run (Linux nice, per thread; capped at 19): on cores shared with the I/O threads the kernel then runs socket work first, so plain I/O does not wait in the run queue behind storage-function steps, while idle cores still run steps at full speed. The price, only when cores are oversubscribed: steps get less CPU (at 10 a busy worker keeps about a tenth of a core an I/O thread wants; at 19, 1.5%). 0 keeps the target’s priority. Where threads have no priority of their own (no /proc/thread-self) or the kernel refuses, the workers keep the target’s priority and one warning is logged.',
         ),
         weights: {
           kind: 'map',

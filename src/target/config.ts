@@ -81,6 +81,8 @@ export interface TargetConfig {
     scheduler: { maxTurnMicros: number; maxTurnInstructions: number };
     /** Execution workers: -1 one per core beyond the first (at least 1), 0 none (steps on the I/O thread). */
     executionWorkers: number;
+    /** Nice levels the execution workers run below the target's threads (Linux, per thread). */
+    executionWorkerNice: number;
     /** CPU weight per host NQN on the execution workers (absent: 1). */
     weights: Map<string, number>;
   };
@@ -380,7 +382,11 @@ function programLimits(input: unknown): TargetConfig['programs'] {
     checkKeys(v, fieldNames(objectAt('programs.weights')), at);
     weights.set(nqn, v.weight === undefined ? 1 : int(v.weight, `${at}.weight`, ...schemaRange('programs.weights', 'weight')));
   }
-  return { defaults, tenants, scheduler, executionWorkers, weights };
+  const executionWorkerNice =
+    raw.executionWorkerNice === undefined
+      ? schemaDefault<number>('programs', 'executionWorkerNice')
+      : int(raw.executionWorkerNice, 'programs.executionWorkerNice', ...schemaRange('programs', 'executionWorkerNice'));
+  return { defaults, tenants, scheduler, executionWorkers, executionWorkerNice, weights };
 }
 
 function defaultSubsystemJson(): Json {
@@ -499,6 +505,7 @@ export function effectiveConfigJson(config: TargetConfig): Record<string, unknow
       tenants: Object.fromEntries(config.programs.tenants),
       scheduler: { ...config.programs.scheduler },
       executionWorkers: config.programs.executionWorkers,
+      executionWorkerNice: config.programs.executionWorkerNice,
       weights: Object.fromEntries([...config.programs.weights].map(([nqn, weight]) => [nqn, { weight }])),
     },
     auth: { hosts, hashes: [...config.auth.hashes], dhGroups: [...config.auth.dhGroups] },

@@ -41,6 +41,7 @@ import { decodeError, type FromWorker, type SharedNamespace, type ToWorker, type
 import type { Logger } from './logger.js';
 import type { PageCache } from './page-cache.js';
 import { WakeWord } from './slot-ring.js';
+import { DEFAULT_EXECUTION_WORKER_NICE, MAX_NICE, type PriorityOutcome } from './thread-priority.js';
 
 /** What a namespace gives the pool (`Namespace.shareable()`); the cache to recover locks of. */
 export interface ShareableNamespace {
@@ -66,6 +67,8 @@ interface WorkerSlot {
   readonly pings: Map<number, () => void>;
   /** Whether the worker is ref'd (keeps the process alive). */
   refd: boolean;
+  /** What its thread's priority became (undefined until it said it is ready). */
+  priority: PriorityOutcome | undefined;
 }
 
 export interface ExecutionPoolOptions {
@@ -77,6 +80,11 @@ export interface ExecutionPoolOptions {
   readonly log?: Logger;
   /** Idle spin of a worker before it sleeps, in microseconds (default 0; see execution-worker.ts). */
   readonly spinMicros?: number;
+  /**
+   * Nice levels each worker lowers its thread's priority by, below the target's (Linux; 0-19,
+   * default `DEFAULT_EXECUTION_WORKER_NICE`): see thread-priority.ts.
+   */
+  readonly nice?: number;
 }
 
 export function defaultExecutionWorkers(): number {
@@ -146,10 +154,18 @@ export class ExecutionPool implements StorageExecutor {
   private running = false;
   /** Workers replaced after dying (statistics, tests). */
   replaced = 0;
+  /** Nice levels below the target's that the workers ask for. */
+  readonly nice: number;
+  /** Whether the log already said that the workers' priority could not be lowered. */
+  private priorityWarned = false;
 
   constructor(private readonly options: ExecutionPoolOptions = {}) {
     const n = options.workers ?? defaultExecutionWorkers();
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`execution workers must be 1-64, got ${n}`);
+    const nice = options.nice ?? DEFAULT_EXECUTION_WORKER_NICE;
+    if (!Number.isInteger(nice) || nice < 0 || nice > MAX_NICE)
+      throw new RangeError(`execution worker nice must be 0-${MAX_NICE}, got ${nice}`);
+    this.nice = nice;
     this.threads = n;
     this.inflightCounts = new Int32Array(new SharedArrayBuffer(4 * n));
     for (let i = 0; i < n; i++) {
@@ -163,6 +179,7 @@ export class ExecutionPool implements StorageExecutor {
         loads: new Map(),
         pings: new Map(),
         refd: false,
+        priority: undefined,
       });
     }
     this.producer = new ExecutionProducer(
@@ -260,10 +277,12 @@ export class ExecutionPool implements StorageExecutor {
       spinMicros: this.options.spinMicros,
       scheduler: this.options.scheduler ?? {},
       weights: Object.fromEntries(this.options.weights ?? []),
+      nice: this.nice,
     };
     const worker = new Worker(new URL('./execution-worker.js', import.meta.url), { workerData: { executionWorker: init } });
     slot.worker = worker;
     slot.threadId = worker.threadId;
+    slot.priority = undefined;
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
     worker.on('error', (e) => this.options.log?.error(`execution worker ${slot.index} failed: ${e.message}`));
     worker.on('exit', () => this.onExit(slot, worker));
@@ -333,6 +352,14 @@ export class ExecutionPool implements StorageExecutor {
         takeOrphans(slot.links[m.producer], (program, s) => this.orphan(program, s));
         return;
       case 'ready':
+        slot.priority = m.priority;
+        if (!m.priority.applied && this.nice > 0 && !this.priorityWarned) {
+          // Once per pool: every worker meets the same platform. Steps still run, at the target's priority.
+          this.priorityWarned = true;
+          this.options.log?.warn(
+            `execution workers run at the target's priority, not ${this.nice} nice levels below it: ${m.priority.reason}`,
+          );
+        }
         return;
     }
   }
@@ -452,6 +479,11 @@ export class ExecutionPool implements StorageExecutor {
       this.keepAliveWhileBusy(slot);
       this.post(slot, { t: 'ping', id });
     });
+  }
+
+  /** What each running worker's thread priority became (undefined: not ready yet). */
+  priorities(): (PriorityOutcome | undefined)[] {
+    return this.running ? this.workers.map((w) => w.priority) : [];
   }
 
   /** Kill worker `index` (tests: a crash). */

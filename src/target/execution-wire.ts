@@ -22,6 +22,7 @@ import type { MemoryMode } from '../vm/jit/engine.js';
 import { SandboxTrapError } from '../vm/jit/engine.js';
 import type { SharedLink, Submission } from './execution-channel.js';
 import type { SharedPageCache } from './page-cache.js';
+import type { PriorityOutcome } from './thread-priority.js';
 
 /** A namespace as a worker opens it: its file (read-only) and the shared page cache. */
 export interface SharedNamespace {
@@ -41,6 +42,8 @@ export interface WorkerInit {
   readonly spinMicros?: number;
   readonly scheduler: SchedulerOptions;
   readonly weights: Readonly<Record<string, number>>;
+  /** Nice levels the worker lowers its own thread's priority by (thread-priority.ts); 0 keeps it. */
+  readonly nice: number;
 }
 
 export type ToWorker =
@@ -70,7 +73,8 @@ export type ToWorker =
   | { readonly t: 'ping'; readonly id: number };
 
 export type FromWorker =
-  | { readonly t: 'ready' }
+  /** Started; with what became of its priority (`WorkerInit.nice`). */
+  | { readonly t: 'ready'; readonly priority: PriorityOutcome }
   | { readonly t: 'loaded'; readonly id: number; readonly error: WireError | null }
   | {
       readonly t: 'done';

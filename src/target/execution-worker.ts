@@ -27,6 +27,7 @@ import {
 import { encodeError, type FromWorker, type SharedNamespace, type ToWorker, type WorkerInit } from './execution-wire.js';
 import { CACHE_PAGE_BYTES, PageCache } from './page-cache.js';
 import { WakeWord } from './slot-ring.js';
+import { lowerThreadPriority } from './thread-priority.js';
 
 /** Reads up to this size go through the page cache (as on the I/O thread, namespace.ts). */
 const MAX_CACHED_READ_BYTES = 64 * 1024;
@@ -296,7 +297,8 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
     setImmediate(pump);
   };
 
-  send({ t: 'ready' });
+  // Before any step runs: on shared cores the kernel then serves the I/O threads first.
+  send({ t: 'ready', priority: lowerThreadPriority(init.nice) });
   pump();
 }
 

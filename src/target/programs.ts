@@ -194,6 +194,8 @@ export class ProgramService {
       scheduler?: SchedulerOptions;
       /** -1 (or absent): one per core beyond the first, at least 1; 0: on the I/O thread; N: N workers. */
       executionWorkers?: number;
+      /** Nice levels the execution workers run below the target (absent: the pool's default). */
+      executionWorkerNice?: number;
       /** CPU weight of tenants on the execution workers (absent: 1). */
       weights?: ReadonlyMap<string, number>;
     },
@@ -220,6 +222,7 @@ export class ProgramService {
             workers: workers < 0 ? defaultExecutionWorkers() : workers,
             scheduler: limits.scheduler,
             weights: limits.weights,
+            nice: limits.executionWorkerNice,
             log,
           });
     this.runtime = new StorageRuntime({

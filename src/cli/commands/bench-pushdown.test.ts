@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { benchIoCommand } from '../../bench/io-bench.js';
 import { UsageError } from '../../errors.js';
-import { scalingConfigs } from './bench-pushdown.js';
+import { benchPushdownCommand, niceList, scalingConfigs } from './bench-pushdown.js';
 
 describe('bench scaling flags', () => {
   it('turns --execution-workers and --io-threads into target configurations', () => {
@@ -64,5 +64,18 @@ describe('bench scaling flags', () => {
     const out = { write: () => true };
     await assert.rejects(benchIoCommand.run(['--io-threads', '1'], { stdout: out }), UsageError);
     await assert.rejects(benchIoCommand.run(['--io-threads', '99'], { stdout: out }), UsageError);
+  });
+
+  it('--worker-nice takes up to 4 nice increments 0-19, and only with --fairness', async () => {
+    assert.deepEqual(niceList('0,10'), [0, 10]);
+    assert.deepEqual(niceList(' 19 '), [19]);
+    assert.deepEqual(niceList('0,5,10,19'), [0, 5, 10, 19]);
+    for (const bad of ['-1', '20', '1.5', 'x', '', '0,1,2,3,4']) assert.throws(() => niceList(bad), UsageError, bad);
+    const out = { write: () => true };
+    await assert.rejects(benchPushdownCommand.run(['--worker-nice', '0'], { stdout: out, stderr: out }), UsageError);
+    await assert.rejects(
+      benchPushdownCommand.run(['--fairness', '--worker-nice', '20'], { stdout: out, stderr: out }),
+      UsageError,
+    );
   });
 });

@@ -6,7 +6,7 @@
  * (src/showcase/rtt.ts).
  */
 import { join } from 'node:path';
-import { type DataPathFigures, formatDataPath, measureDataPath } from '../../bench/pushdown-floors.js';
+import { type DataPathFigures, fairnessPlan, formatDataPath, measureDataPath } from '../../bench/pushdown-floors.js';
 import { formatScanRate, measureScanRate, type ScanRateFigures } from '../../bench/scan-rate.js';
 import type { WorkersConfig } from '../../bench/workers-bench.js';
 import { UsageError } from '../../errors.js';
@@ -17,12 +17,14 @@ import { say, times } from '../../showcase/report.js';
 import { benchRtt, formatRttTable, type RttSweep, rttFigureFiles } from '../../showcase/rtt.js';
 import { ROW_SIZE_BYTES } from '../../showcase/table.js';
 import { parseListen } from '../../target/serve.js';
+import { MAX_NICE } from '../../target/thread-priority.js';
 import { REPO_ROOT } from '../../testing/conformance-data.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
 import type { Command } from './command.js';
 
 const USAGE = `nearbpf bench-pushdown [--quick] [--metrics] [--netns] [--rtt] [--out DIR]
        nearbpf bench-pushdown [--execution-workers LIST] [--io-threads N] [--ops N]
+       nearbpf bench-pushdown --fairness [--quick] [--worker-nice LIST]
 
 Runs an NVMe/TCP target as a separate process on 127.0.0.1, builds B+-trees of depth 1..6 and a
 table through NVMe writes, and measures storage functions pushed down to the target against the
@@ -39,7 +41,14 @@ headline ratios against the targets.
             through the proxy at +0, +25, +100 and +500 µs RTT (12.5/50/250 µs each way), with the
             RTT the proxy achieves measured by a ping-pong; writes pushdown-gain-by-rtt.{csv,svg}.
             The proxy adds its own per-chunk cost: the +0 µs proxy row shows it, so read the delayed
-            rows against that row (under a minute)`;
+            rows against that row (under a minute)
+  --fairness
+            only the fairness figures: a victim tenant's plain-read and pushed-lookup p99 alone and
+            next to another tenant's long chains (from a client process of its own), in rounds,
+            with the median of the rounds' ratios
+  --worker-nice LIST
+            with --fairness: one target per value of programs.executionWorkerNice (0-19, e.g.
+            0,19), rounds interleaved (default: the configured default only)`;
 
 function printRtt(rtt: readonly RttFigure[], write: (s: string) => unknown): void {
   write('\npushdown gain against RTT (depth-6 lookup p50 at QD1, 16 outstanding lookups, 1% scan):\n');
@@ -61,6 +70,13 @@ function count(text: string, flag: string, min: number, max: number): number {
     throw new UsageError(`${flag} takes whole numbers ${min}-${max}, got '${text}'`);
   }
   return n;
+}
+
+/** `--worker-nice 0,19`: nice increments of the execution workers, 0-19 each. */
+export function niceList(text: string): number[] {
+  const list = text.split(',').map((v) => count(v.trim(), '--worker-nice', 0, MAX_NICE));
+  if (list.length > 4) throw new UsageError(`--worker-nice takes at most 4 values, got ${list.length}`);
+  return list;
 }
 
 /** The configurations of a scaling run: each worker count on the main thread, then 1+1 vs N+N. */
@@ -91,6 +107,8 @@ export const benchPushdownCommand: Command = {
       'execution-workers': { type: 'string' },
       'io-threads': { type: 'string' },
       ops: { type: 'string' },
+      fairness: { type: 'boolean' },
+      'worker-nice': { type: 'string' },
       // Internal: the client side of --netns, run inside the client namespace.
       role: { type: 'string' },
       connect: { type: 'string' },
@@ -108,6 +126,16 @@ export const benchPushdownCommand: Command = {
       const profile = values.profile === 'rtt' ? 'rtt' : 'full';
       const figures = await runClient({ host, port, plan, build: values.build ?? false, profile }, err);
       io.stdout.write(`${JSON.stringify(figures)}\n`);
+      return 0;
+    }
+
+    if (values['worker-nice'] !== undefined && !values.fairness) throw new UsageError('--worker-nice goes with --fairness');
+    if (values.fairness) {
+      const nices = values['worker-nice'] === undefined ? [undefined] : niceList(values['worker-nice']);
+      const { benchFairness, formatFairnessBench } = await import('../../bench/fairness-bench.js');
+      say(err, `bench-pushdown --fairness${plan.quick ? ' --quick' : ''}`);
+      const figures = await benchFairness({ plan, nices, progress: (s) => say(err, s) });
+      io.stdout.write(formatFairnessBench(figures));
       return 0;
     }
 
@@ -131,7 +159,11 @@ export const benchPushdownCommand: Command = {
       say(err, `bench-pushdown${plan.quick ? ' --quick' : ''}: loopback (target process on 127.0.0.1)`);
       figures = await benchLoopback(plan, err, async (target) => {
         say(err, '  data path: floors, server CPU per lookup, fairness');
-        dataPath = await measureDataPath(target, { latency: plan.latencyOps, throughput: plan.throughputOps });
+        dataPath = await measureDataPath(target, {
+          latency: plan.latencyOps,
+          throughput: plan.throughputOps,
+          fairness: fairnessPlan(plan.quick),
+        });
         say(err, '  scan rate against a local sequential read');
         const table = { nsid: TABLE_NSID, imagePath: join(target.dataDir, `showcase-ns${TABLE_NSID}.img`) };
         scanRate = await measureScanRate(
