@@ -186,6 +186,24 @@ describe('execution hand-off rings', () => {
     assert.equal(producer.outstanding(0), 0);
   });
 
+  it('a worker wakes its producer after taking only when the ring was full (a backlog may wait for the room)', () => {
+    const { producer, workerEnds, links } = pair();
+    const producerWake = new WakeWord(links[0].producerWake);
+    const running: number[] = [];
+    producer.submit(0, submission(1), () => {});
+    let bumps = producerWake.seen();
+    workerEnds[0].takeAll((t) => running.push(t.id));
+    assert.equal(producerWake.seen(), bumps, 'a take from a ring with room wakes nobody: the completion will');
+    workerEnds[0].completed(1, 7, 0, 0n, new Uint8Array(0), stats(1));
+    assert.equal(producerWake.seen(), bumps + 1, 'a completion wakes the producer');
+    producer.drain();
+    running.length = 0;
+    for (let id = 2; id <= RING_SLOTS + 5; id++) producer.submit(0, submission(id), () => {});
+    bumps = producerWake.seen();
+    workerEnds[0].takeAll((t) => running.push(t.id));
+    assert.equal(producerWake.seen(), bumps + 1, 'room made in a full ring wakes the producer to move its backlog');
+  });
+
   it(`fails an execution at once past ${MAX_BACKLOG} waiting (nothing waits unboundedly)`, () => {
     const { producer } = pair();
     let failures = 0;

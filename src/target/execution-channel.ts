@@ -341,10 +341,7 @@ export class ExecutionProducer {
         this.ringCompletions++;
         this.complete(id, null, { returnValue, output, stats }, stats);
       }
-      const backlog = this.backlog[w];
-      let moved = 0;
-      while (moved < backlog.length && this.write(w, backlog[moved])) moved++;
-      if (moved > 0) backlog.splice(0, moved);
+      this.refill(w);
       // The worker may hold submissions back for want of completion room: tell it there is room.
       if (took > 0 && this.submissions[w].size > 0) this.workerWakes[w].wake();
       if (took > 0) this.busyChanged(w);
@@ -360,6 +357,17 @@ export class ExecutionProducer {
     if (error === null) this.completedBy[p.worker]++;
     Atomics.sub(this.inflight, p.worker, 1);
     p.done(error, result, stats);
+    // A completion by message frees no ring slot, but the worker may have made room while taking
+    // (it wakes this thread for that only when it found the ring full).
+    if (this.backlog[p.worker].length > 0) this.refill(p.worker);
+  }
+
+  /** Move worker `w`'s backlog into its submission ring, in order, as far as there is room. */
+  private refill(w: number): void {
+    const backlog = this.backlog[w];
+    let moved = 0;
+    while (moved < backlog.length && this.write(w, backlog[moved])) moved++;
+    if (moved > 0) backlog.splice(0, moved);
   }
 
   /** Worker `index` died: every execution and ping this producer had on it fails with `error`. */
@@ -448,6 +456,10 @@ export class WorkerLink {
    */
   takeAll(take: (s: TakenSubmission) => void): number {
     const ring = this.submissions;
+    // Only a full ring can have left submissions in the producer's backlog: then the room made here
+    // is worth a wake-up. Otherwise the completion that follows every take wakes it anyway.
+    const wasFull = ring.free === 0;
+    let ponged = false;
     let taken = 0;
     for (let at = ring.peek(); at >= 0; at = ring.peek()) {
       if (this.running + 1 > this.completions.free) break;
@@ -457,7 +469,7 @@ export class WorkerLink {
       taken++;
       if (kind === KIND_PING) {
         ring.release();
-        this.pong(id);
+        ponged = this.pong(id) || ponged;
         continue;
       }
       const inputLength = u32[u32Index(at + S_INPUT_LEN)];
@@ -487,18 +499,20 @@ export class WorkerLink {
         ring.release();
       }
     }
-    if (taken > 0) this.producerWake.wake();
+    if (ponged || (taken > 0 && wasFull)) this.producerWake.wake();
     return taken;
   }
 
-  private pong(id: number): void {
+  /** Answer a ping in the completion ring; false (the ping is lost) only if there were no room. */
+  private pong(id: number): boolean {
     const ring = this.completions;
     const at = ring.reserve();
-    // Room is kept for running executions only; a ping finding none waits for the next pass.
-    if (at < 0) return;
+    // takeAll takes a ping only with room for it beyond the running executions' completions.
+    if (at < 0) return false;
     ring.u32[u32Index(at + C_ID)] = id;
     ring.u32[u32Index(at + C_KIND)] = KIND_PONG;
     ring.publish();
+    return true;
   }
 
   /** Whether `output` can complete through the ring (else: the `done` message). */
