@@ -14,6 +14,7 @@ import { ProgramClient } from '../client/programs.js';
 import { assemble, encodeProgram } from '../isa/index.js';
 import { spawnTarget } from '../showcase/bench.js';
 import { SHOWCASE_NQN } from '../showcase/nvme.js';
+import { benchCommandLine } from './args.js';
 import { FloorClient, spawnFloorServer } from './floor-server.js';
 import { processCpuNs, selfCpuUs } from './proc-cpu.js';
 
@@ -88,7 +89,9 @@ function format(rows: readonly Row[], floor: Row): string {
 }
 
 async function main(): Promise<void> {
-  const runs = process.argv.includes('--quick') ? 500 : 3000;
+  const runs = benchCommandLine('usage: npm run bench:exec [-- --quick]', { quick: { type: 'boolean' } }, (values) =>
+    values.quick ? 500 : 3000,
+  );
   const dir = await mkdtemp(join(tmpdir(), 'nearbpf-bench-exec-'));
   const target = await spawnTarget(dir, [{ nsid: 1, sizeBytes: 16 << 20 }], { host: '127.0.0.1', port: 0 });
   const floor = await spawnFloorServer();

@@ -14,13 +14,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { assemble, encodeProgram } from '../isa/index.js';
 import { rng } from '../showcase/pushdown.js';
 import { PrometheusTargetMetrics } from '../target/metrics.js';
 import { LIST_WALK_ASM } from '../testing/storage-programs.js';
+import { benchCommandLine, integerOption } from './args.js';
 import { type BenchResult, measure, type ServeProcess, spawnServe } from './io-bench.js';
 import { processCpuNs } from './proc-cpu.js';
 
@@ -195,17 +195,14 @@ export async function benchMetricsOverhead(options: { ops: number; pairs: number
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({
-    options: { ops: { type: 'string' }, pairs: { type: 'string' }, 'size-mib': { type: 'string' } },
-  });
-  const ops = Number(values.ops ?? 3000);
-  const pairs = Number(values.pairs ?? 4);
-  const sizeMib = Number(values['size-mib'] ?? 16);
-  for (const [n, v] of [
-    ['ops', ops],
-    ['pairs', pairs],
-    ['size-mib', sizeMib],
-  ] as const)
-    if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${n} must be a positive integer`);
-  process.stdout.write(await benchMetricsOverhead({ ops, pairs, sizeBytes: sizeMib << 20 }));
+  const options = benchCommandLine(
+    'usage: npm run bench:metrics [-- --ops N] [--pairs N] [--size-mib N]',
+    { ops: { type: 'string' }, pairs: { type: 'string' }, 'size-mib': { type: 'string' } },
+    (values) => ({
+      ops: integerOption(values, 'ops', 3000, 1, 10_000_000),
+      pairs: integerOption(values, 'pairs', 4, 1, 64),
+      sizeBytes: integerOption(values, 'size-mib', 16, 1, 4096) << 20,
+    }),
+  );
+  process.stdout.write(await benchMetricsOverhead(options));
 }

@@ -18,6 +18,7 @@ import { assemble, type Instruction } from '../isa/index.js';
 import { loadObject } from '../loader/index.js';
 import { REPO_ROOT } from '../testing/conformance-data.js';
 import { VerifierError, type VerifyOptions, verifyProgram } from '../verifier/index.js';
+import { benchCommandLine, integerOption } from './args.js';
 
 /**
  * Blocks of ALU work on an unknown value, a stack spill/fill, and a diamond on an unknown bit whose
@@ -74,7 +75,9 @@ interface Row {
 
 const rows: Row[] = [];
 /** Runs per measurement (`--runs N`); the table shows the median. */
-const RUNS = Math.max(1, Number(process.argv[process.argv.indexOf('--runs') + 1]) || 3);
+const RUNS = benchCommandLine('usage: npm run bench:verifier [-- --runs N]', { runs: { type: 'string' } }, (values) =>
+  integerOption(values, 'runs', 3, 1, 100),
+);
 
 function measure(name: string, program: readonly Instruction[], options: VerifyOptions, targetMs: number): void {
   const times: number[] = [];
