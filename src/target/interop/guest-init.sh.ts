@@ -295,8 +295,19 @@ if [ "$MODE" = multipath ]; then
     done
     echo "port $1 path state: $(state_of "$1")"; return 1
   }
+  # Linux scans a new controller's namespaces asynchronously: the second path can appear a moment
+  # after \`nvme connect\` returns (seconds on a loaded host), so look for up to 10 s.
   one_namespace() {
     wait_devs || return 1
+    i=0
+    until paths_of_ns1 quiet; do
+      i=$((i+1)); [ $i -ge 100 ] && { paths_of_ns1; return 1; }
+      sleep 0.1
+    done
+    paths_of_ns1
+  }
+  # paths_of_ns1 [quiet]: one device for namespace 1 with a path through each port's controller.
+  paths_of_ns1() {
     SUBSYS=""
     for s in /sys/class/nvme-subsystem/nvme-subsys*; do [ "$(cat "$s/subsysnqn")" = "$NQN" ] && SUBSYS=$s; done
     # The hidden per-path devices nvme<subsys>c<ctrl>n<ns> of namespace 1, one per controller.
@@ -307,7 +318,7 @@ if [ "$MODE" = multipath ]; then
       case "\${b##*/}" in nvme*c*) continue ;; esac
       [ "$(cat "$b/device/subsysnqn" 2>/dev/null)" = "$NQN" ] && [ "$(cat "$b/nsid")" = 1 ] && heads=$((heads+1))
     done
-    echo "NEARBPF-INFO subsystem $SUBSYS: controllers $(ls "$SUBSYS" | grep -E '^nvme[0-9]+$' | tr '\\n' ' ')namespace 1 = $NS1 ($heads device, paths: $paths)"
+    [ "$1" = quiet ] || echo "NEARBPF-INFO subsystem $SUBSYS: controllers $(ls "$SUBSYS" | grep -E '^nvme[0-9]+$' | tr '\\n' ' ')namespace 1 = $NS1 ($heads device, paths: $paths)"
     [ "$heads" = 1 ] && [ "$npaths" = 2 ] && [ "$(ctrl_of 4420)" != "$(ctrl_of 4421)" ]
   }
   round_robin() { echo round-robin > "$SUBSYS/iopolicy" && [ "$(cat "$SUBSYS/iopolicy")" = round-robin ]; }
