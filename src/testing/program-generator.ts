@@ -398,6 +398,8 @@ class ProgramGenerator {
   private readonly fnLabels: string[];
   /** Registers the current statement may not write (loop counters, the recursion argument). */
   private readonly reserved = new Set<Register>();
+  /** Pointers walked by the enclosing counted loops (innermost last): preferred bases of accesses. */
+  private readonly walkers: Register[] = [];
   private fnIndex = 0;
   private loopDepth = 0;
   /** Labels of the current function that will be placed after the current point: forward jump targets. */
@@ -587,8 +589,10 @@ class ProgramGenerator {
     const trips = rng.between(0, 6);
     const width = rng.pick([32, 64] as Width[]);
     const inner = rng.between(1, Math.min(6, budget));
+    const walker = this.startWalker();
     const body = () => {
       this.withOpenLabel(done, () => this.sequence(inner, depth + 1, exitLabel));
+      if (walker !== undefined) asm.emit(alu(64, 'add', walker.reg, imm(walker.stride)));
       if (rng.chance(0.2)) asm.emitTo(this.condition(), done); // break
     };
     switch (rng.below(3)) {
@@ -624,7 +628,40 @@ class ProgramGenerator {
     this.simpleInstruction();
     this.loopDepth--;
     this.reserved.delete(counter);
+    if (walker !== undefined) {
+      this.walkers.pop();
+      this.reserved.delete(walker.reg);
+    }
     return inner + 3;
+  }
+
+  /**
+   * Sometimes, a pointer the loop walks by a constant stride (`p += stride` each iteration), which
+   * the body's accesses use as their base: into the data region, the frame, or (when wild) from
+   * anywhere, so walks run off region ends in later iterations. The JIT hoists such accesses' bounds
+   * checks out of unrolled loops (src/vm/jit/bounds.ts); this is what exercises them.
+   */
+  private startWalker(): { reg: Register; stride: number } | undefined {
+    const { asm, rng } = this;
+    const free = ([1, 2, 3, 4, 5] as Register[]).filter((r) => !this.reserved.has(r));
+    if (free.length === 0 || !rng.chance(0.35)) return undefined;
+    const w = rng.pick(free);
+    if (this.wild()) {
+      if (rng.chance(0.5)) {
+        asm.emit(alu(64, 'mov', w, reg(DATA_POINTER)));
+        asm.emit(alu(64, 'add', w, imm(this.plan.dataSize - rng.between(0, 4))));
+      } else this.setRandomValue(w, true);
+    } else if (rng.chance(0.75)) {
+      asm.emit(alu(64, 'mov', w, reg(DATA_POINTER)));
+      asm.emit(alu(64, 'add', w, imm(rng.between(0, this.plan.dataSize))));
+    } else {
+      asm.emit(alu(64, 'mov', w, reg(FRAME_POINTER)));
+      asm.emit(alu(64, 'add', w, imm(-rng.between(8, 512))));
+    }
+    const walker = { reg: w, stride: rng.pick([1, 2, 3, 4, 8, 12, -1, -4, -8]) };
+    this.reserved.add(w);
+    this.walkers.push(w);
+    return walker;
   }
 
   /**
@@ -890,6 +927,8 @@ class ProgramGenerator {
    */
   private address(size: number, access: 'read' | 'write', scratch?: Register): { base: Register; offset: number } {
     const { rng } = this;
+    const walker = this.walkers.at(-1);
+    if (walker !== undefined && rng.chance(0.5)) return { base: walker, offset: rng.between(-8, 24) };
     const { dataSize, readOnlySize } = this.plan;
     const roRegister = () => {
       const base = scratch ?? this.writableRegister();

@@ -28,6 +28,9 @@ export interface FuzzSummary {
   instructionKinds: Map<string, number>;
   structuredFunctions: number;
   dispatchedFunctions: number;
+  /** Programs with loads or stores under a hoisted bounds check (jit/bounds.ts), and those of them that fault on memory. */
+  hoistingPrograms: number;
+  hoistingMemoryFaults: number;
   first?: { generated: GeneratedProgram; comparison: Comparison };
 }
 
@@ -42,6 +45,8 @@ export function fuzz(seed: number, count: number, timeBudgetMs = Number.POSITIVE
     instructionKinds: new Map(),
     structuredFunctions: 0,
     dispatchedFunctions: 0,
+    hoistingPrograms: 0,
+    hoistingMemoryFaults: 0,
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
   const deadline = performance.now() + timeBudgetMs;
@@ -64,6 +69,11 @@ export function fuzz(seed: number, count: number, timeBudgetMs = Number.POSITIVE
     for (const s of comparison.structured ?? []) {
       if (s) summary.structuredFunctions++;
       else summary.dispatchedFunctions++;
+    }
+    if ((comparison.hoistedAccesses ?? 0) > 0) {
+      summary.hoistingPrograms++;
+      if (comparison.interpreter.kind === 'error' && comparison.interpreter.code === 'ERR_MEMORY_ACCESS')
+        summary.hoistingMemoryFaults++;
     }
     if (!comparison.agree) {
       summary.disagreements++;
@@ -104,6 +114,9 @@ function main(): number {
   const byKind = [...s.instructionKinds].sort((a, b) => a[0].localeCompare(b[0]));
   console.log(byKind.map(([k, n]) => `${k}=${n}`).join(' '));
   console.log(`functions: ${s.structuredFunctions} structured, ${s.dispatchedFunctions} dispatched`);
+  console.log(
+    `programs with bounds checks hoisted out of unrolled loops: ${s.hoistingPrograms} (${s.hoistingMemoryFaults} of them fault on memory)`,
+  );
   console.log(`also run in verified memory mode (no memory fault in checked mode): ${s.verifiedCompared}`);
   console.log(`disagreements: ${s.disagreements}`);
   if (s.first === undefined) return 0;

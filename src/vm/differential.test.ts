@@ -65,6 +65,11 @@ describe('interpreter and JIT agree on generated programs', () => {
     assert.ok((summary.outcomes.get('ok') ?? 0) > PROGRAM_COUNT / 2, JSON.stringify(seen));
   });
 
+  it('exercise bounds checks hoisted out of unrolled loops (walking pointers), faulting ones too', () => {
+    assert.ok(summary.hoistingPrograms >= PROGRAM_COUNT / 10, `${summary.hoistingPrograms} programs`);
+    assert.ok(summary.hoistingMemoryFaults >= 50, `${summary.hoistingMemoryFaults} faulting`);
+  });
+
   it('exercise both structured and dispatched (irreducible) functions', () => {
     assert.ok(summary.dispatchedFunctions >= 100, `${summary.dispatchedFunctions} dispatched`);
     assert.ok(summary.structuredFunctions > summary.dispatchedFunctions);

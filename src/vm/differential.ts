@@ -88,6 +88,8 @@ export interface Comparison {
   readonly diff?: string;
   /** Per function, whether the JIT structured it (false: dispatch loop). Absent if it failed to load. */
   readonly structured?: readonly boolean[];
+  /** Loads and stores the checked JIT compiled under a hoisted bounds check (jit/bounds.ts). Absent if it failed to load. */
+  readonly hoistedAccesses?: number;
   /** Whether the verified-mode JIT ran too (see `DifferentialOptions.alsoVerified`). */
   readonly verifiedCompared?: boolean;
 }
@@ -96,7 +98,8 @@ export interface Comparison {
 export function compareEngines(program: Program, options: DifferentialOptions): Comparison {
   const interpreter = runOn('interpreter', program, options);
   const jit = runOn('jit', program, options);
-  const structured = jit.structured === undefined ? {} : { structured: jit.structured };
+  const structured =
+    jit.structured === undefined ? {} : { structured: jit.structured, hoistedAccesses: jit.hoistedAccesses ?? 0 };
   const first = firstDifference(interpreter.outcomes, jit.outcomes);
   if (first !== undefined) return { agree: false, ...first, ...structured };
   const last = { interpreter: interpreter.outcomes.at(-1) as Outcome, jit: jit.outcomes.at(-1) as Outcome };
@@ -127,7 +130,7 @@ function runOn(
   kind: EngineKind,
   program: Program,
   options: DifferentialOptions,
-): { outcomes: Outcome[]; structured?: readonly boolean[] } {
+): { outcomes: Outcome[]; structured?: readonly boolean[]; hoistedAccesses?: number } {
   const readOnly = options.readOnlyMemory ?? new Uint8Array(0);
   const memory = createSandbox(differentialRegions(options.memory.length, readOnly.length));
   memory.bytes(DIFFERENTIAL_DATA_REGION_ID).set(options.memory);
@@ -158,6 +161,7 @@ function runOn(
   });
   let engine: Engine;
   let structured: readonly boolean[] | undefined;
+  let hoistedAccesses: number | undefined;
   const engineOptions = {
     helpers: helperTable(helpers),
     memory,
@@ -167,6 +171,7 @@ function runOn(
     if (kind === 'jit') {
       const jit = new JitEngine(program, { ...engineOptions, memoryMode: options.jitMemoryMode ?? 'checked' });
       structured = jit.compiled.structured;
+      hoistedAccesses = jit.compiled.hoistedAccesses;
       engine = jit;
     } else engine = new Interpreter(program, engineOptions);
   } catch (e) {
@@ -182,7 +187,7 @@ function runOn(
       outcomes.push(errorOutcome(e, snapshot()));
     }
   }
-  return { outcomes, structured };
+  return { outcomes, structured, hoistedAccesses };
 }
 
 function errorOutcome(e: unknown, state: { memory: Uint8Array; stack: Uint8Array }): Outcome {

@@ -789,3 +789,102 @@ describe('unrolled inner loops (jit/unroll.ts) run out of fuel exactly where the
     }
   });
 });
+
+describe('bounds checks hoisted out of unrolled loops (jit/bounds.ts) fault exactly where the interpreter does', () => {
+  // r1 = a 64-byte writable data region (then an 8-byte read-only one, the end of the sandbox), r2 =
+  // 64, r3 = the read-only region. Checked mode: each program's hoisted accesses must exist (or not),
+  // and with every budget the engines agree on r0, fuel, the faulting pc, address and size, memory
+  // and stack, including partial writes before a fault.
+  const loops: { name: string; program: string; hoisted: boolean }[] = [
+    {
+      name: 'a byte walk that reads past the sandbox (guard fails near the end: the slow path faults)',
+      program:
+        'mov %r0, 0\nmov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5+2]\nadd %r0, %r6\nadd %r4, 1\njlt %r4, 90, l\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a walking pointer storing before it loads past the end (partial writes agree)',
+      program:
+        'mov %r0, 0\nmov %r5, %r1\nmov %r4, 0\nl:\nstxb [%r5+0], %r4\nldxdw %r6, [%r5+1]\nadd %r0, %r6\nadd %r5, 3\nadd %r4, 1\njlt %r4, 40, l\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a walk down, below the region (writes into the stack region, then faults)',
+      program:
+        'mov %r5, %r1\nadd %r5, 60\nmov %r4, 0\nl:\nstxw [%r5+0], %r4\nsub %r5, 12\nadd %r4, 1\njlt %r4, 800, l\nmov %r0, %r4\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'writes walking from the data region into the read-only one',
+      program: 'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nstxh [%r5+0], %r4\nadd %r4, 2\njlt %r4, 80, l\nmov %r0, %r4\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a table indexed by a masked byte (counts on the stack)',
+      program:
+        'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nand %r6, 60\nmov %r7, %r10\nadd %r7, -64\nadd %r7, %r6\nldxw %r8, [%r7]\nadd %r8, 1\nstxw [%r7], %r8\nadd %r4, 1\njlt %r4, %r2, l\nldxw %r0, [%r10-64]\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a masked index that reaches past the sandbox (the hoisted range fails: the slow path faults)',
+      program:
+        'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nand %r6, 255\nmov %r7, %r10\nadd %r7, -64\nadd %r7, %r6\nldxb %r8, [%r7]\nadd %r0, %r8\nadd %r4, 1\njlt %r4, %r2, l\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a NULL base walking up (the guard fails at once: the first access faults)',
+      program: 'mov %r5, 0\nmov %r4, 0\nl:\nldxb %r6, [%r5+16]\nadd %r5, 1\nadd %r4, 1\njlt %r4, 8, l\nmov %r0, %r4\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a base with garbage in its high bits',
+      program:
+        'lddw %r5, 0x100000000\nadd %r5, %r1\nmov %r4, 0\nl:\nldxb %r6, [%r5]\nadd %r5, 1\nadd %r4, 1\njlt %r4, 8, l\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'atomics walking the data region past its end',
+      program:
+        'mov %r5, %r1\nmov %r4, 0\nmov %r6, 1\nl:\nlock add32 [%r5+0], %r6\nlock fetch add [%r5+4], %r6\nadd %r5, 8\nadd %r4, 1\njlt %r4, 12, l\nmov %r0, %r6\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'two bases: a walk and the read-only region at a constant offset',
+      program:
+        'mov %r4, 0\nl:\nmov %r5, %r1\nadd %r5, %r4\nldxb %r6, [%r5]\nldxb %r7, [%r3+7]\nadd %r0, %r7\nadd %r0, %r6\nadd %r4, 1\njlt %r4, 70, l\nexit',
+      hoisted: true,
+    },
+    {
+      name: 'a pointer that is not affine in the iteration (32-bit arithmetic): checked per access',
+      program:
+        'mov %r4, 0\nl:\nmov32 %r5, %r4\nmul32 %r5, 7\nadd %r5, %r1\nldxb %r6, [%r5]\nadd %r0, %r6\nadd %r4, 1\njlt %r4, 12, l\nexit',
+      hoisted: false,
+    },
+    {
+      name: 'a base loaded from memory in the body: its accesses checked one by one (the stack load is hoisted)',
+      program:
+        'mov %r4, 0\nstxdw [%r10-8], %r1\nl:\nldxdw %r5, [%r10-8]\nadd %r5, %r4\nldxb %r6, [%r5]\nadd %r0, %r6\nadd %r4, 9\njlt %r4, 100, l\nexit',
+      hoisted: true,
+    },
+  ];
+  const memory = Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff);
+  const readOnlyMemory = Uint8Array.from({ length: 8 }, (_, i) => 0xf0 + i);
+  for (const { name, program, hoisted } of loops) {
+    it(name, () => {
+      const memoryOf = createSandbox([
+        { name: 'data', sizeBytes: memory.length, writable: true },
+        { name: 'rodata', sizeBytes: readOnlyMemory.length, writable: false },
+      ]);
+      const jit = new JitEngine(assemble(program), { helpers: helperTable(helpers), memory: memoryOf });
+      assert.equal(jit.compiled.unrolledLoops, 1, 'unrolled loops');
+      assert.equal(jit.compiled.hoistedAccesses > 0, hoisted, `hoisted accesses: ${jit.compiled.hoistedAccesses}`);
+      const full = compareEngines(assemble(program), { memory, readOnlyMemory, fuel: FUEL, helpers });
+      assert.ok(full.agree, full.diff);
+      const needed = full.interpreter.kind === 'ok' ? full.interpreter.fuelUsed : 2000;
+      for (let fuel = 0; fuel <= needed + 2; fuel += fuel < 200 ? 1 : 7) {
+        const c = compareEngines(assemble(program), { memory, readOnlyMemory, fuel, helpers, alsoVerified: true });
+        assert.ok(c.agree, `fuel ${fuel}: ${c.diff}`);
+      }
+    });
+  }
+});

@@ -7,6 +7,8 @@
  * observes:
  *
  *   guard:  if fuel >= UNROLL_FACTOR * maxIterationCost  -> copy 1 of the body (fast)
+ *              (and, in checked code, the hoisted ranges
+ *              of bounds.ts lie in the sandbox)
  *           else                                          -> the body as it was (slow)
  *   copy j: the loop's blocks, charging fuel exactly as before but without the header's test;
  *           its back edges go to copy j + 1, the last copy's to the guard
@@ -22,6 +24,7 @@
  * the fuel test run once per UNROLL_FACTOR iterations on the fast path.
  */
 import type { Instruction } from '../../isa/index.js';
+import { type HoistedBoundsCheck, hoistBoundsChecks, type SandboxBounds } from './bounds.js';
 import { analyzeControlFlow } from './cfg.js';
 
 export const UNROLL_FACTOR = 4;
@@ -49,6 +52,16 @@ export interface BlockNode {
   fuelCharge?: number;
   /** An edge of the fast path: no instructions; charges `fuelCharge` and goes to `successors[0]`. */
   readonly chargeOnly?: boolean;
+  /** On a fuel guard of checked code: ranges it also checks before taking the fast path (bounds.ts). */
+  boundsChecks?: readonly HoistedBoundsCheck[];
+  /** On a fast-path copy: slots of the accesses its guard's `boundsChecks` cover (compiled unchecked). */
+  coveredAccesses?: ReadonlySet<number>;
+}
+
+/** For checked code: the sandbox's span and the program's instructions, to hoist bounds checks (bounds.ts). */
+export interface HoistingContext {
+  readonly bounds: SandboxBounds;
+  readonly instructionAt: (pc: number) => Instruction | undefined;
 }
 
 /**
@@ -56,7 +69,7 @@ export interface BlockNode {
  * each block's instruction count at its start slot. Node 0 stays the entry. Irreducible graphs,
  * loops headed by the entry, and loops with calls or exits are left as they are.
  */
-export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array): BlockNode[] {
+export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array, hoisting?: HoistingContext): BlockNode[] {
   const facts = analyzeControlFlow(nodes.map((n) => n.successors));
   if (!facts.reducible) return [...nodes];
   const out: BlockNode[] = nodes.map((n) => ({ ...n, successors: [...n.successors] }));
@@ -100,9 +113,26 @@ export function unrollInnerLoops(nodes: readonly BlockNode[], costs: Int32Array)
     });
     out[guard].successors.push(copies[0].get(header) as number, header);
     const region = copies.flatMap((copy) => body.map((n) => copy.get(n) as number));
+    if (hoisting !== undefined) hoistInto(out, guard, region, hoisting);
     deferCharges(out, region, costs);
   }
   return out;
+}
+
+/** Bounds checks of the copies (`region`, in topological order) hoisted to their guard, where the analysis allows. */
+function hoistInto(out: BlockNode[], guard: number, region: readonly number[], hoisting: HoistingContext): void {
+  const indexIn = new Map(region.map((node, i) => [node, i]));
+  const blocks = region.map((node) => ({
+    startPc: out[node].startPc,
+    endPc: out[node].endPc,
+    next: out[node].successors.flatMap((s) => indexIn.get(s) ?? []),
+  }));
+  const { checks, covered } = hoistBoundsChecks(blocks, hoisting.instructionAt, hoisting.bounds);
+  if (checks.length === 0) return;
+  out[guard].boundsChecks = checks;
+  region.forEach((node, i) => {
+    if (covered[i].size > 0) out[node].coveredAccesses = covered[i];
+  });
 }
 
 /**
