@@ -24,9 +24,8 @@ export function blockLeaders(layout: ProgramLayout): Uint8Array {
   return leaders.subarray(0, layout.slotCount);
 }
 
-/** At each leader slot, the number of instructions in its block; 0 elsewhere. */
-export function blockCosts(layout: ProgramLayout): Int32Array {
-  const leaders = blockLeaders(layout);
+/** At each leader slot, the number of instructions in its block; 0 elsewhere. `leaders`: `blockLeaders(layout)`, if known. */
+export function blockCosts(layout: ProgramLayout, leaders = blockLeaders(layout)): Int32Array {
   const costs = new Int32Array(layout.slotCount);
   let leader = 0;
   for (let pc = 0; pc < layout.slotCount; pc++) {
@@ -42,8 +41,7 @@ export function blockCosts(layout: ProgramLayout): Int32Array {
  * deterministic, so both engines get the same set even for irreducible graphs). Every cycle contains
  * a back edge, so every cycle passes a checkpoint.
  */
-export function fuelCheckpoints(layout: ProgramLayout): Uint8Array {
-  const leaders = blockLeaders(layout);
+export function fuelCheckpoints(layout: ProgramLayout, leaders = blockLeaders(layout)): Uint8Array {
   const check = new Uint8Array(layout.slotCount);
   for (const fn of layout.functions) {
     const starts: number[] = [];

@@ -15,7 +15,7 @@ import {
 } from '../errors.js';
 import { encodeProgram } from '../isa/codec.js';
 import type { Program } from '../isa/instruction.js';
-import { blockCosts, fuelCheckpoints } from './blocks.js';
+import { blockCosts, blockLeaders, fuelCheckpoints } from './blocks.js';
 import {
   checkFuel,
   type Engine,
@@ -79,8 +79,9 @@ export class Interpreter implements Engine {
       this.code[pc] = view.getUint8(pc * 8) | ((regs & 0xf) << 8) | ((regs >> 4) << 12) | (view.getInt16(pc * 8 + 2, true) << 16);
       this.imm[pc] = view.getInt32(pc * 8 + 4, true);
     }
-    this.cost = blockCosts(layout);
-    this.checkpoint = fuelCheckpoints(layout);
+    const leaders = blockLeaders(layout);
+    this.cost = blockCosts(layout, leaders);
+    this.checkpoint = fuelCheckpoints(layout, leaders);
     this.withinRegion = options.withinRegion === true;
     this.low = options.memory.lowAddress;
     this.writableEnd = options.memory.writableEnd;

@@ -148,8 +148,8 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
   mb.global(I32, true, 0n);
   const firstFn = mb.nextFunctionIndex;
   const fnIndexAt = new Map(layout.functions.map((f, i) => [f.entryPc, firstFn + i]));
-  const costs = blockCosts(layout);
   const leaders = blockLeaders(layout);
+  const costs = blockCosts(layout, leaders);
   const structured: boolean[] = [];
   let inlinedCallSites = 0;
   let unrolledLoops = 0;
@@ -161,7 +161,7 @@ export function compileProgram(layout: ProgramLayout, options: CompileOptions): 
     fnIndexAt,
     options,
     inlinable: inlinableFunctions(layout, leaders, costs),
-    checkpoints: fuelCheckpoints(layout),
+    checkpoints: fuelCheckpoints(layout, leaders),
     hoisting:
       options.memoryMode === 'checked'
         ? {
