@@ -117,7 +117,7 @@ export interface Checkpoint {
   readonly anchor: Checkpoint | null;
   /** This checkpoint if it is at a loop head, else its anchor (what children take as theirs). */
   loopAnchor: Checkpoint | null;
-  /** `shapeKey` of the state: only checkpoints of the same shape can cover each other. */
+  /** Shape key of the state (`lastShapeKey`): only checkpoints of the same shape can cover each other. */
   readonly shape: number;
   /**
    * Recorded past the per-instruction cap only to cut the path's history for backtracking: never
@@ -184,11 +184,22 @@ export function newFrame(index: number, callsite: number, entryPc: number): Fram
 
 /** A copy of the state; stacks are shared copy-on-write, since most states are snapshots never written. */
 export function cloneState(s: VerifierState): VerifierState {
+  const frames = new Array<FrameState>(s.frames.length);
+  for (let i = 0; i < frames.length; i++) {
+    const f = s.frames[i];
+    f.stackShared = true;
+    // An explicit literal (not a spread): one object shape for every frame, no per-copy property lookups.
+    frames[i] = {
+      regs: f.regs.slice(),
+      stack: f.stack,
+      spills: f.spills,
+      stackShared: true,
+      callsite: f.callsite,
+      entryPc: f.entryPc,
+    };
+  }
   return {
-    frames: s.frames.map((f) => {
-      f.stackShared = true;
-      return { ...f, regs: f.regs.slice() };
-    }),
+    frames,
     pc: s.pc,
     prevPc: s.prevPc,
     parent: s.parent,
@@ -466,8 +477,14 @@ export const ALL_LIVE: Uint8Array = new Uint8Array(MASK_SLOTS + SLOT_COUNT).fill
  * make equal states look different (the kernel's clear_singular_ids).
  */
 export function clearSingularIds(s: VerifierState): void {
-  const linked = (v: RegValue | undefined) => v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID;
-  if (!s.frames.some((f) => f.regs.some(linked) || f.spills.some(linked))) return;
+  // Most states hold no linked number: find out without allocating.
+  let any = false;
+  for (const f of s.frames) {
+    for (let r = 0; r < 11 && !any; r++) any = isLinked(f.regs[r]);
+    for (let i = 0; i < SLOT_COUNT && !any; i++) any = isLinked(f.spills[i]);
+    if (any) break;
+  }
+  if (!any) return;
   const count = new Map<number, number>();
   const note = (v: RegValue | undefined) => {
     if (v?.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID) count.set(v.id, (count.get(v.id) ?? 0) + 1);
@@ -489,6 +506,8 @@ export function clearSingularIds(s: VerifierState): void {
     }
   }
 }
+
+const isLinked = (v: RegValue | undefined) => v !== undefined && v.kind === 'scalar' && v.id >= FIRST_DYNAMIC_ID;
 
 const mix = (h: number, x: number) => Math.imul(h ^ x, 0x9e3779b1) >>> 0;
 const mixBig = (h: number, x: bigint) => mix(h, Number(x & 0xffffffffn));
@@ -515,24 +534,45 @@ function mixValue(h: number, v: RegValue, bits: number): number {
 /**
  * A hash equal for states that `stateCovers(.., exact)` finds equal: a cheap first test. It hashes
  * registers and spilled registers only; states differing in plain stack bytes merely collide.
+ * Computes the shape key in the same pass and leaves it in `lastShapeKey` (one walk per prune point).
  */
 export function fingerprint(s: VerifierState, masks: readonly Uint8Array[] = s.frames.map(() => ALL_LIVE)): number {
   let h = mix(s.frames.length, s.minDataLen);
-  s.frames.forEach((f, k) => {
+  let shape = s.frames.length;
+  for (let k = 0; k < s.frames.length; k++) {
+    const f = s.frames[k];
     const mask = masks[k];
     h = mix(h, f.callsite);
-    f.regs.forEach((v, r) => {
-      h = mixValue(h, v, mask[r]);
-    });
-    for (let i = 0; i < f.spills.length; i++) {
-      const v = f.spills[i];
-      const bits = mask[MASK_SLOTS + i];
-      // An imprecise slot holding a number may equal one of plain bytes: hash only precise spills.
-      if (v && bits & LIVE && (bits & PRECISE || v.kind !== 'scalar')) h = mixValue(mix(h, i), v, bits);
+    shape = mix(shape, f.callsite);
+    for (let r = 0; r < 11; r++) {
+      const bits = mask[r];
+      if (!(bits & LIVE)) continue;
+      const v = f.regs[r];
+      h = mixValue(h, v, bits);
+      shape = mixShape(shape, v);
     }
-  });
+    for (let i = 0; i < SLOT_COUNT; i++) {
+      const v = f.spills[i];
+      if (v === undefined) continue;
+      const bits = mask[MASK_SLOTS + i];
+      if (!(bits & LIVE)) continue;
+      // An imprecise slot holding a number may equal one of plain bytes: hash only precise spills.
+      if (bits & PRECISE || v.kind !== 'scalar') h = mixValue(mix(h, i), v, bits);
+      if (v.kind !== 'scalar') shape = mixShape(mix(shape, i), v);
+    }
+  }
+  lastShapeKey = shape;
   return h;
 }
+
+/**
+ * The shape key of the state the latest `fingerprint` hashed: a hash of what covering requires to be
+ * equal whatever the precision: the call chain, the kinds of the live registers and spilled pointers,
+ * and the pointers' constant offsets. States of different shapes never cover each other (except
+ * through a live register never written in the old state, which then only misses a prune), so
+ * finished checkpoints are kept per shape.
+ */
+export let lastShapeKey = 0;
 
 /**
  * Widen `cur` so that it also contains the finished checkpoint `old` where they differ only in
@@ -593,26 +633,6 @@ export function joinState(
     else writableStack(frame).spills[w.loc - MASK_SLOTS] = w.value;
   }
   return true;
-}
-
-/**
- * A hash of what covering requires to be equal whatever the precision: the call chain, the kinds of
- * the live registers and spilled pointers, and the pointers' constant offsets. States of different
- * shapes never cover each other (except through a live register never written in the old state,
- * which then only misses a prune), so finished checkpoints are kept per shape.
- */
-export function shapeKey(s: VerifierState, masks: readonly Uint8Array[]): number {
-  let h = s.frames.length;
-  s.frames.forEach((f, k) => {
-    const mask = masks[k];
-    h = mix(h, f.callsite);
-    for (let r = 0; r < 11; r++) if (mask[r] & LIVE) h = mixShape(h, f.regs[r]);
-    for (let i = 0; i < SLOT_COUNT; i++) {
-      const v = f.spills[i];
-      if (v && v.kind !== 'scalar' && mask[MASK_SLOTS + i] & LIVE) h = mixShape(mix(h, i), v);
-    }
-  });
-  return h;
 }
 
 function mixShape(h: number, v: RegValue): number {

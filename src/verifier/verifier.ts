@@ -43,11 +43,11 @@ import {
   fingerprint,
   formatState,
   joinState,
+  lastShapeKey,
   newFrame,
   preciseNumbersCover,
   type RegValue,
   scalarValue,
-  shapeKey,
   stateCovers,
   UNKNOWN_SCALAR,
   type VerifierState,
@@ -675,7 +675,7 @@ export class Verifier implements Analysis {
       if (stateCovers(cp.state, s, true, masks)) reject(`back-edge from insn ${s.prevPc} to ${pc} forms an infinite loop`);
     }
     // Newest first: the latest proven state is the likeliest to match (e.g. the other side of a branch).
-    const shape = shapeKey(s, masks);
+    const shape = lastShapeKey; // computed by `fingerprint`
     const bucket = at.finished.get(shape);
     const finished = bucket?.scanned ?? NO_CHECKPOINTS;
     let evicted = 0;
@@ -733,6 +733,11 @@ export class Verifier implements Analysis {
       anchor,
       loopAnchor: null,
       shape,
+      // Declared up front: fields added later would give each checkpoint a separate property store.
+      precise: undefined,
+      pruneMasks: undefined,
+      preciseLocs: undefined,
+      unregistered: undefined,
     };
     cp.loopAnchor = cfg.loopHeads[pc] ? cp : anchor;
     s.history = [];
