@@ -138,10 +138,13 @@ export class PrecisionTracker {
       if (this.frameCount[f] === 0) continue;
       const frame = frames[f];
       const base = f << LOC_FRAME_SHIFT;
-      for (let i = 0; i < LOCS_PER_FRAME; i++) {
+      // Stop once every location of the frame in the set was seen (usually one or two registers).
+      let left = this.frameCount[f];
+      for (let i = 0; i < LOCS_PER_FRAME && left > 0; i++) {
         if (i === 11) i = LOC_SLOT; // registers 0-10, then the slots
         const loc = base + i;
         if (this.set[loc] === 0) continue;
+        left--;
         const v = i & LOC_SLOT ? frame.spills[i & 63] : frame.regs[i];
         if (v?.kind !== 'scalar') {
           this.del(loc);

@@ -89,10 +89,20 @@ export const SCALAR_UNKNOWN: Scalar = {
   s32max: S32_MAX,
 };
 
+/**
+ * Constants made recently, by value. Scalars are immutable, so states share them: a loop counter's
+ * values recur on every path through the loop, and a constant costs a dozen allocations to build.
+ * Bounded (cleared when full), so it never holds more than a few hundred kilobytes.
+ */
+const recentConstants = new Map<bigint, Scalar>();
+const MAX_RECENT_CONSTANTS = 4096;
+
 export function scalarConst(value: bigint): Scalar {
   const u = asUnsigned(value, 64);
+  const known = recentConstants.get(u);
+  if (known) return known;
   const u32 = u & U32_MAX;
-  return {
+  const made: Scalar = {
     t: tnumConst(u),
     umin: u,
     umax: u,
@@ -103,6 +113,9 @@ export function scalarConst(value: bigint): Scalar {
     s32min: asSigned(u32, 32),
     s32max: asSigned(u32, 32),
   };
+  if (recentConstants.size >= MAX_RECENT_CONSTANTS) recentConstants.clear();
+  recentConstants.set(u, made);
+  return made;
 }
 
 export const scalarIsConst = (s: Scalar): boolean => tnumIsConst(s.t);
