@@ -14,6 +14,7 @@ import {
   scalarConst,
   scalarConstValue,
   scalarContains,
+  scalarEquals,
   scalarFromRange,
   scalarFromSignedRange,
   scalarIn,
@@ -179,6 +180,25 @@ describe('scalar bounds', () => {
       );
     });
   }
+
+  it('two constants: refinement is exactly the concrete comparison (the fast path)', () => {
+    const value = fc.oneof(
+      bigUintN(64),
+      bigUintN(32),
+      bigUintN(4),
+      fc.constantFrom(0n, 1n, 1n << 31n, 1n << 63n, (1n << 64n) - 1n),
+    );
+    fc.assert(
+      fc.property(value, value, fc.constantFrom(...CMPS), fc.constantFrom(32 as const, 64 as const), (x, y, cmp, w) => {
+        const a = scalarConst(x);
+        const b = scalarConst(y);
+        const r = scalarRefine(cmp, a, b, w);
+        assert.equal(r !== undefined, compare(cmp, x, y, w), `${x} ${cmp}${w} ${y}`);
+        if (r) assert.ok(scalarEquals(r.a, a) && scalarEquals(r.b, b), 'constants are not narrowed');
+      }),
+      { numRuns: 2000 },
+    );
+  });
 
   // Precision the verifier relies on.
   const cases: [string, () => void][] = [

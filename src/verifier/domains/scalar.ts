@@ -704,6 +704,11 @@ function withBounds(s: Scalar, b: Bounds, w: BitWidth): Scalar | undefined {
  * undefined when no pair of values satisfies it (that branch cannot be taken).
  */
 export function scalarRefine(cmp: Comparison, a: Scalar, b: Scalar, width: BitWidth): { a: Scalar; b: Scalar } | undefined {
+  // Two constants (a loop counter against its bound): the comparison is decided, nothing narrows.
+  if (a.t.mask === 0n && b.t.mask === 0n) {
+    const mask = width === 64 ? U64_MAX : U32_MAX;
+    return concreteCompare(cmp, a.t.value & mask, b.t.value & mask, width) ? { a, b } : undefined;
+  }
   const r = boundsRefine(cmp, boundsOf(a, width), boundsOf(b, width), width);
   if (!r) return undefined;
   const ra = withBounds(a, r[0], width);
