@@ -47,6 +47,7 @@ import {
   newFrame,
   preciseNumbersCover,
   type RegValue,
+  SMALL_KEY,
   scalarValue,
   stateCovers,
   UNKNOWN_SCALAR,
@@ -196,7 +197,7 @@ const mix = (h: number, x: number) => Math.imul(h ^ x, 0x9e3779b1) >>> 0;
 function locsKey(locs: readonly number[]): number {
   let h = locs.length;
   for (const loc of locs) h = mix(h, loc);
-  return h;
+  return h & SMALL_KEY;
 }
 const sameLocs = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 

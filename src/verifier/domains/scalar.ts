@@ -90,17 +90,21 @@ export const SCALAR_UNKNOWN: Scalar = {
 };
 
 /**
- * Constants made recently, by value. Scalars are immutable, so states share them: a loop counter's
- * values recur on every path through the loop, and a constant costs a dozen allocations to build.
- * Bounded (cleared when full), so it never holds more than a few hundred kilobytes.
+ * The constants below SHARED_CONSTANTS, made once on first use. Scalars are immutable, so states
+ * share them: loop counters and small offsets recur on every path, and a constant costs a dozen
+ * allocations to build. (A cache by value of any constant cost more in BigInt hashing than it saved.)
  */
-const recentConstants = new Map<bigint, Scalar>();
-const MAX_RECENT_CONSTANTS = 4096;
+const SHARED_CONSTANTS = 4096;
+const SHARED_CONSTANTS_BIG = 4096n;
+const sharedConstants: (Scalar | undefined)[] = new Array(SHARED_CONSTANTS).fill(undefined);
 
 export function scalarConst(value: bigint): Scalar {
   const u = asUnsigned(value, 64);
-  const known = recentConstants.get(u);
-  if (known) return known;
+  const small = u < SHARED_CONSTANTS_BIG ? Number(u) : -1;
+  if (small >= 0) {
+    const known = sharedConstants[small];
+    if (known) return known;
+  }
   const u32 = u & U32_MAX;
   const made: Scalar = {
     t: tnumConst(u),
@@ -113,8 +117,7 @@ export function scalarConst(value: bigint): Scalar {
     s32min: asSigned(u32, 32),
     s32max: asSigned(u32, 32),
   };
-  if (recentConstants.size >= MAX_RECENT_CONSTANTS) recentConstants.clear();
-  recentConstants.set(u, made);
+  if (small >= 0) sharedConstants[small] = made;
   return made;
 }
 
