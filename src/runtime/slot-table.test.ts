@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { assemble } from '../isa/index.js';
-import { StorageFunction, takeSlot } from './storage-function.js';
+import { releaseSlotOf, StorageFunction, takeSlot } from './storage-function.js';
 
 const SLOTS = 3;
 
@@ -27,6 +27,25 @@ describe('shared slot table', () => {
     assert.equal(takeSlot(table, SLOTS), 1);
     assert.equal(fn.busySlots, SLOTS);
     assert.equal(table.length, SLOTS + 1, 'one word after the slots for the caller');
+  });
+
+  it('names who took a slot, and frees it on their behalf only while they hold it', () => {
+    const fn = new StorageFunction({ name: 't', program: assemble('mov %r0, 0\nexit'), slots: SLOTS, threads: 2 });
+    const table = new Int32Array(fn.shareable().slotTable);
+    const [a, b] = [0x40000101, 0x40000202];
+    assert.equal(takeSlot(table, SLOTS, a), 0);
+    assert.equal(takeSlot(table, SLOTS, b), 1);
+    assert.equal(fn.acquireSlot()?.index, 2);
+    assert.deepEqual([...table.subarray(0, SLOTS)], [a, b, 1]);
+    assert.equal(fn.busySlots, SLOTS, 'any non-zero word is taken');
+    assert.equal(releaseSlotOf(table, 0, b), false, "not b's slot");
+    assert.equal(releaseSlotOf(table, 0, a), true);
+    assert.equal(releaseSlotOf(table, 0, a), false, 'already free');
+    // Taken again by someone else: a late release for a must not free it.
+    assert.equal(takeSlot(table, SLOTS, b), 0);
+    assert.equal(releaseSlotOf(table, 0, a), false);
+    assert.equal(Atomics.load(table, 0), b);
+    assert.equal(fn.busySlots, SLOTS);
   });
 
   it('never gives one slot to two threads at once', async () => {

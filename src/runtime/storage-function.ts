@@ -99,12 +99,21 @@ export interface StorageFunctionShared {
 }
 
 /**
- * Take a free slot of a shared slot table (`count` slots, one Int32 word each: 0 free, 1 taken):
- * its index, or -1 when all are taken. Any thread that starts executions of the function may call it.
+ * Take a free slot of a shared slot table (`count` slots, one Int32 word each: 0 free, else taken,
+ * the word naming who took it: 1 for this runtime, other values the caller's): its index, or -1
+ * when all are taken. Any thread that starts executions of the function may call it.
  */
-export function takeSlot(table: Int32Array, count: number): number {
-  for (let i = 0; i < count; i++) if (Atomics.compareExchange(table, i, 0, 1) === 0) return i;
+export function takeSlot(table: Int32Array, count: number, owner = 1): number {
+  for (let i = 0; i < count; i++) if (Atomics.compareExchange(table, i, 0, owner) === 0) return i;
   return -1;
+}
+
+/**
+ * Give slot `slot` back only while `owner` still holds it (true if it did): what a thread that
+ * frees a slot on behalf of another, dead one uses, so it can never free a slot taken since.
+ */
+export function releaseSlotOf(table: Int32Array, slot: number, owner: number): boolean {
+  return Atomics.compareExchange(table, slot, owner, 0) === owner;
 }
 
 export interface StorageFunctionStats {
@@ -139,7 +148,7 @@ export class StorageFunction {
   /** Every slot, by index (built once). */
   private readonly slots: Slot[] = [];
   /**
-   * Which slots are taken: one Int32 per slot (0 free, 1 taken), then one word for the caller's
+   * Which slots are taken: one Int32 per slot (0 free, else who took it: `takeSlot`), then one word for the caller's
    * use (the target marks an unloading function there). Shared memory, so threads other than this
    * one (I/O threads starting executions) take slots from the same table and the function's
    * concurrency limit holds over all of them.
@@ -289,7 +298,7 @@ export class StorageFunction {
 
   get busySlots(): number {
     let busy = 0;
-    for (let i = 0; i < this.slotCount; i++) busy += Atomics.load(this.slotTable, i);
+    for (let i = 0; i < this.slotCount; i++) if (Atomics.load(this.slotTable, i) !== 0) busy++;
     return busy;
   }
 

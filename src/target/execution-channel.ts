@@ -82,6 +82,20 @@ export interface SharedLink {
   readonly producerWake: SharedArrayBuffer;
 }
 
+/**
+ * The slot-table word of an execution a remote producer (an I/O thread, producer >= 1) submitted
+ * to worker `worker` in its `generation`: when a producer and a worker die together, only the pool
+ * is left to give back the slots of the executions between them, and it finds them by this word
+ * (and frees each only while it still holds it: `releaseSlotOf`).
+ */
+export function remoteSlotOwner(producer: number, worker: number, generation: number): number {
+  return 0x40000000 | ((generation & 0xff) << 16) | ((worker & 0xff) << 8) | (producer & 0xff);
+}
+export const ownerProducer = (word: number) => word & 0xff;
+export const ownerWorker = (word: number) => (word >>> 8) & 0xff;
+export const ownerGeneration = (word: number) => (word >>> 16) & 0xff;
+export const isRemoteOwner = (word: number) => (word & 0x40000000) !== 0;
+
 export function createLink(producerWake: SharedArrayBuffer): SharedLink {
   return {
     submissions: SlotRing.create(RING_SLOTS, SLOT_BYTES).shareable(),

@@ -27,11 +27,16 @@ import type { ExecutionBudget } from '../runtime/budget.js';
 import { ExecutionWorkerError } from '../runtime/errors.js';
 import type { ExecutionMode, ExecutionRequest, StorageExecutor } from '../runtime/execution.js';
 import type { SchedulerOptions } from '../runtime/scheduler.js';
-import type { Slot, StorageFunction } from '../runtime/storage-function.js';
+import { releaseSlotOf, type Slot, type StorageFunction } from '../runtime/storage-function.js';
 import {
   createLink,
   type Done,
   ExecutionProducer,
+  isRemoteOwner,
+  ownerGeneration,
+  ownerProducer,
+  ownerWorker,
+  remoteSlotOwner,
   type SharedLink,
   type Submission,
   takeOrphans,
@@ -102,12 +107,14 @@ export interface PoolShare {
   readonly workerWakes: readonly SharedArrayBuffer[];
   /** Executions in flight per worker, over every producer. */
   readonly inflight: SharedArrayBuffer;
+  /** Each worker's generation now (replacements so far, modulo 256: `remoteSlotOwner`). */
+  readonly generations: readonly number[];
 }
 
 /** How the pool reaches a producer on another thread. */
 export interface RemoteProducer {
-  /** Worker `index` was replaced: fail what was on it, then submit through `link`. */
-  replaced(index: number, link: SharedLink): void;
+  /** Worker `index` was replaced: fail what was on it, then submit through `link` (its `generation` now). */
+  replaced(index: number, link: SharedLink, generation: number): void;
   /** A completion that came by message (an error, or an output too large for a slot). */
   done(m: FromWorker & { t: 'done' }): void;
 }
@@ -150,6 +157,8 @@ export class ExecutionPool implements StorageExecutor {
   private readonly remotes: RemoteProducer[] = [];
   /** Producers whose thread died. */
   private readonly deadProducers = new Set<number>();
+  /** Replacements of each worker so far, modulo 256 (`remoteSlotOwner`). */
+  private readonly generations: number[] = [];
   private readonly producer: ExecutionProducer;
   private running = false;
   /** Workers replaced after dying (statistics, tests). */
@@ -169,6 +178,7 @@ export class ExecutionPool implements StorageExecutor {
     this.threads = n;
     this.inflightCounts = new Int32Array(new SharedArrayBuffer(4 * n));
     for (let i = 0; i < n; i++) {
+      this.generations.push(0);
       this.workers.push({
         index: i,
         worker: undefined as unknown as Worker,
@@ -215,6 +225,7 @@ export class ExecutionPool implements StorageExecutor {
       links: this.workers.map((w) => w.links[producer]),
       workerWakes: this.workers.map((w) => w.wake.buffer),
       inflight: this.inflightCounts.buffer as SharedArrayBuffer,
+      generations: this.generations.slice(),
     };
   }
 
@@ -225,13 +236,28 @@ export class ExecutionPool implements StorageExecutor {
   producerDied(producer: number): void {
     if (producer < 1 || producer >= this.producerWakes.length || this.deadProducers.has(producer)) return;
     this.deadProducers.add(producer);
+    // Its executions on workers that died before it learnt of it (it never failed them): over.
+    this.reclaim((word) => ownerProducer(word) === producer && ownerGeneration(word) !== this.generations[ownerWorker(word)]);
     if (!this.running) return;
     for (const w of this.workers) this.post(w, { t: 'producer-dead', producer });
   }
 
-  private orphan(program: number, slot: number): void {
+  /** A dead producer's execution on worker `worker` (its current generation) is over. */
+  private orphan(program: number, slot: number, producer: number, worker: number): void {
+    const owner = remoteSlotOwner(producer, worker, this.generations[worker]);
     for (const p of this.programs.values()) {
-      if (p.id === program && slot < p.fn.slotCount) Atomics.store(p.fn.slotTable, slot, 0);
+      if (p.id === program && slot < p.fn.slotCount) releaseSlotOf(p.fn.slotTable, slot, owner);
+    }
+  }
+
+  /** Free every slot, of every program, whose remote owner word `dead` says is over. */
+  private reclaim(dead: (word: number) => boolean): void {
+    for (const p of this.programs.values()) {
+      const table = p.fn.slotTable;
+      for (let i = 0; i < p.fn.slotCount; i++) {
+        const word = Atomics.load(table, i);
+        if (isRemoteOwner(word) && ownerWorker(word) < this.workers.length && dead(word)) releaseSlotOf(table, i, word);
+      }
     }
   }
 
@@ -278,6 +304,7 @@ export class ExecutionPool implements StorageExecutor {
       scheduler: this.options.scheduler ?? {},
       weights: Object.fromEntries(this.options.weights ?? []),
       nice: this.nice,
+      generation: this.generations[slot.index],
     };
     const worker = new Worker(new URL('./execution-worker.js', import.meta.url), { workerData: { executionWorker: init } });
     slot.worker = worker;
@@ -326,7 +353,7 @@ export class ExecutionPool implements StorageExecutor {
     switch (m.t) {
       case 'done': {
         if (m.producer !== 0) {
-          if (this.deadProducers.has(m.producer)) this.orphan(m.program, m.slot);
+          if (this.deadProducers.has(m.producer)) this.orphan(m.program, m.slot, m.producer, slot.index);
           else this.remotes[m.producer - 1]?.done(m);
           return;
         }
@@ -349,7 +376,7 @@ export class ExecutionPool implements StorageExecutor {
         return;
       case 'producer-dead-ack':
         // The worker writes no more completions for it: the ones it wrote give their slots back.
-        takeOrphans(slot.links[m.producer], (program, s) => this.orphan(program, s));
+        takeOrphans(slot.links[m.producer], (program, s) => this.orphan(program, s, m.producer, slot.index));
         return;
       case 'ready':
         slot.priority = m.priority;
@@ -374,7 +401,15 @@ export class ExecutionPool implements StorageExecutor {
     this.producer.failWorker(slot.index, failure);
     for (let k = 0; k < slot.links.length; k++) slot.links[k] = createLink(this.producerWakes[k]);
     this.producer.replaceLink(slot.index, slot.links[0]);
-    for (const [k, remote] of this.remotes.entries()) remote.replaced(slot.index, slot.links[k + 1]);
+    // Executions of dead producers on it: nobody else will give their slots back.
+    const generation = this.generations[slot.index];
+    this.reclaim(
+      (word) =>
+        this.deadProducers.has(ownerProducer(word)) && ownerWorker(word) === slot.index && ownerGeneration(word) === generation,
+    );
+    this.generations[slot.index] = (generation + 1) & 0xff;
+    for (const [k, remote] of this.remotes.entries())
+      remote.replaced(slot.index, slot.links[k + 1], this.generations[slot.index]);
     for (const p of slot.loads.values()) p.reject(failure);
     slot.loads.clear();
     slot.pings.clear();

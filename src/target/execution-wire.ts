@@ -44,6 +44,8 @@ export interface WorkerInit {
   readonly weights: Readonly<Record<string, number>>;
   /** Nice levels the worker lowers its own thread's priority by (thread-priority.ts); 0 keeps it. */
   readonly nice: number;
+  /** Replacements of this worker index so far, modulo 256 (execution-pool.ts `remoteSlotOwner`). */
+  readonly generation: number;
 }
 
 export type ToWorker =

@@ -15,9 +15,10 @@ import { isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node
 import { DeficitScheduler } from '../runtime/deficit-scheduler.js';
 import { StorageReadError } from '../runtime/errors.js';
 import { type ExecutionResult, type ExecutionStats, type NamespaceReader, startExecution } from '../runtime/execution.js';
-import { StorageFunction } from '../runtime/storage-function.js';
+import { releaseSlotOf, StorageFunction } from '../runtime/storage-function.js';
 import {
   type Done,
+  remoteSlotOwner,
   type SharedLink,
   type Submission,
   type TakenSubmission,
@@ -108,11 +109,14 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
   const links: WorkerLink[] = [];
   /** Producers (I/O threads) that died: nobody reads their completions. */
   const deadProducers = new Set<number>();
-  /** A dead producer's execution is over: its slot is free again. */
-  const orphan = (program: number, slot: number): void => {
-    const p = programs.get(program);
-    if (p !== undefined && slot < p.fn.slotCount) Atomics.store(p.fn.slotTable, slot, 0);
-  };
+  /** A dead producer's execution is over: its slot is free again (if it still holds it). */
+  const orphanOf =
+    (producer: number) =>
+    (program: number, slot: number): void => {
+      const p = programs.get(program);
+      if (p !== undefined && slot < p.fn.slotCount)
+        releaseSlotOf(p.fn.slotTable, slot, remoteSlotOwner(producer, init.index, init.generation));
+    };
   const takers: ((m: TakenSubmission) => void)[] = [];
   const spinMs = (init.spinMicros ?? DEFAULT_SPIN_MICROS) / 1000;
   const programs = new Map<number, { fn: StorageFunction; tenant: string }>();
@@ -184,7 +188,7 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
         if (deadProducers.has(producer)) {
           // Nobody reads its completions: the slot it took comes back here.
           link.completedElsewhere();
-          orphan(program, slot);
+          orphanOf(producer)(program, slot);
         } else if (error === null && result !== undefined && WorkerLink.fits(result.output)) {
           link.completed(id, program, slot, result.returnValue, result.output, stats);
         } else {
@@ -233,7 +237,7 @@ function runWorker(port: NonNullable<typeof parentPort>, init: WorkerInit): void
       case 'producer-dead':
         // Its waiting submissions never run; running ones give their slots back when they end.
         deadProducers.add(m.producer);
-        links[m.producer]?.discardAll(orphan);
+        links[m.producer]?.discardAll(orphanOf(m.producer));
         send({ t: 'producer-dead-ack', producer: m.producer });
         return;
     }

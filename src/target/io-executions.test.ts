@@ -168,4 +168,24 @@ describe('executions started on I/O threads', () => {
     assert.equal(again.length, MAX_CONCURRENT);
     await programs[1].unload(spin);
   });
+
+  // Last: it ends the second I/O thread and both workers.
+  it('give back the slots of executions whose I/O thread and worker die together', async () => {
+    const pool = t.target.programs.pool;
+    assert.ok(pool !== undefined);
+    const spin = await programs[1].load(encodeProgram(assemble(SPIN_STEPS_ASM)), { name: 'spin-both' });
+    const fn = t.target.programs.runtime.functionOf(TENANT, 'spin-both');
+    assert.ok(fn !== undefined);
+    const running = [0, 1].map(() => outcome(programs[1].execute(spin, { nsid: 1, params: [1500n, 0n] })));
+    await waitFor(() => fn.busySlots === MAX_CONCURRENT, 'both slots taken');
+    await waitFor(() => pool.inflight().reduce((a, b) => a + b, 0) === MAX_CONCURRENT, 'both on the workers');
+    const replaced = pool.replaced;
+    // Only the I/O thread knew which of its executions ran where, and only the workers ran them:
+    // with both gone, the pool must find the slots by their owner words.
+    const threads = (t.target as unknown as { ioThreads: { workers: { terminate(): Promise<number> }[] } }).ioThreads;
+    await Promise.all([threads.workers[1].terminate(), pool.crashForTest(0), pool.crashForTest(1)]);
+    await Promise.all(running);
+    await waitFor(() => pool.replaced === replaced + 2, 'both workers replaced');
+    await waitFor(() => fn.busySlots === 0, 'the slots given back', 600);
+  });
 });

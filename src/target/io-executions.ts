@@ -29,7 +29,7 @@ import type { ExecutionResult, ExecutionStats } from '../runtime/execution.js';
 import { takeSlot } from '../runtime/storage-function.js';
 import type { Completion } from './completion.js';
 import type { Controller } from './controller.js';
-import { type ExecutionProducer, fitsSlot, type SharedLink } from './execution-channel.js';
+import { type ExecutionProducer, fitsSlot, remoteSlotOwner, type SharedLink } from './execution-channel.js';
 import { attachProducer, completeByMessage, type PoolShare } from './execution-pool.js';
 import { encodeError, type FromWorker, type WireError } from './execution-wire.js';
 import {
@@ -56,7 +56,7 @@ export type RemoteExecutionWire = Omit<RemoteExecution, 'error'> & { readonly cn
 export type ExecutionsUpdate =
   | { readonly type: 'exec-program'; readonly change: ProgramChange }
   | { readonly type: 'exec-namespaces'; readonly list: readonly { nqn: string; nsid: number; id: number }[] }
-  | { readonly type: 'exec-replaced'; readonly index: number; readonly link: SharedLink }
+  | { readonly type: 'exec-replaced'; readonly index: number; readonly link: SharedLink; readonly generation: number }
   | { readonly type: 'exec-done'; readonly m: FromWorker & { t: 'done' } };
 
 /** Reports held before they go to the main thread in one message. */
@@ -73,12 +73,18 @@ export class IoExecutions {
   private nextWorker = 0;
   /** Executions started here (statistics, tests). */
   started = 0;
+  /** This thread's producer index at the pool. */
+  private readonly producerIndex: number;
+  /** Each worker's generation as this thread knows it (`exec-replaced` updates it). */
+  private readonly generations: number[];
 
   constructor(
     share: PoolShare,
     /** Posts to the main thread. */
     private readonly toMain: (m: unknown) => void,
   ) {
+    this.producerIndex = share.producer;
+    this.generations = share.generations.slice();
     // Inputs too large for a slot never get here (`execute` leaves them to the main thread).
     this.producer = attachProducer(share, () => {
       throw new Error('an input too large for a ring slot reached the I/O thread producer');
@@ -113,6 +119,7 @@ export class IoExecutions {
           new ExecutionWorkerError(`execution worker ${m.index} exited; its executions were lost`),
         );
         this.producer.replaceLink(m.index, m.link);
+        this.generations[m.index] = m.generation;
         return;
       case 'exec-done':
         completeByMessage(this.producer, m.m);
@@ -134,7 +141,10 @@ export class IoExecutions {
     if (ns === undefined || namespace === undefined) return null;
     const request = executeRequestOf(sqe, ns.blockSize, data);
     if (!fitsSlot(request.input)) return null;
-    const slot = takeSlot(p.table, p.slots);
+    // The worker first: the slot's word names this thread, the worker and its generation, so the
+    // pool can give the slot back should both die (execution-pool.ts).
+    const worker = this.producer.pick(this.nextWorker);
+    const slot = takeSlot(p.table, p.slots, remoteSlotOwner(this.producerIndex, worker, this.generations[worker]));
     if (slot < 0) return null;
     // Being unloaded (the word after the slots): the main thread decides.
     if (Atomics.load(p.table, p.slots) !== 0) {
@@ -142,7 +152,6 @@ export class IoExecutions {
       return null;
     }
     this.started++;
-    const worker = this.producer.pick(this.nextWorker);
     this.nextWorker = worker + 1;
     return new Promise((resolve) => {
       this.producer.submit(

@@ -150,7 +150,8 @@ export class IoThreadPool {
     for (let t = 0; t < n; t++) {
       const index = t;
       const executions = pool?.addProducer({
-        replaced: (worker, link) => this.workers[index]?.postMessage({ type: 'exec-replaced', index: worker, link }),
+        replaced: (worker, link, generation) =>
+          this.workers[index]?.postMessage({ type: 'exec-replaced', index: worker, link, generation }),
         done: (m) => {
           const out = m.output;
           const whole = out !== null && out.byteLength > 0 && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
