@@ -275,7 +275,7 @@ export const CONFIG_SCHEMA: ObjectField = {
           0,
           MAX_NICE,
           'nice levels',
-          'How far below the target’s own priority the execution workers run (Linux nice, per thread; capped at 19): on cores shared with the I/O threads the kernel then runs socket work first, so plain I/O does not wait in the run queue behind storage-function steps, while idle cores still run steps at full speed. The price, only when cores are oversubscribed: steps get less CPU (at 10 a busy worker keeps about a tenth of a core an I/O thread wants; at 19, 1.5%). 0 keeps the target’s priority. Where threads have no priority of their own (no /proc/thread-self) or the kernel refuses, the workers keep the target’s priority and one warning is logged.',
+          'How far below the target’s own priority the execution workers run (Linux nice, per thread; capped at 19): on cores shared with the I/O threads the kernel then lets a waking I/O thread take the core from a busy worker at once, so plain I/O does not wait in the run queue behind storage-function steps (measured on 2 cores: a victim’s plain-read p99 next to a busy worker mostly 1.0-1.2x at 10 and 19, a scheduler slice of 2-5 ms at 0-5), while idle cores still run steps at full speed. The price, only when cores are oversubscribed: steps get less CPU (32 outstanding lookups with the clients on the same 2 cores: about 34k/s at 0, 12k at 10, 8k at 19). 0 keeps the target’s priority (pushdown throughput first). Where threads have no priority of their own (no /proc/thread-self) or the kernel refuses, the workers keep the target’s priority and one warning is logged.',
         ),
         weights: {
           kind: 'map',

@@ -17,13 +17,18 @@ export const MAX_NICE = 19;
 
 /**
  * Execution workers run this many nice levels below the target's threads unless configured
- * otherwise (`programs.executionWorkerNice`). Measured on 2 shared cores with the clients on the
- * same machine (bench:pushdown --fairness, load 9-11): at 10 or more, a waking I/O thread takes
- * the core from a busy worker and a victim's p99s stayed within the targets (plain read 0.56x,
- * pushed lookup 1.37x, median of 5 rounds; 19: 0.52x and 1.07x), where 5 did not (8.6x and
- * 6.1x) nor 0. The price is paid only when cores are oversubscribed: a pushed-lookup load alone
- * then gets less CPU (32 outstanding: 12k lookups/s at 10, 8k at 19, 22k at 5, ~35k at 0), and 10
- * leaves the workers about a tenth of a contended core rather than 19's 1.5%.
+ * otherwise (`programs.executionWorkerNice`). Chosen on 2 shared cores with the clients on the same
+ * machine (bench:pushdown --fairness, four runs at load 9-14, src/bench/README.md): in rounds
+ * without an outside burst (the victim's p99 alone under 400 µs), a victim's plain-read p99 next to
+ * a busy worker was 1.9-4.7 ms (5.9-12x: a scheduler slice) in all 10 such rounds at nice 0, 3
+ * and 5, and 0.24-0.34 ms (1.04-1.23x) in 4 of 5 at 10 and 19 (the fifth 1.55 ms): from about 10
+ * levels down, a waking I/O thread takes the core from the worker at once (Linux EEVDF: the
+ * worker's virtual deadline is that far away). Medians of the runs' medians:
+ * plain-read p99 1.62x at 0, 1.05x at 10, 0.77x at 19; pushed-lookup p99 2.28x, 1.38x, 1.04x.
+ * The price, only when cores are oversubscribed: a pushed-lookup load alone gets less CPU (32
+ * outstanding: about 34k lookups/s at 0, 27k at 3, 14-22k at 5, 10-13k at 10, 8k at 19); 10 keeps
+ * the workers about a tenth of a contended core rather than 19's 1.5%. Set 0 where pushdown
+ * throughput on shared cores matters more than plain-I/O latency.
  */
 export const DEFAULT_EXECUTION_WORKER_NICE = 10;
 
