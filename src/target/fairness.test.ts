@@ -2,7 +2,7 @@
  * Fairness of the data path: a tenant running long synchronous storage-function chains (thousands
  * of steps, every read in the page cache) must not hold the event loop long enough to hurt another
  * tenant's plain reads. Without bounded turns each chain would hold it for milliseconds at a time;
- * with them the other tenant's read p99 stays close to what it is alone. The bounds here are generous
+ * with them the other tenant's read latency stays close to what it is alone. The bounds here are generous
  * (the machine is shared and the figure noisy): `bench:pushdown` reports the exact ratio, whose
  * target is 1.5x. Alone and shared samples alternate in blocks so load drift hits both alike.
  *
@@ -10,8 +10,8 @@
  * what keeps plain reads flowing, and on the default execution workers, where the I/O thread only
  * hands executions off (and the workers run below its priority: thread-priority.test.ts checks that
  * with the kernel). The chains' tenant is a client process of its own (`NoisyTenant`). On a loaded
- * machine the p99 of a few hundred samples is mostly the kernel's preemption, so the median is
- * checked too.
+ * machine the p99 of a few hundred samples is mostly the kernel's preemption, so the median and the
+ * p90 are checked.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -51,7 +51,7 @@ for (const [mode, workers] of [
       await target?.cleanup();
     });
 
-    it("keeps another tenant's plain-read p99 near its value alone while long synchronous chains run", async (t) => {
+    it("keeps another tenant's plain-read latency near its value alone while long synchronous chains run", async (t) => {
       // A list of 16-byte nodes {value, next}, contiguous, then read once so the cache holds it.
       const list = Buffer.alloc(NODES * 16);
       for (let i = 0; i < NODES; i++) {
@@ -94,16 +94,18 @@ for (const [mode, workers] of [
         }
         const at = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * p)];
         const [aloneP50, sharedP50] = [at(alone, 0.5), at(shared, 0.5)];
+        const [aloneP90, sharedP90] = [at(alone, 0.9), at(shared, 0.9)];
         const [aloneP99, sharedP99] = [at(alone, 0.99), at(shared, 0.99)];
-        const figures = `p50 ${sharedP50.toFixed(2)} ms next to the chains, ${aloneP50.toFixed(2)} ms alone; p99 ${sharedP99.toFixed(2)} vs ${aloneP99.toFixed(2)} ms; ${executions} executions`;
+        const figures = `p50 ${sharedP50.toFixed(2)} ms next to the chains, ${aloneP50.toFixed(2)} ms alone; p90 ${sharedP90.toFixed(2)} vs ${aloneP90.toFixed(2)} ms; p99 ${sharedP99.toFixed(2)} vs ${aloneP99.toFixed(2)} ms; ${executions} executions`;
         t.diagnostic(figures);
         assert.ok(executions >= 4, `the chains ran (${executions} executions of ${NODES + 1} steps)`);
-        // Generous, for a loaded machine. With unbounded turns (maxTurnMicros 1 s) on the I/O thread,
-        // a 4000-step chain holds the loop for milliseconds: p99 48-92 ms against 8-9 ms alone at
-        // load 11 on 2 cores (3 runs of 3 fail the p99 bound), where bounded turns give 13-50 ms
-        // against 16-18 ms alone; on the workers 6-21 ms against 6-9 ms.
+        // Generous, for a loaded machine; the p90, not the p99: at load 7-12 the p99 of 400 reads is
+        // another process's burst as often as not (4-22 ms alone), while the p90 separates the cases
+        // by far. With unbounded turns (maxTurnMicros 1 s) on the I/O thread, a 4000-step chain holds
+        // the loop for milliseconds: p90 28-61 ms against 0.25-1.0 ms alone (5 of 5 runs fail, load 7); bounded
+        // turns give 2.1-4.4 ms against 0.6-1.8 ms. bench:pushdown reports the p99 ratios.
         assert.ok(sharedP50 <= 4 * aloneP50 + 1, figures);
-        assert.ok(sharedP99 <= 3 * aloneP99 + 10, figures);
+        assert.ok(sharedP90 <= 3 * aloneP90 + 8, figures);
       } finally {
         await chains.close();
       }
