@@ -36,14 +36,22 @@ describe('hoisted bounds checks: the ranges a guard checks', () => {
       covered: 1,
     },
     {
-      name: 'a masked index into a stack table (read then write)',
+      name: 'a masked index into a stack table (read then write: one comparison for both)',
       body: 'ldxb %r6, [%r1]\nand %r6, 60\nmov %r7, %r10\nadd %r7, -64\nadd %r7, %r6\nldxw %r8, [%r7]\nstxw [%r7], %r8',
       checks: [
         { registers: [1], lowOffset: 0, spanBytes: 1, write: false },
-        { registers: [10], lowOffset: -64, spanBytes: 64, write: false },
         { registers: [10], lowOffset: -64, spanBytes: 64, write: true },
       ],
       covered: 3,
+    },
+    {
+      name: 'reads and writes through one base whose joint range exceeds the writable span stay apart',
+      body: 'mov %r2, %r1\nadd %r2, 0x18000\nldxb %r6, [%r2]\nstxb [%r1], %r6',
+      checks: [
+        { registers: [1], lowOffset: 0x18000, spanBytes: 1, write: false },
+        { registers: [1], lowOffset: 0, spanBytes: 1, write: true },
+      ],
+      covered: 2,
     },
     {
       name: 'a 32-bit product as index: not affine, nothing hoisted',

@@ -233,6 +233,22 @@ export function hoistBoundsChecks(
       incoming[n] = before === undefined ? [...s] : before.map((f, r) => join(f, s[r]));
     }
   });
+  // Reads through a base that is also written (read-modify-write of one object) join the writes'
+  // comparison when the whole range fits the writable span: one test instead of two. (The writable
+  // span starts where the readable one does and ends no later, so the write test covers the reads.)
+  for (const [key, write] of groups) {
+    if (!write.write) continue;
+    const readKey = `${key.slice(0, -1)}r`;
+    const read = groups.get(readKey);
+    if (read === undefined) continue;
+    const low = Math.min(read.low, write.low);
+    const end = Math.max(read.end, write.end);
+    if (end - low > bounds.writableEnd - bounds.lowAddress) continue;
+    write.low = low;
+    write.end = end;
+    write.sites.push(...read.sites);
+    groups.delete(readKey);
+  }
   const usable = [...groups.values()]
     .filter((g) => g.end - g.low <= (g.write ? bounds.writableEnd : bounds.readableEnd) - bounds.lowAddress)
     .sort((a, b) => b.sites.length - a.sites.length)
