@@ -250,6 +250,104 @@ describe('NvmeTcpHost against a scripted target', { timeout: 30_000 }, () => {
     host.disconnect();
   });
 
+  it('returns what a variable-length read received, however the target splits it', async () => {
+    // cdw10 selects how the fake target answers a 4,096-byte offer: the pieces it sends (offset, length).
+    const plans: { name: string; pieces: [number, number][]; want: number }[] = [
+      { name: 'one small PDU', pieces: [[0, 52]], want: 52 },
+      { name: 'one full PDU', pieces: [[0, 4096]], want: 4096 },
+      {
+        name: 'two PDUs in order',
+        pieces: [
+          [0, 1000],
+          [1000, 24],
+        ],
+        want: 1024,
+      },
+      {
+        name: 'two PDUs out of order',
+        pieces: [
+          [600, 100],
+          [0, 600],
+        ],
+        want: 700,
+      },
+      { name: 'no data', pieces: [], want: 0 },
+    ];
+    const port = await start(
+      controller((cmd, reply) => {
+        const plan = plans[cmd.sqe.cdw10];
+        plan.pieces.forEach(([datao, length], i) => {
+          const data = Buffer.alloc(length);
+          for (let k = 0; k < length; k++) data[k] = (datao + k) & 0xff;
+          reply({
+            type: PduType.C2HData,
+            cccid: cmd.sqe.cid,
+            ttag: 0,
+            datao,
+            last: i === plan.pieces.length - 1,
+            success: false,
+            data,
+          });
+        });
+        reply(ok(cmd.sqe.cid));
+      }),
+    );
+    const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
+      host: '127.0.0.1',
+      port,
+      subsystemNqn: 'nqn.fake:sub',
+      keepAliveTimeoutMs: 0,
+    });
+    const { makeSqe } = await import('../protocol/sqe.js');
+    for (const [i, plan] of plans.entries()) {
+      const r = await host.ioCommand(makeSqe({ opcode: 0x81, cdw10: i }), { dataInBytes: 4096, variableDataIn: true });
+      assert.ok(r.data, plan.name);
+      assert.equal(r.data.length, plan.want, plan.name);
+      for (let k = 0; k < plan.want; k++) assert.equal(r.data[k], k & 0xff, `${plan.name}: byte ${k}`);
+    }
+    host.disconnect();
+  });
+
+  it('fails the connection when a variable-length read gets data beyond its offer', async () => {
+    const port = await start(
+      controller((cmd, reply) => {
+        reply({
+          type: PduType.C2HData,
+          cccid: cmd.sqe.cid,
+          ttag: 0,
+          datao: 0,
+          last: false,
+          success: false,
+          data: Buffer.alloc(100),
+        });
+        reply({
+          type: PduType.C2HData,
+          cccid: cmd.sqe.cid,
+          ttag: 0,
+          datao: 100,
+          last: true,
+          success: false,
+          data: Buffer.alloc(100),
+        });
+        reply(ok(cmd.sqe.cid));
+      }),
+    );
+    const host = await NvmeTcpHost.connect({
+      hostNqn: 'nqn.2014-08.org.nvmexpress:uuid:client-test-host',
+      host: '127.0.0.1',
+      port,
+      subsystemNqn: 'nqn.fake:sub',
+      keepAliveTimeoutMs: 0,
+    });
+    const { makeSqe } = await import('../protocol/sqe.js');
+    await assert.rejects(
+      host.ioCommand(makeSqe({ opcode: 0x81 }), { dataInBytes: 150, variableDataIn: true }),
+      (e: unknown) => e instanceof TransportError && /beyond the command buffer/.test(e.message),
+    );
+    host.disconnect();
+  });
+
   it('answers R2Ts with H2CData no larger than MAXH2CDATA', async () => {
     const received: { datao: number; len: number; last: boolean }[] = [];
     const port = await start(

@@ -55,7 +55,16 @@ interface Pending {
   resolve: (r: CommandResult) => void;
   reject: (e: Error) => void;
   dataOut: Buffer | null;
+  /**
+   * The data received. With `variableDataIn` it is allocated when the first C2HData arrives: to
+   * the size of that PDU when it is the only one (a program's output usually is, and a small one
+   * then comes from Node's buffer pool), else to `dataInCapacity`. Allocating the host's whole
+   * offer (256 KiB by default) per execution cost more client CPU in garbage collection than the
+   * rest of the command.
+   */
   dataIn: Buffer | null;
+  /** Bytes the command's buffer offers (the SGL length). */
+  dataInCapacity: number;
   dataInReceived: number;
   /** One past the furthest byte received. */
   dataInEnd: number;
@@ -217,7 +226,8 @@ export class HostQueue {
         reject,
         dataOut,
         // With variableDataIn only the bytes that arrived are returned, so the rest need no zeroing.
-        dataIn: dataInBytes > 0 ? (io.variableDataIn ? Buffer.allocUnsafe(dataInBytes) : Buffer.alloc(dataInBytes)) : null,
+        dataIn: dataInBytes > 0 && !io.variableDataIn ? Buffer.alloc(dataInBytes) : null,
+        dataInCapacity: dataInBytes,
         dataInReceived: 0,
         dataInEnd: 0,
         variableDataIn: io.variableDataIn === true,
@@ -307,17 +317,18 @@ export class HostQueue {
     } else if (p.dataError) {
       p.reject(p.dataError);
     } else {
-      p.resolve({ cqe, data: p.dataIn && p.variableDataIn ? p.dataIn.subarray(0, p.dataInEnd) : p.dataIn });
+      p.resolve({ cqe, data: p.variableDataIn ? receivedData(p) : p.dataIn });
     }
   }
 
   private onC2HData(pdu: DataPdu): void {
     const p = this.pending.get(pdu.cccid);
-    if (!p?.dataIn)
+    if (!p || p.dataInCapacity === 0)
       throw new PduError('cccid', 'data for an unknown command', FatalErrorStatus.InvalidPduHeaderField, 8, pdu.cccid);
-    if (pdu.datao + pdu.data.length > p.dataIn.length) {
+    if (pdu.datao + pdu.data.length > (p.dataIn?.length ?? p.dataInCapacity)) {
       throw new PduError('datao', 'data beyond the command buffer', FatalErrorStatus.DataTransferOutOfRange, 12, pdu.datao);
     }
+    p.dataIn ??= Buffer.allocUnsafe(pdu.last && pdu.datao === 0 ? pdu.data.length : p.dataInCapacity);
     pdu.data.copy(p.dataIn, pdu.datao);
     p.dataInReceived += pdu.data.length;
     p.dataInEnd = Math.max(p.dataInEnd, pdu.datao + pdu.data.length);
@@ -377,4 +388,10 @@ export class HostQueue {
     this.out.flush();
     this.socket.write(bytes);
   }
+}
+
+/** What a variable-length read received: the bytes up to the furthest one that arrived (none: empty). */
+function receivedData(p: Pending): Buffer | null {
+  if (p.dataInCapacity === 0) return null;
+  return p.dataIn === null ? Buffer.alloc(0) : p.dataIn.subarray(0, p.dataInEnd);
 }
