@@ -133,30 +133,39 @@ export function keyBytes(v: SqlValue): number {
 export function writeKey(b: Buffer, at: number, v: SqlValue, argOff: number, extra: number): number {
   let tag = 0;
   let len = 0;
-  let val = 0n;
   if (typeof v === 'number' && Number.isSafeInteger(v)) {
     tag = 1;
-    val = BigInt.asUintN(64, BigInt(v));
+    writeI64(b, v, at + 16);
   } else if (typeof v === 'bigint') {
     tag = 1;
-    val = BigInt.asUintN(64, v);
+    b.writeBigUInt64LE(BigInt.asUintN(64, v), at + 16);
   } else if (typeof v === 'number') {
     tag = 2;
-    const f = Buffer.alloc(8);
-    f.writeDoubleLE(v);
-    val = f.readBigUInt64LE();
+    b.writeDoubleLE(v, at + 16);
   } else if (typeof v === 'string' || v instanceof Uint8Array) {
-    tag = typeof v === 'string' ? 3 : 4;
-    const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v);
-    len = bytes.length;
-    val = BigInt(argOff + extra);
-    bytes.copy(b, extra);
+    if (typeof v === 'string') {
+      tag = 3;
+      len = b.write(v, extra, 'utf8'); // keyBytes gave it room: all of it fits
+    } else {
+      tag = 4;
+      b.set(v, extra);
+      len = v.length;
+    }
+    writeU64(b, argOff + extra, at + 16);
     extra += Math.ceil(len / 8) * 8 + 8;
+  } else {
+    writeU64(b, 0, at + 16);
   }
-  b.writeBigUInt64LE(BigInt(tag), at);
-  b.writeBigUInt64LE(BigInt(len), at + 8);
-  b.writeBigUInt64LE(val, at + 16);
+  writeU64(b, tag, at);
+  writeU64(b, len, at + 8);
   return extra;
+}
+
+/** A safe integer as a little-endian two's-complement i64 (two 32-bit halves: no BigInt). */
+function writeI64(b: Buffer, v: number, at: number): void {
+  const hi = Math.floor(v / 0x1_0000_0000);
+  b.writeUInt32LE(v - hi * 0x1_0000_0000, at);
+  b.writeInt32LE(hi, at + 4);
 }
 
 /** Key columns of a bound of sqlite_index (IX_MAX_KEY): the index's columns, then the rowid. */
@@ -183,16 +192,12 @@ export function encodeIndexArgs(bounds: IndexBounds, columns: number, argOff: nu
     throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `a bound has at most ${MAX_INDEX_KEY_COLUMNS} columns`);
   const extraBytes = [...lo, ...hi].reduce((n: number, v) => n + keyBytes(v), 0);
   const b = Buffer.alloc(INDEX_ARGS_BYTES + extraBytes);
-  b.writeBigUInt64LE(BigInt(lo.length), 0);
-  b.writeBigUInt64LE(BigInt(hi.length), 8);
-  b.writeBigUInt64LE(BigInt((bounds.loExclusive ? 1 : 0) | (bounds.hiInclusive ? 2 : 0)), 16);
-  b.writeBigUInt64LE(BigInt(columns), 24);
+  writeU64(b, lo.length, 0);
+  writeU64(b, hi.length, 8);
+  writeU64(b, (bounds.loExclusive ? 1 : 0) | (bounds.hiInclusive ? 2 : 0), 16);
+  writeU64(b, columns, 24);
   let extra = INDEX_ARGS_BYTES;
-  lo.forEach((v, i) => {
-    extra = writeKey(b, 32 + i * 24, v, argOff, extra);
-  });
-  hi.forEach((v, i) => {
-    extra = writeKey(b, 32 + (MAX_INDEX_KEY_COLUMNS + i) * 24, v, argOff, extra);
-  });
+  for (let i = 0; i < lo.length; i++) extra = writeKey(b, 32 + i * 24, lo[i], argOff, extra);
+  for (let i = 0; i < hi.length; i++) extra = writeKey(b, 32 + (MAX_INDEX_KEY_COLUMNS + i) * 24, hi[i], argOff, extra);
   return b;
 }
