@@ -4,8 +4,9 @@
 // index order (interior cells are entries too) while they are below the upper bound, collects
 // their rowids (at most in->limit, <= 64), then fetches those rows from the table B-tree (rows.h).
 //
-// Input: struct sq_input (index_root, table_root, limit) and struct ix_args at arg_off, the bytes
-// of TEXT/BLOB constants after it. Output: the rows as sqlite_get writes them, in index order.
+// Input: struct sq_input (index_root, table_root, limit) and struct ix_args at arg_off, the keys in
+// use and the bytes of their TEXT/BLOB constants after it. Output: the rows as sqlite_get writes
+// them, in index order.
 // Returns the number of index entries collected, or an SQ_ERROR naming the page. An index entry
 // whose compared bytes or rowid lie on overflow pages ends the execution with SQ_ERR_SPILLED_KEY:
 // the host then walks that index itself.
@@ -22,7 +23,7 @@
 #include "compare.h"
 #include "rows.h"
 
-#define IX_MAX_KEY 8 // key columns of a bound (index columns, then the rowid when resuming)
+#define IX_MAX_KEY 16 // key columns of a bound (index columns, then the rowid when resuming)
 #ifndef IX_OPS_PER_STEP
 #define IX_OPS_PER_STEP 32
 #endif
@@ -30,13 +31,13 @@
 #define IX_LO_EXCLUSIVE 1 // entries strictly after lo (the host resumes after the last entry)
 #define IX_HI_INCLUSIVE 2
 
+// The keys follow: nlo of the lower bound, then nhi of the upper one (struct sq_key each), then
+// the bytes of their TEXT/BLOB constants. Only the columns in use travel.
 struct ix_args {
   __u64 nlo;   // key columns of the lower bound (0: from the first entry)
   __u64 nhi;   // key columns of the upper bound (0: to the last entry)
   __u64 flags; // IX_*
   __u64 ncols; // columns of the index (the rowid follows them in each entry)
-  struct sq_key lo[IX_MAX_KEY];
-  struct sq_key hi[IX_MAX_KEY];
 };
 
 #define IX_SEEK 1 // descending to the first entry >= lo
@@ -83,7 +84,8 @@ struct ix_state {
 // Key column k of bound b, read afresh (inputs kept in registers would split the verifier's paths).
 static __always_inline const struct sq_key *ix_key(struct nb_ctx *ctx, __u64 b, __u64 k) {
   const struct sq_input *in = NB_INPUT(ctx);
-  __u64 off = (SQ_VOL(in->arg_off) & 0x7f8) + 32 + ((b & 1) * IX_MAX_KEY + (k & (IX_MAX_KEY - 1))) * sizeof(struct sq_key);
+  __u64 slot = (b & 1) ? SQ_VOL(IX_ARGS(ctx)->nlo) + k : k;
+  __u64 off = (SQ_VOL(in->arg_off) & 0x7f8) + sizeof(struct ix_args) + (slot & (2 * IX_MAX_KEY - 1)) * sizeof(struct sq_key);
   SQ_BARRIER(off);
   if (off > NB_MAX_INPUT - sizeof(struct sq_key)) return NULL;
   SQ_BARRIER(off);
@@ -441,7 +443,8 @@ NEARBPF_STORAGE_PROGRAM(sqlite_index) {
     const struct ix_args *a = IX_ARGS(ctx);
     __u64 arg_off = in->arg_off;
     if ((arg_off & 7) || arg_off + sizeof(struct ix_args) > ctx->input_len || a->nlo > IX_MAX_KEY || a->nhi > IX_MAX_KEY ||
-        in->limit == 0 || in->limit > SQ_MAX_ROWS || in->index_root == 0)
+        arg_off + sizeof(struct ix_args) + (a->nlo + a->nhi) * sizeof(struct sq_key) > ctx->input_len || in->limit == 0 ||
+        in->limit > SQ_MAX_ROWS || in->index_root == 0)
       return SQ_ERROR(SQ_ERR_INPUT, 0);
     st->phase = IX_SEEK;
     st->page = in->index_root;

@@ -359,7 +359,7 @@ export class SqliteDatabase {
    * Rows whose index key prefix lies in [lo, hi) (hi included with `hiInclusive`; either bound may
    * be omitted), in index order, at most `limit`. Pushed down, `sqlite_index` walks the index and
    * fetches the rows in one execution per 64 rows; an index it cannot walk (an expression, DESC,
-   * COLLATE or partial index, more than 7 columns, keys too large for the input blob, or an entry
+   * COLLATE or partial index, more than 15 columns, keys too large for the input blob, or an entry
    * whose compared bytes spill to overflow pages) is walked by the client, the rows still pushed
    * down. Fetched: the client walks both trees.
    */

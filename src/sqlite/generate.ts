@@ -190,6 +190,9 @@ export const INDEX_TEST_INDEXES = [
   { name: 'x_is', columns: ['i', 's'] },
   { name: 'x_u', columns: ['u'] },
   { name: 'x_big', columns: ['big'] },
+  // Wider than the 7 columns sqlite_index once took: 10 columns (some twice, as SQLite allows), and
+  // a resume bound of 11 (the columns and the rowid).
+  { name: 'x_wide', columns: ['s', 'i', 'b', 'r', 'm', 'u', 'i', 's', 'r', 'b'] },
 ] as const;
 
 /**

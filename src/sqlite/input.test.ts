@@ -49,10 +49,12 @@ describe('sqlite input: keys as struct sq_key', () => {
       [0, 8, 16, 24].map((at) => b.readBigUInt64LE(at)),
       [2n, 1n, 3n, 2n],
     );
-    const fixed = 32 + 2 * 8 * 24;
+    // Only the keys in use travel: lo's two, then hi's one, then the bytes of their text.
+    const fixed = 32 + 3 * 24;
+    assert.equal(b.length, fixed + 2 * 16);
     assert.deepEqual(readKey(b, 32), [3n, 2n, BigInt(64 + fixed)]);
     assert.deepEqual(readKey(b, 56), [1n, 0n, BigInt.asUintN(64, -3n)]);
-    assert.deepEqual(readKey(b, 32 + 8 * 24), [3n, 2n, BigInt(64 + fixed + 16)]);
+    assert.deepEqual(readKey(b, 80), [3n, 2n, BigInt(64 + fixed + 16)]);
     assert.equal(b.toString('utf8', fixed, fixed + 2), 'ab');
     assert.equal(b.toString('utf8', fixed + 16, fixed + 18), 'ab');
   });

@@ -169,8 +169,10 @@ function writeI64(b: Buffer, v: number, at: number): void {
 }
 
 /** Key columns of a bound of sqlite_index (IX_MAX_KEY): the index's columns, then the rowid. */
-export const MAX_INDEX_KEY_COLUMNS = 8;
-const INDEX_ARGS_BYTES = 32 + 2 * MAX_INDEX_KEY_COLUMNS * 24;
+export const MAX_INDEX_KEY_COLUMNS = 16;
+/** struct ix_args: nlo, nhi, flags, ncols; the keys in use follow (lo's, then hi's), then their bytes. */
+const INDEX_ARGS_FIXED_BYTES = 32;
+const KEY_BYTES = 24;
 
 export interface IndexBounds {
   /** Entries at or after this key prefix (after it with `loExclusive`); undefined: from the first. */
@@ -190,14 +192,17 @@ export function encodeIndexArgs(bounds: IndexBounds, columns: number, argOff: nu
   const hi = bounds.hi ?? [];
   if (lo.length > MAX_INDEX_KEY_COLUMNS || hi.length > MAX_INDEX_KEY_COLUMNS)
     throw new SqliteQueryError('ERR_SQLITE_ARGUMENT', `a bound has at most ${MAX_INDEX_KEY_COLUMNS} columns`);
-  const extraBytes = [...lo, ...hi].reduce((n: number, v) => n + keyBytes(v), 0);
-  const b = Buffer.alloc(INDEX_ARGS_BYTES + extraBytes);
+  let extraBytes = 0;
+  for (const v of lo) extraBytes += keyBytes(v);
+  for (const v of hi) extraBytes += keyBytes(v);
+  const keysAt = INDEX_ARGS_FIXED_BYTES;
+  let extra = keysAt + (lo.length + hi.length) * KEY_BYTES;
+  const b = Buffer.alloc(extra + extraBytes);
   writeU64(b, lo.length, 0);
   writeU64(b, hi.length, 8);
   writeU64(b, (bounds.loExclusive ? 1 : 0) | (bounds.hiInclusive ? 2 : 0), 16);
   writeU64(b, columns, 24);
-  let extra = INDEX_ARGS_BYTES;
-  for (let i = 0; i < lo.length; i++) extra = writeKey(b, 32 + i * 24, lo[i], argOff, extra);
-  for (let i = 0; i < hi.length; i++) extra = writeKey(b, 32 + (MAX_INDEX_KEY_COLUMNS + i) * 24, hi[i], argOff, extra);
+  for (let i = 0; i < lo.length; i++) extra = writeKey(b, keysAt + i * KEY_BYTES, lo[i], argOff, extra);
+  for (let i = 0; i < hi.length; i++) extra = writeKey(b, keysAt + (lo.length + i) * KEY_BYTES, hi[i], argOff, extra);
   return b;
 }

@@ -10,7 +10,7 @@ import { loadSqliteFunctions, type SqliteDatabase, SqliteDatabase as SqliteDb, t
 import { programError, SqliteCorruptError, SqliteFormatError, SqliteQueryError } from './errors.js';
 import type { SqlValue } from './format.js';
 import { canon, canonRow, generateDatabase, generateIndexDatabase, INDEX_TEST_INDEXES, rng } from './generate.js';
-import { encodeInput, INPUT_HEADER_BYTES } from './input.js';
+import { encodeIndexArgs, encodeInput, INPUT_HEADER_BYTES } from './input.js';
 import type { Extent } from './pages.js';
 import { COMPARE_OPS, decodeScanOutput, encodeScanArgs, type Term } from './scan.js';
 
@@ -304,7 +304,10 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
             col === 'u' ? [-2993, 4, 11, 7 * 2999 - 3000, 5, 0] : domains[col as keyof typeof domains];
           for (let q = 0; q < 5; q++) {
             // Equality on the whole key and (for the pair) on its first column.
-            const key = cols.map((col) => pick(domain(col)));
+            // One value per column, so that an index naming a column twice gets the same value twice.
+            const chosen = new Map<string, SqlValue>();
+            for (const col of cols) if (!chosen.has(col)) chosen.set(col, pick(domain(col)));
+            const key = cols.map((col) => chosen.get(col) as SqlValue);
             const where = cols.map((col) => `${col} = ?`).join(' AND ');
             cases.push({ index: ix.name, lo: key, hi: key, hiInclusive: true, sql: where, args: key, order });
             cases.push({
@@ -615,6 +618,32 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
       }
       // The target still answers.
       assert.equal((await db.scan('t', { where: [{ column: 'id', op: '>', value: 0 }] })).count, 400);
+    });
+
+    it('a malformed index argument block ends with ERR_SQLITE_INPUT, and the target answers afterwards', async () => {
+      const db = await place(image);
+      const run = async (args: Buffer, limit = 8) => {
+        const input = encodeInput(db.location, db.header, { tableRoot: root, indexRoot, nargs: 0, args, limit });
+        const r = await programs.execute(handles.sqlite_index as number, { nsid: NSID, input, maxOutputBytes: 65536 });
+        return programError(r.returnValue);
+      };
+      const good = () => encodeIndexArgs({ lo: [0], hi: [1], hiInclusive: true }, 1, INPUT_HEADER_BYTES);
+      assert.equal(await run(good()), undefined);
+      const cases: [string, (b: Buffer) => void, number?][] = [
+        ['17 key columns in the lower bound', (b) => b.writeBigUInt64LE(17n, 0)],
+        ['17 key columns in the upper bound', (b) => b.writeBigUInt64LE(17n, 8)],
+        ['more keys than the input holds', (b) => b.writeBigUInt64LE(16n, 0)],
+        ['a limit of 0 rows', () => {}, 0],
+        ['a limit of 65 rows', () => {}, 65],
+      ];
+      for (const [what, patch, limit] of cases) {
+        const args = good();
+        patch(args);
+        const e = await run(args, limit);
+        assert.ok(e instanceof SqliteCorruptError, `${what}: ${String(e)}`);
+        assert.equal(e.code, 'ERR_SQLITE_INPUT', `${what}: ${e.message}`);
+      }
+      assert.equal(await run(good()), undefined);
     });
 
     it('a cycle among overflow pages', async () => {
