@@ -287,7 +287,8 @@ export class SqliteDatabase {
     const atHost = (row: Row, reals: boolean[]) => {
       if (!plan.terms.every((t) => termMatches(row.values[t.col] ?? null, t.op, t.value))) return;
       count++;
-      rows.push({ rowid: row.rowid, values: plan.proj.map((c) => row.values[c] ?? null) });
+      // No columns asked for: only the aggregates, as the target answers (and as SQL would).
+      if (plan.proj.length > 0) rows.push({ rowid: row.rowid, values: plan.proj.map((c) => row.values[c] ?? null) });
       if (plan.sum >= 0) sum.add(row.values[plan.sum] ?? null, reals[plan.sum] ?? false);
       if (plan.min >= 0) min.offer(row.values[plan.min] ?? null);
       if (plan.max >= 0) max.offer(row.values[plan.max] ?? null);

@@ -30,7 +30,7 @@ export interface ScanRequest {
 }
 
 export interface ScanAnswer {
-  /** Matching rows (rowid and the requested columns), in rowid order. */
+  /** Matching rows (rowid and the requested columns), in rowid order; none when no columns were asked for. */
   readonly rows: { rowid: bigint; values: SqlValue[] }[];
   readonly count: number;
   readonly sum: SqlValue;

@@ -195,6 +195,12 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
               wantRows,
             );
             assert.deepEqual([b.count, b.sum, b.min, b.max].map(canon), wantAgg);
+            // Aggregates only: no rows either way.
+            for (const fetched of [false, true]) {
+              const g = await db.scan('t', { where, sum: 'k', min: agg, max: agg }, { fetched });
+              assert.deepEqual(g.rows, [], `aggregates only, ${fetched ? 'fetched' : 'pushed down'}`);
+              assert.deepEqual([g.count, g.sum, g.min, g.max].map(canon), wantAgg);
+            }
             for (const bad of [0, 1.5, -3, 2 ** 32])
               await assert.rejects(
                 SqliteDb.open({
@@ -616,8 +622,12 @@ describe('SQLite databases queried by storage functions, against SQLite itself',
         assert.equal(e.code, code, `${what}: ${e.message}`);
         assert.equal(e.page, page, `${what}: ${e.message}`);
       }
-      // The target still answers.
-      assert.equal((await db.scan('t', { where: [{ column: 'id', op: '>', value: 0 }] })).count, 400);
+      // The target still answers. Row 1 spills to overflow pages (the host evaluates it): still no
+      // rows when no columns are asked for, pushed down or fetched.
+      for (const fetched of [false, true]) {
+        const all = await db.scan('t', { where: [{ column: 'id', op: '>', value: 0 }] }, { fetched });
+        assert.deepEqual([all.count, all.rows.length], [400, 0]);
+      }
     });
 
     it('a malformed index argument block ends with ERR_SQLITE_INPUT, and the target answers afterwards', async () => {
