@@ -13,7 +13,6 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, w
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { type HostTraffic, NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { DelayProxy, pingPongVia, type RoundTrips, summarizeRoundTrips } from '../showcase/delay-proxy.js';
@@ -23,6 +22,7 @@ import { formatTable, times, toCsv } from '../showcase/report.js';
 import { barChartSvg, lineChartSvg, stackSvgs } from '../showcase/svg.js';
 import { loadSqliteFunctions, SqliteDatabase } from '../sqlite/database.js';
 import { benchName, buildBenchDatabase, rng } from '../sqlite/generate.js';
+import { type BenchArgValues, benchCommandLine, integerOption, parseBenchArgs } from './args.js';
 import { type ServeProcess, spawnServe } from './io-bench.js';
 import { processCpuNs, selfCpuUs } from './proc-cpu.js';
 
@@ -520,50 +520,39 @@ function reportRtt(rows: readonly RttRow[], outDir: string): string {
 export const SQLITE_BENCH_USAGE =
   'usage: npm run bench:sqlite -- [--rows N] [--ops N] [--scans N] [--out DIR] [--execution-workers N] [--rtt] [--rtt-only] [--rtt-ops N]';
 
-/** The command line as options (throws a RangeError with the usage on a bad value). */
-export function parseSqliteBenchArgs(argv: readonly string[]): SqliteBenchOptions & { out: string } {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      rows: { type: 'string', default: '1000000' },
-      ops: { type: 'string', default: '2000' },
-      scans: { type: 'string', default: '2' },
-      out: { type: 'string', default: 'results' },
-      'execution-workers': { type: 'string' },
-      rtt: { type: 'boolean', default: false },
-      'rtt-only': { type: 'boolean', default: false },
-      'rtt-ops': { type: 'string', default: '400' },
-    },
-  });
-  const count = (v: string | undefined, name: string, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new RangeError(`--${name} must be an integer in ${min}..${max}, got ${v}\n${SQLITE_BENCH_USAGE}`);
-    return n;
-  };
+const SQLITE_BENCH_OPTIONS = {
+  rows: { type: 'string' },
+  ops: { type: 'string' },
+  scans: { type: 'string' },
+  out: { type: 'string' },
+  'execution-workers': { type: 'string' },
+  rtt: { type: 'boolean' },
+  'rtt-only': { type: 'boolean' },
+  'rtt-ops': { type: 'string' },
+} as const;
+
+/** The options of parsed command-line values (throws BenchUsageError on a bad value). */
+function readSqliteBenchArgs(values: BenchArgValues): SqliteBenchOptions & { out: string } {
   const workers = values['execution-workers'];
   return {
-    rows: count(values.rows, 'rows', 1000, 100_000_000),
-    ops: count(values.ops, 'ops', 1, 10_000_000),
-    scans: count(values.scans, 'scans', 1, 1000),
-    out: values.out ?? 'results',
-    executionWorkers: workers === undefined ? undefined : count(workers, 'execution-workers', 0, 64),
-    rtt: values.rtt,
-    rttOnly: values['rtt-only'],
-    rttOps: count(values['rtt-ops'], 'rtt-ops', 4, 1_000_000),
+    rows: integerOption(values, 'rows', 1_000_000, 1000, 100_000_000),
+    ops: integerOption(values, 'ops', 2000, 1, 10_000_000),
+    scans: integerOption(values, 'scans', 2, 1, 1000),
+    out: typeof values.out === 'string' ? values.out : 'results',
+    executionWorkers: workers === undefined ? undefined : integerOption(values, 'execution-workers', 0, 0, 64),
+    rtt: values.rtt === true,
+    rttOnly: values['rtt-only'] === true,
+    rttOps: integerOption(values, 'rtt-ops', 400, 4, 1_000_000),
   };
 }
 
+/** The command line as options (throws BenchUsageError on a bad one). */
+export function parseSqliteBenchArgs(argv: readonly string[]): SqliteBenchOptions & { out: string } {
+  return readSqliteBenchArgs(parseBenchArgs(argv, SQLITE_BENCH_OPTIONS));
+}
+
 async function main(): Promise<void> {
-  let options: ReturnType<typeof parseSqliteBenchArgs>;
-  try {
-    options = parseSqliteBenchArgs(process.argv.slice(2));
-  } catch (e) {
-    const message = (e as Error).message;
-    process.stderr.write(`${message}\n${message.includes('usage:') ? '' : `${SQLITE_BENCH_USAGE}\n`}`);
-    process.exitCode = 2;
-    return;
-  }
+  const options = benchCommandLine(SQLITE_BENCH_USAGE, SQLITE_BENCH_OPTIONS, readSqliteBenchArgs);
   const result = await runSqliteBench(options, (s) => process.stderr.write(`${s}\n`));
   mkdirSync(options.out, { recursive: true });
   if (result.rows.length > 0) process.stdout.write(`${reportMain(result.rows, options.out)}\n`);
