@@ -209,8 +209,7 @@ export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => 
     log(`database: ${db.header.pageCount} pages of ${db.header.pageSize} bytes`);
     // Loading the programs leaves work on the target's helper threads (compilation, garbage
     // collection) for a while: measured, it would be charged to the first queries' CPU.
-    const quietMs = await settle(target.pid);
-    log(`target quiet after ${quietMs} ms`);
+    await settle(target.pid);
     const r = rng(11);
     const ops = Math.max(o.ops, o.rttOps ?? 0);
     const ids = Array.from({ length: ops }, () => BigInt(1 + Math.floor(r() * o.rows)));
@@ -230,6 +229,9 @@ export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => 
           // few hundred calls), each answer pushed down compared with the fetched one.
           for (let i = 0; i < Math.min(count, WARMUP_OPS); i++)
             if (key(await pushed(i)) !== key(await fetched(i))) result.mismatches++;
+          // The warm-up makes V8 tier the programs' Wasm up on helper threads: let that finish
+          // rather than charge it to the first queries measured.
+          await settle(target.pid);
           const modes = [
             ['pushdown', pushed],
             ['fetched', fetched],
@@ -299,8 +301,7 @@ export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => 
       proxy = await DelayProxy.start({ upstream: { host: '127.0.0.1', port: target.port }, oneWayUs: 0 });
       const via = await openClient(proxy.host, proxy.port, 'proxy.');
       clients.push(via);
-      await settle(target.pid);
-      result.rtt = await rttSweep(c, via, proxy, ids, names, o.rttOps ?? 400, (n) => (result.mismatches += n), log);
+      result.rtt = await rttSweep(c, via, proxy, target.pid, ids, names, o.rttOps ?? 400, (n) => (result.mismatches += n), log);
     }
   } finally {
     for (const x of clients) await x.host.close().catch(() => {});
@@ -337,6 +338,7 @@ async function rttSweep(
   direct: { host: NvmeTcpHost; db: SqliteDatabase },
   via: { host: NvmeTcpHost; db: SqliteDatabase },
   proxy: DelayProxy,
+  targetPid: number,
   ids: readonly bigint[],
   names: readonly string[],
   lookups: number,
@@ -361,6 +363,7 @@ async function rttSweep(
       await s.db.lookup('t_name', [names[i]]);
       await s.db.lookup('t_name', [names[i]], { fetched: true });
     }
+  await settle(targetPid);
   const perRound = Math.ceil(lookups / rounds);
   for (let round = 0; round < rounds; round++) {
     for (const p of points) {
