@@ -7,6 +7,8 @@
  * the targets of issue #13: every example under 50 ms, a 4,096-instruction straight-line program
  * under 20 ms, the 1M limit under 1 s. The first run of each row is shown apart: in a one-shot
  * process it includes V8 compiling the verifier's code (up to 5x a warm run for small programs).
+ * Then every row is measured again once all rows have run ("warm"): what the target, a long-lived
+ * process that verifies every program it loads, pays. Targets are judged on both medians.
  * Milliseconds are CPU time of this process (user + system, `process.cpuUsage`), which other
  * processes on a shared machine disturb far less than wall-clock time; the load average is printed.
  */
@@ -68,16 +70,38 @@ interface Row {
   /** Local calls verified through a function summary (stats.summaries; 0 when none or rejected). */
   readonly summaries: number;
   readonly medianMs: number;
+  /** Median of as many runs again once every row has run: the verifier's code compiled and optimised. */
+  warmMs: number;
   /** The first run alone: what a one-shot process (`nearbpf verify`) pays, V8 compiling the verifier included. */
   readonly firstMs: number;
   readonly targetMs: number;
 }
 
 const rows: Row[] = [];
+/** What each row verifies, for the warm pass. */
+const cases: { readonly program: readonly Instruction[]; readonly options: VerifyOptions }[] = [];
 /** Runs per measurement (`--runs N`); the table shows the median. */
 const RUNS = benchCommandLine('usage: npm run bench:verifier [-- --runs N]', { runs: { type: 'string' } }, (values) =>
   integerOption(values, 'runs', 3, 1, 100),
 );
+
+/** CPU milliseconds of each of RUNS verifications of `program`. */
+function cpuTimes(program: readonly Instruction[], options: VerifyOptions): number[] {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const started = process.cpuUsage();
+    try {
+      verifyProgram(program, options);
+    } catch (e) {
+      if (!(e instanceof VerifierError)) throw e;
+    }
+    const used = process.cpuUsage(started);
+    times.push((used.user + used.system) / 1000);
+  }
+  return times;
+}
+
+const median = (times: number[]) => [...times].sort((a, b) => a - b)[times.length >> 1];
 
 function measure(name: string, program: readonly Instruction[], options: VerifyOptions, targetMs: number): void {
   const times: number[] = [];
@@ -101,8 +125,6 @@ function measure(name: string, program: readonly Instruction[], options: VerifyO
     const used = process.cpuUsage(started);
     times.push((used.user + used.system) / 1000);
   }
-  const firstMs = times[0];
-  times.sort((a, b) => a - b);
   rows.push({
     name,
     insns: program.length,
@@ -110,10 +132,12 @@ function measure(name: string, program: readonly Instruction[], options: VerifyO
     processed,
     states,
     summaries,
-    medianMs: times[times.length >> 1],
-    firstMs,
+    medianMs: median(times),
+    warmMs: Number.NaN,
+    firstMs: times[0],
     targetMs,
   });
+  cases.push({ program, options });
 }
 
 // Warm the JIT up once, so the first row is not charged for it.
@@ -151,6 +175,11 @@ measure(
   1000,
 );
 
+// Every row again, now that every code path of the verifier has run (and been optimised).
+rows.forEach((row, i) => {
+  row.warmMs = median(cpuTimes(cases[i].program, cases[i].options));
+});
+
 const header = [
   'program',
   'insns',
@@ -160,8 +189,10 @@ const header = [
   'summarized calls',
   'first run CPU ms',
   `median CPU ms (${RUNS} runs)`,
+  `warm median CPU ms (${RUNS} runs)`,
   'target ms',
-  '',
+  'median',
+  'warm',
 ];
 const lines = rows.map((r) => [
   r.name,
@@ -172,8 +203,10 @@ const lines = rows.map((r) => [
   String(r.summaries),
   r.firstMs.toFixed(1),
   r.medianMs.toFixed(1),
+  r.warmMs.toFixed(1),
   `< ${r.targetMs}`,
   r.medianMs < r.targetMs ? 'met' : 'missed',
+  r.warmMs < r.targetMs ? 'met' : 'missed',
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
 const format = (cells: string[]) =>
@@ -182,8 +215,9 @@ console.log(format(header));
 console.log(`| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
 for (const l of lines) console.log(format(l));
 const met = rows.filter((r) => r.medianMs < r.targetMs).length;
+const warmMet = rows.filter((r) => r.warmMs < r.targetMs).length;
 console.log(
-  `\n${met} of ${rows.length} targets met; load average ${loadavg()
+  `\n${met} of ${rows.length} targets met (median), ${warmMet} warm; load average ${loadavg()
     .map((x) => x.toFixed(1))
     .join(' ')}`,
 );
