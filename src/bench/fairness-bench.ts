@@ -8,10 +8,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NvmeTcpHost } from '../client/host.js';
 import { type BenchPlan, spawnTarget, type TargetProcess } from '../showcase/bench.js';
 import { buildBtree, planBtree } from '../showcase/btree.js';
-import { blockWriter, SHOWCASE_KATO_MS, SHOWCASE_NQN } from '../showcase/nvme.js';
+import { blockWriter, connectShowcaseHost } from '../showcase/nvme.js';
 import { DEFAULT_EXECUTION_WORKER_NICE } from '../target/thread-priority.js';
 import { type FairnessFigures, FairnessProbe, type FairnessRound, fairnessPlan, formatFairness } from './pushdown-floors.js';
 
@@ -42,14 +41,7 @@ async function startTarget(plan: BenchPlan, nice: number | undefined): Promise<{
     nice === undefined ? {} : { executionWorkerNice: nice },
   );
   try {
-    const host = await NvmeTcpHost.connect({
-      host: target.host,
-      port: target.port,
-      subsystemNqn: SHOWCASE_NQN,
-      ioQueues: 1,
-      queueDepth: 64,
-      keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-    });
+    const host = await connectShowcaseHost(target);
     try {
       const w = blockWriter(host, DEPTH, 512);
       await buildBtree(keys, DEPTH, w.write);

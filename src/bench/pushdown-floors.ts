@@ -8,10 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { type BtreeLayout, decodeHeader, keyAt, VALUE_SIZE_BYTES } from '../showcase/btree.js';
-import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN } from '../showcase/nvme.js';
+import { blockReader, connectShowcaseHost, SHOWCASE_NQN } from '../showcase/nvme.js';
 import { BTREE_OBJECT, type Dataset, loadStorageFunctions, lookupPushdown, rng } from '../showcase/pushdown.js';
 import { NoisyTenant } from '../testing/noisy-tenant.js';
 import { FloorClient, spawnFloorServer } from './floor-server.js';
@@ -82,15 +81,7 @@ async function run(ops: number, concurrency: number, pid: number | null, op: (i:
 }
 
 async function connectTenant(target: { host: string; port: number }, hostNqn: string) {
-  const host = await NvmeTcpHost.connect({
-    host: target.host,
-    port: target.port,
-    subsystemNqn: SHOWCASE_NQN,
-    hostNqn,
-    ioQueues: 1,
-    queueDepth: 64,
-    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-  });
+  const host = await connectShowcaseHost(target, { hostNqn });
   const programs = new ProgramClient(host);
   const ds: Dataset = { host, programs, nsid: LOOKUP_NSID, blockSize: 512, read: blockReader(host, LOOKUP_NSID, 512) };
   return { host, programs, ds };

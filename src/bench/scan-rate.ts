@@ -6,9 +6,8 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
-import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN } from '../showcase/nvme.js';
+import { blockReader, connectShowcaseHost } from '../showcase/nvme.js';
 import { type Dataset, loadStorageFunctions, scanPushdown, type TablePlace } from '../showcase/pushdown.js';
 import { thresholdFor } from '../showcase/table.js';
 import { processCpuNs } from './proc-cpu.js';
@@ -49,14 +48,7 @@ export async function measureScanRate(
   table: { nsid: number; imagePath: string; lengthBytes: number },
   rounds: number,
 ): Promise<ScanRateFigures> {
-  const host = await NvmeTcpHost.connect({
-    host: target.host,
-    port: target.port,
-    subsystemNqn: SHOWCASE_NQN,
-    ioQueues: 1,
-    queueDepth: 64,
-    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-  });
+  const host = await connectShowcaseHost(target);
   try {
     const programs = new ProgramClient(host);
     // Its own name: the main run's client may still hold a `table_scan` on this target.
@@ -73,21 +65,22 @@ export async function measureScanRate(
     readSequential(table.imagePath, table.lengthBytes, buffer);
     const pushed: number[] = [];
     const local: number[] = [];
-    let serverNs = 0;
+    /** Target CPU over the pushed-down scans; null where /proc cannot say. */
+    let serverNs: number | null = 0;
     for (let i = 0; i < rounds; i++) {
       const cpu0 = processCpuNs(target.pid);
       const started = performance.now();
       await scanPushdown(ds, handle, place, threshold);
       pushed.push(performance.now() - started);
       const cpu1 = processCpuNs(target.pid);
-      if (cpu0 !== null && cpu1 !== null) serverNs += cpu1 - cpu0;
+      serverNs = serverNs === null || cpu0 === null || cpu1 === null ? null : serverNs + (cpu1 - cpu0);
       local.push(readSequential(table.imagePath, table.lengthBytes, buffer));
     }
     return {
       tableBytes: table.lengthBytes,
       rounds,
       pushdownP50Ms: median(pushed),
-      serverCpuMsPerScan: processCpuNs(target.pid) === null ? null : serverNs / 1e6 / rounds,
+      serverCpuMsPerScan: serverNs === null ? null : serverNs / 1e6 / rounds,
       localReadP50Ms: median(local),
     };
   } finally {

@@ -13,11 +13,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, w
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type HostTraffic, NvmeTcpHost } from '../client/host.js';
+import type { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { DelayProxy, pingPongVia, type RoundTrips, summarizeRoundTrips } from '../showcase/delay-proxy.js';
-import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN, targetConfig } from '../showcase/nvme.js';
-import { type Measurement, measure } from '../showcase/pushdown.js';
+import { blockReader, connectShowcaseHost, targetConfig } from '../showcase/nvme.js';
+import { type Measurement, measure, Qd1Samples } from '../showcase/pushdown.js';
 import { formatTable, times, toCsv } from '../showcase/report.js';
 import { barChartSvg, lineChartSvg, stackSvgs } from '../showcase/svg.js';
 import { loadSqliteFunctions, SqliteDatabase } from '../sqlite/database.js';
@@ -92,57 +92,6 @@ const scanKey = (a: { executions?: number }) => answerKey({ ...a, executions: un
 
 const loadAverage = (): number => Number(loadavg()[0].toFixed(2));
 
-/** QD1 latency samples and the wire traffic charged to them (for the RTT sweep's interleaved points). */
-class Samples {
-  private readonly ms: number[] = [];
-  private readonly traffic: HostTraffic = { bytesSent: 0, bytesReceived: 0, commands: 0 };
-
-  async time<R>(host: NvmeTcpHost, op: () => Promise<R>): Promise<R> {
-    const before = host.traffic('io');
-    const t0 = performance.now();
-    const r = await op();
-    this.ms.push(performance.now() - t0);
-    const t = host.trafficSince(before, 'io');
-    this.traffic.bytesSent += t.bytesSent;
-    this.traffic.bytesReceived += t.bytesReceived;
-    this.traffic.commands += t.commands;
-    return r;
-  }
-
-  summary(): Measurement {
-    const ops = this.ms.length;
-    const sorted = Float64Array.from(this.ms).sort();
-    const pct = (p: number) => sorted[Math.min(ops - 1, Math.floor(ops * p))] * 1000;
-    const seconds = this.ms.reduce((a, b) => a + b, 0) / 1000;
-    const t = this.traffic;
-    return {
-      ops,
-      concurrency: 1,
-      seconds,
-      opsPerSec: ops / seconds,
-      p50Us: pct(0.5),
-      p99Us: pct(0.99),
-      meanUs: (seconds * 1e6) / ops,
-      bytesPerOp: (t.bytesSent + t.bytesReceived) / ops,
-      bytesSentPerOp: t.bytesSent / ops,
-      bytesReceivedPerOp: t.bytesReceived / ops,
-      commandsPerOp: t.commands / ops,
-    };
-  }
-}
-
-const connectHost = (host: string, port: number) =>
-  NvmeTcpHost.connect({
-    host,
-    port,
-    subsystemNqn: SHOWCASE_NQN,
-    ioQueues: 1,
-    queueDepth: 64,
-    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-    // A LOAD completes when the target has verified the program (up to its verifyTimeoutMs, 60 s).
-    commandTimeoutMs: 120_000,
-  });
-
 /**
  * The target process: the database file is the namespace's backing file (as `nearbpf sqlite put`
  * would leave it), and the tenant's budget lets one execution scan the whole table (the scan's `one
@@ -168,7 +117,8 @@ async function startTarget(dir: string, dbFile: string, executionWorkers: number
 
 /** A host connected to host:port, the SQLite functions loaded, the database opened. */
 async function openClient(host: string, port: number, prefix: string, maxStepsPerExecution?: number) {
-  const h = await connectHost(host, port);
+  // A LOAD completes when the target has verified the program (up to its verifyTimeoutMs, 60 s).
+  const h = await connectShowcaseHost({ host, port }, { commandTimeoutMs: 120_000 });
   const programs = new ProgramClient(h);
   const loaded = await loadSqliteFunctions(programs, { prefix });
   if (loaded.refused.length > 0) throw new Error(`refused: ${loaded.refused.map((x) => `${x.name}: ${x.message}`).join('; ')}`);
@@ -211,7 +161,8 @@ export async function runSqliteBench(o: SqliteBenchOptions, log: (s: string) => 
     // collection) for a while: measured, it would be charged to the first queries' CPU.
     await settle(target.pid);
     const r = rng(11);
-    const ops = Math.max(o.ops, o.rttOps ?? 0);
+    // Enough for the warm-ups too (they use the first WARMUP_OPS of each list).
+    const ops = Math.max(o.ops, o.rttOps ?? 0, WARMUP_OPS);
     const ids = Array.from({ length: ops }, () => BigInt(1 + Math.floor(r() * o.rows)));
     const names = Array.from({ length: ops }, () => benchName(1 + Math.floor(r() * o.rows)));
 
@@ -352,8 +303,8 @@ async function rttSweep(
   ].map((p) => ({
     ...p,
     rtt: [] as number[],
-    rowid: { pushdown: new Samples(), fetched: new Samples() },
-    index: { pushdown: new Samples(), fetched: new Samples() },
+    rowid: { pushdown: new Qd1Samples(), fetched: new Qd1Samples() },
+    index: { pushdown: new Qd1Samples(), fetched: new Qd1Samples() },
   }));
   log(`RTT sweep: ${lookups} rowid and ${lookups} index lookups per point and way, ${rounds} rounds`);
   for (const s of [direct, via])

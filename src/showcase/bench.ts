@@ -15,11 +15,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { REPO_ROOT } from '../testing/conformance-data.js';
 import { type BtreeLayout, buildBtree, decodeHeader, keyAt, planBtree } from './btree.js';
-import { blockReader, blockWriter, SHOWCASE_KATO_MS, SHOWCASE_NQN, type ShowcaseNamespace, targetConfig } from './nvme.js';
+import { blockReader, blockWriter, connectShowcaseHost, type ShowcaseNamespace, targetConfig } from './nvme.js';
 import {
   batchFetched,
   batchPushdown,
@@ -204,20 +203,9 @@ export interface ClientRun {
   profile: 'full' | 'rtt';
 }
 
-async function connect(run: ClientRun): Promise<NvmeTcpHost> {
-  return NvmeTcpHost.connect({
-    host: run.host,
-    port: run.port,
-    subsystemNqn: SHOWCASE_NQN,
-    ioQueues: 1,
-    queueDepth: 64,
-    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-  });
-}
-
 /** Build the trees and the table through NVMe writes. */
 export async function buildBenchData(run: ClientRun, err: ProgressStream): Promise<void> {
-  const host = await connect(run);
+  const host = await connectShowcaseHost(run);
   try {
     const blockSize = 512;
     const depths = run.profile === 'rtt' ? [6] : DEPTHS;
@@ -239,7 +227,7 @@ export async function buildBenchData(run: ClientRun, err: ProgressStream): Promi
 /** Connect, load the storage functions, and measure. */
 export async function runClient(run: ClientRun, err: ProgressStream): Promise<ClientFigures> {
   if (run.build) await buildBenchData(run, err);
-  const host = await connect(run);
+  const host = await connectShowcaseHost(run);
   try {
     const programs = new ProgramClient(host);
     const blockSize = 512;

@@ -27,6 +27,26 @@ function maxTransfer(host: NvmeTcpHost, blockSize: number): number {
 }
 
 /**
+ * A host on the showcase subsystem with the benchmarks' queue shape (one I/O queue, 64 deep, the
+ * showcase keep-alive). `hostNqn` names a tenant; `commandTimeoutMs` lengthens the per-command wait
+ * (a LOAD completes only once the target has verified the program).
+ */
+export function connectShowcaseHost(
+  target: { readonly host: string; readonly port: number },
+  options: { readonly hostNqn?: string; readonly commandTimeoutMs?: number } = {},
+): Promise<NvmeTcpHost> {
+  return NvmeTcpHost.connect({
+    host: target.host,
+    port: target.port,
+    subsystemNqn: SHOWCASE_NQN,
+    ioQueues: 1,
+    queueDepth: 64,
+    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
+    ...options,
+  });
+}
+
+/**
  * A `ByteReader` over namespace `nsid`: reads the blocks covering [offset, offset + length) (one
  * command per MDTS-sized piece) and returns the bytes asked for.
  */

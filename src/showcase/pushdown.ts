@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { NvmeTcpHost } from '../client/host.js';
+import type { HostTraffic, NvmeTcpHost } from '../client/host.js';
 import { type ExecuteOptions, type ExecuteResult, type ProgramClient, ProgramCommandError } from '../client/programs.js';
 import { REPO_ROOT } from '../testing/conformance-data.js';
 import { type BtreeLayout, type ByteReader, lookupAtClient, rangeAtClient, VALUE_SIZE_BYTES } from './btree.js';
@@ -281,6 +281,47 @@ export interface Measurement {
   readonly bytesReceivedPerOp: number;
   /** Commands (each a round trip) per operation. */
   readonly commandsPerOp: number;
+}
+
+/** QD1 latency samples (ms) and the I/O-queue traffic charged to them, reported as a `Measurement`. */
+export class Qd1Samples {
+  readonly ms: number[] = [];
+  readonly traffic: HostTraffic = { bytesSent: 0, bytesReceived: 0, commands: 0 };
+
+  /** Run and time `op`, charging the I/O-queue traffic in between to it (QD1: nothing else is in flight). */
+  async time<R>(host: NvmeTcpHost, op: () => Promise<R>): Promise<R> {
+    const before = host.traffic('io');
+    const t0 = performance.now();
+    const r = await op();
+    this.ms.push(performance.now() - t0);
+    const t = host.trafficSince(before, 'io');
+    this.traffic.bytesSent += t.bytesSent;
+    this.traffic.bytesReceived += t.bytesReceived;
+    this.traffic.commands += t.commands;
+    return r;
+  }
+
+  /** In the shape `measure` reports, at concurrency 1. */
+  summary(): Measurement {
+    const ops = this.ms.length;
+    const sorted = Float64Array.from(this.ms).sort();
+    const pct = (p: number) => sorted[Math.min(ops - 1, Math.floor(ops * p))] * 1000;
+    const seconds = this.ms.reduce((a, b) => a + b, 0) / 1000;
+    const t = this.traffic;
+    return {
+      ops,
+      concurrency: 1,
+      seconds,
+      opsPerSec: ops / seconds,
+      p50Us: pct(0.5),
+      p99Us: pct(0.99),
+      meanUs: (seconds * 1e6) / ops,
+      bytesPerOp: (t.bytesSent + t.bytesReceived) / ops,
+      bytesSentPerOp: t.bytesSent / ops,
+      bytesReceivedPerOp: t.bytesReceived / ops,
+      commandsPerOp: t.commands / ops,
+    };
+  }
 }
 
 /**

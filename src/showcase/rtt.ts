@@ -15,14 +15,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { type HostTraffic, NvmeTcpHost } from '../client/host.js';
 import { ProgramClient } from '../client/programs.js';
 import { type BenchPlan, benchNamespaces, buildBenchData, spawnTarget, TABLE_NSID, type TargetProcess } from './bench.js';
 import { decodeHeader, keyAt } from './btree.js';
 import { DelayProxy, pingPongVia, type RoundTrips, summarizeRoundTrips } from './delay-proxy.js';
 import type { FigureFile } from './figures.js';
-import { blockReader, SHOWCASE_KATO_MS, SHOWCASE_NQN } from './nvme.js';
+import { blockReader, connectShowcaseHost } from './nvme.js';
 import {
   type Dataset,
   describeRefusals,
@@ -31,6 +29,7 @@ import {
   lookupFetched,
   lookupPushdown,
   type Measurement,
+  Qd1Samples,
   rng,
   sameScan,
   sameValue,
@@ -68,19 +67,9 @@ export interface RttSweep {
   mismatches: number;
 }
 
-const connectHost = (host: string, port: number) =>
-  NvmeTcpHost.connect({
-    host,
-    port,
-    subsystemNqn: SHOWCASE_NQN,
-    ioQueues: 1,
-    queueDepth: 64,
-    keepAliveTimeoutMs: SHOWCASE_KATO_MS,
-  });
-
 /** A host connected to host:port with the lookup and scan functions loaded. */
 async function session(host: string, port: number, prefix: string) {
-  const h = await connectHost(host, port);
+  const h = await connectShowcaseHost({ host, port });
   const programs = new ProgramClient(h);
   const loaded = await loadStorageFunctions(programs, { names: ['btree_lookup', 'table_scan'], prefix });
   const ds = (nsid: number): Dataset => ({ host: h, programs, nsid, blockSize: 512, read: blockReader(h, nsid, 512) });
@@ -89,55 +78,14 @@ async function session(host: string, port: number, prefix: string) {
 
 type Session = Awaited<ReturnType<typeof session>>;
 
-/** Latency samples (ms) and wire traffic of one way of one operation at one point. */
-class Samples {
-  readonly ms: number[] = [];
-  readonly traffic: HostTraffic = { bytesSent: 0, bytesReceived: 0, commands: 0 };
-
-  /** Run and time `op`, charging the I/O-queue traffic in between to it (QD1: nothing else is in flight). */
-  async time<R>(host: NvmeTcpHost, op: () => Promise<R>): Promise<R> {
-    const before = host.traffic('io');
-    const t0 = performance.now();
-    const r = await op();
-    this.ms.push(performance.now() - t0);
-    const t = host.trafficSince(before, 'io');
-    this.traffic.bytesSent += t.bytesSent;
-    this.traffic.bytesReceived += t.bytesReceived;
-    this.traffic.commands += t.commands;
-    return r;
-  }
-
-  /** In the shape `measure` (pushdown.ts) reports, QD1. */
-  summary(): Measurement {
-    const ops = this.ms.length;
-    const sorted = Float64Array.from(this.ms).sort();
-    const pct = (p: number) => sorted[Math.min(ops - 1, Math.floor(ops * p))] * 1000;
-    const seconds = this.ms.reduce((a, b) => a + b, 0) / 1000;
-    const t = this.traffic;
-    return {
-      ops,
-      concurrency: 1,
-      seconds,
-      opsPerSec: ops / seconds,
-      p50Us: pct(0.5),
-      p99Us: pct(0.99),
-      meanUs: (seconds * 1e6) / ops,
-      bytesPerOp: (t.bytesSent + t.bytesReceived) / ops,
-      bytesSentPerOp: t.bytesSent / ops,
-      bytesReceivedPerOp: t.bytesReceived / ops,
-      commandsPerOp: t.commands / ops,
-    };
-  }
-}
-
 interface Point {
   readonly path: RttSweepRow['path'];
   readonly oneWayUs: number;
   readonly session: Session;
-  readonly lookupPushdown: Samples;
-  readonly lookupFetched: Samples;
-  readonly scanPushdown: Samples;
-  readonly scanFetched: Samples;
+  readonly lookupPushdown: Qd1Samples;
+  readonly lookupFetched: Qd1Samples;
+  readonly scanPushdown: Qd1Samples;
+  readonly scanFetched: Qd1Samples;
   readonly rttUs: number[];
   heldNs: number;
   heldChunks: number;
@@ -201,10 +149,10 @@ export async function benchRtt(
       path,
       oneWayUs,
       session: s,
-      lookupPushdown: new Samples(),
-      lookupFetched: new Samples(),
-      scanPushdown: new Samples(),
-      scanFetched: new Samples(),
+      lookupPushdown: new Qd1Samples(),
+      lookupFetched: new Qd1Samples(),
+      scanPushdown: new Qd1Samples(),
+      scanFetched: new Qd1Samples(),
       rttUs: [],
       heldNs: 0,
       heldChunks: 0,
